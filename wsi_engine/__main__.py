@@ -1,0 +1,3 @@
+from wsi_engine.cli import run
+
+run()

@@ -1,0 +1,144 @@
+"""Typed, validated configuration loaded from YAML presets, with command-line overrides.
+
+A preset is named by a path to a YAML file or by a bare name looked up in
+``configs/<kind>/<name>.yaml``. Unknown keys and wrong types raise
+:class:`~wsi_engine.errors.ConfigError` naming the key and the file. The
+effective configuration is written next to every output for provenance.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from wsi_engine.errors import ConfigError
+
+CONFIGS_ENV = "WSI_ENGINE_CONFIGS"
+
+
+class StrictModel(BaseModel):
+    """Base of every configuration object: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+M = TypeVar("M", bound=StrictModel)
+
+
+def configs_dir() -> Path:
+    """Folder of the shipped presets: ``$WSI_ENGINE_CONFIGS``, else ``configs/`` of the source tree."""
+    env = os.environ.get(CONFIGS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+
+
+def list_presets(kind: str) -> list[str]:
+    """Names of the presets of ``kind`` (a sub-folder of ``configs/``)."""
+    folder = configs_dir() / kind
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def resolve_preset(name_or_path: str | Path, kind: str) -> Path:
+    """Path of a preset given as a YAML path or a bare preset name of ``kind``."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.is_file():
+            raise ConfigError("configuration file not found", path=candidate)
+        return candidate
+    preset = configs_dir() / kind / f"{name_or_path}.yaml"
+    if not preset.is_file():
+        known = ", ".join(list_presets(kind)) or "none"
+        raise ConfigError(
+            f"unknown {kind} preset '{name_or_path}'",
+            hint=f"known presets: {known}; or give the path of a YAML file",
+        )
+    return preset
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse a YAML mapping; syntax errors name the file and line."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"invalid YAML{where}: {problem}", path=path) from error
+    except OSError as error:
+        raise ConfigError(f"cannot read configuration ({error.strerror})", path=path) from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping of keys to values, got {type(data).__name__}", path=path)
+    return data
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem: ``key.sub: message (got value)``."""
+    parts = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "<root>"
+        if item["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{key}'")
+        elif item["type"] == "missing":
+            parts.append(f"missing key '{key}'")
+        else:
+            parts.append(f"key '{key}': {item['msg']} (got {item.get('input')!r})")
+    return "; ".join(parts)
+
+
+def validate(model: type[M], data: dict[str, Any], source: str | Path | None = None) -> M:
+    """Build ``model`` from ``data``; raise ConfigError naming keys and ``source``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error), path=source) from error
+
+
+def load_config(model: type[M], name_or_path: str | Path, kind: str) -> M:
+    """Load preset ``name_or_path`` of ``kind`` into ``model``."""
+    path = resolve_preset(name_or_path, kind)
+    return validate(model, read_yaml(path), path)
+
+
+def with_overrides(config: M, overrides: dict[str, Any], source: str = "command line") -> M:
+    """A copy of ``config`` with the non-``None`` values of ``overrides`` (dotted keys allowed)."""
+    data = config.model_dump()
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        target = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[leaf] = value
+    return validate(type(config), data, source)
+
+
+def write_effective_config(out_dir: str | Path, name: str, sections: dict[str, Any]) -> Path:
+    """Write ``<out_dir>/<name>.yaml`` with the effective configuration and provenance.
+
+    ``sections`` maps section names to config objects or plain data; the engine
+    version, command line and a UTC timestamp are added. Written atomically.
+    """
+    import sys
+    from datetime import UTC, datetime
+
+    from wsi_engine import __version__
+
+    payload: dict[str, Any] = {
+        "engine_version": __version__,
+        "created": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "command": " ".join(["wsi-engine", *sys.argv[1:]]),
+    }
+    for key, value in sections.items():
+        payload[key] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    out = Path(out_dir) / f"{name}.yaml"
+    tmp = out.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(payload, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,15 @@
+"""The per-slide Zarr v3 patch store: the contract between stages (docs/store.md)."""
+
+from wsi_engine.store.layout import SCHEMA_VERSION, find_stores, sanitize_name, slide_id_from_path, store_path
+from wsi_engine.store.patch_store import PatchStore, iter_stores, utc_now
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "PatchStore",
+    "find_stores",
+    "iter_stores",
+    "sanitize_name",
+    "slide_id_from_path",
+    "store_path",
+    "utc_now",
+]

@@ -1,0 +1,66 @@
+"""Names and paths of the per-slide patch store (schema documented in docs/store.md)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+ATTRS_KEY = "wsi_engine"
+
+STORE_SUFFIX = ".zarr"
+PARTIAL_SUFFIX = ".zarr.partial"
+
+COORDS = "coords"
+TISSUE_FRACTION = "tissue_fraction"
+PATCHES = "patches"
+THUMBNAIL = "thumbnail"
+TISSUE_MASK = "tissue_mask"
+FEATURES = "features"
+SCORES = "scores"
+PROGRESS = "_progress"
+TMP_PREFIX = ".tmp-"
+
+PIXEL_MODES = ("jpeg", "lossless", "none")
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def sanitize_name(name: str) -> str:
+    """Return ``name`` reduced to ``[A-Za-z0-9._-]`` (used for slide, encoder and run ids).
+
+    Leading dots are removed so a name can never be ``..`` or a hidden or
+    temporary entry; an empty result raises ``ValueError``.
+    """
+    cleaned = _UNSAFE.sub("_", name).lstrip(".")
+    if not cleaned:
+        raise ValueError(f"name {name!r} has no usable characters")
+    return cleaned
+
+
+def slide_id_from_path(path: str | Path) -> str:
+    """Slide id of a slide file: its name without extension(s), sanitised."""
+    name = Path(path).name
+    stem = name.split(".", 1)[0] if not name.startswith(".") else name
+    return sanitize_name(stem)
+
+
+def store_path(out_dir: str | Path, slide_id: str) -> Path:
+    """Path of the complete store of ``slide_id`` in ``out_dir``."""
+    return Path(out_dir) / f"{sanitize_name(slide_id)}{STORE_SUFFIX}"
+
+
+def partial_store_path(out_dir: str | Path, slide_id: str) -> Path:
+    """Path of the store of ``slide_id`` while it is being written."""
+    return Path(out_dir) / f"{sanitize_name(slide_id)}{PARTIAL_SUFFIX}"
+
+
+def find_stores(paths: list[str | Path]) -> list[Path]:
+    """Complete stores named by ``paths`` (store directories, or folders holding stores), sorted."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.name.endswith(STORE_SUFFIX):
+            found.append(path)
+        elif path.is_dir():
+            found.extend(p for p in path.iterdir() if p.is_dir() and p.name.endswith(STORE_SUFFIX))
+    return sorted(set(found))
