@@ -16,7 +16,9 @@ import typer
 from rich.console import Console
 
 from wsi_engine import __version__
-from wsi_engine.commands import synth
+from wsi_engine.commands import heatmap, info, synth
+from wsi_engine.commands import tile
+from wsi_engine.commands import embed, features
 from wsi_engine.errors import INTERNAL_ERROR_EXIT_CODE, WsiEngineError
 
 app = typer.Typer(
@@ -28,6 +30,12 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.command("synth")(synth.synth_command)
+app.command("info")(info.info_command)
+app.command("heatmap")(heatmap.heatmap_command)
+app.command("tile")(tile.tile_command)
+app.command("embed")(embed.embed_command)
+app.command("import-features")(features.import_features_command)
+app.command("export-features")(features.export_features_command)
 
 _state = {"debug": False}
 err_console = Console(stderr=True)

@@ -1,9 +1,21 @@
-"""The per-slide Zarr v3 patch store: the contract between stages (docs/store.md)."""
+"""The per-slide Zarr v3 patch store: the contract between stages (docs/store.md).
 
-from wsi_engine.store.layout import SCHEMA_VERSION, find_stores, sanitize_name, slide_id_from_path, store_path
+Importing this package registers the ``wsi_engine.jpeg`` codec with zarr, so
+stores with JPEG patches open in any process that imports it.
+"""
+
+from wsi_engine.store.codecs import JpegCodec
+from wsi_engine.store.layout import (
+    SCHEMA_VERSION,
+    find_stores,
+    sanitize_name,
+    slide_id_from_path,
+    store_path,
+)
 from wsi_engine.store.patch_store import PatchStore, iter_stores, utc_now
 
 __all__ = [
+    "JpegCodec",
     "SCHEMA_VERSION",
     "PatchStore",
     "find_stores",

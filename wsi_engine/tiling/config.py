@@ -15,17 +15,31 @@ class TilingConfig(StrictModel):
 
     patch_size: int = Field(256, ge=16, le=4096, description="patch side in px at target_mpp")
     target_mpp: float = Field(0.5, gt=0, description="µm/px of the stored patches")
+    mpp_tolerance: float = Field(
+        0.01,
+        ge=0,
+        le=0.1,
+        description="a pyramid level within this relative µm/px of target_mpp is cut without resampling",
+    )
     overlap: int = Field(0, ge=0, description="overlap of neighbouring patches in px at target_mpp")
-    min_tissue_fraction: float = Field(0.25, ge=0, le=1, description="keep patches with at least this tissue")
-    pixel_mode: Literal["jpeg", "lossless", "none"] = Field("jpeg", description="how patch pixels are stored")
+    min_tissue_fraction: float = Field(
+        0.25, ge=0, le=1, description="keep patches with at least this tissue"
+    )
+    pixel_mode: Literal["jpeg", "lossless", "none"] = Field(
+        "jpeg", description="how patch pixels are stored"
+    )
     jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality for pixel_mode 'jpeg'")
     shard_patches: int = Field(128, ge=1, description="patches per shard file (one Dask task each)")
-    region_size: int = Field(2048, ge=256, description="side in read-level px of the regions read at once")
+    region_size: int = Field(
+        2048, ge=256, description="side in read-level px of the regions read at once"
+    )
     backend: Literal["auto", "openslide", "tiffslide"] = "auto"
     tissue: TissueConfig = Field(default_factory=TissueConfig)
 
     @model_validator(mode="after")
     def _overlap_below_patch(self) -> TilingConfig:
         if self.overlap >= self.patch_size:
-            raise ValueError(f"overlap ({self.overlap}) must be smaller than patch_size ({self.patch_size})")
+            raise ValueError(
+                f"overlap ({self.overlap}) must be smaller than patch_size ({self.patch_size})"
+            )
         return self

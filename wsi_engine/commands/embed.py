@@ -1,0 +1,87 @@
+"""``wsi-engine embed``: patch stores → ``features/<encoder_id>`` with a frozen encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from wsi_engine.errors import BatchFailures
+
+
+def embed_command(
+    stores: list[Path] = typer.Argument(..., help="Patch stores (<slide_id>.zarr) or folders of stores."),
+    encoder: str = typer.Option(..., "--encoder", "-e", help="Encoder preset name or YAML file (configs/encoders/)."),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Checkpoint file to use instead of the preset's (or set WSI_ENGINE_WEIGHTS_DIR)."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
+    gpus: int | None = typer.Option(None, "--gpus", help="GPUs to use (default: all visible); one process each."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Patches per forward pass."),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16/fp16 on GPU, fp32 on CPU), fp32, fp16, bf16."),
+    workers: int | None = typer.Option(None, "--workers", help="Decode worker processes (default: cores - 1, max 8)."),
+    dtype: str = typer.Option("float16", "--dtype", help="Stored feature dtype: float16 or float32."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute features that are already complete."),
+) -> None:
+    """Encode every patch of the stores; resumable, skips complete features unless --overwrite."""
+    from wsi_engine.encoders.embed import EmbedObserver, embed_stores
+
+    console = Console()
+    columns = (
+        TextColumn("[bold]embed[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(),
+    )
+
+    class _Bar(EmbedObserver):
+        def __init__(self, progress: Progress):
+            self.progress = progress
+            self.task = progress.add_task("patches", total=None, rate="")
+
+        def started(self, n_stores: int, n_patches: int) -> None:
+            self.progress.update(self.task, total=n_patches)
+
+        def advanced(self, n_patches: int) -> None:
+            self.progress.advance(self.task, n_patches)
+            elapsed = self.progress.tasks[0].elapsed or 0.0
+            done = self.progress.tasks[0].completed
+            if elapsed > 0:
+                self.progress.update(self.task, rate=f"{done / elapsed:,.0f} patches/s")
+
+    with Progress(*columns, console=console, transient=True) as progress:
+        report = embed_stores(
+            stores, encoder, checkpoint=checkpoint, device=device, batch_size=batch_size, precision=precision,
+            workers=workers, overwrite=overwrite, dtype=dtype, gpus=gpus, observer=_Bar(progress),
+        )
+    console.print(summary_table(report))
+    console.print(
+        f"{report.embedded:,} patches in {report.wall_seconds:.1f} s ({report.patches_per_second:,.1f} patches/s; "
+        f"encoder loaded in {report.load_seconds:.1f} s) "
+        f"on {report.device_name}, {report.precision}, batch {report.batch_size}, {report.workers} workers; "
+        f"model {report.model_seconds:.1f} s, waiting for data {report.wait_seconds:.1f} s, "
+        f"reading (workers) {report.read_seconds:.1f} s, writing {report.write_seconds:.1f} s",
+        highlight=False,
+    )
+    failed = report.failed
+    if failed:
+        raise BatchFailures(
+            f"{len(failed)} of {len(report.results)} stores failed", hint=f"the first: {failed[0].reason}"
+        )
+
+
+def summary_table(report) -> Table:
+    """One row per store: patches, seconds, patches/s, status."""
+    table = Table(title=f"Features {report.encoder_id}")
+    for name, justify in (("store", "left"), ("patches", "right"), ("embedded", "right"), ("s", "right"),
+                          ("patches/s", "right"), ("status", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for r in report.results:
+        rate = f"{r.embedded / r.seconds:,.1f}" if r.seconds > 0 and r.embedded else ""
+        status = {"done": "[green]done[/]", "skipped": "skipped", "failed": "[bold red]failed[/]"}.get(r.status, r.status)
+        if r.reason:
+            status += f": {escape(r.reason)}"
+        table.add_row(escape(r.slide_id), f"{r.n_patches:,}", f"{r.embedded:,}", f"{r.seconds:.1f}", rate, status)
+    return table

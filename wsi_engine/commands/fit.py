@@ -1,0 +1,173 @@
+"""``wsi-engine fit``: few-shot training of a slide classifier from stores and labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from wsi_engine.errors import ConfigError
+
+
+def _shots(text: str) -> list[int]:
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise ConfigError(f"--shots {text!r} is not a comma-separated list of integers", hint="e.g. --shots 1,4,16") from None
+    if not values or values[0] < 1:
+        raise ConfigError(f"--shots {text!r} must list positive integers", hint="e.g. --shots 1,4,16")
+    return values
+
+
+def _model_options(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r} is not KEY=VALUE", hint="e.g. --set dim=256")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def fit_command(
+    stores: list[Path] = typer.Option(..., "--stores", help="Folder(s) of <slide_id>.zarr stores (repeatable)."),
+    labels: Path = typer.Option(..., "--labels", help="CSV with slide_id,label columns."),
+    task: str = typer.Option(..., "--task", help="Task prompt set: a name in configs/tasks/ or a YAML file."),
+    encoder: str = typer.Option(
+        ..., "--encoder", help="Encoder preset whose features to use (or the features id of imported features)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Run directory to create."),
+    model: str = typer.Option("libra", "--model", help="libra, abmil, mean or max."),
+    shots: str = typer.Option("1,4,16", "--shots", help="Training slides per class, comma-separated."),
+    folds: int = typer.Option(5, "--folds", help="Folds of the cross-validation (at least 3)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the splits and the training."),
+    splits: list[Path] = typer.Option(
+        [], "--splits", help="Use these splits: a splits.json, or FOCUS/CLAM-style CSVs (train,val,test columns; one per fold)."
+    ),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Encoder weights file (to embed the prompts)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs per fold [40]."),
+    patience: int | None = typer.Option(None, "--patience", help="Stop after this many epochs without a better validation score [10]."),
+    lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate [1e-4]."),
+    loss: str | None = typer.Option(None, "--loss", help="ce, focal or reinforced-focal [ce]."),
+    resample: bool | None = typer.Option(
+        None, "--resample/--no-resample", help="Class-balanced adaptive resampling of training slides [off]."
+    ),
+    fusion: str | None = typer.Option(None, "--fusion", help="Libra-MIL fusion: sot, none or concat [sot]."),
+    kv: int | None = typer.Option(None, "--kv", help="Libra-MIL visual prototypes K_v [10]."),
+    proto_init: str | None = typer.Option(None, "--proto-init", help="Libra-MIL visual prototypes: random or kmeans [random]."),
+    set_options: list[str] = typer.Option([], "--set", help="Model option KEY=VALUE (repeatable), e.g. --set dim=256."),
+    text_free: bool = typer.Option(False, "--text-free", help="Do not use language priors."),
+    run_id: str | None = typer.Option(None, "--run-id", help="Run id used to name scores in stores [the --out folder name]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+) -> None:
+    """Learn a slide classifier from a few labelled slides per class; write checkpoints and results to --out."""
+    from wsi_engine.mil.fit import FitConfig, fit
+    from wsi_engine.mil.train import TrainConfig
+
+    options = _model_options(set_options)
+    libra_only = {"fusion": fusion, "kv": kv, "proto_init": proto_init}
+    given = [f"--{k.replace('_', '-')}" for k, v in libra_only.items() if v is not None]
+    if given and model != "libra":
+        raise ConfigError(f"{', '.join(given)} apply to --model libra only")
+    options.update({k: v for k, v in libra_only.items() if v is not None})
+    train_values = {"epochs": epochs, "patience": patience, "lr": lr, "loss": loss, "resample": resample}
+    from wsi_engine.config.loader import validate
+
+    train = validate(TrainConfig, {k: v for k, v in train_values.items() if v is not None}, "command line")
+    config = validate(
+        FitConfig,
+        {
+            "task": task,
+            "encoder": encoder,
+            "model": model,
+            "model_options": options,
+            "shots": _shots(shots),
+            "folds": folds,
+            "seed": seed,
+            "text_free": text_free,
+            "train": train.model_dump(),
+        },
+        "command line",
+    )
+    console = Console()
+    with _RichProgress(Console(stderr=True)) as progress:
+        result = fit(
+            config,
+            labels,
+            list(stores),
+            out,
+            checkpoint=checkpoint,
+            splits_paths=list(splits) or None,
+            overwrite=overwrite,
+            run_id=run_id,
+            progress=progress,
+        )
+    console.print(f"language priors: {result.language.note}", highlight=False)
+    for prompt in result.language.long_prompts:
+        console.print(f"[yellow]warning:[/] prompt truncated by the text encoder: {prompt}", highlight=False)
+    console.print(results_table(result.summary, model))
+    console.print(f"run: {result.run_dir} (results.csv, results.json, roc.png, curves.png)", highlight=False)
+
+
+def results_table(summary: dict[int, dict[str, dict[str, float]]], model: str) -> Table:
+    table = Table(title=f"{model}: test metrics over folds (mean ± std)")
+    table.add_column("shots", justify="right")
+    for name in ("accuracy", "balanced acc.", "macro AUC", "macro F1"):
+        table.add_column(name, justify="right")
+    for shots, metrics in sorted(summary.items()):
+        cells = [f"{metrics[k]['mean']:.3f} ± {metrics[k]['std']:.3f}" for k in ("accuracy", "balanced_accuracy", "auc", "macro_f1")]
+        table.add_row(str(shots), *cells)
+    return table
+
+
+class _RichProgress:
+    """Progress bars: splits done overall, and epochs of the current split with its validation score.
+
+    Implements the callbacks of :class:`wsi_engine.mil.fit.FitProgress` (not subclassed, so that
+    importing the command line does not import torch).
+    """
+
+    def __init__(self, console: Console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        )
+        self._overall = None
+        self._current = None
+        self._epochs = 0
+
+    def __enter__(self) -> _RichProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+    def start(self, splits, epochs: int) -> None:
+        self._epochs = epochs
+        self._overall = self._progress.add_task("folds", total=len(splits))
+
+    def split_started(self, split) -> None:
+        if self._current is not None:
+            self._progress.remove_task(self._current)
+        self._current = self._progress.add_task(f"{split.shots}-shot fold {split.fold}", total=self._epochs)
+
+    def epoch(self, split, record: dict[str, Any]) -> None:
+        self._progress.update(
+            self._current,
+            advance=1,
+            description=(
+                f"{split.shots}-shot fold {split.fold}: loss {record['train_loss']:.3f} "
+                f"val bal.acc {record['val_balanced_accuracy']:.3f} auc {record['val_auc']:.3f} (best epoch {record['best_epoch']})"
+            ),
+        )
+
+    def split_finished(self, split, row: dict[str, Any]) -> None:
+        self._progress.update(self._current, completed=self._epochs)
+        self._progress.update(self._overall, advance=1)

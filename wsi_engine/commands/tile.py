@@ -1,0 +1,223 @@
+"""``wsi-engine tile``: slides → one Zarr v3 patch store per slide, with progress and a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from wsi_engine.errors import BatchFailures
+
+_STATUS_STYLE = {"ok": "green", "empty": "yellow", "skipped": "cyan", "failed": "bold red"}
+_MAX_FAILURES_SHOWN = 20
+
+
+def tile_command(
+    inputs: list[Path] = typer.Argument(..., help="Slide files, or folders to search for slides."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output folder: one <slide_id>.zarr per slide."
+    ),
+    config: str = typer.Option(
+        "default", "--config", "-c", help="Tiling preset name (configs/tiling) or YAML file."
+    ),
+    patch_size: int | None = typer.Option(
+        None, "--patch-size", help="Patch side in px at --mpp-target."
+    ),
+    mpp_target: float | None = typer.Option(
+        None, "--mpp-target", help="µm/px of the stored patches."
+    ),
+    overlap: int | None = typer.Option(
+        None, "--overlap", help="Overlap of neighbouring patches in px."
+    ),
+    min_tissue: float | None = typer.Option(
+        None, "--min-tissue", help="Keep patches with at least this tissue fraction (0..1)."
+    ),
+    pixels: str | None = typer.Option(
+        None, "--pixels", help="Patch pixels: jpeg (lossy), lossless, or none (coordinates only)."
+    ),
+    jpeg_quality: int | None = typer.Option(
+        None, "--jpeg-quality", help="JPEG quality 1-100 (--pixels jpeg)."
+    ),
+    shard_patches: int | None = typer.Option(
+        None, "--shard-patches", help="Patches per shard file (one task each)."
+    ),
+    backend: str | None = typer.Option(
+        None, "--backend", help="Slide reader: auto, openslide or tiffslide."
+    ),
+    mpp: float | None = typer.Option(
+        None, "--mpp", help="µm/px of level 0 for every slide (overrides metadata)."
+    ),
+    mpp_table: Path | None = typer.Option(
+        None, "--mpp-table", help="CSV of per-slide µm/px: slide_id,mpp (or slide_id,mpp_x,mpp_y)."
+    ),
+    tissue_geojson: Path | None = typer.Option(
+        None,
+        "--tissue-geojson",
+        help="Tissue polygons instead of detection: a file, or a folder of <slide_id>.geojson.",
+    ),
+    tissue_mask: Path | None = typer.Option(
+        None,
+        "--tissue-mask",
+        help="Tissue mask images instead of detection: a file, or a folder of <slide_id>.png.",
+    ),
+    recursive: bool = typer.Option(
+        False, "--recursive", "-r", help="Search folders' sub-folders too."
+    ),
+    ext: str | None = typer.Option(
+        None, "--ext", help="Slide extensions to search, comma-separated: .svs,.tiff"
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        "-w",
+        min=1,
+        help="Worker processes of the local cluster (default: CPU cores).",
+    ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help="Address of a running Dask scheduler to use instead of a local cluster.",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Tile again slides whose store is complete."
+    ),
+) -> None:
+    """Tile slides into patch stores; exit 1 if any slide failed (reasons in OUT/tiling_report.csv)."""
+    from wsi_engine.config import load_config, with_overrides
+    from wsi_engine.pipeline.lock import RunLock
+    from wsi_engine.slide import SLIDE_EXTENSIONS
+    from wsi_engine.tiling import TilingConfig, tile_slides
+    from wsi_engine.tiling.pipeline import prepare_output_dir
+
+    settings = with_overrides(
+        load_config(TilingConfig, config, "tiling"),
+        {
+            "patch_size": patch_size,
+            "target_mpp": mpp_target,
+            "overlap": overlap,
+            "min_tissue_fraction": min_tissue,
+            "pixel_mode": pixels,
+            "jpeg_quality": jpeg_quality,
+            "shard_patches": shard_patches,
+            "backend": backend,
+        },
+    )
+    extensions = _extensions(ext) if ext else SLIDE_EXTENSIONS
+    out_dir = prepare_output_dir(out)
+    console = Console(stderr=True)
+    with RunLock(out_dir), _RichObserver(console) as observer:
+        report = tile_slides(
+            inputs,
+            out_dir,
+            settings,
+            recursive=recursive,
+            extensions=extensions,
+            workers=workers,
+            scheduler=scheduler,
+            overwrite=overwrite,
+            mpp=mpp,
+            mpp_table=mpp_table,
+            tissue_geojson=tissue_geojson,
+            tissue_mask=tissue_mask,
+            observer=observer,
+        )
+    Console().print(_summary(report))
+    failed = report.failed
+    for result in failed[:_MAX_FAILURES_SHOWN]:
+        console.print(
+            f"[red]failed[/] {escape(str(result.path))}: {escape(result.reason)}", soft_wrap=True
+        )
+    if len(failed) > _MAX_FAILURES_SHOWN:
+        console.print(f"... and {len(failed) - _MAX_FAILURES_SHOWN} more")
+    console.print(f"report: {out_dir / 'tiling_report.csv'}", highlight=False)
+    if failed:
+        raise BatchFailures(
+            f"{len(failed)} of {len(report.results)} slides failed",
+            hint=f"reasons in {out_dir / 'tiling_report.csv'}; rerun to resume",
+        )
+
+
+def _extensions(text: str) -> tuple[str, ...]:
+    """``svs, .tiff`` → (``.svs``, ``.tiff``)."""
+    parts = [part.strip().lower() for part in text.split(",") if part.strip()]
+    return tuple(part if part.startswith(".") else f".{part}" for part in parts)
+
+
+def _summary(report) -> Table:
+    table = Table(title="Tiling summary")
+    for column in ("ok", "empty", "skipped", "failed", "patches written", "time", "patches/s"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(
+            f"[{_STATUS_STYLE[status]}]{report.count(status)}[/]"
+            for status in ("ok", "empty", "skipped", "failed")
+        ),
+        f"{report.new_patches:,}",
+        f"{report.seconds:.1f} s",
+        f"{report.patches_per_s:,.0f}",
+    )
+    return table
+
+
+class _RichObserver:
+    """Progress bars on stderr: slides overall, patches overall, and one bar per slide in flight.
+
+    Implements the hooks of :class:`wsi_engine.tiling.TilingObserver` (not imported here,
+    so ``wsi-engine --help`` does not load Dask).
+    """
+
+    def __init__(self, console: Console):
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.slides = self.progress.add_task("slides", total=None)
+        self.patches = self.progress.add_task("patches", total=0)
+        self.patch_total = 0
+        self.per_slide: dict[str, list[int]] = {}  # slide id → [task id, to write, written]
+
+    def __enter__(self) -> _RichObserver:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def run_started(self, n_slides: int) -> None:
+        self.progress.update(self.slides, total=n_slides)
+
+    def slide_planned(self, slide_id: str, n_patches: int, n_to_write: int) -> None:
+        self.patch_total += n_to_write
+        self.progress.update(self.patches, total=self.patch_total)
+        if n_to_write:
+            task = self.progress.add_task(f"  {escape(slide_id)}", total=n_to_write)
+            self.per_slide[slide_id] = [task, n_to_write, 0]
+
+    def patches_written(self, slide_id: str, n: int) -> None:
+        self.progress.advance(self.patches, n)
+        if slide_id in self.per_slide:
+            self.per_slide[slide_id][2] += n
+            self.progress.advance(self.per_slide[slide_id][0], n)
+
+    def slide_finished(self, result) -> None:
+        self.progress.advance(self.slides)
+        if result.slide_id in self.per_slide:
+            task, to_write, written = self.per_slide.pop(result.slide_id)
+            self.patch_total -= to_write - written  # a failed slide's unwritten patches
+            self.progress.update(self.patches, total=self.patch_total)
+            self.progress.remove_task(task)
+        style = _STATUS_STYLE[result.status]
+        self.progress.console.print(
+            f"[{style}]{result.status:>7}[/] {escape(result.slide_id)}: {result.n_patches:,} patches"
+            + (f" ({escape(result.reason)})" if result.reason else ""),
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -1,0 +1,439 @@
+"""``embed``: patches of patch stores → ``features/<encoder_id>`` (N, D), resumable, GPU-bound.
+
+Pipeline (one process per device): worker processes read and decode row
+blocks (:mod:`.loader`) while the model runs; blocks are re-batched across
+shards and stores into pinned staging buffers, copied to the GPU without
+blocking, preprocessed there (:class:`~.encoder.ImageEmbedder`) and encoded
+under fp16/bf16 autocast (fp32 on CPU) in ``torch.inference_mode``. On a GPU
+one batch is in flight while the previous one's features are written, so
+copies, compute and writes overlap.
+
+Resumability: block ``k`` of a store is rows ``[k·P, (k+1)·P)`` with ``P`` the
+store's ``shard_patches``, one chunk of the feature array; its marker in
+``_progress/features/<encoder_id>`` is set after the rows are written. A
+killed run recomputes only unmarked blocks; partial features made with another
+checkpoint or preprocessing are discarded. Complete features are skipped
+unless ``overwrite``; complete features from another checkpoint are an error
+for that store (the encoder id would otherwise mix two models).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from wsi_engine import __version__
+from wsi_engine.encoders.config import EncoderConfig
+from wsi_engine.encoders.encoder import Encoder, load_encoder
+from wsi_engine.encoders.loader import BlockTask, Rebatcher, Segment, iter_blocks
+from wsi_engine.errors import ConfigError
+from wsi_engine.store import PatchStore, find_stores, utc_now
+from wsi_engine.store.progress import BlockProgress
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+FEATURE_DTYPES = ("float16", "float32")
+
+
+@dataclass
+class StoreResult:
+    """Outcome for one store. ``status``: done, skipped (already complete) or failed."""
+
+    store: str
+    slide_id: str
+    n_patches: int
+    status: str = "done"
+    reason: str = ""
+    embedded: int = 0
+    """patches encoded in this run (less than ``n_patches`` when resuming)"""
+    seconds: float = 0.0
+    """wall time from the store's first block read to its completion"""
+
+
+@dataclass
+class EmbedReport:
+    """A run's results and telemetry (seconds summed over the run).
+
+    ``read_seconds`` is worker time spent reading and decoding (in parallel
+    with the model), ``wait_seconds`` the time the model loop stalled waiting
+    for data, ``model_seconds`` device time of copies + preprocessing + forward.
+    """
+
+    encoder_id: str
+    device: str
+    device_name: str
+    precision: str
+    batch_size: int
+    workers: int
+    results: list[StoreResult] = field(default_factory=list)
+    load_seconds: float = 0.0
+    """loading the encoder (not part of ``wall_seconds``)"""
+    wall_seconds: float = 0.0
+    """planning, reading, encoding and writing"""
+    read_seconds: float = 0.0
+    wait_seconds: float = 0.0
+    model_seconds: float = 0.0
+    write_seconds: float = 0.0
+
+    @property
+    def embedded(self) -> int:
+        return sum(r.embedded for r in self.results)
+
+    @property
+    def patches_per_second(self) -> float:
+        return self.embedded / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @property
+    def failed(self) -> list[StoreResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+class EmbedObserver:
+    """Progress hooks of :func:`embed_stores` (the CLI draws a progress bar); all no-ops here."""
+
+    def started(self, n_stores: int, n_patches: int) -> None:
+        """``n_patches`` remain to embed in ``n_stores`` stores."""
+
+    def advanced(self, n_patches: int) -> None:
+        """``n_patches`` more patches were encoded."""
+
+    def store_finished(self, result: StoreResult) -> None:
+        """A store is done (any status)."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → the first CUDA GPU if there is one, else the CPU; ``cuda``, ``cuda:N``, ``cpu`` as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ConfigError(f"unknown --device {device!r}", hint="use auto, cuda, cuda:N or cpu") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda but no CUDA GPU is available", hint="use --device cpu or auto")
+    if resolved.type not in ("cuda", "cpu"):
+        raise ConfigError(f"unsupported --device {device!r}", hint="use auto, cuda, cuda:N or cpu")
+    return resolved
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` → bf16 on GPUs that support it, else fp16; fp32 on CPU (the only CPU choice)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown --precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
+    if device.type == "cpu":
+        if precision not in ("auto", "fp32"):
+            raise ConfigError(f"--precision {precision} needs a GPU", hint="the CPU runs in fp32")
+        return "fp32"
+    if precision == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return precision
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed-precision context for ``precision`` (a no-op for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def default_workers() -> int:
+    """Decode worker processes: the usable CPU cores minus one for the model loop (at most 8)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores - 1))
+
+
+def device_name(device: torch.device) -> str:
+    """Human-readable device name (GPU model or CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+@dataclass
+class _StoreRun:
+    """A store being embedded: its feature array, progress markers and block buffers."""
+
+    result: StoreResult
+    store: PatchStore
+    encoder_id: str
+    array: Any
+    progress: BlockProgress
+    remaining: set[int]
+    began: float = 0.0
+
+
+def embed_stores(
+    store_paths: list[str | Path],
+    encoder: str | Path | EncoderConfig | Encoder,
+    *,
+    checkpoint: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    precision: str = "auto",
+    workers: int | None = None,
+    overwrite: bool = False,
+    dtype: str = "float16",
+    gpus: int | None = None,
+    observer: EmbedObserver | None = None,
+) -> EmbedReport:
+    """Write ``features/<encoder_id>`` into every store of ``store_paths`` (stores or folders of stores).
+
+    ``encoder`` is a preset name, YAML path, config or a loaded :class:`Encoder`;
+    ``checkpoint`` overrides the preset's weights file. With several GPUs and
+    ``gpus`` unset or > 1, stores are sharded over one process per GPU
+    (:mod:`.multi_gpu`); ``gpus=1`` keeps one GPU. Failures of single stores are reported in the result,
+    not raised; configuration and encoder problems raise.
+    """
+    began = time.perf_counter()
+    if batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    if dtype not in FEATURE_DTYPES:
+        raise ConfigError(f"unknown feature dtype {dtype!r}", hint=f"use one of {', '.join(FEATURE_DTYPES)}")
+    resolved = resolve_device(device)
+    precision = resolve_precision(precision, resolved)
+    workers = default_workers() if workers is None else max(0, workers)
+    paths = find_stores(list(store_paths))
+    visible = torch.cuda.device_count() if resolved.type == "cuda" and resolved.index is None else 1
+    n_gpus = min(gpus or visible, visible)
+    if n_gpus > 1 and not isinstance(encoder, Encoder):
+        from wsi_engine.encoders.multi_gpu import embed_sharded
+
+        return embed_sharded(
+            paths, encoder, n_processes=n_gpus, device_type="cuda", observer=observer,
+            checkpoint=checkpoint, batch_size=batch_size, precision=precision, workers=workers,
+            overwrite=overwrite, dtype=dtype,
+        )
+    if not isinstance(encoder, Encoder):
+        encoder = load_encoder(encoder, checkpoint=checkpoint, device=resolved)
+    else:
+        encoder.to(resolved)
+    report = EmbedReport(
+        encoder.encoder_id, str(resolved), device_name(resolved), precision, batch_size, workers,
+        load_seconds=time.perf_counter() - began,
+    )
+    began = time.perf_counter()
+    runs, tasks = _plan(paths, encoder, overwrite, dtype, report, observer or EmbedObserver())
+    _run(runs, tasks, paths, encoder, resolved, precision, batch_size, workers, report, observer or EmbedObserver())
+    report.wall_seconds = time.perf_counter() - began
+    return report
+
+
+def _plan(
+    paths: list[Path], encoder: Encoder, overwrite: bool, dtype: str, report: EmbedReport, observer: EmbedObserver
+) -> tuple[dict[int, _StoreRun], list[BlockTask]]:
+    """Open each store, decide skip / resume / start, and list the blocks to encode."""
+    runs: dict[int, _StoreRun] = {}
+    tasks: list[BlockTask] = []
+    for index, path in enumerate(paths):
+        result = StoreResult(str(path), path.name.split(".")[0], 0)
+        report.results.append(result)
+        try:
+            store = PatchStore.open(path, mode="r+")
+            result.slide_id, result.n_patches = store.slide_id, store.n_patches
+            run = _prepare_store(store, encoder, overwrite, dtype, result)
+        except Exception as error:
+            from wsi_engine.tiling.tasks import describe
+
+            result.status, result.reason = "failed", describe(error)
+        else:
+            if run is not None:
+                runs[index] = run
+                blocks = store.shard_ranges()
+                tasks.extend(BlockTask(index, k, *blocks[k]) for k in sorted(run.remaining))
+                continue
+        observer.store_finished(result)
+    for index, run in list(runs.items()):
+        if not run.remaining:  # every block was written before a kill, or the store is empty
+            _complete(run, observer)
+            del runs[index]
+    observer.started(len(runs), sum(t.rows for t in tasks))
+    return runs, tasks
+
+
+def _prepare_store(
+    store: PatchStore, encoder: Encoder, overwrite: bool, dtype: str, result: StoreResult
+) -> _StoreRun | None:
+    """The store's run state, or ``None`` when it is skipped (complete) or refused."""
+    encoder_id = encoder.encoder_id
+    attrs = encoder.feature_attrs()
+    if store.has_features(encoder_id) and not overwrite:
+        old = store.feature_attrs(encoder_id).get("checkpoint_sha256")
+        if old == encoder.checkpoint_sha256:
+            result.status, result.reason = "skipped", "features already complete"
+        else:
+            result.status = "failed"
+            result.reason = (
+                f"features/{encoder_id} were made with another checkpoint (sha256 {str(old)[:12]}…); "
+                "use --overwrite to replace them"
+            )
+        return None
+    key = f"features/{encoder_id}"
+    if overwrite or (key in store.root and not _same_setup(store.feature_attrs(encoder_id), attrs, dtype)):
+        store.delete_features(encoder_id)
+    attrs = {**attrs, "dtype": dtype, "created": utc_now(), "engine_version": __version__,
+             "source": {"patch_size": store.patch_size, "target_mpp": store.target_mpp,
+                        "pixels": "store" if store.has_pixels else "slide"}}
+    block_rows = int(store.attrs["tiling"]["shard_patches"])
+    array, progress = store.create_features(encoder_id, encoder.embed_dim, attrs, block_rows=block_rows, dtype=dtype)
+    remaining = set(progress.remaining()) if store.n_patches else set()
+    return _StoreRun(result, store, encoder_id, array, progress, remaining)
+
+
+def _same_setup(old: dict[str, Any], new: dict[str, Any], dtype: str) -> bool:
+    """Whether partial features were made by the same weights, preprocessing and output (safe to resume)."""
+    keys = ("checkpoint_sha256", "preprocessing", "output_kind", "embed_dim")
+    return all(old.get(k) == new.get(k) for k in keys) and old.get("dtype") == dtype
+
+
+def _complete(run: _StoreRun, observer: EmbedObserver) -> None:
+    run.store.complete_features(run.encoder_id, run.progress)
+    run.result.status = "done"
+    if run.began:
+        run.result.seconds = time.perf_counter() - run.began
+    observer.store_finished(run.result)
+
+
+class _Outputs:
+    """Per-block feature buffers; writes a block and marks it done when all its rows arrived."""
+
+    def __init__(self, runs: dict[int, _StoreRun], tasks: list[BlockTask], dtype: np.dtype, report: EmbedReport,
+                 observer: EmbedObserver):
+        self.runs, self.tasks, self.dtype, self.report, self.observer = runs, tasks, dtype, report, observer
+        self.buffers: dict[int, np.ndarray] = {}
+        self.filled: dict[int, int] = {}
+
+    def fail(self, index: int, reason: str) -> None:
+        """Block ``index`` could not be read: fail its store, drop its pending blocks."""
+        run = self.runs.pop(self.tasks[index].store, None)
+        if run is not None:
+            run.result.status, run.result.reason = "failed", reason
+            self.observer.store_finished(run.result)
+
+    def add(self, features: np.ndarray, segments: list[Segment]) -> None:
+        """Place a batch's (B, D) ``features`` rows; complete blocks are written."""
+        for seg in segments:
+            task = self.tasks[seg.index]
+            run = self.runs.get(task.store)
+            if run is None:
+                continue  # its store failed meanwhile
+            buffer = self.buffers.setdefault(seg.index, np.empty((task.rows, features.shape[1]), self.dtype))
+            buffer[seg.lo : seg.hi] = features[seg.at : seg.at + seg.hi - seg.lo]
+            self.filled[seg.index] = self.filled.get(seg.index, 0) + seg.hi - seg.lo
+            if self.filled[seg.index] == task.rows:
+                del self.filled[seg.index]
+                self._write(run, seg.index, self.buffers.pop(seg.index))
+        self.observer.advanced(sum(s.hi - s.lo for s in segments))
+
+    def _write(self, run: _StoreRun, index: int, rows: np.ndarray) -> None:
+        task = self.tasks[index]
+        began = time.perf_counter()
+        try:
+            run.array[task.start : task.stop] = rows
+            run.progress.mark_done(task.block)
+        except Exception as error:
+            from wsi_engine.tiling.tasks import describe
+
+            self.fail(index, f"cannot write features: {describe(error)}")
+            return
+        finally:
+            self.report.write_seconds += time.perf_counter() - began
+        run.result.embedded += task.rows
+        run.remaining.discard(task.block)
+        if not run.remaining:
+            _complete(self.runs.pop(task.store), self.observer)
+
+
+@dataclass
+class _InFlight:
+    """A batch submitted to the GPU: its features arrive in ``host`` once ``done`` has fired."""
+
+    host: torch.Tensor
+    segments: list[Segment]
+    start: torch.cuda.Event
+    done: torch.cuda.Event
+
+
+def _run(
+    runs: dict[int, _StoreRun], tasks: list[BlockTask], paths: list[Path], encoder: Encoder,
+    device: torch.device, precision: str, batch_size: int, workers: int, report: EmbedReport,
+    observer: EmbedObserver,
+) -> None:
+    """Read, encode and write every task's block (see the module docstring for the overlap scheme)."""
+    if not tasks:
+        return
+    out_dtype = np.dtype(next(iter(runs.values())).array.dtype)
+    outputs = _Outputs(runs, tasks, out_dtype, report, observer)
+    cuda = device.type == "cuda"
+    batcher = Rebatcher(batch_size, pin_memory=cuda)
+    in_flight: _InFlight | None = None
+    blocks = iter_blocks(tasks, paths, workers)
+    with torch.inference_mode():
+        while True:
+            waited = time.perf_counter()
+            item = next(blocks, None)
+            report.wait_seconds += time.perf_counter() - waited
+            if item is not None:
+                report.read_seconds += item.read_seconds
+                run = runs.get(tasks[item.index].store)
+                if run is not None and not run.began:
+                    run.began = time.perf_counter()
+                if item.error:
+                    outputs.fail(item.index, item.error)
+                    continue
+                if run is None:
+                    continue
+            batches = batcher.add(item.index, item.pixels) if item is not None else batcher.flush()
+            for pixels, segments in batches:
+                if cuda:
+                    submitted = _submit(encoder, pixels, segments, device, precision, out_dtype)
+                    if in_flight is not None:
+                        _collect(in_flight, outputs, report)
+                    in_flight = submitted
+                else:
+                    began = time.perf_counter()
+                    with autocast(device, precision):
+                        features = encoder.image(pixels)
+                    report.model_seconds += time.perf_counter() - began
+                    outputs.add(features.numpy().astype(out_dtype, copy=False), segments)
+            if item is None:
+                break
+    if in_flight is not None:
+        _collect(in_flight, outputs, report)
+
+
+def _submit(
+    encoder: Encoder, pixels: torch.Tensor, segments: list[Segment], device: torch.device, precision: str,
+    out_dtype: np.dtype,
+) -> _InFlight:
+    """Queue copy-in, preprocessing, forward and copy-out of one batch on the GPU; returns at once."""
+    start, done = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    x = pixels.to(device, non_blocking=True)
+    with autocast(device, precision):
+        features = encoder.image(x)
+    features = features.to(torch.float16 if out_dtype == np.float16 else torch.float32)
+    host = torch.empty(features.shape, dtype=features.dtype, pin_memory=True)
+    host.copy_(features, non_blocking=True)
+    done.record()
+    return _InFlight(host, segments, start, done)
+
+
+def _collect(batch: _InFlight, outputs: _Outputs, report: EmbedReport) -> None:
+    batch.done.synchronize()
+    report.model_seconds += batch.start.elapsed_time(batch.done) / 1000.0
+    outputs.add(batch.host.numpy(), batch.segments)

@@ -1,0 +1,71 @@
+"""Patch pixels for embedding: from a store's ``patches`` array, or cut from the slide on the fly.
+
+A store tiled with ``pixel_mode: none`` holds coordinates only; its patches
+are then read from the source slide with tiling's own geometry and
+extraction code (:mod:`wsi_engine.tiling.extract`: same read level, same
+window, same Lanczos resize), so features match those of a store with pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from wsi_engine.errors import StoreError
+from wsi_engine.store import PatchStore
+
+
+class PatchSource:
+    """Reads row ranges of one store as (n, S, S, 3) uint8 RGB patches. Opened lazily, one per process."""
+
+    def __init__(self, store_path: str | Path):
+        self.store = PatchStore.open(store_path)
+        self._coords: np.ndarray | None = None
+        self._geometry = None
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Patches ``[start, stop)`` of the store, in store order."""
+        if self.store.has_pixels:
+            return self.store.read_patches(start, stop)
+        return self._read_from_slide(start, stop)
+
+    def _read_from_slide(self, start: int, stop: int) -> np.ndarray:
+        from wsi_engine.tiling.config import TilingConfig
+        from wsi_engine.tiling.extract import extract_patches
+        from wsi_engine.tiling.tasks import cached_reader
+
+        slide = self.store.attrs["slide"]
+        path = self.store.slide_path
+        if not path.is_file():
+            raise StoreError(
+                f"this store holds no pixels and its slide is missing ({path})",
+                path=self.store.path,
+                hint="restore the slide at that path, or re-tile with --pixels jpeg",
+            )
+        if self._coords is None:
+            self._coords = self.store.coords()
+            self._geometry = _geometry(self.store)
+        reader = cached_reader(path, slide.get("backend") or "auto")
+        return extract_patches(reader, self._geometry, self._coords[start:stop], TilingConfig().region_size)
+
+
+def _geometry(store: PatchStore):
+    """The tiling :class:`~wsi_engine.tiling.grid.GridGeometry` recorded in the store's attributes."""
+    from wsi_engine.tiling.grid import GridGeometry
+
+    tiling = store.attrs["tiling"]
+    mpp = store.attrs["slide"].get("mpp") or [float("nan")]
+    read_downsample = float(tiling["read_downsample"])
+    window = int(tiling.get("read_window") or round(float(tiling["patch_size_level0"]) / read_downsample))
+    patch_size = int(tiling["patch_size"])
+    return GridGeometry(
+        patch_size=patch_size,
+        target_mpp=float(tiling["target_mpp"]),
+        level0_mpp=float(mpp[0]),
+        read_level=int(tiling["read_level"]),
+        read_downsample=read_downsample,
+        window=window,
+        stride=(patch_size - int(tiling.get("overlap", 0))) * window / patch_size,
+        overlap=int(tiling.get("overlap", 0)),
+    )

@@ -1,0 +1,391 @@
+"""``make_heatmaps``: every requested output for every store, from scores already in the stores.
+
+Nothing is recomputed: coordinates, thumbnail, tissue mask, patch pixels and
+``scores/<run_id>`` are read from each store (docs/store.md). Output layout::
+
+    OUT/heatmap.yaml                      effective options and provenance
+    OUT/report.html                       cohort page            (format html)
+    OUT/<slide_id>/thumbnail.png          slide thumbnail        (format html)
+    OUT/<slide_id>/overlay_<class>.png    heatmap over thumbnail (format png)
+    OUT/<slide_id>/topk_<class>.png       top/bottom-k patches   (format png)
+    OUT/<slide_id>/tiles.geojson          QuPath tile objects    (format geojson)
+    OUT/<slide_id>/scoremap_<class>.tiff  pyramidal colour map   (format tiff)
+        + scoremap_<class>.tiff.json (geometry and scale) and scoremap_<class>.values.tiff (float32)
+
+A store that fails (no such run, unknown class...) is reported and the
+others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from wsi_engine import __version__
+from wsi_engine.config.loader import write_effective_config
+from wsi_engine.errors import ConfigError, StoreError, WsiEngineError
+from wsi_engine.heatmap import gallery, geojson, overlay, pyramid_tiff, report
+from wsi_engine.heatmap.files import atomic_output, class_file_name
+from wsi_engine.heatmap.scales import MODES, QUANTITIES, ColourScale, make_scale
+from wsi_engine.heatmap.scoremap import canvas_shape, score_canvas
+from wsi_engine.store.layout import THUMBNAIL, TISSUE_MASK, find_stores, sanitize_name
+from wsi_engine.store.patch_store import PatchStore
+
+FORMATS = ("png", "geojson", "tiff", "html")
+
+
+@dataclass(frozen=True)
+class HeatmapOptions:
+    """What to draw and how; see :func:`make_heatmaps`."""
+
+    run_id: str
+    class_name: str | None = None
+    formats: tuple[str, ...] = FORMATS
+    scale: str = "fixed"
+    quantity: str = "auto"
+    smooth_um: float = 0.0
+    top_k: int = 8
+    tiff_pixels_per_patch: int = 8
+
+
+@dataclass
+class SlideResult:
+    """Outcome for one store: the files written, notes for the reader, or the error that stopped it."""
+
+    store: Path
+    slide_id: str
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: WsiEngineError | None = None
+
+
+@dataclass
+class HeatmapReport:
+    """Outcome of :func:`make_heatmaps`."""
+
+    out_dir: Path
+    options: HeatmapOptions
+    slides: list[SlideResult]
+    report_path: Path | None
+    config_path: Path
+
+    @property
+    def failed(self) -> list[SlideResult]:
+        return [s for s in self.slides if s.error is not None]
+
+
+def make_heatmaps(
+    store_paths: Iterable[str | Path],
+    run_id: str,
+    out_dir: str | Path,
+    *,
+    class_name: str | None = None,
+    formats: Iterable[str] = FORMATS,
+    scale: str = "fixed",
+    quantity: str = "auto",
+    smooth_um: float = 0.0,
+    top_k: int = 8,
+    labels: dict[str, str] | None = None,
+    on_slide: Callable[[SlideResult], None] | None = None,
+) -> HeatmapReport:
+    """Write heatmaps of run ``run_id`` for every store in ``store_paths`` (stores or folders of stores).
+
+    ``class_name``: one class (default: every class of the run). ``formats``: any
+    of png, geojson, tiff, html (html implies png). ``scale``: ``fixed`` (same
+    colours on every slide) or ``percentile`` (per slide). ``quantity``: ``probs``,
+    ``attention`` or ``auto`` (probs when the run has them, else attention).
+    ``smooth_um``: Gaussian sigma in µm (0 = none). ``top_k``: patches per row of
+    the gallery. ``labels``: {slide_id: true label} for the report's table.
+    """
+    options = _validated(run_id, class_name, formats, scale, quantity, smooth_um, top_k)
+    out_dir = Path(out_dir)
+    paths = find_stores(list(store_paths))
+    if not paths:
+        raise StoreError(
+            "no patch stores found",
+            path=", ".join(str(p) for p in store_paths) or None,
+            hint="pass store folders (<slide_id>.zarr) or folders holding them; create them with `wsi-engine tile`",
+        )
+    results, entries, class_names = [], [], []
+    for path in paths:
+        result, entry, names = _render_store(path, out_dir, options, labels or {})
+        results.append(result)
+        entries.append(entry)
+        class_names = class_names or names
+        if on_slide is not None:
+            on_slide(result)
+    report_path = None
+    if "html" in options.formats:
+        report_path = out_dir / "report.html"
+        report.write_report(
+            report_path,
+            entries,
+            run_id=run_id,
+            class_names=class_names,
+            scale_note=_scale_note(options),
+        )
+    config_path = write_effective_config(
+        out_dir,
+        "heatmap",
+        {
+            "heatmap": {**asdict(options), "formats": list(options.formats)},
+            "stores": [str(p) for p in paths],
+        },
+    )
+    return HeatmapReport(out_dir, options, results, report_path, config_path)
+
+
+def _validated(
+    run_id: str,
+    class_name: str | None,
+    formats: Iterable[str],
+    scale: str,
+    quantity: str,
+    smooth_um: float,
+    top_k: int,
+) -> HeatmapOptions:
+    chosen = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise ConfigError(f"unknown or missing output format(s): {', '.join(unknown) or 'none given'}",
+                          hint=f"use a comma-separated subset of {','.join(FORMATS)}")  # fmt: skip
+    if "html" in chosen and "png" not in chosen:
+        chosen = ("png", *chosen)
+    if scale not in MODES:
+        raise ConfigError(f"unknown scale {scale!r}", hint=f"use {' or '.join(MODES)}")
+    if quantity not in ("auto", *QUANTITIES):
+        raise ConfigError(
+            f"unknown quantity {quantity!r}", hint=f"use auto, {' or '.join(QUANTITIES)}"
+        )
+    if smooth_um < 0 or top_k < 1:
+        raise ConfigError("--smooth-um must be >= 0 and --top-k >= 1")
+    return HeatmapOptions(run_id, class_name, chosen, scale, quantity, float(smooth_um), int(top_k))
+
+
+def _scale_note(options: HeatmapOptions) -> str:
+    if options.scale == "fixed":
+        return ("Colours use one fixed scale for every slide: the same colour means the same value on every slide "
+                "(probabilities 0–1; attention relative to an average patch, 1/16× to 16×).")  # fmt: skip
+    return ("Colours are per-slide percentiles (each slide spans the full colour range): "
+            "compare regions within a slide, not colours between slides.")  # fmt: skip
+
+
+def _render_store(
+    path: Path, out_dir: Path, options: HeatmapOptions, labels: dict[str, str]
+) -> tuple[SlideResult, report.SlideEntry, list[str]]:
+    slide_id = path.name.removesuffix(".zarr")
+    result = SlideResult(path, slide_id)
+    entry = report.SlideEntry(slide_id, true_label=labels.get(slide_id))
+    try:
+        store = PatchStore.open(path)
+        result.slide_id = entry.slide_id = store.slide_id
+        entry.true_label = labels.get(store.slide_id)
+        arrays, attrs = store.read_scores(options.run_id)
+        class_names = [str(c) for c in attrs.get("class_names", [])]
+        entry.predicted_class = attrs.get("predicted_class")
+        entry.slide_probs = (
+            [float(p) for p in attrs["slide_probs"]] if attrs.get("slide_probs") else None
+        )
+        _SlideRenderer(store, arrays, attrs, class_names, out_dir, options, result, entry).run()
+    except WsiEngineError as error:
+        result.error = error
+        entry.error = str(error)
+        return result, entry, []
+    entry.notes = result.notes
+    return result, entry, class_names
+
+
+class _SlideRenderer:
+    """Writes one store's outputs; one method per output kind."""
+
+    def __init__(
+        self,
+        store: PatchStore,
+        arrays: dict[str, np.ndarray],
+        attrs: dict[str, Any],
+        class_names: list[str],
+        out_dir: Path,
+        options: HeatmapOptions,
+        result: SlideResult,
+        entry: report.SlideEntry,
+    ):
+        self.store, self.arrays, self.attrs, self.options = store, arrays, attrs, options
+        self.result, self.entry = result, entry
+        self.class_names = class_names
+        self.out_dir = out_dir
+        self.slide_dir = out_dir / sanitize_name(store.slide_id)
+        self.quantity = self._quantity()
+        self.coords = store.coords()
+        self.mpp = self._mpp()
+        if THUMBNAIL not in store.root:
+            raise StoreError(
+                "store has no thumbnail",
+                path=store.path,
+                hint="re-tile the slide with `wsi-engine tile`",
+            )
+        self.thumbnail, self.thumbnail_downsample = store.thumbnail()
+        self.tissue = store.tissue_mask() if TISSUE_MASK in store.root else None
+
+    def run(self) -> None:
+        formats = self.options.formats
+        classes = self._classes()
+        if "html" in formats:
+            self._thumbnail()
+        for index, name in classes:
+            scale = make_scale(self.options.scale, self.quantity, name)
+            values = scale.values(self.arrays[self.quantity][:, index])
+            if "png" in formats:
+                self._overlay(name, index, scale, values)
+                self._gallery(name, scale, values)
+            if "tiff" in formats:
+                self._tiff(name, scale, values)
+        if "geojson" in formats:
+            path = self.slide_dir / "tiles.geojson"
+            measurements = geojson.patch_measurements(self.arrays, self.class_names)
+            geojson.write_tiles_geojson(
+                path,
+                self.coords,
+                self.store.patch_size_level0,
+                self.store.slide_dimensions,
+                measurements,
+            )
+            self.result.files.append(path)
+
+    # ----------------------------------------------------------- choices
+    def _quantity(self) -> str:
+        wanted = self.options.quantity
+        available = [q for q in QUANTITIES if q in self.arrays]
+        if wanted == "auto" and available:
+            wanted = available[0]
+        if wanted not in self.arrays:
+            raise StoreError(
+                f"run '{self.options.run_id}' has no per-patch {wanted if wanted != 'auto' else 'scores'} "
+                f"(it has: {', '.join(sorted(self.arrays)) or 'nothing'})",
+                path=self.store.path,
+                hint="choose --quantity "
+                + (" or ".join(available) if available else "after rerunning `wsi-engine predict`"),
+            )
+        columns = self.arrays[wanted].shape[1] if self.arrays[wanted].ndim == 2 else 0
+        if columns != len(self.class_names):
+            raise StoreError(
+                f"scores/{self.options.run_id}/{wanted} has {columns} column(s) for "
+                f"{len(self.class_names)} class name(s)",
+                path=self.store.path,
+                hint="rerun `wsi-engine predict` to rewrite the scores",
+            )
+        return wanted
+
+    def _classes(self) -> list[tuple[int, str]]:
+        wanted = self.options.class_name
+        if wanted is None:
+            return list(enumerate(self.class_names))
+        if wanted not in self.class_names:
+            raise ConfigError(
+                f"run '{self.options.run_id}' has no class {wanted!r}",
+                hint=f"its classes: {', '.join(self.class_names)}",
+            )
+        return [(self.class_names.index(wanted), wanted)]
+
+    def _mpp(self) -> float | None:
+        """µm per level-0 px (mean of x and y), or ``None`` when the store does not record it."""
+        mpp = self.store.attrs["slide"].get("mpp")
+        return float(np.mean(mpp)) if mpp else None
+
+    # ----------------------------------------------------------- outputs
+    def _canvas(self, values: np.ndarray, shape: tuple[int, int], downsample: float) -> np.ndarray:
+        sigma_px = (
+            self.options.smooth_um / (self.mpp * downsample)
+            if self.mpp and self.options.smooth_um
+            else 0.0
+        )
+        return score_canvas(
+            self.coords, values, self.store.patch_size_level0, shape, downsample,
+            tissue=self.tissue, smooth_sigma_px=sigma_px,
+        )  # fmt: skip
+
+    def _thumbnail(self) -> None:
+        path = self.slide_dir / "thumbnail.png"
+        with atomic_output(path) as tmp:
+            Image.fromarray(self.thumbnail).save(tmp, format="PNG")
+        self.entry.thumbnail = self._relative(path)
+        self.result.files.append(path)
+
+    def _overlay(self, name: str, index: int, scale: ColourScale, values: np.ndarray) -> None:
+        downsample = self.thumbnail_downsample
+        canvas = self._canvas(values, self.thumbnail.shape[:2], downsample)
+        path = self.slide_dir / class_file_name("overlay", name, ".png")
+        overlay.render_overlay(
+            path, self.thumbnail, downsample, canvas, downsample, scale,
+            title=self.store.slide_id, subtitle=self._subtitle(name, index), mpp=self.mpp,
+        )  # fmt: skip
+        self.entry.heatmaps.append((f"heatmap: {name}", self._relative(path)))
+        self.result.files.append(path)
+
+    def _subtitle(self, name: str, index: int) -> str:
+        parts = [f"class: {name}"]
+        probs = self.attrs.get("slide_probs")
+        if probs:
+            parts.append(f"slide P({name}) = {float(probs[index]):.3f}")
+        if self.attrs.get("predicted_class"):
+            parts.append(f"predicted: {self.attrs['predicted_class']}")
+        parts.append(f"{len(self.coords)} patches · run {self.options.run_id}")
+        return "   ·   ".join(parts)
+
+    def _gallery(self, name: str, scale: ColourScale, values: np.ndarray) -> None:
+        top, bottom = gallery.extremes(values, self.options.top_k)
+        pixels, note = gallery.load_patches(self.store, np.concatenate([top, bottom]))
+        if note and note not in self.result.notes:
+            self.result.notes.append(note)
+        if not len(top):
+            note = "no patches on this slide"
+        what = f"P({name})" if self.quantity == "probs" else f"{name} attention"
+        path = self.slide_dir / class_file_name("topk", name, ".png")
+        gallery.render_gallery(
+            path, [(f"highest {what}", top), (f"lowest {what}", bottom)], pixels, values, self.coords, scale,
+            title=f"{self.store.slide_id} — top and bottom {self.options.top_k} patches for {name}", note=note,
+        )  # fmt: skip
+        self.entry.galleries.append((f"top and bottom patches: {name}", self._relative(path)))
+        self.result.files.append(path)
+
+    def _tiff(self, name: str, scale: ColourScale, values: np.ndarray) -> None:
+        downsample = pyramid_tiff.tiff_downsample(
+            self.store.patch_size_level0, self.options.tiff_pixels_per_patch
+        )
+        canvas = self._canvas(
+            values, canvas_shape(self.store.slide_dimensions, downsample), downsample
+        )
+        record = {
+            "software": f"wsi-engine {__version__}",
+            "slide_id": self.store.slide_id,
+            "run_id": self.options.run_id,
+            "class": name,
+            "quantity": self.quantity,
+            "scale_mode": scale.mode,
+            "vmin": scale.vmin,
+            "vmax": scale.vmax,
+            "colormap": scale.cmap_name,
+            "colour_bar": scale.label,
+            "downsample": downsample,
+            "downsample_meaning": "level-0 slide px per TIFF level-0 px",
+            "slide_dimensions": list(self.store.slide_dimensions),
+            "mpp": None if self.mpp is None else self.mpp * downsample,
+            "slide_mpp": self.mpp,
+            "smooth_um": self.options.smooth_um,
+        }
+        path = self.slide_dir / class_file_name("scoremap", name, ".tiff")
+        pyramid_tiff.write_pyramid_tiff(
+            path, scale.colours(canvas), downsample=downsample, mpp=self.mpp, record=record
+        )
+        values_path = self.slide_dir / class_file_name("scoremap", name, ".values.tiff")
+        pyramid_tiff.write_values_tiff(
+            values_path, canvas, downsample=downsample, mpp=self.mpp, record=record
+        )
+        self.result.files.extend([path, Path(f"{path}.json"), values_path])
+
+    def _relative(self, path: Path) -> str:
+        return path.relative_to(self.out_dir).as_posix()

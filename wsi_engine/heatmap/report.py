@@ -1,0 +1,148 @@
+"""One static HTML page per cohort: predictions table, then per slide its thumbnail, heatmaps and top patches.
+
+The page has inline CSS, no scripts and no network resources; images are
+relative links to the PNGs written beside it in the output folder, so the
+page stays small for large cohorts and the folder can be moved or zipped as
+a whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from urllib.parse import quote
+
+from wsi_engine.heatmap.files import atomic_output
+
+_CSS = """
+body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; font-size: 16px; line-height: 1.45;
+       color: #1d1d1f; background: #fafafa; margin: 0 auto; padding: 24px 32px; max-width: 1500px; }
+h1 { font-size: 28px; margin: 0 0 4px; }
+h2 { font-size: 22px; margin: 0 0 8px; }
+p.meta { color: #555; margin: 0 0 18px; }
+table { border-collapse: collapse; background: white; margin-bottom: 28px; }
+th, td { border: 1px solid #ccc; padding: 6px 12px; text-align: left; }
+th { background: #e8ecf2; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.wrong td { background: #fde8e8; }
+tr.failed td { color: #9b1c1c; }
+.best { font-weight: bold; }
+section.slide { background: white; border: 1px solid #ddd; border-radius: 8px; padding: 16px 20px; margin: 0 0 28px; }
+.figures { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+figure { margin: 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #ddd; background: white; }
+figure.thumb img { width: 360px; max-width: 100%; }
+figure.heatmap img { width: 640px; max-width: 100%; }
+figure.wide { flex-basis: 100%; }
+figcaption { font-size: 14px; color: #444; margin-top: 4px; }
+.note { color: #9b1c1c; }
+"""
+_TRUTH_NOTE = " Rows in red: the prediction differs from the true label."
+
+
+@dataclass
+class SlideEntry:
+    """What the report shows of one slide; image paths are relative to the report."""
+
+    slide_id: str
+    predicted_class: str | None = None
+    slide_probs: list[float] | None = None
+    true_label: str | None = None
+    thumbnail: str | None = None
+    heatmaps: list[tuple[str, str]] = field(default_factory=list)
+    galleries: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def write_report(
+    out_path: Path,
+    entries: list[SlideEntry],
+    *,
+    run_id: str,
+    class_names: list[str],
+    scale_note: str,
+) -> None:
+    """Write the cohort page to ``out_path`` (``class_names`` orders the probability columns)."""
+    with_truth = any(e.true_label is not None for e in entries)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>wsi-engine heatmaps — run {escape(run_id)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Heatmaps — run {escape(run_id)}</h1>",
+        f'<p class="meta">{len(entries)} slide(s). {escape(scale_note)}'
+        f"{_TRUTH_NOTE if with_truth else ''} Click an image to open it at full size.</p>",
+        _table(entries, class_names, with_truth),
+        *(_section(entry) for entry in entries),
+        "</body></html>",
+    ]
+    with atomic_output(out_path) as tmp:
+        tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
+
+
+def _table(entries: list[SlideEntry], class_names: list[str], with_truth: bool) -> str:
+    head = [
+        "Slide",
+        *(["True label"] if with_truth else []),
+        "Predicted",
+        *(f"P({c})" for c in class_names),
+    ]
+    rows = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    for entry in entries:
+        wrong = (
+            with_truth
+            and entry.true_label is not None
+            and entry.predicted_class not in (None, entry.true_label)
+        )
+        css = "failed" if entry.error else "wrong" if wrong else ""
+        cells = [f'<td><a href="#{_anchor(entry.slide_id)}">{escape(entry.slide_id)}</a></td>']
+        if with_truth:
+            cells.append(f"<td>{escape(entry.true_label or '—')}</td>")
+        cells.append(
+            f"<td>{escape(entry.predicted_class or ('failed' if entry.error else '—'))}</td>"
+        )
+        probs = entry.slide_probs or []
+        best = max(range(len(probs)), key=probs.__getitem__) if probs else -1
+        for index in range(len(class_names)):
+            text = f"{probs[index]:.3f}" if index < len(probs) else "—"
+            cells.append(f'<td class="num{" best" if index == best else ""}">{text}</td>')
+        rows.append(f'<tr class="{css}">{"".join(cells)}</tr>')
+    rows.append("</tbody></table>")
+    return "".join(rows)
+
+
+def _section(entry: SlideEntry) -> str:
+    parts = [
+        f'<section class="slide" id="{_anchor(entry.slide_id)}"><h2>{escape(entry.slide_id)}</h2>'
+    ]
+    facts = []
+    if entry.predicted_class:
+        facts.append(f"predicted <b>{escape(entry.predicted_class)}</b>")
+    if entry.true_label:
+        facts.append(f"true label <b>{escape(entry.true_label)}</b>")
+    if facts:
+        parts.append(f"<p>{', '.join(facts)}</p>")
+    for note in ([entry.error] if entry.error else []) + entry.notes:
+        parts.append(f'<p class="note">{escape(note)}</p>')
+    parts.append('<div class="figures">')
+    if entry.thumbnail:
+        parts.append(_figure(entry.thumbnail, "slide thumbnail", "thumb"))
+    parts.extend(_figure(path, caption, "heatmap") for caption, path in entry.heatmaps)
+    parts.extend(_figure(path, caption, "wide") for caption, path in entry.galleries)
+    parts.append("</div></section>")
+    return "".join(parts)
+
+
+def _figure(path: str, caption: str, css: str = "") -> str:
+    src = "/".join(quote(part) for part in Path(path).parts)
+    return (
+        f'<figure class="{css}"><a href="{src}"><img src="{src}" alt="{escape(caption)}" loading="lazy"></a>'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
+
+
+def _anchor(slide_id: str) -> str:
+    return "slide-" + quote(slide_id, safe="")

@@ -1,0 +1,50 @@
+"""The interface every MIL head implements, so training and prediction are model-agnostic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class MILOutput:
+    """Result of one bag (N instances, C classes).
+
+    ``logits`` (C,); ``attention`` (N, C), each column summing to 1 over the
+    bag, or ``None``; ``instance_score`` (N,) one scalar of evidence per
+    instance, or ``None``.
+    """
+
+    logits: torch.Tensor
+    attention: torch.Tensor | None = None
+    instance_score: torch.Tensor | None = None
+
+
+class MILModel(nn.Module):
+    """Base class: ``forward(features (N, D)) -> MILOutput``."""
+
+    def forward(self, features: torch.Tensor) -> MILOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def diagnostics(self) -> dict[str, float]:
+        """Scalars worth logging once per epoch (learned temperatures, fusion weights...)."""
+        return {}
+
+    @property
+    def wants_instance_sample(self) -> bool:
+        """True when :meth:`prepare` needs a sample of training patches before training."""
+        return False
+
+    def prepare(self, sample: np.ndarray, seed: int) -> None:
+        """Data-dependent initialisation from ``sample`` (M, D) pooled training patches (default: none)."""
+
+
+def mlp_projection(in_dim: int, out_dim: int, activation: bool = True) -> nn.Sequential:
+    """Linear → LayerNorm (→ GELU): the instance and prompt projections of the heads."""
+    layers: list[nn.Module] = [nn.Linear(in_dim, out_dim), nn.LayerNorm(out_dim)]
+    if activation:
+        layers.append(nn.GELU())
+    return nn.Sequential(*layers)

@@ -1,0 +1,275 @@
+"""``wsi-engine fit``: few-shot training of a MIL head over folds and shot counts, from stores and labels.
+
+Steps: check the run directory → load the task → match labels to stores
+(:func:`~wsi_engine.mil.data.build_cohort`) → decide whether language priors
+are used and embed the prompts → make or load the splits → for every
+(shots, fold): seed, build, train with early stopping, save the checkpoint
+→ write the results table, ROC and training curves. See
+:mod:`wsi_engine.mil.rundir` for the files written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from wsi_engine import __version__
+from wsi_engine.config.loader import StrictModel, write_effective_config
+from wsi_engine.errors import ConfigError
+from wsi_engine.mil import fewshot, report, rundir
+from wsi_engine.mil.data import BagReader, Cohort, build_cohort, read_labels
+from wsi_engine.mil.registry import create_model, get_spec, model_config
+from wsi_engine.mil.train import FoldResult, Part, TrainConfig, seed_everything, train_fold
+from wsi_engine.pipeline.lock import RunLock
+from wsi_engine.prompts import TaskEmbeddings, TaskPrompts, embed_task_prompts, load_task, validate_task
+from wsi_engine.store import sanitize_name, utc_now
+
+
+class FitConfig(StrictModel):
+    """Everything that defines a fit run besides its inputs (written to ``config.yaml``)."""
+
+    task: str
+    encoder: str = Field(description="encoder preset (name or YAML) whose features are used, or a features id")
+    model: str = "libra"
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    shots: list[int] = Field(default_factory=lambda: [1, 4, 16])
+    folds: int = Field(5, ge=1)
+    seed: int = 0
+    text_free: bool = Field(False, description="do not use language priors even if the encoder has a text tower")
+    cache_mb: int = Field(2048, ge=0, description="memory for cached feature bags (MiB)")
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+@dataclass
+class LanguagePriors:
+    """Whether the prompts were embedded, why, and prompts the encoder would truncate."""
+
+    used: bool
+    note: str
+    embeddings: TaskEmbeddings | None = None
+    long_prompts: list[str] = field(default_factory=list)
+
+
+class FitProgress:
+    """Callbacks of a fit run (the command line shows them as progress bars); all optional."""
+
+    def start(self, splits: list[fewshot.Split], epochs: int) -> None: ...
+
+    def split_started(self, split: fewshot.Split) -> None: ...
+
+    def epoch(self, split: fewshot.Split, record: dict[str, Any]) -> None: ...
+
+    def split_finished(self, split: fewshot.Split, row: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    run_id: str
+    rows: list[dict[str, Any]]
+    summary: dict[int, dict[str, dict[str, float]]]
+    language: LanguagePriors
+
+
+def resolve_encoder(name: str) -> tuple[str, Any]:
+    """(features id, encoder preset or ``None``): a name without a preset is taken as a features id (imported features)."""
+    from wsi_engine.encoders.config import load_encoder_config
+
+    try:
+        preset = load_encoder_config(name)
+    except ConfigError:
+        if name.endswith((".yaml", ".yml")) or Path(name).exists():
+            raise
+        return sanitize_name(name), None
+    return preset.encoder_id, preset
+
+
+def language_priors(
+    config: FitConfig, task: TaskPrompts, preset: Any, cohort: Cohort, checkpoint: str | Path | None
+) -> LanguagePriors:
+    """Embed the task prompts when the model uses them and the features come from an encoder with a text tower."""
+    if not get_spec(config.model).uses_text:
+        return LanguagePriors(False, f"model '{config.model}' uses no language priors")
+    if config.text_free:
+        return LanguagePriors(False, "text-free form requested (--text-free)")
+    if preset is None:
+        return LanguagePriors(
+            False, f"text-free form: no encoder preset '{config.encoder}' (imported features), no text tower to embed prompts"
+        )
+    if not preset.has_text or cohort.feature_attrs.get("output_kind") == "image_only":
+        return LanguagePriors(False, f"text-free form: encoder '{preset.encoder_id}' is image-only (no text tower)")
+    from wsi_engine.encoders import load_encoder
+    from wsi_engine.encoders.text import prompt_token_limit, token_lengths
+
+    encoder = load_encoder(preset, checkpoint=checkpoint)
+    long = validate_task(task, prompt_token_limit(encoder), partial(token_lengths, encoder))
+    embeddings = embed_task_prompts(task, encoder)
+    return LanguagePriors(True, f"prompts embedded with the text tower of '{preset.encoder_id}'", embeddings, [str(p) for p in long])
+
+
+def _parts(cohort: Cohort, split: fewshot.Split) -> tuple[Part, Part, Part]:
+    return tuple(Part(list(ids), cohort.targets(list(ids))) for ids in (split.train, split.val, split.test))  # type: ignore[return-value]
+
+
+def fit(
+    config: FitConfig,
+    labels_path: str | Path,
+    store_dirs: list[str | Path],
+    run_dir: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    splits_paths: list[str | Path] | None = None,
+    overwrite: bool = False,
+    run_id: str | None = None,
+    progress: FitProgress | None = None,
+) -> FitResult:
+    """Run the few-shot protocol and write the run directory; returns per-fold rows and the summary."""
+    progress = progress or FitProgress()
+    run_dir = Path(run_dir)
+    rundir.check_run_dir(run_dir, overwrite)
+    spec = get_spec(config.model)
+    options = model_config(config.model, config.model_options)
+    task = load_task(config.task)
+    encoder_id, preset = resolve_encoder(config.encoder)
+    labels = read_labels(labels_path)
+    cohort = build_cohort(labels, list(store_dirs), encoder_id, task.class_names, task.name)
+    if splits_paths:
+        splits = fewshot.load_splits(list(splits_paths), labels)
+        source = ", ".join(map(str, splits_paths))
+    else:
+        ids = [s.slide_id for s in cohort.slides]
+        splits = fewshot.make_splits(ids, cohort.targets(ids), task.class_names, config.shots, config.folds, config.seed)
+        source = "generated"
+    fewshot.check_splits(splits, labels, task.class_names)
+    language = language_priors(config, task, preset, cohort, checkpoint)
+
+    run_id = sanitize_name(run_id or run_dir.resolve().name)
+    with RunLock(run_dir):
+        rundir.clear_run_dir(run_dir)
+        write_effective_config(run_dir, "config", {"fit": config, "model_config": options})
+        (run_dir / "task.yaml").write_text(_task_yaml(task), encoding="utf-8")
+        if language.embeddings is not None:
+            language.embeddings.save(run_dir / "text_embeddings.npz")
+        fewshot.save_splits(run_dir / "splits.json", splits, seed=config.seed, folds=len({s.fold for s in splits}), source=source)
+        run = {
+            "format": rundir.RUN_FORMAT,
+            "version": 1,
+            "run_id": run_id,
+            "status": "running",
+            "created": utc_now(),
+            "engine_version": __version__,
+            "task": task.name,
+            "class_names": list(task.class_names),
+            "encoder_id": encoder_id,
+            "encoder_preset": None if preset is None else preset.name,
+            "feature_dim": cohort.feature_dim,
+            "feature_output_kind": cohort.feature_attrs.get("output_kind"),
+            "model": spec.name,
+            "model_config": options.model_dump(mode="json"),
+            "train_config": config.train.model_dump(mode="json"),
+            "language_priors": "text-embeddings" if language.used else "text-free",
+            "language_note": language.note,
+            "long_prompts": language.long_prompts,
+            "labels": str(Path(labels_path).resolve()),
+            "stores": [str(Path(p).resolve()) for p in store_dirs],
+            "splits_source": source,
+            "seed": config.seed,
+            "checkpoints": [],
+        }
+        rundir.write_json(run_dir / rundir.RUN_FILE, run)
+
+        reader = BagReader.for_cohort(cohort, cache_bytes=config.cache_mb << 20)
+        progress.start(splits, config.train.epochs)
+        rows, curves, histories = [], {}, {}
+        for split in splits:
+            progress.split_started(split)
+            result = _fit_split(config, options, cohort, reader, split, language.embeddings, progress)
+            out = rundir.fold_dir(run_dir, split.shots, split.fold)
+            out.mkdir(parents=True, exist_ok=True)
+            meta = {
+                "run_id": run_id,
+                "model": spec.name,
+                "model_config": options.model_dump(mode="json"),
+                "class_names": list(task.class_names),
+                "task": task.name,
+                "encoder_id": encoder_id,
+                "feature_dim": cohort.feature_dim,
+                "language_priors": language.used,
+                "shots": split.shots,
+                "fold": split.fold,
+                "best_epoch": result.best_epoch,
+            }
+            rundir.save_checkpoint(out / "model.pt", result.model, meta, language.embeddings)
+            rundir.write_json(out / "history.json", result.fold.history)
+            _write_test_predictions(out / "test_predictions.csv", result.fold, cohort)
+            run["checkpoints"].append({"shots": split.shots, "fold": split.fold, "path": str((out / "model.pt").relative_to(run_dir))})
+            row = {
+                "model": spec.name,
+                "shots": split.shots,
+                "fold": split.fold,
+                **result.fold.test_metrics,
+                "best_epoch": result.fold.best_epoch,
+                "epochs_run": len(result.fold.history),
+                "n_train": len(split.train),
+                "n_val": len(split.val),
+                "n_test": len(split.test),
+                "seconds": round(result.fold.seconds, 2),
+            }
+            rows.append(row)
+            curves.setdefault(split.shots, []).append((cohort.targets(result.fold.test_ids), result.fold.test_probs))
+            histories.setdefault(split.shots, []).append(result.fold.history)
+            progress.split_finished(split, row)
+        summary = report.write_results(run_dir, rows, spec.name)
+        report.plot_roc(run_dir / "roc.png", curves, list(task.class_names))
+        report.plot_curves(run_dir / "curves.png", histories)
+        run.update(status="complete", completed=utc_now(), summary={str(k): v for k, v in summary.items()})
+        rundir.write_json(run_dir / rundir.RUN_FILE, run)
+    return FitResult(run_dir, run_id, rows, summary, language)
+
+
+@dataclass
+class _SplitOutcome:
+    model: Any
+    fold: FoldResult
+
+
+def _fit_split(
+    config: FitConfig,
+    options: StrictModel,
+    cohort: Cohort,
+    reader: BagReader,
+    split: fewshot.Split,
+    text: TaskEmbeddings | None,
+    progress: FitProgress,
+) -> _SplitOutcome:
+    seed = seed_everything(config.seed, split.shots, split.fold)
+    model = create_model(config.model, options, cohort.feature_dim, len(cohort.class_names), text)
+    train, val, test = _parts(cohort, split)
+    if model.wants_instance_sample:
+        model.prepare(reader.sample_instances(train.ids, config.train.kmeans_patches, seed), seed)
+    result = train_fold(
+        model, reader, train, val, test, len(cohort.class_names), config.train, seed, partial(progress.epoch, split)
+    )
+    return _SplitOutcome(model, result)
+
+
+def _write_test_predictions(path: Path, result: FoldResult, cohort: Cohort) -> None:
+    index = cohort.by_id()
+    names = cohort.class_names
+    lines = ["slide_id,label,predicted," + ",".join(f"prob_{c}" for c in names)]
+    for slide_id, probs in zip(result.test_ids, result.test_probs, strict=True):
+        lines.append(
+            f"{slide_id},{index[slide_id].label},{names[int(np.argmax(probs))]}," + ",".join(f"{p:.6f}" for p in probs)
+        )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _task_yaml(task: TaskPrompts) -> str:
+    import yaml
+
+    return yaml.safe_dump(task.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100)

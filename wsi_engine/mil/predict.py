@@ -1,0 +1,157 @@
+"""``wsi-engine predict``: apply a fit run's fold checkpoints to stores.
+
+For every store: slide-level class probabilities (the mean over the chosen
+fold models of their softmax outputs) and per-patch evidence written to
+``scores/<score_id>`` (docs/store.md): ``attention`` (N, C), the fold mean of
+each model's per-class attention (columns still sum to 1), and, for models
+that have one, ``instance_score`` (N,), the fold mean of the fused transport
+score (Libra-MIL) or attention logit (ABMIL). The default score id is
+``<run_id>-<M>shot-all`` (or ``-fold<k>``).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from wsi_engine.errors import BatchFailures, DataError, StoreError
+from wsi_engine.mil.base import MILModel
+from wsi_engine.mil.data import read_bag
+from wsi_engine.mil.metrics import classification_metrics
+from wsi_engine.mil.rundir import load_checkpoint, read_run
+from wsi_engine.store import PatchStore, find_stores, sanitize_name
+
+
+@dataclass
+class PredictResult:
+    score_id: str
+    rows: list[dict[str, Any]]
+    failures: list[str] = field(default_factory=list)
+    metrics: dict[str, float] | None = None
+
+
+def select_checkpoints(run: dict[str, Any], shots: int | None, fold: str) -> tuple[int, list[dict[str, Any]]]:
+    """(shots, checkpoint entries of run.json) for ``shots`` (default: the largest) and ``fold`` (``all`` or an index)."""
+    entries = run["checkpoints"]
+    available = sorted({e["shots"] for e in entries})
+    shots = available[-1] if shots is None else shots
+    chosen = [e for e in entries if e["shots"] == shots]
+    if not chosen:
+        raise DataError(f"the run has no {shots}-shot models (available: {', '.join(map(str, available))})")
+    if fold != "all":
+        if not fold.isdigit() or not any(e["fold"] == int(fold) for e in chosen):
+            folds = ", ".join(str(e["fold"]) for e in chosen)
+            raise DataError(f"--fold {fold!r} is not a fold of this run", hint=f"use all or one of {folds}")
+        chosen = [e for e in chosen if e["fold"] == int(fold)]
+    return shots, chosen
+
+
+@torch.inference_mode()
+def predict_bag(models: list[MILModel], features: torch.Tensor) -> dict[str, np.ndarray]:
+    """Fold-averaged ``probs`` (C,), ``attention`` (N, C) and, when every model has one, ``instance_score`` (N,)."""
+    outputs = [m(features) for m in models]
+    result = {
+        "probs": torch.stack([torch.softmax(o.logits, -1) for o in outputs]).mean(0).numpy(),
+        "attention": torch.stack([o.attention for o in outputs]).mean(0).numpy(),
+    }
+    if all(o.instance_score is not None for o in outputs):
+        result["instance_score"] = torch.stack([o.instance_score for o in outputs]).mean(0).numpy()
+    return result
+
+
+def predict(
+    run_dir: str | Path,
+    store_dirs: list[str | Path],
+    out_csv: str | Path,
+    *,
+    shots: int | None = None,
+    fold: str = "all",
+    score_id: str | None = None,
+    write_scores: bool = True,
+    labels: dict[str, str] | None = None,
+    on_slide: Callable[[str], None] | None = None,
+) -> PredictResult:
+    """Predict every store in ``store_dirs``; write ``out_csv`` and (optionally) ``scores/<score_id>``.
+
+    Stores that cannot be predicted (no features for the run's encoder,
+    no patches, NaN features) are skipped and reported; if any were, a
+    :class:`BatchFailures` is raised after the others were written.
+    """
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    shots, entries = select_checkpoints(run, shots, fold)
+    loaded = [load_checkpoint(run_dir / e["path"]) for e in entries]
+    models = [m for m, _ in loaded]
+    meta = loaded[0][1]
+    class_names, encoder_id = meta["class_names"], meta["encoder_id"]
+    score_id = sanitize_name(score_id or f"{run['run_id']}-{shots}shot-{'all' if fold == 'all' else 'fold' + fold}")
+    paths = find_stores(list(store_dirs))
+    if not paths:
+        raise StoreError("no patch stores found", path=", ".join(map(str, store_dirs)), hint="give store folders or <id>.zarr paths")
+    rows, failures = [], []
+    for path in paths:
+        try:
+            store = PatchStore.open(path)
+            if store.n_patches == 0:
+                raise DataError("the store has no patches (no tissue)", path=path)
+            features = read_bag(path, encoder_id)
+            if features.shape[1] != meta["feature_dim"]:
+                raise DataError(f"features are {features.shape[1]}-d, the run was trained on {meta['feature_dim']}-d", path=path)
+        except (StoreError, DataError) as error:
+            failures.append(str(error))
+            continue
+        out = predict_bag(models, torch.from_numpy(features.astype(np.float32)))
+        probs = out["probs"]
+        predicted = class_names[int(np.argmax(probs))]
+        if write_scores:
+            arrays = {k: v.astype(np.float32) for k, v in out.items() if k != "probs"}
+            attrs = {
+                "kind": "bag",
+                "model": meta["model"],
+                "task": meta["task"],
+                "class_names": list(class_names),
+                "encoder_id": encoder_id,
+                "slide_probs": [float(p) for p in probs],
+                "predicted_class": predicted,
+                "fit_run": str(run_dir.resolve()),
+                "fit_run_id": run["run_id"],
+                "shots": shots,
+                "folds": [e["fold"] for e in entries],
+            }
+            PatchStore.open(path, mode="r+").write_scores(score_id, arrays, attrs)
+        row = {"slide_id": store.slide_id, "predicted": predicted, **{f"prob_{c}": float(p) for c, p in zip(class_names, probs, strict=True)}}
+        if labels is not None:
+            row["label"] = labels.get(store.slide_id, "")
+        row["n_patches"] = store.n_patches
+        rows.append(row)
+        if on_slide is not None:
+            on_slide(store.slide_id)
+    _write_csv(Path(out_csv), rows, class_names, labels is not None)
+    result = PredictResult(score_id, rows, failures)
+    if labels is not None:
+        known = [r for r in rows if r["label"] in class_names]
+        if known and len({r["label"] for r in known}) > 1:
+            targets = np.array([class_names.index(r["label"]) for r in known])
+            probs = np.array([[r[f"prob_{c}"] for c in class_names] for r in known])
+            result.metrics = classification_metrics(targets, probs)
+    if failures:
+        raise BatchFailures(
+            f"{len(failures)} of {len(paths)} store(s) could not be predicted; first: {failures[0]}",
+            hint=f"the others are in {out_csv}",
+        )
+    return result
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], class_names: list[str], with_labels: bool) -> None:
+    columns = ["slide_id", "predicted", *(f"prob_{c}" for c in class_names), *(["label"] if with_labels else []), "n_patches"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)

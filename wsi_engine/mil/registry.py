@@ -1,0 +1,90 @@
+"""Model registry: names used on the command line → configuration class and constructor.
+
+Every model is built as ``create_model(name, config, feature_dim, n_classes,
+text)`` and implements :class:`~wsi_engine.mil.base.MILModel`; ``text`` (the
+task's prompt embeddings, or ``None``) is used only by models with
+``uses_text``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from wsi_engine.config.loader import StrictModel, validate
+from wsi_engine.errors import ConfigError
+from wsi_engine.mil.base import MILModel
+from wsi_engine.prompts import TaskEmbeddings
+
+Builder = Callable[[Any, int, int, TaskEmbeddings | None], MILModel]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    config_type: type[StrictModel]
+    build: Builder
+    summary: str
+    uses_text: bool
+
+
+def _specs() -> dict[str, ModelSpec]:
+    from wsi_engine.mil.baselines import ABMILConfig, GatedABMIL, InstancePooling, PoolingConfig
+    from wsi_engine.mil.libra import LibraConfig, LibraMIL
+
+    return {
+        "libra": ModelSpec(
+            "libra",
+            LibraConfig,
+            lambda cfg, d, c, text: LibraMIL(cfg, d, c, text),
+            "Libra-MIL: dual prototypes, stereoscopic OT fusion, prompt-queried cross-attention",
+            uses_text=True,
+        ),
+        "abmil": ModelSpec(
+            "abmil",
+            ABMILConfig,
+            lambda cfg, d, c, _text: GatedABMIL(cfg, d, c),
+            "gated-attention MIL, one attention branch per class",
+            uses_text=False,
+        ),
+        "mean": ModelSpec(
+            "mean",
+            PoolingConfig,
+            lambda cfg, d, c, _text: InstancePooling(cfg, d, c, "mean"),
+            "instance classifier, mean pooling",
+            uses_text=False,
+        ),
+        "max": ModelSpec(
+            "max",
+            PoolingConfig,
+            lambda cfg, d, c, _text: InstancePooling(cfg, d, c, "max"),
+            "instance classifier, max pooling",
+            uses_text=False,
+        ),
+    }
+
+
+def list_models() -> list[str]:
+    """Registered model names."""
+    return list(_specs())
+
+
+def get_spec(name: str) -> ModelSpec:
+    specs = _specs()
+    if name not in specs:
+        raise ConfigError(f"unknown model '{name}'", hint=f"known models: {', '.join(specs)}")
+    return specs[name]
+
+
+def model_config(name: str, values: dict[str, Any] | None = None, source: str = "model options") -> StrictModel:
+    """The validated configuration of model ``name`` from ``values`` (defaults for missing keys)."""
+    return validate(get_spec(name).config_type, dict(values or {}), source)
+
+
+def create_model(
+    name: str, config: StrictModel, feature_dim: int, n_classes: int, text: TaskEmbeddings | None
+) -> MILModel:
+    """Build model ``name``; ``text`` is ignored by models that use no language priors."""
+    spec = get_spec(name)
+    return spec.build(config, feature_dim, n_classes, text if spec.uses_text else None)

@@ -1,0 +1,34 @@
+"""Tiling: whole-slide images → one Zarr v3 patch store per slide (docs/store.md).
+
+Modules, one job each:
+
+* :mod:`~wsi_engine.tiling.config`: :class:`TilingConfig` (presets in ``configs/tiling``);
+* :mod:`~wsi_engine.tiling.grid`: patch grid at a target µm/px, read level, tissue filter;
+* :mod:`~wsi_engine.tiling.regions`, :mod:`~wsi_engine.tiling.extract`: tile-aligned
+  region reads cut into patches, antialiased resize;
+* :mod:`~wsi_engine.tiling.lowres`: bounded-memory low-resolution images (tissue, thumbnail);
+* :mod:`~wsi_engine.tiling.provenance`: store attributes and the slide fingerprint;
+* :mod:`~wsi_engine.tiling.tasks`: the Dask tasks (plan a slide, write one shard);
+* :mod:`~wsi_engine.tiling.pipeline`: :func:`tile_slides`, the client-side orchestration;
+* :mod:`~wsi_engine.tiling.report`: :class:`TilingReport` and ``tiling_report.csv``.
+"""
+
+from wsi_engine.tiling.config import TilingConfig
+from wsi_engine.tiling.grid import GridGeometry, PatchGrid, grid_geometry, plan_grid
+from wsi_engine.tiling.pipeline import TilingObserver, dask_client, default_workers, tile_slides
+from wsi_engine.tiling.report import REPORT_NAME, SlideResult, TilingReport
+
+__all__ = [
+    "REPORT_NAME",
+    "GridGeometry",
+    "PatchGrid",
+    "SlideResult",
+    "TilingConfig",
+    "TilingObserver",
+    "TilingReport",
+    "dask_client",
+    "default_workers",
+    "grid_geometry",
+    "plan_grid",
+    "tile_slides",
+]

@@ -1,0 +1,271 @@
+"""The two kinds of Dask task of tiling, run on workers: plan a slide, write one shard.
+
+:func:`prepare_slide` opens a slide (resolving its µm/px), finds its tissue,
+plans the patch grid, creates or resumes the ``.zarr.partial`` store (arrays
+``coords``, ``tissue_fraction``, ``thumbnail``, ``tissue_mask``, an empty
+``patches``) and returns one :class:`ShardJob` per shard not yet marked done.
+
+:func:`write_shard` reads the patches of one shard, region by region, writes
+them as that whole shard (no other task ever writes it: Zarr's partial-shard
+writes race and lose data), then marks the shard done in
+``_progress/shards``. The marker is written only after the data, so a shard
+whose marker is set is complete; a killed task leaves it unmarked.
+
+Tasks send only paths and small arrays; each worker thread opens its own
+reader handles and keeps the last few open (:func:`cached_reader`), keyed by
+path, backend and the file's size and modification time. A reader that
+failed is closed and dropped (OpenSlide handles are unusable after an error).
+Tasks never raise for a problem with a slide: they return its reason, so
+messages arrive intact however the cluster serialises exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from wsi_engine.errors import WsiEngineError
+from wsi_engine.slide import SlideReader, open_slide
+from wsi_engine.store import layout
+from wsi_engine.store.progress import BlockProgress
+from wsi_engine.store.writer import SHARD_PROGRESS, StoreWriter
+from wsi_engine.tiling.config import TilingConfig
+from wsi_engine.tiling.extract import extract_patches
+from wsi_engine.tiling.grid import GridGeometry, plan_grid
+from wsi_engine.tiling.lowres import fit_size, read_downsampled, shrink
+from wsi_engine.tiling.provenance import slide_attrs, tiling_attrs, tissue_attrs
+from wsi_engine.tissue import (
+    TissueMask,
+    detect_tissue,
+    load_tissue_geojson,
+    load_tissue_mask_png,
+    segmentation_size,
+)
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_MAX_PX = 1024
+"""Longest side of the stored thumbnail."""
+
+READER_CACHE_SIZE = 4
+"""Readers kept open per worker thread."""
+
+
+@dataclass(frozen=True)
+class SlideRequest:
+    """Everything a worker needs to plan one slide (paths and plain values only)."""
+
+    path: Path
+    slide_id: str
+    out_dir: Path
+    config: TilingConfig
+    mpp: float | None = None
+    mpp_table: Mapping[str, tuple[float, float]] | None = None
+    tissue_file: Path | None = None
+    """a GeoJSON (``.geojson``/``.json``) or mask image replacing tissue detection"""
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One shard to write: patches ``[start, start + len(coords))`` of a slide's store."""
+
+    slide_id: str
+    slide_path: Path
+    backend: str
+    store_path: Path
+    index: int
+    n_shards: int
+    start: int
+    coords: np.ndarray
+    geometry: GridGeometry
+    region_size: int
+
+
+@dataclass
+class SlidePlan:
+    """What :func:`prepare_slide` found: the shards still to write, or why the slide failed."""
+
+    slide_id: str
+    ok: bool
+    reason: str = ""
+    n_patches: int = 0
+    n_shards: int = 0
+    shards: list[ShardJob] = field(default_factory=list)
+    mpp: float | None = None
+    mpp_source: str | None = None
+    flags: tuple[str, ...] = ()
+    resumed: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ShardOutcome:
+    """Result of :func:`write_shard`; ``error`` is empty on success."""
+
+    slide_id: str
+    index: int
+    n_patches: int
+    seconds: float
+    error: str = ""
+
+
+# ----------------------------------------------------------------------------- readers
+_local = threading.local()
+
+
+def cached_reader(path: Path, backend: str) -> SlideReader:
+    """A reader of ``path`` owned by this thread, reused across tasks (LRU of :data:`READER_CACHE_SIZE`)."""
+    cache: OrderedDict[tuple, SlideReader] = _local.__dict__.setdefault("readers", OrderedDict())
+    stat = Path(path).stat()
+    key = (str(path), backend, stat.st_size, stat.st_mtime_ns)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    reader = open_slide(path, backend, require_mpp=False)
+    cache[key] = reader
+    while len(cache) > READER_CACHE_SIZE:
+        cache.popitem(last=False)[1].close()
+    return reader
+
+
+def drop_reader(path: Path) -> None:
+    """Close and forget this thread's readers of ``path``."""
+    cache: OrderedDict[tuple, SlideReader] = _local.__dict__.get("readers", OrderedDict())
+    for key in [key for key in cache if key[0] == str(path)]:
+        cache.pop(key).close()
+
+
+def describe(error: BaseException) -> str:
+    """One-line reason for a report: the message and hint of engine errors, else type and text."""
+    if isinstance(error, WsiEngineError):
+        return f"{error.message} ({error.hint})" if error.hint else error.message
+    return f"internal error: {type(error).__name__}: {error}"
+
+
+# ------------------------------------------------------------------------------ planning
+def prepare_slide(request: SlideRequest) -> SlidePlan:
+    """Plan ``request``'s slide and create or resume its partial store (a Dask task)."""
+    started = time.perf_counter()
+    try:
+        plan = _prepare(request)
+    except Exception as error:  # a slide's problem is reported, never raised through Dask
+        if not isinstance(error, WsiEngineError):
+            log.exception("planning %s failed", request.path)
+        plan = SlidePlan(request.slide_id, ok=False, reason=describe(error))
+    plan.seconds = time.perf_counter() - started
+    return plan
+
+
+def _prepare(request: SlideRequest) -> SlidePlan:
+    config = request.config
+    with open_slide(
+        request.path, config.backend, mpp=request.mpp, mpp_table=request.mpp_table
+    ) as reader:
+        assert reader.mpp is not None  # require_mpp=True
+        mpp = (reader.mpp.x, reader.mpp.y)
+        mask, seg_image = _tissue(reader, request)
+        grid = plan_grid(reader.level_dimensions, reader.level_downsamples, mpp, config, mask)
+        attrs = {
+            "slide": slide_attrs(reader, request.slide_id),
+            "tiling": tiling_attrs(grid.geometry, config),
+            "tissue": tissue_attrs(mask, config, request.tissue_file),
+        }
+        writer = StoreWriter.open_or_create(
+            request.out_dir, request.slide_id, attrs, grid.coords, grid.tissue_fraction, grid.flags
+        )
+        thumbnail = _thumbnail(reader, seg_image)
+        writer.write_image(
+            layout.THUMBNAIL, thumbnail, downsample=reader.dimensions[0] / thumbnail.shape[1]
+        )
+        writer.write_image(
+            layout.TISSUE_MASK,
+            mask.mask.astype(np.uint8),
+            downsample=mask.downsample[0],
+            mpp=mask.mpp,
+        )
+        backend = reader.backend
+    n = len(grid.coords)
+    plan = SlidePlan(
+        request.slide_id,
+        ok=True,
+        n_patches=n,
+        mpp=mpp[0],
+        mpp_source=reader.mpp.source,
+        flags=tuple(writer.attrs["flags"]),
+        resumed=writer.resumed,
+    )
+    if config.pixel_mode == "none" or n == 0:
+        return plan
+    writer.create_patches(
+        config.patch_size, config.pixel_mode, config.jpeg_quality, config.shard_patches
+    )
+    plan.n_shards = -(-n // config.shard_patches)
+    for index in writer.shard_progress(plan.n_shards).remaining():
+        start = index * config.shard_patches
+        plan.shards.append(
+            ShardJob(
+                slide_id=request.slide_id,
+                slide_path=request.path,
+                backend=backend,
+                store_path=writer.path,
+                index=index,
+                n_shards=plan.n_shards,
+                start=start,
+                coords=grid.coords[start : start + config.shard_patches].copy(),
+                geometry=grid.geometry,
+                region_size=config.region_size,
+            )
+        )
+    return plan
+
+
+def _tissue(reader: SlideReader, request: SlideRequest) -> tuple[TissueMask, np.ndarray | None]:
+    """The tissue mask (detected, or from the user's file) and the segmentation image if one was read."""
+    assert reader.mpp is not None
+    seg_mpp = request.config.tissue.seg_mpp
+    file = request.tissue_file
+    if file is None:
+        size = segmentation_size(reader.dimensions, reader.mpp.x, seg_mpp)
+        image = read_downsampled(reader, size)
+        mpp = reader.mpp.x * reader.dimensions[0] / size[0]
+        return detect_tissue(image, mpp, request.config.tissue, reader.dimensions), image
+    if file.suffix.lower() in (".geojson", ".json"):
+        return load_tissue_geojson(file, reader.dimensions, reader.mpp.x, seg_mpp), None
+    return load_tissue_mask_png(file, reader.dimensions, reader.mpp.x), None
+
+
+def _thumbnail(reader: SlideReader, seg_image: np.ndarray | None) -> np.ndarray:
+    """RGB thumbnail of at most :data:`THUMBNAIL_MAX_PX` px, from the segmentation image when large enough."""
+    size = fit_size(reader.dimensions, THUMBNAIL_MAX_PX)
+    if seg_image is not None and seg_image.shape[1] >= size[0]:
+        return shrink(seg_image, size)
+    return read_downsampled(reader, size)
+
+
+# ------------------------------------------------------------------------------- shards
+def write_shard(job: ShardJob) -> ShardOutcome:
+    """Read, write and mark one whole shard (a Dask task)."""
+    started = time.perf_counter()
+    try:
+        reader = cached_reader(job.slide_path, job.backend)
+        patches = extract_patches(reader, job.geometry, job.coords, job.region_size)
+        array = zarr.open_array(str(job.store_path / layout.PATCHES), mode="r+")
+        array[job.start : job.start + len(patches)] = patches
+        root = zarr.open_group(str(job.store_path), mode="r+")
+        BlockProgress(root, SHARD_PROGRESS, job.n_shards).mark_done(job.index)
+    except Exception as error:
+        drop_reader(job.slide_path)
+        if not isinstance(error, WsiEngineError):
+            log.exception("shard %d of %s failed", job.index, job.slide_path)
+        stop = job.start + len(job.coords)
+        reason = f"shard {job.index} (patches {job.start}-{stop - 1}): {describe(error)}"
+        return ShardOutcome(job.slide_id, job.index, 0, time.perf_counter() - started, reason)
+    return ShardOutcome(job.slide_id, job.index, len(patches), time.perf_counter() - started)
