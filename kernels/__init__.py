@@ -22,7 +22,7 @@ __all__ = ["SinkhornInfo", "sinkhorn", "sinkhorn_torch"]
 def __getattr__(name: str) -> Any:
     """Import the torch twin on first access so that torch stays optional."""
     if name == "sinkhorn_torch":
-        from .sinkhorn_torch import sinkhorn_torch
+        from .torch_twin import sinkhorn_torch
 
         return sinkhorn_torch
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -190,12 +190,13 @@ def plain_limit(tiny: float) -> float:
 
 
 def auto_limit(largest: float) -> float:
-    """``max(M) / reg`` up to which ``method="auto"`` uses the plain iteration: ``log(largest) / 4``.
+    """``max(M) / reg`` up to which ``method="auto"`` uses the plain iteration: ``log(largest) / 2``.
 
-    Below it the kernel entries lie in ``[exp(-L), 1]`` and the scalings stay within
-    ``exp(+-2L)`` of the marginals, far from overflow (float64: L = 177, float32: L = 22).
+    With ``R = max(M) / reg`` the kernel entries lie in ``[exp(-R), 1]`` and the scalings need
+    about ``exp(+-(R + |log(smallest marginal entry)|))``; stopping at half the exponent range
+    leaves the other half for the marginals (float64: R <= 354, float32: R <= 44).
     """
-    return math.log(largest) / 4
+    return math.log(largest) / 2
 
 
 def choose_method(method: str, cost_ratio: float, largest: float, tiny: float) -> str:

@@ -106,14 +106,17 @@ def _source(first, count, l):
 
 @njit(**_JIT)
 def _load_scaled_cost(M, first, count, scale, out):
-    """``out[i, j, l] = scale * M[p_l, i, j]``; a shared ``M`` (leading dim 1) fills every lane."""
+    """``out[i, j, l] = scale * M[p_l, i, j]``; a shared ``M`` (leading dim 1) fills every lane.
+
+    The lane loop is innermost so that the writes are contiguous and each problem's cache line
+    of ``M`` is reused across consecutive ``j``.
+    """
     n, m, L = out.shape
     shared = M.shape[0] == 1
-    for l in range(L):
-        Mp = M[0] if shared else M[_source(first, count, l)]
-        for i in range(n):
-            for j in range(m):
-                out[i, j, l] = scale * Mp[i, j]
+    for i in range(n):
+        for j in range(m):
+            for l in range(L):
+                out[i, j, l] = scale * M[0 if shared else _source(first, count, l), i, j]
 
 
 @njit(**_JIT)
@@ -144,22 +147,49 @@ def _load_logs(x, first, count, factor, out):
 
 @njit(**_JIT)
 def _matvec(K, v, out):
-    """``out[i, l] = sum_j K[i, j, l] v[j, l]`` (row sums of ``K diag(v)``)."""
+    """``out[i, l] = sum_j K[i, j, l] v[j, l]`` (row sums of ``K diag(v)``), summed in j order.
+
+    Four terms are added per pass over a row of ``out`` (still left to right), which quarters the
+    loads and stores of ``out``: the lane loop is memory-bound.
+    """
     n, m, L = K.shape
+    m4 = m - m % 4
     for i in range(n):
-        for l in range(L):
-            out[i, l] = 0.0
-        for j in range(m):
+        out[i, :] = 0.0
+        for j in range(0, m4, 4):
+            for l in range(L):
+                out[i, l] = (
+                    out[i, l]
+                    + K[i, j, l] * v[j, l]
+                    + K[i, j + 1, l] * v[j + 1, l]
+                    + K[i, j + 2, l] * v[j + 2, l]
+                    + K[i, j + 3, l] * v[j + 3, l]
+                )
+        for j in range(m4, m):
             for l in range(L):
                 out[i, l] += K[i, j, l] * v[j, l]
 
 
 @njit(**_JIT)
 def _rmatvec(K, u, out):
-    """``out[j, l] = sum_i K[i, j, l] u[i, l]`` (column sums of ``diag(u) K``)."""
+    """``out[j, l] = sum_i K[i, j, l] u[i, l]`` (column sums of ``diag(u) K``), summed in i order.
+
+    Four rows are added per pass over ``out`` (left to right), as in :func:`_matvec`.
+    """
     n, m, L = K.shape
+    n4 = n - n % 4
     out[:] = 0.0
-    for i in range(n):
+    for i in range(0, n4, 4):
+        for j in range(m):
+            for l in range(L):
+                out[j, l] = (
+                    out[j, l]
+                    + K[i, j, l] * u[i, l]
+                    + K[i + 1, j, l] * u[i + 1, l]
+                    + K[i + 2, j, l] * u[i + 2, l]
+                    + K[i + 3, j, l] * u[i + 3, l]
+                )
+    for i in range(n4, n):
         for j in range(m):
             for l in range(L):
                 out[j, l] += K[i, j, l] * u[i, l]
@@ -267,21 +297,22 @@ def _iterate_plain(K, ta, tb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, ws
 
 @njit(**_JIT)
 def _store_plain(K, u, v, M, first, count, plan, cost):
-    """``plan[p] = diag(u) K diag(v)`` and ``cost[p] = <plan[p], M[p]>`` for the real lanes."""
+    """``plan[p] = diag(u) K diag(v)`` and ``cost[p] = <plan[p], M[p]>`` for the real lanes.
+
+    Lane loop innermost (see :func:`_load_scaled_cost`); each cost is still summed in (i, j)
+    order.
+    """
     n, m = K.shape[0], K.shape[1]
     shared = M.shape[0] == 1
-    for l in range(count):
-        p = first + l
-        Mp = M[0] if shared else M[p]
-        Pp = plan[p]
-        c = 0.0
-        for i in range(n):
-            ui = u[i, l]
-            for j in range(m):
-                x = ui * K[i, j, l] * v[j, l]
-                Pp[i, j] = x
-                c += x * Mp[i, j]
-        cost[p] = c
+    acc = cost[first : first + count]
+    acc[:] = 0.0
+    for i in range(n):
+        for j in range(m):
+            for l in range(count):
+                p = first + l
+                x = u[i, l] * K[i, j, l] * v[j, l]
+                plan[p, i, j] = x
+                acc[l] += x * M[0 if shared else p, i, j]
 
 
 @njit(**_JIT)
@@ -439,17 +470,15 @@ def _store_log(logK, lu, lv, M, first, count, plan, cost):
     """``plan[p] = exp(logK + lu + lv)`` (exact zeros for -inf) and ``cost[p] = <plan, M>``."""
     n, m = logK.shape[0], logK.shape[1]
     shared = M.shape[0] == 1
-    for l in range(count):
-        p = first + l
-        Mp = M[0] if shared else M[p]
-        Pp = plan[p]
-        c = 0.0
-        for i in range(n):
-            for j in range(m):
+    acc = cost[first : first + count]
+    acc[:] = 0.0
+    for i in range(n):
+        for j in range(m):
+            for l in range(count):
+                p = first + l
                 x = np.exp(logK[i, j, l] + lu[i, l] + lv[j, l])
-                Pp[i, j] = x
-                c += x * Mp[i, j]
-        cost[p] = c
+                plan[p, i, j] = x
+                acc[l] += x * M[0 if shared else p, i, j]
 
 
 @njit(**_JIT_PARALLEL)

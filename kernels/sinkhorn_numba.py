@@ -59,7 +59,7 @@ def sinkhorn(
             marginal error (see :class:`SinkhornInfo`; balanced: ``||P 1 - a||_2``) is < tol.
         max_iter: iteration cap in tolerance mode.
         method: ``"plain"`` (scaling iteration), ``"log"`` (log-domain, stable for any reg) or
-            ``"auto"``: plain when ``max(M) / reg <= log(float64 max) / 4`` (about 177), else
+            ``"auto"``: plain when ``max(M) / reg <= log(float64 max) / 2`` (about 354), else
             log; problems whose plain iteration still over/underflows are re-solved in the log
             domain.  An explicit ``"plain"`` raises ValueError when ``max(M) / reg > 708`` (the
             kernel ``exp(-M/reg)`` would underflow) and FloatingPointError if the iteration

@@ -19,6 +19,7 @@ from wsi_engine import __version__
 from wsi_engine.commands import heatmap, info, synth
 from wsi_engine.commands import tile
 from wsi_engine.commands import embed, features
+from wsi_engine.commands import patches
 from wsi_engine.errors import INTERNAL_ERROR_EXIT_CODE, WsiEngineError
 
 app = typer.Typer(
@@ -36,6 +37,8 @@ app.command("tile")(tile.tile_command)
 app.command("embed")(embed.embed_command)
 app.command("import-features")(features.import_features_command)
 app.command("export-features")(features.export_features_command)
+app.command("fit-patches")(patches.fit_patches_command)
+app.command("predict-patches")(patches.predict_patches_command)
 
 _state = {"debug": False}
 err_console = Console(stderr=True)

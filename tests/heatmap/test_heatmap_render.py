@@ -36,7 +36,7 @@ def test_heatmaps_of_a_tiled_synthetic_slide_follow_its_lesion(real_store, tmp_p
         {"probs": np.stack([1 - tumour, tumour], axis=1)},
         {"kind": "patch", "class_names": CLASSES, "predicted_class": "tumor"},
     )
-    report = make_heatmaps([store_path], "truthlike", tmp_path / "out", top_k=4)
+    report = make_heatmaps([store_path], "truthlike", tmp_path / "out", class_name="tumor", top_k=4)
     assert not report.failed
     assert (
         _auc(PatchStore.open(store_path).read_scores("truthlike")[0]["probs"][:, 1], lesion) >= 0.85
@@ -115,3 +115,17 @@ def test_gallery_says_when_no_pixels_can_be_found(tmp_path: Path) -> None:
     store = PatchStore.open(build_store(tmp_path, "bare", pixels=False))
     pixels, note = load_patches(store, np.array([0, 1]))
     assert pixels == {} and "coordinates only" in note and "bare.tiff" in note
+
+
+def test_gallery_reads_the_slide_when_the_store_has_no_pixels(real_store) -> None:
+    store = PatchStore.open(real_store[0])
+    stored = {i: store.read_patches(i, i + 1)[0] for i in (0, 5)}
+    store.attrs["tiling"] = {
+        **store.attrs["tiling"],
+        "pixel_mode": "none",
+    }  # as a coords-only store
+    pixels, note = load_patches(store, np.array([0, 5]))
+    assert note is None
+    for index, patch in stored.items():
+        assert pixels[index].shape == patch.shape
+        assert np.abs(pixels[index].astype(int) - patch).mean() < 8

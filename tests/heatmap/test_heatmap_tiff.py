@@ -42,15 +42,12 @@ def test_tiff_opens_in_openslide_and_tiffslide_with_the_slide_geometry(tmp_path:
     opaque = expected[..., 3] == 255
     assert opaque.sum() > 100 and (expected[..., 3][~opaque] == 0).all()
 
-    for module in (openslide, tiffslide):
-        slide = (openslide.OpenSlide if module is openslide else tiffslide.TiffSlide)(
-            str(tiff_path)
-        )
+    for opener, prefix in ((openslide.OpenSlide, "openslide"), (tiffslide.TiffSlide, "tiffslide")):
+        slide = opener(str(tiff_path))
         try:
             assert slide.dimensions == size
             assert slide.level_count >= 3
             assert slide.level_downsamples[:3] == (1.0, 2.0, 4.0)
-            prefix = "openslide" if module is openslide else "tiffslide"
             assert math.isclose(
                 float(slide.properties[f"{prefix}.mpp-x"]), MPP * downsample, rel_tol=1e-4
             )

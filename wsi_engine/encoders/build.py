@@ -165,6 +165,13 @@ def _rename_by_position(
     model: nn.Module, state_dict: dict[str, torch.Tensor], config: EncoderConfig, path: Path
 ) -> dict[str, torch.Tensor]:
     names = list(model.state_dict().keys())
+    if set(names) == set(state_dict):  # already in the model's own names (e.g. made by create_random_checkpoint)
+        return state_dict
+    if path.suffix == ".safetensors":
+        raise EncoderError(
+            "weights mapped by position need the original torch file: safetensors does not keep tensor order",
+            path=path,
+        )
     if len(names) != len(state_dict):
         raise EncoderError(
             f"checkpoint holds {len(state_dict)} tensors, architecture '{config.architecture}' has {len(names)}",

@@ -172,10 +172,10 @@ def _torch_load(path: Path) -> object:
 
 
 def _as_state_dict(loaded: object, path: Path) -> dict[str, torch.Tensor]:
-    for _ in range(2):  # e.g. {"model": {"state_dict": ...}}
+    for _ in range(2):  # a training checkpoint {"state_dict": {...}, "epoch": ...}, maybe nested once
         if isinstance(loaded, dict):
             inner = next((loaded[k] for k in _WRAPPER_KEYS if isinstance(loaded.get(k), dict)), None)
-            if inner is not None and not any(isinstance(v, torch.Tensor) for v in loaded.values()):
+            if inner is not None:  # in a state dict every value is a tensor, never a dict
                 loaded = inner
     if not isinstance(loaded, dict) or not loaded:
         raise EncoderError(

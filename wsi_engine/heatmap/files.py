@@ -19,17 +19,31 @@ def atomic_output(path: Path) -> Iterator[Path]:
     """
     path = Path(path)
     tmp = path.with_name(f".tmp-{path.name}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(
-            f"cannot create the output folder ({error.strerror})", path=path.parent
-        ) from error
+    ensure_dir(path.parent)
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as error:
+        raise OutputError(
+            f"cannot write this file ({error.strerror or error})",
+            path=path,
+            hint="check the output folder's permissions and free space, or choose another --out",
+        ) from error
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def ensure_dir(folder: Path) -> Path:
+    """Create ``folder`` (and parents) if needed; :class:`OutputError` when that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(
+            f"cannot create the output folder ({error.strerror})",
+            path=folder,
+            hint="check its permissions and free space, or choose another --out",
+        ) from error
+    return folder
 
 
 def class_file_name(prefix: str, class_name: str, suffix: str) -> str:

@@ -20,9 +20,14 @@ from wsi_engine.heatmap.scales import ColourScale
 from wsi_engine.store.patch_store import PatchStore
 
 DPI = 110
-CAPTION_KEY = "under each patch: its score, then x, y of its top-left corner in level-0 slide pixels"
-_TILE_IN = 1.9
-_FONT_PT = 11
+CAPTION_KEY = (
+    "under each patch: its score, then x, y of its top-left corner in level-0 slide pixels"
+)
+_TILE_IN = 1.9  # side of one patch tile, inches
+_ROW_TITLE_IN = 0.4
+_CAPTION_IN = 0.65
+_MARGIN_IN = 0.3
+_FONT_PT = 13
 
 
 def extremes(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,42 +85,48 @@ def render_gallery(
 ) -> None:
     """Write a grid with one row per (row title, patch indices); each tile captioned with value and level-0 x, y."""
     columns = max([len(indices) for _, indices in rows] + [1])
-    fig_w = max(1.2 + columns * _TILE_IN, 9.0)  # room for the title and caption key
-    fig_h = 1.3 + len(rows) * (_TILE_IN + 0.55) + (0.4 if note else 0)
+    header = 1.2 + (0.4 if note else 0.0)  # inches above the first row
+    row_h = _ROW_TITLE_IN + _TILE_IN + _CAPTION_IN
+    fig_w = max(2 * _MARGIN_IN + columns * _TILE_IN, 9.0)  # room for the title and caption key
+    fig_h = header + len(rows) * row_h + 0.1
     with rc_context({"font.size": _FONT_PT}):
         fig = Figure(figsize=(fig_w, fig_h), dpi=DPI)
-        fig.text(
-            0.5,
-            1 - 0.35 / fig_h,
-            title,
-            ha="center",
-            va="center",
-            fontsize=_FONT_PT + 4,
-            weight="bold",
-        )
-        fig.text(0.5, 1 - 0.75 / fig_h, CAPTION_KEY, ha="center", va="center", color="#444444")
+
+        def text(x_in: float, y_in: float, content: str, **kwargs) -> None:
+            """Text at ``x_in`` inches from the left, ``y_in`` inches from the top."""
+            fig.text(x_in / fig_w, 1 - y_in / fig_h, content, va="center", **kwargs)
+
+        text(fig_w / 2, 0.35, title, ha="center", fontsize=_FONT_PT + 4, weight="bold")
+        text(fig_w / 2, 0.8, CAPTION_KEY, ha="center", color="#444444")
         if note:
-            fig.text(0.5, 1 - 1.15 / fig_h, note, ha="center", va="center", color="firebrick")
-        top = 1.3 + (0.4 if note else 0)
+            text(fig_w / 2, 1.2, note, ha="center", color="firebrick")
         for r, (row_title, indices) in enumerate(rows):
-            row_top = top + r * (_TILE_IN + 0.55)
-            fig.text(0.15 / fig_w, 1 - (row_top + _TILE_IN / 2) / fig_h, row_title, rotation=90,
-                     ha="left", va="center", fontsize=_FONT_PT + 1, weight="bold")  # fmt: skip
+            row_top = header + r * row_h
+            text(
+                _MARGIN_IN,
+                row_top + _ROW_TITLE_IN / 2,
+                row_title,
+                ha="left",
+                fontsize=_FONT_PT + 1,
+                weight="bold",
+            )
             for c, index in enumerate(indices):
-                box = (
-                    (1.0 + c * _TILE_IN + 0.05) / fig_w,
-                    1 - (row_top + _TILE_IN - 0.1) / fig_h,
-                    (_TILE_IN - 0.1) / fig_w,
-                    (_TILE_IN - 0.1) / fig_h,
+                left, top = _MARGIN_IN + c * _TILE_IN + 0.05, row_top + _ROW_TITLE_IN
+                ax = fig.add_axes(
+                    (
+                        left / fig_w,
+                        1 - (top + _TILE_IN - 0.1) / fig_h,
+                        (_TILE_IN - 0.1) / fig_w,
+                        (_TILE_IN - 0.1) / fig_h,
+                    )
                 )
-                ax = fig.add_axes(box)
                 patch = pixels.get(int(index))
                 ax.imshow(patch if patch is not None else np.full((8, 8, 3), 235, np.uint8))
                 ax.set_xticks([])
                 ax.set_yticks([])
                 x, y = coords[index]
                 ax.set_xlabel(
-                    f"{scale.format(values[index])}\nx={x}, y={y}", labelpad=2, linespacing=1.1
+                    f"{scale.format(values[index])}\nx={x}, y={y}", labelpad=3, linespacing=1.15
                 )
         with atomic_output(out_path) as tmp:
             fig.savefig(tmp, format="png", dpi=DPI, facecolor="white")

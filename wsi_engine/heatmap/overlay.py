@@ -23,8 +23,8 @@ OVERLAY_ALPHA = 0.6
 """Opacity of the score colours over the thumbnail."""
 
 DPI = 110
-_MAX_IMAGE_IN = 9.0  # longest side of the slide image in inches (≈ 1000 px at DPI)
-_FONT_PT = 13
+_MAX_IMAGE_IN = 7.5  # longest side of the slide image in inches (≈ 825 px at DPI)
+_FONT_PT = 14
 _SCALE_BAR_MM = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20)
 
 
@@ -82,7 +82,7 @@ def render_overlay(
             fontsize=_FONT_PT + 3,
             weight="bold",
         )
-        fig.text(0.5, 1 - 0.72 / fig_h, subtitle, ha="center", va="center")
+        fig.text(0.5, 1 - 0.72 / fig_h, subtitle, ha="center", va="center", wrap=True)
         cax = fig.add_axes((0.12, (bottom + 0.75) / fig_h, 0.76, 0.22 / fig_h))
         bar = fig.colorbar(
             ScalarMappable(norm=scale.norm, cmap=scale.colormap),

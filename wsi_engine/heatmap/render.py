@@ -30,10 +30,16 @@ from wsi_engine import __version__
 from wsi_engine.config.loader import write_effective_config
 from wsi_engine.errors import ConfigError, StoreError, WsiEngineError
 from wsi_engine.heatmap import gallery, geojson, overlay, pyramid_tiff, report
-from wsi_engine.heatmap.files import atomic_output, class_file_name
+from wsi_engine.heatmap.files import atomic_output, class_file_name, ensure_dir
 from wsi_engine.heatmap.scales import MODES, QUANTITIES, ColourScale, make_scale
 from wsi_engine.heatmap.scoremap import canvas_shape, score_canvas
-from wsi_engine.store.layout import THUMBNAIL, TISSUE_MASK, find_stores, sanitize_name
+from wsi_engine.store.layout import (
+    STORE_SUFFIX,
+    THUMBNAIL,
+    TISSUE_MASK,
+    find_stores,
+    sanitize_name,
+)
 from wsi_engine.store.patch_store import PatchStore
 
 FORMATS = ("png", "geojson", "tiff", "html")
@@ -50,7 +56,6 @@ class HeatmapOptions:
     quantity: str = "auto"
     smooth_um: float = 0.0
     top_k: int = 8
-    tiff_pixels_per_patch: int = 8
 
 
 @dataclass
@@ -103,7 +108,7 @@ def make_heatmaps(
     the gallery. ``labels``: {slide_id: true label} for the report's table.
     """
     options = _validated(run_id, class_name, formats, scale, quantity, smooth_um, top_k)
-    out_dir = Path(out_dir)
+    out_dir = ensure_dir(Path(out_dir))
     paths = find_stores(list(store_paths))
     if not paths:
         raise StoreError(
@@ -178,7 +183,7 @@ def _scale_note(options: HeatmapOptions) -> str:
 def _render_store(
     path: Path, out_dir: Path, options: HeatmapOptions, labels: dict[str, str]
 ) -> tuple[SlideResult, report.SlideEntry, list[str]]:
-    slide_id = path.name.removesuffix(".zarr")
+    slide_id = path.name.removesuffix(STORE_SUFFIX)
     result = SlideResult(path, slide_id)
     entry = report.SlideEntry(slide_id, true_label=labels.get(slide_id))
     try:
@@ -321,20 +326,22 @@ class _SlideRenderer:
         path = self.slide_dir / class_file_name("overlay", name, ".png")
         overlay.render_overlay(
             path, self.thumbnail, downsample, canvas, downsample, scale,
-            title=self.store.slide_id, subtitle=self._subtitle(name, index), mpp=self.mpp,
+            title=f"{self.store.slide_id}  ·  heatmap for class {name}",
+            subtitle=self._subtitle(name, index), mpp=self.mpp,
         )  # fmt: skip
         self.entry.heatmaps.append((f"heatmap: {name}", self._relative(path)))
         self.result.files.append(path)
 
     def _subtitle(self, name: str, index: int) -> str:
-        parts = [f"class: {name}"]
+        parts = []
         probs = self.attrs.get("slide_probs")
         if probs:
             parts.append(f"slide P({name}) = {float(probs[index]):.3f}")
         if self.attrs.get("predicted_class"):
             parts.append(f"predicted: {self.attrs['predicted_class']}")
-        parts.append(f"{len(self.coords)} patches · run {self.options.run_id}")
-        return "   ·   ".join(parts)
+        parts.append(f"{len(self.coords)} patches")
+        parts.append(f"run {self.options.run_id}")
+        return "  ·  ".join(parts)
 
     def _gallery(self, name: str, scale: ColourScale, values: np.ndarray) -> None:
         top, bottom = gallery.extremes(values, self.options.top_k)
@@ -353,9 +360,7 @@ class _SlideRenderer:
         self.result.files.append(path)
 
     def _tiff(self, name: str, scale: ColourScale, values: np.ndarray) -> None:
-        downsample = pyramid_tiff.tiff_downsample(
-            self.store.patch_size_level0, self.options.tiff_pixels_per_patch
-        )
+        downsample = pyramid_tiff.tiff_downsample(self.store.patch_size_level0)
         canvas = self._canvas(
             values, canvas_shape(self.store.slide_dimensions, downsample), downsample
         )

@@ -32,8 +32,8 @@ section.slide { background: white; border: 1px solid #ddd; border-radius: 8px; p
 .figures { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
 figure { margin: 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #ddd; background: white; }
-figure.thumb img { width: 360px; max-width: 100%; }
-figure.heatmap img { width: 640px; max-width: 100%; }
+figure.thumb img { width: 320px; max-width: 100%; }
+figure.heatmap img { width: 600px; max-width: 100%; }
 figure.wide { flex-basis: 100%; }
 figcaption { font-size: 14px; color: #444; margin-top: 4px; }
 .note { color: #9b1c1c; }

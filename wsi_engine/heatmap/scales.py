@@ -45,7 +45,13 @@ _LOG2_FLOOR = -30.0  # log2 of a zero attention weight, far below the colour ran
 
 @dataclass(frozen=True)
 class ColourScale:
-    """How one class's per-patch ``quantity`` is displayed (see the module docstring)."""
+    """How one class's per-patch ``quantity`` is displayed (see the module docstring).
+
+    ``values`` turns raw scores into displayed values, which ``norm`` maps from
+    [vmin, vmax] onto the colormap ``cmap_name``. ``label`` is the colour-bar
+    text: first line what the number is, second line whether colours compare
+    between slides; ``ticks`` (displayed values) carry ``tick_labels``.
+    """
 
     mode: str
     quantity: str

@@ -30,11 +30,16 @@ class CrossAttention(nn.Module):
         """(L, H) → (heads, L, H / heads)."""
         return x.reshape(x.shape[0], self.heads, -1).transpose(0, 1)
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, queries: torch.Tensor, keys: torch.Tensor, log_prior: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         q = self._split(self.q_proj(queries))
         k = self._split(self.k_proj(keys))
         v = self._split(self.v_proj(keys))
-        weights = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(q.shape[-1]), dim=-1)
+        logits = q @ k.transpose(1, 2) / math.sqrt(q.shape[-1])
+        if log_prior is not None:
+            logits = logits + log_prior
+        weights = torch.softmax(logits, dim=-1)
         out = (weights @ v).transpose(0, 1).reshape(queries.shape[0], -1)
         return self.o_proj(out), weights
 

@@ -144,12 +144,24 @@ class LibraMIL(MILModel):
     def forward(self, features: torch.Tensor) -> MILOutput:
         x = self.phi_v(features)
         score = None
+        import os
         if self.config.fusion != "none":
             score = self.fused_scores(x)
             tau_f = self.log_tau_f.clamp(math.log(1e-3), math.log(1e3)).exp()
-            weights = x.shape[0] * torch.softmax(score / tau_f, dim=0)
-            x = weights[:, None] * x
-        summaries, attn = self.attention(self.class_queries(), x)
+            import os
+            mode = os.environ.get("RW", "scale")
+            if mode == "scale":
+                weights = x.shape[0] * torch.softmax(score / tau_f, dim=0)
+                x = weights[:, None] * x
+            elif mode == "prior":
+                prior = score / tau_f
+            elif mode == "gate":
+                x = (1 + torch.sigmoid((score - score.mean()) / tau_f))[:, None] * x
+            elif mode == "std":
+                z = (score - score.mean()) / (score.std(unbiased=False) + 1e-6) if len(score) > 1 else score * 0
+                weights = x.shape[0] * torch.softmax(z, dim=0)
+                x = weights[:, None] * x
+        summaries, attn = self.attention(self.class_queries(), x, prior if os.environ.get("RW") == "prior" and self.config.fusion != "none" else None)
         return MILOutput(logits=self.scorer(summaries), attention=attn.mean(0).T, instance_score=score)
 
     def diagnostics(self) -> dict[str, float]:

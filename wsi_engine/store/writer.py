@@ -24,7 +24,7 @@ import zarr
 from wsi_engine import __version__
 from wsi_engine.errors import StoreError
 from wsi_engine.store import layout
-from wsi_engine.store.codecs import patch_array_options
+from wsi_engine.store.codecs import JpegCodec, patch_array_options
 from wsi_engine.store.patch_store import utc_now
 from wsi_engine.store.progress import BlockProgress
 
@@ -120,10 +120,24 @@ class StoreWriter:
             return None
         return cls(out_dir, slide_id, root, resumed=True) if same else None
 
-    def write_image(self, name: str, image: np.ndarray, **image_attrs: Any) -> None:
-        """Write a small whole image (thumbnail, tissue mask) as one chunk with attributes."""
+    def write_image(
+        self, name: str, image: np.ndarray, *, jpeg_quality: int | None = None, **image_attrs: Any
+    ) -> None:
+        """Write a small whole image (thumbnail, tissue mask) as one chunk with attributes.
+
+        With ``jpeg_quality`` an (h, w, 3) uint8 image is stored as one JPEG
+        (``wsi_engine.jpeg`` codec), else losslessly (zstd).
+        """
+        options: dict[str, Any] = {}
+        if jpeg_quality is not None:
+            options = {"serializer": JpegCodec(quality=jpeg_quality), "compressors": None}
         array = self.root.create_array(
-            name, shape=image.shape, chunks=image.shape, dtype=image.dtype, overwrite=True
+            name,
+            shape=image.shape,
+            chunks=image.shape,
+            dtype=image.dtype,
+            overwrite=True,
+            **options,
         )
         array[...] = image
         array.attrs.update(_as_json(image_attrs))

@@ -72,15 +72,15 @@ PATTERNS: dict[str, LesionPattern] = {
             "gland",
             (0, 120, 220),
             TissueStyle(
-                eosin=0.5,
+                eosin=0.3,
                 eosin_variation=0.2,
-                haze=0.08,
+                haze=0.2,
                 red=0.0,
-                fibre_strength=0.15,
+                fibre_strength=0.1,
                 fibre_wavelength_um=9.0,
                 granularity=0.1,
                 nuclei=(NucleusSpec(cell_um=26.0, radius_um=(1.8, 2.6), presence=0.3, darkness=1.5),),
-                glands=GlandSpec(cell_um=95.0, radius_um=(18.0, 28.0), wall_um=7.0, darkness=1.5),
+                glands=GlandSpec(cell_um=90.0, radius_um=(22.0, 32.0), wall_um=7.0, darkness=1.6),
             ),
         ),
     )
@@ -102,8 +102,8 @@ def lesion_pattern(label: str) -> LesionPattern | None:
 
 
 _HARMONICS = range(2, 7)
-_MAX_WOBBLE = sum(0.24 / k for k in _HARMONICS)
-"""Largest relative excess of a lesion's outline radius over its mean radius."""
+_MAX_WOBBLE = sum(0.16 / k for k in _HARMONICS)
+"""Largest relative deviation of a lesion's outline radius from its mean radius."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ class LesionShape:
 
 
 def _random_shape(cx: float, cy: float, radius: float, rng: np.random.Generator) -> LesionShape:
-    amplitudes = tuple(float(rng.uniform(0.0, 0.24 / k)) for k in _HARMONICS)
+    amplitudes = tuple(float(rng.uniform(0.0, 0.16 / k)) for k in _HARMONICS)
     phases = tuple(float(rng.uniform(0.0, 2.0 * np.pi)) for _ in amplitudes)
     return LesionShape(float(cx), float(cy), float(radius), amplitudes, phases)
 
@@ -179,14 +179,16 @@ def place_lesions(
 ) -> tuple[LesionShape, ...]:
     """Place 1-3 non-overlapping lesions covering about ``fraction`` of the tissue area.
 
-    Lesions get a radius of at least ``min_radius`` (level-0 px) when the tissue
-    is large enough, and shrink to fit otherwise; every accepted lesion lies
-    entirely inside the tissue (:func:`_inside_tissue`).
+    Every point of a lesion's outline is at least ``min_radius`` (level-0 px)
+    from its centre when the tissue is large enough; lesions shrink to fit
+    otherwise. Every accepted lesion lies entirely inside the tissue
+    (:func:`_inside_tissue`).
     """
     xs, ys, step = layout.plan_grid()
     tissue = layout.field(xs, ys) > layout.threshold
     target = fraction * float(tissue.sum()) * step * step
-    count = int(np.clip(target // (np.pi * min_radius**2), 1, 3))
+    mean_radius_floor = min_radius / (1.0 - _MAX_WOBBLE)
+    count = int(np.clip(target // (np.pi * mean_radius_floor**2), 1, 3))
     radius = float(np.sqrt(target / (count * np.pi)))
     depth = ndimage.distance_transform_edt(tissue) * step
     gx, gy = np.meshgrid(xs, ys)

@@ -53,25 +53,26 @@ def pixel_centres(start: int, count: int, step: float) -> np.ndarray:
 
 def interpolation_matrix(
     coords: np.ndarray, spacing: float, *, smooth: bool = True
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Weights that interpolate lattice nodes (every ``spacing`` level-0 px) at ``coords``.
 
-    Returns ``(W, first)``: ``W[p, j]`` weights lattice node ``first + j`` for
-    coordinate ``p``. ``smooth`` uses smoothstep weights (value noise), otherwise
-    linear weights (sampled smooth fields).
+    Returns ``(W, nodes)``: ``W[p, j]`` weights lattice node index ``nodes[j]``
+    (at level-0 position ``nodes[j] * spacing``) for coordinate ``p``. Only
+    nodes that some coordinate uses are listed, so sparse samples of a fine
+    lattice stay cheap. ``smooth`` uses smoothstep weights (value noise),
+    otherwise linear weights (sampled smooth fields).
     """
     u = coords.astype(np.float64) / spacing
     cell = np.floor(u).astype(np.int64)
     t = (u - cell).astype(np.float32)
     if smooth:
         t = t * t * (3.0 - 2.0 * t)
-    first = int(cell.min())
-    cols = cell - first
-    weights = np.zeros((coords.size, int(cols.max()) + 2), dtype=np.float32)
+    nodes, index = np.unique(np.concatenate([cell, cell + 1]), return_inverse=True)
+    weights = np.zeros((coords.size, nodes.size), dtype=np.float32)
     rows = np.arange(coords.size)
-    weights[rows, cols] = 1.0 - t
-    weights[rows, cols + 1] = t
-    return weights, first
+    weights[rows, index[: coords.size]] = 1.0 - t
+    weights[rows, index[coords.size :]] = t
+    return weights, nodes
 
 
 def sampled_field(
@@ -86,11 +87,10 @@ def sampled_field(
     ``(len(node_ys), len(node_xs))`` array. Returns ``(len(ys), len(xs))``.
     Nodes are fixed level-0 positions, so adjacent tiles agree at their seams.
     """
-    wx, ix0 = interpolation_matrix(xs, spacing, smooth=False)
-    wy, iy0 = interpolation_matrix(ys, spacing, smooth=False)
-    node_xs = (np.arange(ix0, ix0 + wx.shape[1]) * spacing).astype(np.float32)
-    node_ys = (np.arange(iy0, iy0 + wy.shape[1]) * spacing).astype(np.float32)
-    return wy @ func(node_xs, node_ys).astype(np.float32) @ wx.T
+    wx, nodes_x = interpolation_matrix(xs, spacing, smooth=False)
+    wy, nodes_y = interpolation_matrix(ys, spacing, smooth=False)
+    values = func((nodes_x * spacing).astype(np.float32), (nodes_y * spacing).astype(np.float32))
+    return wy @ values.astype(np.float32) @ wx.T
 
 
 def value_noise(xs: np.ndarray, ys: np.ndarray, spacing: float, seed: int) -> np.ndarray:
@@ -98,11 +98,9 @@ def value_noise(xs: np.ndarray, ys: np.ndarray, spacing: float, seed: int) -> np
 
     Returns an array of shape ``(len(ys), len(xs))``.
     """
-    wx, ix0 = interpolation_matrix(xs, spacing)
-    wy, iy0 = interpolation_matrix(ys, spacing)
-    iy = np.arange(iy0, iy0 + wy.shape[1])[:, None]
-    ix = np.arange(ix0, ix0 + wx.shape[1])[None, :]
-    return wy @ hash_uniform(iy, ix, seed) @ wx.T
+    wx, nodes_x = interpolation_matrix(xs, spacing)
+    wy, nodes_y = interpolation_matrix(ys, spacing)
+    return wy @ hash_uniform(nodes_y[:, None], nodes_x[None, :], seed) @ wx.T
 
 
 def detail_weight(spacing: float, footprint: float | np.ndarray) -> float | np.ndarray:

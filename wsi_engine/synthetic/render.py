@@ -11,7 +11,7 @@ stain optical-density vectors ``v`` that vary a little from slide to slide.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 from scipy import ndimage
@@ -111,14 +111,15 @@ class SlideModel:
         downsample: float,
     ) -> bool:
         """Attenuate ``rgb`` in place by the tissue's stains; False if no tissue is visible."""
-        footprint = self.artefacts.footprint(xs, ys, downsample)
+        footprint_at = partial(self.artefacts.footprint, base=downsample)
+        canvas = make_canvas(xs, ys, footprint_at, self.mpp, grain, fine, self.seed)
+        footprint = canvas.footprint
         alpha = self.layout.alpha(self.layout.field(xs, ys, footprint), footprint)
         lesion = self._lesion_weight(xs, ys, box, footprint)
         if lesion is not None:
             alpha = np.maximum(alpha, lesion)
         if not alpha.any():
             return False
-        canvas = make_canvas(xs, ys, footprint, self.mpp, grain, fine, self.seed)
         stains = render_stains(NORMAL_STYLE, canvas, self.seed)
         if lesion is not None:
             stains = stains.blend(render_stains(self.pattern.style, canvas, self.seed + 1000), lesion)

@@ -15,6 +15,7 @@ downsampled scan looks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,7 +96,8 @@ class Canvas:
     """Where a tile is rendered, plus the random fields its tissue styles share.
 
     ``xs``/``ys`` are level-0 pixel centres, ``footprint`` the level-0 width of
-    one pixel (scalar, or per pixel in a blurred region), ``mpp`` µm per
+    one pixel (scalar, or per pixel in a blurred region) and ``footprint_at``
+    the same as a function of any grid ``(xs, ys)``; ``mpp`` is µm per
     level-0 pixel. ``grain`` (white) and ``fine`` (about 2 px features) are
     ``(rows, cols)`` noise in [-1, 1]; ``slow`` is low-frequency variation.
     """
@@ -103,6 +105,7 @@ class Canvas:
     xs: np.ndarray
     ys: np.ndarray
     footprint: float | np.ndarray
+    footprint_at: Callable[[np.ndarray, np.ndarray], float | np.ndarray]
     mpp: float
     grain: np.ndarray
     fine: np.ndarray
@@ -113,7 +116,7 @@ class Canvas:
 def make_canvas(
     xs: np.ndarray,
     ys: np.ndarray,
-    footprint: float | np.ndarray,
+    footprint_at: Callable[[np.ndarray, np.ndarray], float | np.ndarray],
     mpp: float,
     grain: np.ndarray,
     fine: np.ndarray,
@@ -121,8 +124,9 @@ def make_canvas(
 ) -> Canvas:
     """A :class:`Canvas`; ``fine`` is faded out where pixels are too coarse to show it."""
     um = 1.0 / mpp
+    footprint = footprint_at(xs, ys)
     slow = fractal_noise(xs, ys, (400 * um, 120 * um), (0.7, 0.3), seed + 1, footprint)
-    return Canvas(xs, ys, footprint, mpp, grain, detail_weight(4.0, footprint) * fine, slow, seed)
+    return Canvas(xs, ys, footprint, footprint_at, mpp, grain, detail_weight(4.0, footprint) * fine, slow, seed)
 
 
 @dataclass(frozen=True)
@@ -170,16 +174,17 @@ def _jittered_cells(
 
 
 def _mean_field_blend(footprint: float | np.ndarray, cell: float) -> float | np.ndarray:
-    """0 where single features are resolved, 1 where a pixel spans a whole grid cell."""
-    return np.clip((np.asarray(footprint, dtype=np.float32) - cell / 3.0) / (cell / 3.0), 0.0, 1.0)
+    """0 where single features are resolved (pixel ≤ 1/6 cell), 1 from a third of a cell on."""
+    return np.clip((np.asarray(footprint, dtype=np.float32) - cell / 6.0) / (cell / 6.0), 0.0, 1.0)
 
 
 def _nuclei(canvas: Canvas, spec: NucleusSpec, seed: int) -> np.ndarray:
     """Haematoxylin concentration of one nucleus population.
 
     Nuclear density varies slowly over the slide (evaluated per grid cell).
-    Each nucleus is a soft ellipse widened by half the pixel footprint with its
-    mass conserved; pixels wider than a third of a cell fade to the mean.
+    Each nucleus is a soft ellipse widened by half the pixel footprint at its
+    cell with its mass conserved; pixels wider than a sixth of a cell fade to
+    the mean.
     """
     xs, ys, footprint = canvas.xs, canvas.ys, canvas.footprint
     cell = spec.cell_um / canvas.mpp
@@ -190,33 +195,37 @@ def _nuclei(canvas: Canvas, spec: NucleusSpec, seed: int) -> np.ndarray:
     r_mean = 0.5 * (r_lo + r_hi)
     mean_cover = spec.layers * spec.presence * np.pi * r_mean**2 / cell**2
     if np.any(blend < 1):
-        half2 = np.float32(0.25) * np.square(np.asarray(footprint, dtype=np.float32))
         for layer in range(spec.layers):
             shift = np.float32(layer * cell / spec.layers)
             cells = _jittered_cells(xs + shift, ys + shift, cell, r_hi * stretch_max, seed + 31 * layer, 4)
             present, size, angle, aspect = cells.values
-            density = _density(cells.centres_x - shift, cells.centres_y - shift, canvas)
+            centres = (cells.centres_x - shift, cells.centres_y - shift)
+            density = _density(*centres, canvas)
+            half2 = np.float32(0.25) * np.square(np.asarray(canvas.footprint_at(*centres), dtype=np.float32))
             radius = r_lo + (r_hi - r_lo) * size
             stretch = 1.0 + (stretch_max - 1.0) * aspect
+            a2, b2 = np.square(radius * stretch), np.square(radius / stretch)
+            wide_a2, wide_b2 = a2 + half2, b2 + half2
+            area = np.sqrt(wide_a2 * wide_b2)
+            on = present < spec.presence * density
             per_cell = np.stack(
                 [
                     cells.feature_x - shift,
                     cells.feature_y - shift,
-                    np.square(radius * stretch),
-                    np.square(radius / stretch),
+                    1.0 / wide_a2,
+                    1.0 / wide_b2,
                     np.cos(np.pi * angle),
                     np.sin(np.pi * angle),
-                    (present < spec.presence * density).astype(np.float32),
+                    on * np.sqrt(a2 * b2) / area,
+                    np.sqrt(area) / (0.6 + np.sqrt(half2)),
                 ]
             ).astype(np.float32)
-            cx, cy, a2, b2, cos, sin, on = cells.gather(per_cell)
+            cx, cy, inv_a2, inv_b2, cos, sin, mass, sharpness = cells.gather(per_cell)
             du, dv = xs[None, :] - cx, ys[:, None] - cy
             u, v = du * cos + dv * sin, dv * cos - du * sin
-            wide_a2, wide_b2 = a2 + half2, b2 + half2
-            rho = np.sqrt(u * u / wide_a2 + v * v / wide_b2)
-            area = np.sqrt(wide_a2 * wide_b2)
-            coverage = np.clip((1.0 - rho) * np.sqrt(area) / (0.6 + np.sqrt(half2)) + 0.5, 0.0, 1.0)
-            np.maximum(total, on * np.sqrt(a2 * b2) / area * coverage, out=total)
+            rho = np.sqrt(u * u * inv_a2 + v * v * inv_b2)
+            coverage = np.clip((1.0 - rho) * sharpness + 0.5, 0.0, 1.0)
+            np.maximum(total, mass * coverage, out=total)
     if np.any(blend > 0):
         mean = np.minimum(mean_cover * _density(xs, ys, canvas), 1.0)
         total = (1.0 - blend) * total + blend * mean

@@ -43,7 +43,7 @@ class TissueLayout:
     threshold: float
     """Field value of the tissue outline (tissue where the field is greater)."""
     node_spacing: float
-    """Lattice spacing (level-0 px, a power of two) of the sampled blob field."""
+    """Finest lattice spacing (level-0 px, a power of two) of the sampled blob field."""
     margin: float
     """Width (level-0 px) of the border band kept free of tissue."""
     seed: int
@@ -73,9 +73,9 @@ class TissueLayout:
         return field - 4.0 * np.clip(1.0 - border / (2.0 * self.margin), 0.0, None)
 
     def _spacing(self, footprint: float) -> float:
-        """Node spacing used at a pixel footprint: coarser lattices at coarse levels."""
+        """Node spacing used at a pixel footprint: at least 4 pixels, so coarse levels stay cheap."""
         spacing = self.node_spacing
-        while spacing < footprint:
+        while spacing < 4.0 * footprint:
             spacing *= 2.0
         return spacing
 

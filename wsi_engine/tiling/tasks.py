@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 THUMBNAIL_MAX_PX = 1024
 """Longest side of the stored thumbnail."""
 
+THUMBNAIL_QUALITY = 90
+"""JPEG quality of the stored thumbnail (a preview: lossy whatever the pixel mode)."""
+
 READER_CACHE_SIZE = 4
 """Readers kept open per worker thread."""
 
@@ -181,9 +184,12 @@ def _prepare(request: SlideRequest) -> SlidePlan:
         writer = StoreWriter.open_or_create(
             request.out_dir, request.slide_id, attrs, grid.coords, grid.tissue_fraction, grid.flags
         )
-        thumbnail = _thumbnail(reader, seg_image)
+        thumbnail = _thumbnail(reader, seg_image, config.tissue.seg_mpp)
         writer.write_image(
-            layout.THUMBNAIL, thumbnail, downsample=reader.dimensions[0] / thumbnail.shape[1]
+            layout.THUMBNAIL,
+            thumbnail,
+            jpeg_quality=THUMBNAIL_QUALITY,
+            downsample=reader.dimensions[0] / thumbnail.shape[1],
         )
         writer.write_image(
             layout.TISSUE_MASK,
@@ -242,10 +248,16 @@ def _tissue(reader: SlideReader, request: SlideRequest) -> tuple[TissueMask, np.
     return load_tissue_mask_png(file, reader.dimensions, reader.mpp.x), None
 
 
-def _thumbnail(reader: SlideReader, seg_image: np.ndarray | None) -> np.ndarray:
-    """RGB thumbnail of at most :data:`THUMBNAIL_MAX_PX` px, from the segmentation image when large enough."""
-    size = fit_size(reader.dimensions, THUMBNAIL_MAX_PX)
-    if seg_image is not None and seg_image.shape[1] >= size[0]:
+def _thumbnail(reader: SlideReader, seg_image: np.ndarray | None, seg_mpp: float) -> np.ndarray:
+    """RGB thumbnail, longest side at most :data:`THUMBNAIL_MAX_PX` and no finer than ``seg_mpp``.
+
+    It is cut from the segmentation image when there is one, and never needs
+    a finer pyramid level than tissue detection does.
+    """
+    assert reader.mpp is not None
+    seg_size = segmentation_size(reader.dimensions, reader.mpp.x, seg_mpp)
+    size = fit_size(reader.dimensions, min(THUMBNAIL_MAX_PX, max(seg_size)))
+    if seg_image is not None:
         return shrink(seg_image, size)
     return read_downsampled(reader, size)
 

@@ -42,7 +42,7 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
 from wsi_engine.tissue.config import TissueConfig
-from wsi_engine.tissue.mask import EIGHT_CONNECTED, TissueMask
+from wsi_engine.tissue.mask import EIGHT_CONNECTED, TissueMask, mask_downsample
 
 OTSU_FLOOR = 15
 """Lowest saturation threshold (0..255) Otsu may choose: background noise stays below it."""
@@ -73,8 +73,7 @@ def detect_tissue(
     tissue = _drop_small_pieces(tissue, config.min_tissue_area_um2 / mpp**2)
     max_hole_px = np.inf if not config.keep_holes else config.min_hole_area_um2 / mpp**2
     tissue = _fill_holes(tissue, max_hole_px)
-    downsample = (level0_size[0] / tissue.shape[1], level0_size[1] / tissue.shape[0])
-    return TissueMask(tissue, downsample, float(mpp), "detected")
+    return TissueMask(tissue, mask_downsample(level0_size, tissue.shape), float(mpp), "detected")
 
 
 def _channels(rgb: np.ndarray) -> tuple[np.ndarray, ...]:

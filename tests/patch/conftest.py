@@ -1,0 +1,97 @@
+"""Fixtures of the patch-classifier tests: planted-lesion slides with noisy bag evidence, feature stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wsi_engine.store import PatchStore
+from wsi_engine.store.writer import StoreWriter
+
+CLASSES = ["normal", "tumor"]
+ENCODER = "test-enc"
+
+
+@dataclass
+class PlantedSlide:
+    """``features`` (N, D) unit rows; ``lesion`` (N,) bool truth; ``attention`` (N, 2) noisy bag evidence."""
+
+    slide_id: str
+    label: int
+    features: np.ndarray
+    lesion: np.ndarray
+    attention: np.ndarray
+    slide_probs: np.ndarray
+
+
+def planted_slides(n_per_class: int, dim: int = 16, seed: int = 0, noise: float = 1.5, n: int = 80) -> list[PlantedSlide]:
+    """Normal slides of Gaussian patches; tumour slides also hold 15-35 % lesion patches shifted along one
+    direction. The bag 'attention' of class c is softmax over the slide of (lesion score + ``noise`` · N(0,1)),
+    so its within-slide ranking of lesion patches is only moderately right."""
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=dim)
+    direction /= np.linalg.norm(direction)
+    slides = []
+    for label in (0, 1):
+        for i in range(n_per_class):
+            x = rng.normal(size=(n, dim))
+            lesion = np.zeros(n, dtype=bool)
+            if label == 1:
+                lesion[rng.choice(n, size=int(n * rng.uniform(0.15, 0.35)), replace=False)] = True
+                x[lesion] += 1.2 * direction * np.sqrt(dim) / 2
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            logits = np.stack([rng.normal(size=n), 2.0 * lesion + noise * rng.normal(size=n)], axis=1)
+            attention = np.exp(logits) / np.exp(logits).sum(axis=0, keepdims=True)
+            probs = np.array([0.2, 0.8]) if label else np.array([0.8, 0.2])
+            slides.append(PlantedSlide(f"{CLASSES[label]}-{i:02d}", label, x.astype(np.float32), lesion, attention, probs))
+    return slides
+
+
+def grid_coords(n: int, step: float) -> np.ndarray:
+    """(n, 2) int64 top-left corners of a square grid with spacing ``step`` level-0 px."""
+    side = int(np.ceil(np.sqrt(max(n, 1))))
+    return np.array([((i % side) * step, (i // side) * step) for i in range(n)], dtype=np.int64).reshape(-1, 2)
+
+
+def write_feature_store(
+    out_dir: Path,
+    slide_id: str,
+    features: np.ndarray | None,
+    *,
+    coords: np.ndarray | None = None,
+    mpp: float = 0.5,
+    patch_level0: float = 224.0,
+    encoder_id: str = ENCODER,
+    output_kind: str = "joint",
+) -> Path:
+    """A complete coordinate-only store of ``len(features)`` patches, with ``features/<encoder_id>`` unless None."""
+    n = len(features) if features is not None else len(coords)
+    coords = grid_coords(n, patch_level0) if coords is None else coords
+    extent = int(coords.max() + patch_level0) if n else 1
+    slide = {"id": slide_id, "path": f"/synthetic/{slide_id}.tif", "fingerprint": f"sha256:{slide_id}", "dimensions": [extent, extent]}
+    size = round(patch_level0 * 0.25 / mpp)
+    tiling = {"patch_size": size, "target_mpp": mpp, "patch_size_level0": patch_level0, "pixel_mode": "none", "shard_patches": 512}
+    writer = StoreWriter.open_or_create(out_dir, slide_id, {"slide": slide, "tiling": tiling, "tissue": {}}, coords, np.ones(n))
+    path = writer.finalize()
+    if features is not None:
+        store = PatchStore.open(path, mode="r+")
+        array, progress = store.create_features(
+            encoder_id, features.shape[1], {"output_kind": output_kind, "text_aligned": output_kind == "joint"}, block_rows=max(n, 1)
+        )
+        array[...] = features.astype(np.float16)
+        progress.mark_done(0)
+        store.complete_features(encoder_id, progress)
+    return path
+
+
+@pytest.fixture
+def slide_factory():
+    return planted_slides
+
+
+@pytest.fixture
+def feature_store():
+    return write_feature_store

@@ -1,0 +1,173 @@
+"""Patch targets from a bag model's per-patch evidence and the slide label.
+
+For one labelled slide of N patches, C task classes, slide label y and
+(optionally) a background class b, the inputs are the bag model's
+``attention`` A (N, C) (each column sums to 1 over the bag), its
+``instance_score`` s (N,) when it has one, and its slide probabilities π (C,).
+
+Evidence logits ℓ (N,), ranked within the slide:
+
+* ``evidence="attention"`` (default): ℓ_j = log A_jy, the attention of the
+  label's class query;
+* ``evidence="instance_score"``: ℓ_j = s_j (Libra-MIL's fused transport
+  score, ABMIL's largest attention logit): class-agnostic.
+
+Relative evidence r_j = N · softmax_j(ℓ)_j (= N · A_jy for attention): 1 is
+the bag average, so values are comparable across slides of any size.
+
+Hard targets (class index, or −1 = no hard label):
+
+===========================  ===============================================
+slide                        rule
+===========================  ===============================================
+label y = b (background)     every patch → b (a normal slide holds no lesion)
+label y ≠ b, b exists        top ⌈q_pos·N⌉ by ℓ with r_j ≥ r_min → y;
+                             bottom ⌊q_neg·N⌋ → b; the rest −1
+no background class          top ⌈q_pos·N⌉ with r_j ≥ r_min → y; the rest −1
+                             ("not LUAD" is not "LUSC": the bottom quantile
+                             of a subtype slide is left to distillation)
+===========================  ===============================================
+
+No positives are taken from a slide whose bag probability of its own label
+π_y is below ``min_slide_prob`` (off by default). Positives win when the two
+quantiles overlap (tiny slides). The background class is the class named by
+``background_class``; ``auto`` picks the one task class whose lower-cased name
+is in :data:`BACKGROUND_NAMES`, and none when zero or several are.
+
+Soft targets (distillation, reference §4.1 L2 term) are the bag model's
+per-patch class distribution q_jc ∝ A_jc^(1/T) (T = ``soft_temperature``):
+which class query looks at patch j more than at an average patch. With
+``mask_soft_targets`` (default) classes the slide label rules out get 0:
+a background slide's q is one-hot b, a lesion slide's q lives on {y, b};
+without a background class nothing is ruled out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from wsi_engine.config.loader import StrictModel
+from wsi_engine.errors import ConfigError
+
+BACKGROUND_NAMES = (
+    "normal",
+    "benign",
+    "background",
+    "negative",
+    "healthy",
+    "non-tumour",
+    "non-tumor",
+    "nontumour",
+    "nontumor",
+    "non-neoplastic",
+)
+"""Class names (lower case) that ``background_class: auto`` recognises."""
+
+UNLABELLED = -1
+
+
+class TargetConfig(StrictModel):
+    """Confidence rules that turn bag evidence into patch targets (module docstring)."""
+
+    evidence: Literal["attention", "instance_score"] = "attention"
+    positive_quantile: float = Field(0.2, gt=0, le=1, description="top fraction of a slide's patches labelled with its class")
+    negative_quantile: float = Field(0.2, ge=0, lt=1, description="bottom fraction of a lesion slide labelled background")
+    min_relative_evidence: float = Field(1.0, ge=0, description="positives need N·softmax(evidence) ≥ this (1 = bag average)")
+    min_slide_prob: float = Field(0.0, ge=0, le=1, description="no positives from slides whose bag probability of their label is lower")
+    background_class: str = Field("auto", description="'auto', 'none' or the name of the background class")
+    soft_temperature: float = Field(1.0, gt=0, description="T of the soft targets q ∝ A^(1/T)")
+    mask_soft_targets: bool = True
+
+    @model_validator(mode="after")
+    def _quantiles_fit(self) -> TargetConfig:
+        if self.positive_quantile + self.negative_quantile > 1:
+            raise ValueError("positive_quantile + negative_quantile must not exceed 1")
+        return self
+
+
+@dataclass(frozen=True)
+class SlideEvidence:
+    """A bag model's view of one slide: ``attention`` (N, C), ``instance_score`` (N,) or None, ``slide_probs`` (C,)."""
+
+    attention: np.ndarray
+    instance_score: np.ndarray | None
+    slide_probs: np.ndarray
+
+
+@dataclass(frozen=True)
+class SlideTargets:
+    """``hard`` (N,) int64 class index or −1; ``soft`` (N, C) float32 rows summing to 1."""
+
+    hard: np.ndarray
+    soft: np.ndarray
+
+
+def resolve_background(class_names: list[str] | tuple[str, ...], option: str) -> int | None:
+    """Index of the background class named by ``option`` (``auto``, ``none`` or a class name), or None."""
+    if option == "none":
+        return None
+    if option == "auto":
+        found = [i for i, name in enumerate(class_names) if name.lower() in BACKGROUND_NAMES]
+        return found[0] if len(found) == 1 else None
+    if option not in class_names:
+        raise ConfigError(
+            f"background class '{option}' is not a task class",
+            hint=f"use auto, none or one of {', '.join(class_names)}",
+        )
+    return list(class_names).index(option)
+
+
+def evidence_logits(evidence: SlideEvidence, label: int, kind: str) -> np.ndarray:
+    """(N,) within-slide evidence logits ℓ of the ``kind`` rule for a slide of class ``label``."""
+    if kind == "instance_score":
+        if evidence.instance_score is None:
+            raise ConfigError(
+                "evidence 'instance_score' needs a bag model that has one (libra or abmil)",
+                hint="use --evidence attention",
+            )
+        return np.asarray(evidence.instance_score, dtype=np.float64)
+    return np.log(np.clip(np.asarray(evidence.attention[:, label], dtype=np.float64), 1e-30, None))
+
+
+def relative_evidence(logits: np.ndarray) -> np.ndarray:
+    """(N,) N · softmax(logits): 1 is the bag average."""
+    shifted = np.exp(logits - logits.max())
+    return len(logits) * shifted / shifted.sum()
+
+
+def soft_targets(attention: np.ndarray, temperature: float, allowed: np.ndarray) -> np.ndarray:
+    """(N, C) q_jc ∝ A_jc^(1/T) over the ``allowed`` (C,) bool classes, 0 elsewhere."""
+    logits = np.log(np.clip(np.asarray(attention, dtype=np.float64), 1e-30, None)) / temperature
+    logits = np.where(allowed[None, :], logits, -np.inf)
+    logits -= logits.max(axis=1, keepdims=True)
+    q = np.exp(logits)
+    return (q / q.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def slide_targets(evidence: SlideEvidence, label: int, background: int | None, config: TargetConfig) -> SlideTargets:
+    """Hard and soft targets of one slide of class ``label`` (rules in the module docstring)."""
+    n, n_classes = evidence.attention.shape
+    allowed = np.ones(n_classes, dtype=bool)
+    if config.mask_soft_targets and background is not None:
+        allowed[:] = False
+        allowed[[label, background]] = True
+    soft = soft_targets(evidence.attention, config.soft_temperature, allowed)
+    hard = np.full(n, UNLABELLED, dtype=np.int64)
+    if label == background:
+        hard[:] = label
+        return SlideTargets(hard, soft)
+    logits = evidence_logits(evidence, label, config.evidence)
+    order = np.argsort(-logits, kind="stable")  # strongest evidence first
+    n_pos = min(n, math.ceil(config.positive_quantile * n))
+    n_neg = min(n - n_pos, math.floor(config.negative_quantile * n))
+    if background is not None and n_neg:
+        hard[order[n - n_neg :]] = background
+    if float(evidence.slide_probs[label]) >= config.min_slide_prob:
+        top = order[:n_pos]
+        hard[top[relative_evidence(logits)[top] >= config.min_relative_evidence]] = label
+    return SlideTargets(hard, soft)

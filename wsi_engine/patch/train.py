@@ -1,0 +1,204 @@
+"""Train a :class:`~wsi_engine.patch.head.PatchHead` on a :class:`~wsi_engine.patch.dataset.PatchSet`.
+
+One epoch:
+
+* labelled patches are drawn by the class-balanced adaptive resampler of
+  :mod:`wsi_engine.mil.sampling` (reference §4.1; per-patch true-class
+  probabilities recorded as they are trained on), or a seeded permutation
+  with ``resample`` off; patches without a hard target but with a soft one
+  are all added once, shuffled in;
+* per mini-batch of ``batch_size`` patches the loss is
+
+      L = L_cls(labelled rows) + λ_kd · L_kd(rows with soft targets) + λ_m · L_metric(rows with a second view)
+
+  L_cls from :func:`wsi_engine.mil.losses.make_loss` (reinforced focal by
+  default), L_kd :func:`~wsi_engine.patch.losses.distillation_l2`, L_metric
+  :func:`~wsi_engine.patch.losses.multiscale_metric_loss`; AdamW.
+* validation: metrics of :mod:`wsi_engine.mil.metrics` on the labelled
+  validation patches. The kept epoch has the best validation balanced
+  accuracy, ties broken by AUC (the bag trainer's rule); training stops after
+  ``patience`` epochs without improvement. Without validation patches the
+  last epoch is kept.
+
+Determinism: torch is seeded by :func:`wsi_engine.mil.train.seed_everything`,
+the epoch order by numpy generators from the same seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from wsi_engine.config.loader import StrictModel
+from wsi_engine.mil.losses import LossName, make_loss
+from wsi_engine.mil.metrics import classification_metrics
+from wsi_engine.mil.sampling import AdaptiveResampler
+from wsi_engine.mil.train import seed_everything
+from wsi_engine.patch.dataset import PatchSet
+from wsi_engine.patch.head import PatchHead
+from wsi_engine.patch.losses import MetricName, distillation_l2, multiscale_metric_loss
+
+
+class PatchTrainConfig(StrictModel):
+    """Optimisation settings of a patch classifier."""
+
+    epochs: int = Field(30, ge=1)
+    patience: int = Field(5, ge=1, description="epochs without a better validation score before stopping")
+    batch_size: int = Field(256, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    loss: LossName = "reinforced-focal"
+    gamma: float = Field(2.0, ge=0, description="focusing exponent of the focal losses and of the resampler")
+    reinforce: float = Field(1.0, ge=0, description="λ of the reinforced focal loss")
+    resample: bool = True
+    resample_beta: float = Field(1.0, ge=0, le=1)
+    distill_weight: float = Field(1.0, ge=0, description="λ_kd of the L2 distillation to the bag model's distributions")
+    metric: MetricName = "none"
+    metric_weight: float = Field(0.5, ge=0)
+    metric_margin: float = Field(0.5, gt=0, le=2)
+    val_fraction: float = Field(0.2, ge=0, lt=1, description="fraction of slides (images) per class held out")
+
+
+@dataclass
+class TrainResult:
+    """The selected epoch, per-epoch history and the selected head's validation outputs."""
+
+    best_epoch: int
+    history: list[dict[str, Any]]
+    val_targets: np.ndarray
+    val_probs: np.ndarray
+    seconds: float
+
+
+@torch.inference_mode()
+def predict_probs(head: PatchHead, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """(M, C) float32 softmax probabilities of ``features`` (M, D)."""
+    head.eval()
+    out = [torch.softmax(head(torch.from_numpy(np.asarray(features[i : i + batch_size], dtype=np.float32))), -1) for i in range(0, len(features), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, head.bias.shape[0]), dtype=np.float32)
+
+
+def evaluate(head: PatchHead, patches: PatchSet) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """(targets, probs, metrics) of the labelled patches of ``patches``."""
+    rows = patches.labelled()
+    targets = patches.hard[rows]
+    probs = predict_probs(head, patches.features[rows])
+    return targets, probs, classification_metrics(targets, probs) if len(targets) else {}
+
+
+def _selection_key(metrics: dict[str, float]) -> tuple[float, float]:
+    auc = metrics.get("auc", float("nan"))
+    return metrics.get("balanced_accuracy", -1.0), -1.0 if math.isnan(auc) else auc
+
+
+class _EpochSampler:
+    """Epoch orders of training rows: resampled labelled rows plus every soft-only row."""
+
+    def __init__(self, patches: PatchSet, n_classes: int, config: PatchTrainConfig, seed: int):
+        self.labelled = np.flatnonzero(patches.labelled())
+        self.soft_only = np.flatnonzero(~patches.labelled()) if patches.soft is not None else np.zeros(0, dtype=np.int64)
+        self.position = np.full(len(patches), -1, dtype=np.int64)
+        self.position[self.labelled] = np.arange(len(self.labelled))
+        self.rng = np.random.default_rng(seed)
+        self.resampler = None
+        if config.resample and len(self.labelled):
+            self.resampler = AdaptiveResampler(patches.hard[self.labelled], n_classes, seed, config.gamma, config.resample_beta)
+
+    def epoch(self) -> np.ndarray:
+        drawn = self.resampler.epoch() if self.resampler is not None else self.rng.permutation(len(self.labelled))
+        return self.rng.permutation(np.concatenate([self.labelled[drawn], self.soft_only]))
+
+    def record(self, rows: np.ndarray, p_true: np.ndarray) -> None:
+        """Remember the true-class probability of labelled ``rows`` for the next epoch's draw."""
+        if self.resampler is not None:
+            for row, p in zip(rows, p_true, strict=True):
+                self.resampler.update(int(self.position[row]), float(p))
+
+
+def _batch_loss(
+    head: PatchHead, patches: PatchSet, rows: np.ndarray, config: PatchTrainConfig, loss_fn: Callable
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """(loss, its parts, logits (B, C)) of training rows ``rows``."""
+    features = torch.from_numpy(patches.features[rows])
+    embedded = head.embed(features)
+    logits = head.logits_from_embedding(embedded)
+    hard = torch.from_numpy(patches.hard[rows])
+    labelled = hard >= 0
+    parts: dict[str, torch.Tensor] = {}
+    if labelled.any():
+        parts["cls"] = loss_fn(logits[labelled], hard[labelled])
+    if patches.soft is not None and config.distill_weight > 0:
+        parts["kd"] = config.distill_weight * distillation_l2(torch.softmax(logits, -1), torch.from_numpy(patches.soft[rows]))
+    if patches.views is not None and config.metric != "none":
+        views = patches.views[rows]
+        has_view = torch.from_numpy(~np.isnan(views).any(axis=1))
+        if has_view.sum() > 1:
+            positive = head.embed(torch.from_numpy(views[has_view.numpy()]))
+            metric = multiscale_metric_loss(embedded[has_view], positive, hard[has_view], config.metric, config.metric_margin)
+            parts["metric"] = config.metric_weight * metric
+    loss = sum(parts.values(), torch.zeros(()))
+    return loss, {k: float(v.detach()) for k, v in parts.items()}, logits
+
+
+def train_head(
+    head: PatchHead,
+    train: PatchSet,
+    val: PatchSet,
+    n_classes: int,
+    config: PatchTrainConfig,
+    seed: int,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train ``head`` in place on ``train``, keep the best epoch on ``val`` (module docstring)."""
+    start = time.perf_counter()
+    seed_everything(seed)
+    loss_fn = make_loss(config.loss, config.gamma, config.reinforce)
+    optimiser = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sampler = _EpochSampler(train, n_classes, config, seed)
+    has_val = bool(val.labelled().any())
+    history: list[dict[str, Any]] = []
+    best_key: tuple[float, float] | None = None
+    best_state, best_epoch = copy.deepcopy(head.state_dict()), 0
+    for epoch in range(1, config.epochs + 1):
+        tick = time.perf_counter()
+        head.train()
+        order = sampler.epoch()
+        sums: dict[str, float] = {}
+        batches = range(0, len(order), config.batch_size)
+        for first in batches:
+            rows = order[first : first + config.batch_size]
+            loss, parts, logits = _batch_loss(head, train, rows, config, loss_fn)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            for key, value in {"loss": float(loss.detach()), **parts}.items():
+                sums[key] = sums.get(key, 0.0) + value
+            labelled = train.hard[rows] >= 0
+            p = torch.softmax(logits.detach()[torch.from_numpy(labelled)], -1).numpy()
+            sampler.record(rows[labelled], p[np.arange(len(p)), train.hard[rows][labelled]])
+        record: dict[str, Any] = {"epoch": epoch, **{f"train_{k}": v / max(1, len(batches)) for k, v in sums.items()}}
+        if has_val:
+            _, _, metrics = evaluate(head, val)
+            record.update({f"val_{k}": v for k, v in metrics.items()})
+            key = _selection_key(metrics)
+            if best_key is None or key > best_key:
+                best_key, best_epoch, best_state = key, epoch, copy.deepcopy(head.state_dict())
+        else:
+            best_epoch, best_state = epoch, copy.deepcopy(head.state_dict())
+        record.update({**head.diagnostics(), "best_epoch": best_epoch, "seconds": time.perf_counter() - tick})
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if epoch - best_epoch >= config.patience:
+            break
+    head.load_state_dict(best_state)
+    targets, probs, _ = evaluate(head, val)
+    return TrainResult(best_epoch, history, targets, probs, time.perf_counter() - start)
