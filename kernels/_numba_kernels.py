@@ -63,13 +63,15 @@ def _exp_inplace(x, ibuf):
 
     Cody-Waite reduction ``x = k ln2 + r`` with ``|r| <= ln2 / 2`` and the degree-13 Taylor
     polynomial of ``exp(r)`` (truncation < 5e-18, about 1 ulp overall); ``2^k`` goes straight into
-    the exponent bits through an int64 view.  Inputs are clamped to ``[-708, 709]``, so
-    ``exp(-inf)`` gives 3.3e-308 instead of 0: use it where such values are negligible.
-    ``ibuf``: int64 scratch of at least ``x.size`` entries.
+    the exponent bits through an int64 view.  Results below ``exp(-708)`` (3.3e-308, where the
+    subnormals start) are flushed to 0, so ``exp(-inf) = 0``; inputs above 709 give ``exp(709)``
+    (the kernels only exponentiate values <= 0); NaN gives 0 (inputs are validated finite).
+    ``ibuf``: int64 scratch of ``x.size``.
     """
     for k in range(x.size):
         t = x[k]
-        t = t if t > _EXP_MIN else _EXP_MIN
+        keep = t >= _EXP_MIN
+        t = t if keep else 0.0
         t = t if t < _EXP_MAX else _EXP_MAX
         kf = np.floor(t * _LOG2E + 0.5)
         r = t - kf * _LN2_HI - kf * _LN2_LO
@@ -86,11 +88,12 @@ def _exp_inplace(x, ibuf):
         p = p * r + 1.0 / 6.0
         p = p * r + 0.5
         p = p * r + 1.0
-        x[k] = p * r + 1.0
-        ibuf[k] = np.int64(kf)
+        p = p * r + 1.0
+        x[k] = p if keep else 0.0
+        ibuf[k] = np.int64(kf) << 52 if keep else 0
     bits = x.view(np.int64)
     for k in range(x.size):
-        bits[k] += ibuf[k] << 52
+        bits[k] += ibuf[k]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,12 +326,38 @@ def _copy_lane_stats(ws, first, count, n_iter, err):
         err[first + l] = ws[9][l]
 
 
+@njit(**_JIT)
+def _plain_chunk(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out):
+    """Solve the blocks ``range(*blocks)`` of the batch with the scaling iteration."""
+    plan, cost, n_iter, err = out
+    B, n, m = plan.shape
+    K = np.empty((n, m, lanes))
+    ibuf = np.empty(n * m * lanes, np.int64)
+    ta = np.empty((n, lanes))
+    tb = np.empty((m, lanes))
+    ws = _new_workspace(n, m, lanes)
+    if M.shape[0] == 1:
+        _load_scaled_cost(M, 0, 1, -1.0 / reg, K)
+        _exp_inplace(K.ravel(), ibuf)
+    for blk in range(blocks[0], blocks[1]):
+        first = blk * lanes
+        count = min(lanes, B - first)
+        if M.shape[0] != 1:
+            _load_scaled_cost(M, first, count, -1.0 / reg, K)
+            _exp_inplace(K.ravel(), ibuf)
+        _load_powers(a, first, count, 1.0 if kl_ref else fi_a, ta)
+        _load_powers(b, first, count, 1.0 if kl_ref else fi_b, tb)
+        _iterate_plain(K, ta, tb, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, ws)
+        _store_plain(K, ws[0], ws[1], M, first, count, plan, cost)
+        _copy_lane_stats(ws, first, count, n_iter, err)
+
+
 @njit(**_JIT_PARALLEL)
 def sinkhorn_plain(
     M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, nchunks,
     plan, cost, n_iter, err,
 ):  # fmt: skip
-    """Batched plain Sinkhorn.
+    """Batched plain Sinkhorn, in parallel over chunks of blocks of problems.
 
     Args:
         M: (1, n, m) shared or (B, n, m) costs, float64, C-contiguous.
@@ -339,30 +368,11 @@ def sinkhorn_plain(
         lanes: problems per block; nchunks: parallel chunks (see ``lanes_for``/``chunks_for``).
         plan: (B, n, m) output.  cost, err: (B,) float64 outputs; n_iter: (B,) int64 output.
     """
-    B, n, m = plan.shape
-    pa = 1.0 if kl_ref else fi_a
-    pb = 1.0 if kl_ref else fi_b
-    nblocks = (B + lanes - 1) // lanes
+    nblocks = (plan.shape[0] + lanes - 1) // lanes
+    out = (plan, cost, n_iter, err)
     for c in prange(nchunks):
-        K = np.empty((n, m, lanes))
-        ibuf = np.empty(n * m * lanes, np.int64)
-        ta = np.empty((n, lanes))
-        tb = np.empty((m, lanes))
-        ws = _new_workspace(n, m, lanes)
-        if M.shape[0] == 1:
-            _load_scaled_cost(M, 0, 1, -1.0 / reg, K)
-            _exp_inplace(K.ravel(), ibuf)
-        for blk in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
-            first = blk * lanes
-            count = min(lanes, B - first)
-            if M.shape[0] != 1:
-                _load_scaled_cost(M, first, count, -1.0 / reg, K)
-                _exp_inplace(K.ravel(), ibuf)
-            _load_powers(a, first, count, pa, ta)
-            _load_powers(b, first, count, pb, tb)
-            _iterate_plain(K, ta, tb, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, ws)
-            _store_plain(K, ws[0], ws[1], M, first, count, plan, cost)
-            _copy_lane_stats(ws, first, count, n_iter, err)
+        blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
+        _plain_chunk(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -481,32 +491,39 @@ def _store_log(logK, lu, lv, M, first, count, plan, cost):
                 acc[l] += x * M[0 if shared else p, i, j]
 
 
+@njit(**_JIT)
+def _log_chunk(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out):
+    """Solve the blocks ``range(*blocks)`` of the batch with the log-domain iteration."""
+    plan, cost, n_iter, err = out
+    B, n, m = plan.shape
+    logK = np.empty((n, m, lanes))
+    W = np.empty((n, m, lanes))
+    ibuf = np.empty(n * m * lanes, np.int64)
+    la = np.empty((n, lanes))
+    lb = np.empty((m, lanes))
+    ws = _new_workspace(n, m, lanes)
+    if M.shape[0] == 1:
+        _load_scaled_cost(M, 0, 1, -1.0 / reg, logK)
+    for blk in range(blocks[0], blocks[1]):
+        first = blk * lanes
+        count = min(lanes, B - first)
+        if M.shape[0] != 1:
+            _load_scaled_cost(M, first, count, -1.0 / reg, logK)
+        _load_logs(a, first, count, 1.0 if kl_ref else fi_a, la)
+        _load_logs(b, first, count, 1.0 if kl_ref else fi_b, lb)
+        _iterate_log(logK, la, lb, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, W, ibuf, ws)
+        _store_log(logK, ws[0], ws[1], M, first, count, plan, cost)
+        _copy_lane_stats(ws, first, count, n_iter, err)
+
+
 @njit(**_JIT_PARALLEL)
 def sinkhorn_log(
     M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, nchunks,
     plan, cost, n_iter, err,
 ):  # fmt: skip
     """Batched log-domain Sinkhorn; same arguments and outputs as :func:`sinkhorn_plain`."""
-    B, n, m = plan.shape
-    pa = 1.0 if kl_ref else fi_a
-    pb = 1.0 if kl_ref else fi_b
-    nblocks = (B + lanes - 1) // lanes
+    nblocks = (plan.shape[0] + lanes - 1) // lanes
+    out = (plan, cost, n_iter, err)
     for c in prange(nchunks):
-        logK = np.empty((n, m, lanes))
-        W = np.empty((n, m, lanes))
-        ibuf = np.empty(n * m * lanes, np.int64)
-        la = np.empty((n, lanes))
-        lb = np.empty((m, lanes))
-        ws = _new_workspace(n, m, lanes)
-        if M.shape[0] == 1:
-            _load_scaled_cost(M, 0, 1, -1.0 / reg, logK)
-        for blk in range(c * nblocks // nchunks, (c + 1) * nblocks // nchunks):
-            first = blk * lanes
-            count = min(lanes, B - first)
-            if M.shape[0] != 1:
-                _load_scaled_cost(M, first, count, -1.0 / reg, logK)
-            _load_logs(a, first, count, pa, la)
-            _load_logs(b, first, count, pb, lb)
-            _iterate_log(logK, la, lb, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, W, ibuf, ws)
-            _store_log(logK, ws[0], ws[1], M, first, count, plan, cost)
-            _copy_lane_stats(ws, first, count, n_iter, err)
+        blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
+        _log_chunk(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out)

@@ -37,7 +37,9 @@ def run_one(size: int, out_dir: Path, workers: int) -> dict:
     path = out_dir / f"bench_{size}.tiff"
     start = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(path), str(size), str(workers)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _CHILD, str(path), str(size), str(workers)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
@@ -50,7 +52,7 @@ def run_one(size: int, out_dir: Path, workers: int) -> dict:
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "file_bytes": path.stat().st_size if path.exists() else 0,
-        "levels_lesions_tissue": output,
+        "summary": output,
     }
     path.unlink(missing_ok=True)
     return result
@@ -58,21 +60,32 @@ def run_one(size: int, out_dir: Path, workers: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000], help="slide sides, pixels")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[20_000, 100_000], help="slide sides, pixels"
+    )
     parser.add_argument("--workers", type=int, default=1, help="tile-rendering threads")
-    parser.add_argument("--out-dir", type=Path, default=None, help="scratch folder (default: a temp dir)")
+    parser.add_argument(
+        "--out-dir", type=Path, default=None, help="scratch folder (default: a temp dir)"
+    )
     args = parser.parse_args(argv)
+    print(
+        f"{'size':>9} {'peak RSS':>10} {'wall':>9} {'cpu':>9} {'file':>10}  levels lesions tissue"
+    )
+    results = []
     with tempfile.TemporaryDirectory(dir=args.out_dir) as scratch:
-        results = [run_one(size, Path(scratch), args.workers) for size in args.sizes]
-    print(f"{'size':>9} {'peak RSS':>10} {'wall':>9} {'cpu':>9} {'file':>10}  levels/lesions/tissue")
-    for r in results:
-        print(
-            f"{r['size']:>9} {r['peak_rss_bytes'] / 2**20:>7.0f} MiB {r['wall_s']:>8.1f}s {r['cpu_s']:>8.1f}s"
-            f" {r['file_bytes'] / 2**20:>6.0f} MiB  {r['levels_lesions_tissue']}"
-        )
+        for size in args.sizes:
+            r = run_one(size, Path(scratch), args.workers)
+            results.append(r)
+            print(
+                f"{r['size']:>9} {r['peak_rss_bytes'] / 2**20:>6.0f} MiB {r['wall_s']:>8.1f}s"
+                f" {r['cpu_s']:>8.1f}s {r['file_bytes'] / 2**20:>6.0f} MiB  {r['summary']}",
+                flush=True,
+            )
     failed = [r for r in results if r["returncode"] != 0 or r["peak_rss_bytes"] >= LIMIT_BYTES]
     for r in failed:
-        print(f"FAIL size {r['size']}: exit {r['returncode']}, peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB")
+        print(
+            f"FAIL size {r['size']}: exit {r['returncode']}, peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB"
+        )
     return 1 if failed else 0
 
 

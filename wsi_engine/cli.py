@@ -20,6 +20,8 @@ from wsi_engine.commands import heatmap, info, synth
 from wsi_engine.commands import tile
 from wsi_engine.commands import embed, features
 from wsi_engine.commands import patches
+from wsi_engine.commands import fit, predict, tasks
+from wsi_engine.commands import demo, run
 from wsi_engine.errors import INTERNAL_ERROR_EXIT_CODE, WsiEngineError
 
 app = typer.Typer(
@@ -31,6 +33,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.command("synth")(synth.synth_command)
+app.command("run")(run.run_command)
+app.command("demo")(demo.demo_command)
 app.command("info")(info.info_command)
 app.command("heatmap")(heatmap.heatmap_command)
 app.command("tile")(tile.tile_command)
@@ -39,6 +43,9 @@ app.command("import-features")(features.import_features_command)
 app.command("export-features")(features.export_features_command)
 app.command("fit-patches")(patches.fit_patches_command)
 app.command("predict-patches")(patches.predict_patches_command)
+app.command("fit")(fit.fit_command)
+app.command("predict")(predict.predict_command)
+app.command("tasks")(tasks.tasks_command)
 
 _state = {"debug": False}
 err_console = Console(stderr=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     """A random tiny-clip checkpoint (safetensors), made through the public helper."""
     from wsi_engine.encoders import create_random_checkpoint
 
-    return create_random_checkpoint("tiny-clip", tmp_path_factory.mktemp("weights") / "tiny-clip.safetensors")
+    return create_random_checkpoint(
+        "tiny-clip", tmp_path_factory.mktemp("weights") / "tiny-clip.safetensors"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -38,32 +41,96 @@ def tiny_encoder(tiny_checkpoint):
 
 
 def make_store(
-    out_dir: Path, slide_id: str, n: int, *, size: int = 64, shard: int = 16, seed: int = 0, pixels: bool = True
+    out_dir: Path,
+    slide_id: str,
+    n: int,
+    *,
+    size: int = 64,
+    shard: int = 16,
+    seed: int = 0,
+    pixels: bool = True,
 ) -> Path:
     """A complete store of ``n`` random lossless ``size``-px patches in shards of ``shard``."""
     rng = np.random.default_rng(seed)
     coords = np.stack([np.arange(n) % 40 * size, np.arange(n) // 40 * size], axis=1)
     attrs = {
         "slide": {
-            "id": slide_id, "path": str(out_dir / f"{slide_id}.tif"), "size_bytes": 0, "fingerprint": "test",
-            "vendor": "synthetic", "backend": "tiffslide", "dimensions": [40 * size, (n // 40 + 1) * size],
-            "level_count": 1, "mpp": [0.5, 0.5], "mpp_source": "test", "objective_power": None,
+            "id": slide_id,
+            "path": str(out_dir / f"{slide_id}.tif"),
+            "size_bytes": 0,
+            "fingerprint": "test",
+            "vendor": "synthetic",
+            "backend": "tiffslide",
+            "dimensions": [40 * size, (n // 40 + 1) * size],
+            "level_count": 1,
+            "mpp": [0.5, 0.5],
+            "mpp_source": "test",
+            "objective_power": None,
         },
         "tiling": {
-            "patch_size": size, "target_mpp": 0.5, "patch_size_level0": float(size), "overlap": 0,
-            "min_tissue_fraction": 0.0, "read_level": 0, "read_downsample": 1.0, "read_window": size,
-            "pixel_mode": "lossless" if pixels else "none", "jpeg_quality": None, "shard_patches": shard,
+            "patch_size": size,
+            "target_mpp": 0.5,
+            "patch_size_level0": float(size),
+            "overlap": 0,
+            "min_tissue_fraction": 0.0,
+            "read_level": 0,
+            "read_downsample": 1.0,
+            "read_window": size,
+            "pixel_mode": "lossless" if pixels else "none",
+            "jpeg_quality": None,
+            "shard_patches": shard,
         },
         "tissue": {"source": "test"},
     }
     writer = StoreWriter.open_or_create(out_dir, slide_id, attrs, coords, np.ones(n, np.float32))
     if pixels and n:
-        writer.create_patches(size, "lossless", 90, shard)[...] = rng.integers(0, 256, (n, size, size, 3), np.uint8)
+        writer.create_patches(size, "lossless", 90, shard)[...] = rng.integers(
+            0, 256, (n, size, size, 3), np.uint8
+        )
     return writer.finalize()
 
 
+@pytest.fixture(scope="session")
+def tiled(tmp_path_factory) -> dict[str, Path]:
+    """Three synthetic slides tiled by the real tiling stage (64 px at 0.5 µm/px, shards of 16), per pixel mode.
+
+    ``a``: 1536×1024 px at 0.25 µm/px (windows resized), ``b``: 1024² at 0.5 µm/px
+    (copied as is), ``empty``: no tissue. Returns {pixel mode: folder of stores}.
+    """
+    from distributed import Client
+
+    from wsi_engine.synthetic import generate_slide
+    from wsi_engine.tiling import TilingConfig, tile_slides
+
+    root = tmp_path_factory.mktemp("tiled")
+    slides = root / "slides"
+    slides.mkdir()
+    generate_slide(slides / "a.tif", width=1536, height=1024, mpp=0.25, seed=1)
+    generate_slide(slides / "b.tif", width=1024, height=1024, mpp=0.5, seed=4)
+    generate_slide(slides / "empty.tif", width=1024, height=1024, mpp=0.25, seed=2)
+    folders = {}
+    with Client(
+        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+    ) as client:
+        for mode in ("jpeg", "lossless", "none"):
+            config = TilingConfig(patch_size=64, target_mpp=0.5, shard_patches=16, pixel_mode=mode)
+            report = tile_slides([slides], root / mode, config, scheduler=client)
+            assert [r.status for r in report.results] == ["ok", "ok", "empty"]
+            folders[mode] = root / mode
+    return folders
+
+
 @pytest.fixture
-def stores(tmp_path) -> list[Path]:
-    """Two stores (50 and 37 patches, shards of 16) and an empty one."""
+def stores(tiled, tmp_path) -> list[Path]:
+    """Copies of the JPEG stores ``a``, ``b`` and ``empty`` (see :func:`tiled`)."""
     out = tmp_path / "stores"
-    return [make_store(out, "a", 50), make_store(out, "b", 37, seed=1), make_store(out, "c", 0)]
+    return [
+        Path(shutil.copytree(tiled["jpeg"] / f"{name}.zarr", out / f"{name}.zarr"))
+        for name in ("a", "b", "empty")
+    ]
+
+
+def n_patches(paths: list[Path]) -> int:
+    from wsi_engine.store import PatchStore
+
+    return sum(PatchStore.open(p).n_patches for p in paths)

@@ -35,7 +35,9 @@ def test_truncated_checkpoint_is_reported_corrupt(tiny_checkpoint, tmp_path):
 def test_pickled_payload_is_refused(tiny_checkpoint, tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": read_state_dict(tiny_checkpoint), "extra": Payload()}, path)
-    with pytest.raises(EncoderError, match="refused: the checkpoint holds pickled Python objects") as caught:
+    with pytest.raises(
+        EncoderError, match="refused: the checkpoint holds pickled Python objects"
+    ) as caught:
         load_encoder("tiny-clip", checkpoint=path)
     assert "Payload" in str(caught.value)
 
@@ -68,9 +70,14 @@ def test_by_position_count_mismatch_and_checksum(tiny_checkpoint, tmp_path):
     with pytest.raises(EncoderError, match="checksum mismatch"):
         load_encoder("efficientnet-lite0", checkpoint=tiny_checkpoint)
     config = load_encoder_config("efficientnet-lite0")
-    unpinned = config.model_copy(update={"weights": config.weights.model_copy(update={"sha256": None})})
+    unpinned = config.model_copy(
+        update={"weights": config.weights.model_copy(update={"sha256": None})}
+    )
     with pytest.raises(EncoderError, match="safetensors does not keep tensor order"):
         load_encoder(unpinned, checkpoint=tiny_checkpoint)
     torch.save(read_state_dict(tiny_checkpoint), tmp_path / "tiny.pt")
-    with pytest.raises(EncoderError, match=r"checkpoint holds \d+ tensors, architecture 'efficientnet_lite0' has \d+"):
+    with pytest.raises(
+        EncoderError,
+        match=r"checkpoint holds \d+ tensors, architecture 'efficientnet_lite0' has \d+",
+    ):
         load_encoder(unpinned, checkpoint=tmp_path / "tiny.pt")

@@ -35,17 +35,26 @@ OFFICIAL_KEYS = {
 def tiny_conch(tmp_path):
     spec = {
         "embed_dim": 16,
-        "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1, "heads": 2, "attn_pooler_heads": 2},
+        "vision_cfg": {
+            "image_size": 32,
+            "patch_size": 16,
+            "width": 32,
+            "layers": 1,
+            "heads": 2,
+            "attn_pooler_heads": 2,
+        },
         "text_cfg": {"context_length": 16, "vocab_size": 100, "width": 32, "heads": 2, "layers": 1},
     }
     (tmp_path / "tiny-conch.json").write_text(json.dumps(spec))
     config = load_encoder_config("conch_ViT-B-16")
-    return config.model_copy(update={
-        "architecture": str(tmp_path / "tiny-conch.json"),
-        "embed_dim": 16,
-        "preprocess": config.preprocess.model_copy(update={"image_size": 32}),
-        "text": config.text.model_copy(update={"context_length": 16}),
-    })
+    return config.model_copy(
+        update={
+            "architecture": str(tmp_path / "tiny-conch.json"),
+            "embed_dim": 16,
+            "preprocess": config.preprocess.model_copy(update={"image_size": 32}),
+            "text": config.text.model_copy(update={"context_length": 16}),
+        }
+    )
 
 
 def _official_file(config, tmp_path):

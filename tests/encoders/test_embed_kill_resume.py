@@ -14,8 +14,6 @@ import zarr
 from wsi_engine.encoders.embed import embed_stores
 from wsi_engine.store import PatchStore
 
-from .conftest import make_store
-
 REPO = Path(__file__).resolve().parents[2]
 
 # The child slows each forward pass down so that it can be killed between block writes.
@@ -32,33 +30,41 @@ embed_stores([sys.argv[1]], "tiny-clip", checkpoint=sys.argv[2], device="cpu", b
 """
 
 
-def _done_blocks(store: Path) -> int:
+def _done_blocks(store: Path) -> np.ndarray:
+    """Indices of the blocks marked done by the embedding run."""
     try:
         markers = zarr.open_array(str(store / "_progress" / "features" / "tiny-clip"), mode="r")
-        return int(np.asarray(markers[:]).sum())
+        return np.flatnonzero(np.asarray(markers[:]))
     except Exception:
-        return 0
+        return np.zeros(0, dtype=int)
 
 
-def test_killed_embed_resumes_to_the_same_result(tmp_path, tiny_checkpoint, tiny_encoder):
-    store = make_store(tmp_path / "run", "k", 96, shard=8)
-    reference = shutil.copytree(store, tmp_path / "ref" / "k.zarr")
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(store), str(tiny_checkpoint)], cwd=REPO)
+def test_killed_embed_resumes_to_the_same_result(tmp_path, tiled, tiny_checkpoint, tiny_encoder):
+    store = Path(shutil.copytree(tiled["jpeg"] / "b.zarr", tmp_path / "run" / "b.zarr"))
+    reference = Path(shutil.copytree(store, tmp_path / "ref" / "b.zarr"))
+    blocks = PatchStore.open(store).shard_ranges()
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(store), str(tiny_checkpoint)], cwd=REPO
+    )
     try:
         deadline = time.monotonic() + 120
-        while _done_blocks(store) < 2 and child.poll() is None and time.monotonic() < deadline:
+        while len(_done_blocks(store)) < 2 and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert child.poll() is None, "the child finished before it could be killed"
         child.kill()
     finally:
         child.wait()
     done = _done_blocks(store)
-    assert 2 <= done < 12
+    assert 2 <= len(done) < len(blocks)
     assert not PatchStore.open(store).has_features("tiny-clip")
     resumed = embed_stores([store], tiny_encoder, device="cpu", batch_size=8, workers=0)
-    assert resumed.results[0].status == "done" and resumed.embedded == 96 - 8 * done
+    kept = sum(blocks[k][1] - blocks[k][0] for k in done)
+    assert (
+        resumed.results[0].status == "done"
+        and resumed.embedded == PatchStore.open(store).n_patches - kept
+    )
     embed_stores([reference], tiny_encoder, device="cpu", batch_size=8, workers=0)
     got = PatchStore.open(store).read_features("tiny-clip")
     want = PatchStore.open(reference).read_features("tiny-clip")
-    # batches are aligned to these 8-row blocks in both runs, so the rows match bitwise
-    assert np.array_equal(got, want)
+    # batch boundaries differ after a resume: rows agree to float16 rounding of float32 results
+    np.testing.assert_allclose(got, want, atol=1e-3, rtol=0)

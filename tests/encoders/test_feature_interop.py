@@ -21,8 +21,15 @@ def _clam_h5(path, n=30, d=24, seed=0, with_features=True):
         if with_features:
             handle.create_dataset("features", data=features)
         data = handle.create_dataset("coords", data=coords)
-        data.attrs.update({"patch_level": 1, "patch_size": 256, "downsample": np.array([4.0, 4.0]),
-                           "level_dim": np.array([8000, 500]), "name": path.stem})
+        data.attrs.update(
+            {
+                "patch_level": 1,
+                "patch_size": 256,
+                "downsample": np.array([4.0, 4.0]),
+                "level_dim": np.array([8000, 500]),
+                "name": path.stem,
+            }
+        )
     return features, coords
 
 
@@ -37,12 +44,21 @@ def test_clam_h5_imports_into_a_store_fit_can_use(tmp_path):
     assert store.slide_dimensions == (32000, 2000) and not store.has_pixels
     np.testing.assert_allclose(store.read_features("conch_ViT-B-16"), features, atol=2e-3)
     attrs = store.feature_attrs("conch_ViT-B-16")
-    assert attrs["output_kind"] == "pre_projection" and attrs["text_aligned"] is False and attrs["complete"]
+    assert (
+        attrs["output_kind"] == "pre_projection"
+        and attrs["text_aligned"] is False
+        and attrs["complete"]
+    )
 
     from wsi_engine.mil.data import build_cohort, read_bag
 
-    cohort = build_cohort({"slide-1": "tumor", "slide-2": "normal"}, [tmp_path / "stores"], "conch_ViT-B-16",
-                          ["normal", "tumor"], "test")
+    cohort = build_cohort(
+        {"slide-1": "tumor", "slide-2": "normal"},
+        [tmp_path / "stores"],
+        "conch_ViT-B-16",
+        ["normal", "tumor"],
+        "test",
+    )
     assert cohort.feature_dim == 24 and len(cohort.slides) == 2
     assert read_bag(store.path, "conch_ViT-B-16").shape == (30, 24)
 
@@ -53,10 +69,18 @@ def test_pt_features_take_coordinates_from_the_patches_file(tmp_path):
     (tmp_path / "clam" / "pt_files").mkdir()
     torch.save(values, tmp_path / "clam" / "pt_files" / "s3.pt")
     torch.save(torch.randn(5, 16), tmp_path / "clam" / "pt_files" / "lonely.pt")
-    results = {r.slide_id: r for r in import_features([tmp_path / "clam" / "pt_files"], tmp_path / "out", "uni", mpp=0.25)}
+    results = {
+        r.slide_id: r
+        for r in import_features(
+            [tmp_path / "clam" / "pt_files"], tmp_path / "out", "uni", mpp=0.25
+        )
+    }
     assert results["s3"].status == "done"
     assert np.array_equal(PatchStore.open(tmp_path / "out" / "s3.zarr").coords(), coords)
-    assert results["lonely"].status == "failed" and "coordinates file was not found" in results["lonely"].reason
+    assert (
+        results["lonely"].status == "failed"
+        and "coordinates file was not found" in results["lonely"].reason
+    )
 
 
 def test_missing_mpp_is_a_clear_per_file_failure(tmp_path):
@@ -78,4 +102,6 @@ def test_export_then_import_round_trip(tmp_path, tiny_encoder):
     original = PatchStore.open(store)
     assert np.array_equal(back.coords(), original.coords())
     assert np.array_equal(back.read_features("tiny-clip"), original.read_features("tiny-clip"))
-    assert back.target_mpp == original.target_mpp and back.feature_attrs("tiny-clip")["text_aligned"]
+    assert (
+        back.target_mpp == original.target_mpp and back.feature_attrs("tiny-clip")["text_aligned"]
+    )

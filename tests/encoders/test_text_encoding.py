@@ -40,8 +40,12 @@ def test_embedding_matches_a_direct_forward(tiny_encoder):
 
     tokens = open_clip.tokenizer.SimpleTokenizer()(PROMPTS[:1], context_length=64)
     with torch.inference_mode():
-        direct = torch.nn.functional.normalize(tiny_encoder.model.encode_text(tokens), dim=-1).numpy()
-    np.testing.assert_allclose(encode_text(tiny_encoder, PROMPTS[:1], cache=False), direct, atol=1e-6)
+        direct = torch.nn.functional.normalize(
+            tiny_encoder.model.encode_text(tokens), dim=-1
+        ).numpy()
+    np.testing.assert_allclose(
+        encode_text(tiny_encoder, PROMPTS[:1], cache=False), direct, atol=1e-6
+    )
 
 
 def test_long_prompts_are_reported_not_silently_cut(tiny_encoder):
@@ -61,8 +65,12 @@ def test_image_only_encoder_has_no_text(tmp_path):
     from wsi_engine.encoders import create_random_checkpoint, load_encoder_config
 
     config = load_encoder_config("efficientnet-lite0")
-    config = config.model_copy(update={"weights": config.weights.model_copy(update={"sha256": None})})
-    encoder = load_encoder(config, checkpoint=create_random_checkpoint(config, tmp_path / "e.safetensors"))
+    config = config.model_copy(
+        update={"weights": config.weights.model_copy(update={"sha256": None})}
+    )
+    encoder = load_encoder(
+        config, checkpoint=create_random_checkpoint(config, tmp_path / "e.safetensors")
+    )
     assert encoder.output_kind == "image_only" and not encoder.text_aligned
     with pytest.raises(EncoderError, match="no text tower.*text-free form"):
         encode_text(encoder, PROMPTS)

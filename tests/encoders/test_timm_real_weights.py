@@ -29,8 +29,14 @@ def test_efficientnet_lite0_loads_real_weights_and_embeds(weights_dir, tmp_path)
 
     cat = data.chelsea()[:, 75:375]  # 300 × 300 centre of the cat photo
     with torch.inference_mode():
-        logits = encoder.model.classifier(encoder.image(torch.from_numpy(np.ascontiguousarray(cat))[None]))
-    assert int(logits.argmax()) in (281, 282, 285)  # tabby, tiger cat, Egyptian cat: real ImageNet weights
+        logits = encoder.model.classifier(
+            encoder.image(torch.from_numpy(np.ascontiguousarray(cat))[None])
+        )
+    assert int(logits.argmax()) in (
+        281,
+        282,
+        285,
+    )  # tabby, tiger cat, Egyptian cat: real ImageNet weights
     store = make_store(tmp_path, "e", 12, size=96, shard=8)
     report = embed_stores([store], encoder, device="cpu", batch_size=8, workers=0)
     assert report.results[0].status == "done"

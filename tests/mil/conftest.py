@@ -132,21 +132,21 @@ def write_cohort(root: Path, bags: list[Bag], class_names: list[str], **store_op
     return stores, labels
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def bag_factory():
     return synthetic_bags
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cohort_writer():
     return write_cohort
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def store_writer():
     return write_store
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def memory_bags():
     return InMemoryBags

@@ -27,13 +27,16 @@ class PlantedSlide:
     slide_probs: np.ndarray
 
 
-def planted_slides(n_per_class: int, dim: int = 16, seed: int = 0, noise: float = 1.5, n: int = 80) -> list[PlantedSlide]:
+def planted_slides(
+    n_per_class: int, dim: int = 16, seed: int = 0, noise: float = 1.5, n: int = 80
+) -> list[PlantedSlide]:
     """Normal slides of Gaussian patches; tumour slides also hold 15-35 % lesion patches shifted along one
     direction. The bag 'attention' of class c is softmax over the slide of (lesion score + ``noise`` · N(0,1)),
-    so its within-slide ranking of lesion patches is only moderately right."""
-    rng = np.random.default_rng(seed)
-    direction = rng.normal(size=dim)
+    so its within-slide ranking of lesion patches is only moderately right. The lesion direction is the
+    same for every ``seed``, so cohorts of different seeds are training and test slides of one task."""
+    direction = np.random.default_rng(12345).normal(size=dim)
     direction /= np.linalg.norm(direction)
+    rng = np.random.default_rng(seed)
     slides = []
     for label in (0, 1):
         for i in range(n_per_class):
@@ -43,17 +46,30 @@ def planted_slides(n_per_class: int, dim: int = 16, seed: int = 0, noise: float 
                 lesion[rng.choice(n, size=int(n * rng.uniform(0.15, 0.35)), replace=False)] = True
                 x[lesion] += 1.2 * direction * np.sqrt(dim) / 2
             x /= np.linalg.norm(x, axis=1, keepdims=True)
-            logits = np.stack([rng.normal(size=n), 2.0 * lesion + noise * rng.normal(size=n)], axis=1)
+            logits = np.stack(
+                [rng.normal(size=n), 2.0 * lesion + noise * rng.normal(size=n)], axis=1
+            )
             attention = np.exp(logits) / np.exp(logits).sum(axis=0, keepdims=True)
             probs = np.array([0.2, 0.8]) if label else np.array([0.8, 0.2])
-            slides.append(PlantedSlide(f"{CLASSES[label]}-{i:02d}", label, x.astype(np.float32), lesion, attention, probs))
+            slides.append(
+                PlantedSlide(
+                    f"{CLASSES[label]}-{i:02d}",
+                    label,
+                    x.astype(np.float32),
+                    lesion,
+                    attention,
+                    probs,
+                )
+            )
     return slides
 
 
 def grid_coords(n: int, step: float) -> np.ndarray:
     """(n, 2) int64 top-left corners of a square grid with spacing ``step`` level-0 px."""
     side = int(np.ceil(np.sqrt(max(n, 1))))
-    return np.array([((i % side) * step, (i // side) * step) for i in range(n)], dtype=np.int64).reshape(-1, 2)
+    return np.array(
+        [((i % side) * step, (i // side) * step) for i in range(n)], dtype=np.int64
+    ).reshape(-1, 2)
 
 
 def write_feature_store(
@@ -71,20 +87,100 @@ def write_feature_store(
     n = len(features) if features is not None else len(coords)
     coords = grid_coords(n, patch_level0) if coords is None else coords
     extent = int(coords.max() + patch_level0) if n else 1
-    slide = {"id": slide_id, "path": f"/synthetic/{slide_id}.tif", "fingerprint": f"sha256:{slide_id}", "dimensions": [extent, extent]}
+    slide = {
+        "id": slide_id,
+        "path": f"/synthetic/{slide_id}.tif",
+        "fingerprint": f"sha256:{slide_id}",
+        "dimensions": [extent, extent],
+    }
     size = round(patch_level0 * 0.25 / mpp)
-    tiling = {"patch_size": size, "target_mpp": mpp, "patch_size_level0": patch_level0, "pixel_mode": "none", "shard_patches": 512}
-    writer = StoreWriter.open_or_create(out_dir, slide_id, {"slide": slide, "tiling": tiling, "tissue": {}}, coords, np.ones(n))
+    tiling = {
+        "patch_size": size,
+        "target_mpp": mpp,
+        "patch_size_level0": patch_level0,
+        "pixel_mode": "none",
+        "shard_patches": 512,
+    }
+    writer = StoreWriter.open_or_create(
+        out_dir, slide_id, {"slide": slide, "tiling": tiling, "tissue": {}}, coords, np.ones(n)
+    )
     path = writer.finalize()
     if features is not None:
         store = PatchStore.open(path, mode="r+")
         array, progress = store.create_features(
-            encoder_id, features.shape[1], {"output_kind": output_kind, "text_aligned": output_kind == "joint"}, block_rows=max(n, 1)
+            encoder_id,
+            features.shape[1],
+            {"output_kind": output_kind, "text_aligned": output_kind == "joint"},
+            block_rows=max(n, 1),
         )
         array[...] = features.astype(np.float16)
         progress.mark_done(0)
         store.complete_features(encoder_id, progress)
     return path
+
+
+def write_bag_run(
+    run_dir: Path,
+    labels: Path,
+    feature_dim: int,
+    *,
+    encoder_id: str = ENCODER,
+    task: str = "synthetic-demo",
+    text=None,
+    seed: int = 0,
+) -> Path:
+    """A finished bag run as ``wsi-engine fit`` leaves it: one (untrained, seeded) ABMIL fold model, run.json,
+    and ``text_embeddings.npz`` when ``text`` (TaskEmbeddings) is given. Written with the MIL run-dir helpers."""
+    import torch
+
+    from wsi_engine.mil import rundir
+    from wsi_engine.mil.registry import create_model, model_config
+
+    torch.manual_seed(seed)
+    options = model_config("abmil", {"dim": 16, "attention_dim": 8})
+    model = create_model("abmil", options, feature_dim, len(CLASSES), None)
+    fold = rundir.fold_dir(run_dir, 2, 0)
+    fold.mkdir(parents=True)
+    meta = {
+        "model": "abmil",
+        "model_config": options.model_dump(),
+        "class_names": CLASSES,
+        "task": task,
+        "encoder_id": encoder_id,
+        "feature_dim": feature_dim,
+    }
+    rundir.save_checkpoint(fold / "model.pt", model, meta, None)
+    if text is not None:
+        text.save(run_dir / "text_embeddings.npz")
+    run = {
+        "format": rundir.RUN_FORMAT,
+        "run_id": run_dir.name,
+        "status": "complete",
+        "task": task,
+        "class_names": CLASSES,
+        "encoder_id": encoder_id,
+        "feature_dim": feature_dim,
+        "feature_output_kind": "joint",
+        "model": "abmil",
+        "labels": str(labels),
+        "language_note": "model 'abmil' uses no language priors",
+        "checkpoints": [
+            {"shots": 2, "fold": 0, "path": str((fold / "model.pt").relative_to(run_dir))}
+        ],
+    }
+    rundir.write_json(run_dir / rundir.RUN_FILE, run)
+    return run_dir
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny heads train faster on one thread than on contended cores; restore the setting afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -95,3 +191,24 @@ def slide_factory():
 @pytest.fixture
 def feature_store():
     return write_feature_store
+
+
+@pytest.fixture
+def cohort(tmp_path: Path):
+    """(stores dir, labels.csv, slides): 4 planted slides per class written as stores of ``ENCODER`` features."""
+    slides = planted_slides(4, seed=3, n=40)
+    stores = tmp_path / "stores"
+    stores.mkdir()
+    for slide in slides:
+        write_feature_store(stores, slide.slide_id, slide.features)
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "slide_id,label\n" + "".join(f"{s.slide_id},{CLASSES[s.label]}\n" for s in slides),
+        encoding="utf-8",
+    )
+    return stores, labels, slides
+
+
+@pytest.fixture
+def bag_run_writer():
+    return write_bag_run

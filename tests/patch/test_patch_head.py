@@ -19,7 +19,9 @@ def unit(rng: np.random.Generator, *shape: int) -> np.ndarray:
 
 def task_text(rng: np.random.Generator, n_classes: int = 3) -> TaskEmbeddings:
     names = tuple(f"c{i}" for i in range(n_classes))
-    return TaskEmbeddings("enc", names, unit(rng, 4), *(unit(rng, n_classes) for _ in PROMPT_FIELDS))
+    return TaskEmbeddings(
+        "enc", names, unit(rng, 4), *(unit(rng, n_classes) for _ in PROMPT_FIELDS)
+    )
 
 
 def test_untrained_head_is_the_zero_shot_text_classifier():

@@ -10,7 +10,9 @@ from wsi_engine.errors import ConfigError
 from wsi_engine.patch.targets import SlideEvidence, TargetConfig, resolve_background, slide_targets
 
 
-def evidence(attention_column: np.ndarray, n_classes: int = 2, label: int = 1, prob: float = 0.9) -> SlideEvidence:
+def evidence(
+    attention_column: np.ndarray, n_classes: int = 2, label: int = 1, prob: float = 0.9
+) -> SlideEvidence:
     """Evidence whose class-``label`` attention is ``attention_column`` (normalised) and other columns uniform."""
     n = len(attention_column)
     attention = np.full((n, n_classes), 1.0 / n)
@@ -28,19 +30,22 @@ def test_background_slide_is_all_background_and_one_hot():
 
 def test_lesion_slide_top_quantile_positive_bottom_background_rest_unlabelled():
     column = np.arange(1.0, 11.0)  # patch 9 has the most attention
-    targets = slide_targets(evidence(column), 1, 0, TargetConfig(positive_quantile=0.2, negative_quantile=0.3))
+    targets = slide_targets(
+        evidence(column), 1, 0, TargetConfig(positive_quantile=0.2, negative_quantile=0.3)
+    )
     assert targets.hard.tolist() == [0, 0, 0, -1, -1, -1, -1, -1, 1, 1]
-    # soft targets: the bag model's per-patch distribution, q ∝ A over {label, background}
-    n_col = column / column.sum()
-    np.testing.assert_allclose(targets.soft[:, 1], n_col / (n_col + 0.1), rtol=1e-5)
+    # soft targets: the label's attention against the bag average, r / (1 + r) with r = N·A
+    relative = 10 * column / column.sum()
+    np.testing.assert_allclose(targets.soft[:, 1], relative / (1 + relative), rtol=1e-5)
     np.testing.assert_allclose(targets.soft.sum(1), 1.0, rtol=1e-6)
 
 
-def test_subtyping_task_without_background_leaves_bottom_unlabelled_and_soft_unmasked():
+def test_subtyping_task_without_background_leaves_bottom_unlabelled_and_soft_over_classes():
     ev = evidence(np.arange(1.0, 11.0), n_classes=3, label=2)
     targets = slide_targets(ev, 2, None, TargetConfig())
     assert (targets.hard[-2:] == 2).all() and (targets.hard[:-2] == -1).all()
-    assert (targets.soft > 0).all()  # no class ruled out
+    expected = ev.attention / ev.attention.sum(1, keepdims=True)  # q ∝ A over every class (T = 1)
+    np.testing.assert_allclose(targets.soft, expected, rtol=1e-5)
 
 
 def test_positives_need_above_average_evidence_and_a_confident_bag():
@@ -52,8 +57,12 @@ def test_positives_need_above_average_evidence_and_a_confident_bag():
 
 
 def test_instance_score_evidence_ranks_by_the_score():
-    ev = SlideEvidence(np.full((5, 2), 0.2), np.array([0.0, 5.0, 1.0, 2.0, 3.0]), np.array([0.1, 0.9]))
-    hard = slide_targets(ev, 1, 0, TargetConfig(evidence="instance_score", negative_quantile=0.2)).hard
+    ev = SlideEvidence(
+        np.full((5, 2), 0.2), np.array([0.0, 5.0, 1.0, 2.0, 3.0]), np.array([0.1, 0.9])
+    )
+    hard = slide_targets(
+        ev, 1, 0, TargetConfig(evidence="instance_score", negative_quantile=0.2)
+    ).hard
     assert hard.tolist() == [0, 1, -1, -1, -1]
     with pytest.raises(ConfigError, match="instance_score"):
         slide_targets(evidence(np.ones(5)), 1, 0, TargetConfig(evidence="instance_score"))

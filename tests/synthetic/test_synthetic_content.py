@@ -37,14 +37,18 @@ def _deep_tissue_point(model, avoid_lesions=True):
     rows, cols = np.nonzero(model.layout.field(xs, ys) > model.layout.threshold + 0.3)
     for r, c in zip(rows, cols, strict=True):
         x, y = float(xs[c]), float(ys[r])
-        if not avoid_lesions or all(np.hypot(x - s.cx, y - s.cy) > s.reach + 300 for s in model.lesions):
+        if not avoid_lesions or all(
+            np.hypot(x - s.cx, y - s.cy) > s.reach + 300 for s in model.lesions
+        ):
             return x, y
     raise AssertionError("no deep tissue point")
 
 
 def _patch(model, x, y, size=256, downsample=1.0):
     """Patch of ``size`` level pixels centred on level-0 point (x, y)."""
-    tile = model.render(int(x / downsample) - size // 2, int(y / downsample) - size // 2, size, size, downsample)
+    tile = model.render(
+        int(x / downsample) - size // 2, int(y / downsample) - size // 2, size, size, downsample
+    )
     assert tile is not None
     return tile.astype(float)
 
@@ -61,7 +65,9 @@ def test_tiles_render_the_same_alone_or_as_part_of_a_region(downsample):
         return model.background if pixels is None else pixels
 
     whole = model.render(x0, y0, 512, 512, downsample)
-    parts = np.concatenate([np.concatenate([tile(dx, dy) for dx in (0, 256)], axis=1) for dy in (0, 256)])
+    parts = np.concatenate(
+        [np.concatenate([tile(dx, dy) for dx in (0, 256)], axis=1) for dy in (0, 256)]
+    )
     assert whole is not None and whole.std() > 5
     assert np.array_equal(whole, parts)
 
@@ -161,3 +167,24 @@ def test_a_gigapixel_design_renders_tiles_in_small_memory():
         tracemalloc.stop()
     assert tile is not None and low is not None
     assert peak < 96 * 2**20
+
+
+@pytest.mark.parametrize("downsample", [1.0, 2.0])
+def test_tissue_bounds_never_misjudge_a_tile(downsample):
+    model = _model()
+    layout = model.layout
+    span = 256 * downsample
+    decided = {"glass": 0, "tissue": 0}
+    for y0 in np.arange(0, model.height, span):
+        for x0 in np.arange(0, model.width, span):
+            xs = np.arange(x0, x0 + span, downsample, dtype=np.float32) + downsample / 2
+            ys = np.arange(y0, y0 + span, downsample, dtype=np.float32) + downsample / 2
+            box = (x0, y0, x0 + span, y0 + span)
+            alpha = layout.alpha(layout.field(xs, ys, downsample), downsample)
+            if not layout.may_contain_tissue(box, downsample):
+                assert alpha.max() == 0
+                decided["glass"] += 1
+            if layout.is_all_tissue(box, downsample):
+                assert alpha.min() == 1
+                decided["tissue"] += 1
+    assert decided["glass"] > 0 and decided["tissue"] > 0

@@ -109,3 +109,25 @@ def test_a_fresh_process_reads_jpeg_stores_after_importing_wsi_engine_store(tmp_
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert np.array_equal(np.load(tmp_path / "out.npy"), expected)
+
+
+@pytest.mark.parametrize("pixel_mode", ["jpeg", "lossless"])
+def test_whole_shard_writes_give_the_bytes_zarr_writes(tmp_path, pixel_mode):
+    from wsi_engine.store.shards import write_shard
+
+    patches = _smooth_patches(10)  # 3 shards of 4, the last one short
+    ours, theirs = (
+        _array(tmp_path / "ours.zarr", pixel_mode, 10),
+        _array(tmp_path / "zarr.zarr", pixel_mode, 10),
+    )
+    for shard in range(3):
+        write_shard(ours, shard, patches[4 * shard : 4 * shard + 4])
+    theirs[:] = patches
+    for shard in range(3):
+        key = f"c/{shard}/0/0/0"
+        assert (tmp_path / "ours.zarr" / key).read_bytes() == (
+            tmp_path / "zarr.zarr" / key
+        ).read_bytes()
+    assert np.array_equal(zarr.open_array(str(tmp_path / "ours.zarr"))[:], theirs[:])
+    with pytest.raises(ValueError, match="whole"):
+        write_shard(ours, 0, patches[:3])

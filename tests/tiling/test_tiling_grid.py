@@ -109,8 +109,7 @@ def test_regions_are_tile_aligned_cover_each_window_once_and_stay_bounded():
     assert sorted(seen.tolist()) == list(range(len(level_xy)))
     for region in regions:
         assert region.x % tile[0] == 0 and region.y % tile[1] == 0
-        assert region.width <= region_size + window + 2 * tile[0]
-        assert region.height <= region_size + window + 2 * tile[1]
+        assert region.width * region.height <= region_size**2 or len(region.patches) == 1
         inside = level_xy[region.patches]
         assert (inside[:, 0] >= region.x).all() and (inside[:, 1] >= region.y).all()
         assert (inside[:, 0] + window <= region.x + region.width).all()
@@ -118,3 +117,14 @@ def test_regions_are_tile_aligned_cover_each_window_once_and_stay_bounded():
         assert (
             region.x + region.width <= level_size[0] and region.y + region.height <= level_size[1]
         )
+
+
+def test_dense_rows_become_long_strips_and_rows_do_not_merge():
+    xs = np.arange(0, 100 * 256, 256)
+    level_xy = np.concatenate([np.stack([xs, np.full_like(xs, y)], axis=1) for y in (0, 256)])
+    regions = plan_regions(level_xy, 256, 2048, (256, 256), (100 * 256, 512))
+    assert [len(r.patches) for r in regions] == [64, 36, 64, 36]  # 2048² px = 64 patches per strip
+    assert all(r.height == 256 for r in regions)
+    assert [int(r.patches[0]) for r in regions] == [0, 64, 100, 164]
+    gap = plan_regions(np.array([[0, 0], [256, 0], [5000, 0]]), 256, 2048, (256, 256), (8000, 256))
+    assert [r.patches.tolist() for r in gap] == [[0, 1], [2]]  # background between: not read

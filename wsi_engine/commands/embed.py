@@ -7,33 +7,60 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from wsi_engine.errors import BatchFailures
 
 
 def embed_command(
-    stores: list[Path] = typer.Argument(..., help="Patch stores (<slide_id>.zarr) or folders of stores."),
-    encoder: str = typer.Option(..., "--encoder", "-e", help="Encoder preset name or YAML file (configs/encoders/)."),
+    stores: list[Path] = typer.Argument(
+        ..., help="Patch stores (<slide_id>.zarr) or folders of stores."
+    ),
+    encoder: str = typer.Option(
+        ..., "--encoder", "-e", help="Encoder preset name or YAML file (configs/encoders/)."
+    ),
     checkpoint: Path | None = typer.Option(
-        None, "--checkpoint", help="Checkpoint file to use instead of the preset's (or set WSI_ENGINE_WEIGHTS_DIR)."
+        None,
+        "--checkpoint",
+        help="Checkpoint file to use instead of the preset's (or set WSI_ENGINE_WEIGHTS_DIR).",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
-    gpus: int | None = typer.Option(None, "--gpus", help="GPUs to use (default: all visible); one process each."),
+    gpus: int | None = typer.Option(
+        None, "--gpus", help="GPUs to use (default: all visible); one process each."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", help="Patches per forward pass."),
-    precision: str = typer.Option("auto", "--precision", help="auto (bf16/fp16 on GPU, fp32 on CPU), fp32, fp16, bf16."),
-    workers: int | None = typer.Option(None, "--workers", help="Decode worker processes (default: cores - 1, max 8)."),
-    dtype: str = typer.Option("float16", "--dtype", help="Stored feature dtype: float16 or float32."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute features that are already complete."),
+    precision: str = typer.Option(
+        "auto", "--precision", help="auto (bf16/fp16 on GPU, fp32 on CPU), fp32, fp16, bf16."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Decode worker processes (default: cores - 1, max 8)."
+    ),
+    dtype: str = typer.Option(
+        "float16", "--dtype", help="Stored feature dtype: float16 or float32."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Recompute features that are already complete."
+    ),
 ) -> None:
     """Encode every patch of the stores; resumable, skips complete features unless --overwrite."""
     from wsi_engine.encoders.embed import EmbedObserver, embed_stores
 
     console = Console()
     columns = (
-        TextColumn("[bold]embed[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("[bold]embed[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
     )
 
     class _Bar(EmbedObserver):
@@ -53,8 +80,17 @@ def embed_command(
 
     with Progress(*columns, console=console, transient=True) as progress:
         report = embed_stores(
-            stores, encoder, checkpoint=checkpoint, device=device, batch_size=batch_size, precision=precision,
-            workers=workers, overwrite=overwrite, dtype=dtype, gpus=gpus, observer=_Bar(progress),
+            stores,
+            encoder,
+            checkpoint=checkpoint,
+            device=device,
+            batch_size=batch_size,
+            precision=precision,
+            workers=workers,
+            overwrite=overwrite,
+            dtype=dtype,
+            gpus=gpus,
+            observer=_Bar(progress),
         )
     console.print(summary_table(report))
     console.print(
@@ -68,20 +104,38 @@ def embed_command(
     failed = report.failed
     if failed:
         raise BatchFailures(
-            f"{len(failed)} of {len(report.results)} stores failed", hint=f"the first: {failed[0].reason}"
+            f"{len(failed)} of {len(report.results)} stores failed",
+            hint=f"the first: {failed[0].reason}",
         )
 
 
 def summary_table(report) -> Table:
     """One row per store: patches, seconds, patches/s, status."""
     table = Table(title=f"Features {report.encoder_id}")
-    for name, justify in (("store", "left"), ("patches", "right"), ("embedded", "right"), ("s", "right"),
-                          ("patches/s", "right"), ("status", "left")):
+    for name, justify in (
+        ("store", "left"),
+        ("patches", "right"),
+        ("embedded", "right"),
+        ("s", "right"),
+        ("patches/s", "right"),
+        ("status", "left"),
+    ):
         table.add_column(name, justify=justify, overflow="fold")
     for r in report.results:
         rate = f"{r.embedded / r.seconds:,.1f}" if r.seconds > 0 and r.embedded else ""
-        status = {"done": "[green]done[/]", "skipped": "skipped", "failed": "[bold red]failed[/]"}.get(r.status, r.status)
+        status = {
+            "done": "[green]done[/]",
+            "skipped": "skipped",
+            "failed": "[bold red]failed[/]",
+        }.get(r.status, r.status)
         if r.reason:
             status += f": {escape(r.reason)}"
-        table.add_row(escape(r.slide_id), f"{r.n_patches:,}", f"{r.embedded:,}", f"{r.seconds:.1f}", rate, status)
+        table.add_row(
+            escape(r.slide_id),
+            f"{r.n_patches:,}",
+            f"{r.embedded:,}",
+            f"{r.seconds:.1f}",
+            rate,
+            status,
+        )
     return table

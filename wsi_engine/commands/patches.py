@@ -17,37 +17,85 @@ def _given(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def fit_patches_command(
-    from_run: Path | None = typer.Option(None, "--from-run", help="Bag run directory of `wsi-engine fit` whose evidence gives the targets."),
-    images: Path | None = typer.Option(None, "--images", help="Labelled patch folder: one sub-folder of images per class."),
-    stores: list[Path] = typer.Option([], "--stores", help="Store folder(s) or <slide_id>.zarr paths of the labelled slides (with --from-run)."),
+    from_run: Path | None = typer.Option(
+        None,
+        "--from-run",
+        help="Bag run directory of `wsi-engine fit` whose evidence gives the targets.",
+    ),
+    images: Path | None = typer.Option(
+        None, "--images", help="Labelled patch folder: one sub-folder of images per class."
+    ),
+    stores: list[Path] = typer.Option(
+        [],
+        "--stores",
+        help="Store folder(s) or <slide_id>.zarr paths of the labelled slides (with --from-run).",
+    ),
     stores_2: list[Path] = typer.Option(
-        [], "--stores-2", help="The same slides' stores at another µm/px: second views for --metric (with --from-run)."
+        [],
+        "--stores-2",
+        help="The same slides' stores at another µm/px: second views for --metric (with --from-run).",
     ),
     out: Path = typer.Option(..., "--out", help="Run directory to create."),
-    labels: Path | None = typer.Option(None, "--labels", help="Labels CSV (slide_id,label) [the bag run's]."),
-    task: str | None = typer.Option(
-        None, "--task", help="Task prompt set: with --images its prompts start the head; with --from-run it must be the run's task."
+    labels: Path | None = typer.Option(
+        None, "--labels", help="Labels CSV (slide_id,label) [the bag run's]."
     ),
-    encoder: str | None = typer.Option(None, "--encoder", help="Encoder preset that encodes --images."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Encoder weights file (with --images)."),
-    device: str = typer.Option("auto", "--device", help="Device that encodes --images: auto, cpu, cuda, cuda:N."),
-    shots: int | None = typer.Option(None, "--shots", help="Bag models of this shot setting [the largest]."),
-    fold: str = typer.Option("all", "--fold", help="Bag fold model to use, or 'all' to average them."),
-    evidence: str | None = typer.Option(None, "--evidence", help="Per-patch evidence: attention or instance_score [attention]."),
-    positive_quantile: float | None = typer.Option(None, "--pos-quantile", help="Top fraction of a slide labelled with its class [0.2]."),
-    negative_quantile: float | None = typer.Option(None, "--neg-quantile", help="Bottom fraction of a lesion slide labelled background [0.2]."),
-    background_class: str | None = typer.Option(None, "--background-class", help="auto, none or a class name [auto]."),
-    hidden: int | None = typer.Option(None, "--hidden", help="0: linear head; N: residual MLP adapter of width N [0]."),
+    task: str | None = typer.Option(
+        None,
+        "--task",
+        help="Task prompt set: with --images its prompts start the head; with --from-run it must be the run's task.",
+    ),
+    encoder: str | None = typer.Option(
+        None, "--encoder", help="Encoder preset that encodes --images."
+    ),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Encoder weights file (with --images)."
+    ),
+    device: str = typer.Option(
+        "auto", "--device", help="Device that encodes --images: auto, cpu, cuda, cuda:N."
+    ),
+    shots: int | None = typer.Option(
+        None, "--shots", help="Bag models of this shot setting [the largest]."
+    ),
+    fold: str = typer.Option(
+        "all", "--fold", help="Bag fold model to use, or 'all' to average them."
+    ),
+    evidence: str | None = typer.Option(
+        None, "--evidence", help="Per-patch evidence: attention or instance_score [attention]."
+    ),
+    positive_quantile: float | None = typer.Option(
+        None, "--pos-quantile", help="Top fraction of a slide labelled with its class [0.2]."
+    ),
+    negative_quantile: float | None = typer.Option(
+        None, "--neg-quantile", help="Bottom fraction of a lesion slide labelled background [0.2]."
+    ),
+    background_class: str | None = typer.Option(
+        None, "--background-class", help="auto, none or a class name [auto]."
+    ),
+    hidden: int | None = typer.Option(
+        None, "--hidden", help="0: linear head; N: residual MLP adapter of width N [0]."
+    ),
     epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs [30]."),
-    lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate [1e-3]."),
+    lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate [1e-2]."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Patches per step [256]."),
-    loss: str | None = typer.Option(None, "--loss", help="ce, focal or reinforced-focal [reinforced-focal]."),
-    resample: bool | None = typer.Option(None, "--resample/--no-resample", help="Class-balanced adaptive resampling [on]."),
-    distill_weight: float | None = typer.Option(None, "--distill-weight", help="Weight of the L2 distillation [1.0]."),
-    metric: str | None = typer.Option(None, "--metric", help="Multi-scale metric loss: none, pair or triplet [none]."),
+    loss: str | None = typer.Option(
+        None, "--loss", help="ce, focal or reinforced-focal [reinforced-focal]."
+    ),
+    resample: bool | None = typer.Option(
+        None, "--resample/--no-resample", help="Class-balanced adaptive resampling [on]."
+    ),
+    distill_weight: float | None = typer.Option(
+        None, "--distill-weight", help="Weight of the L2 distillation [1.0]."
+    ),
+    metric: str | None = typer.Option(
+        None, "--metric", help="Multi-scale metric loss: none, pair or triplet [none]."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, sampling and training."),
-    text_free: bool = typer.Option(False, "--text-free", help="Start from random class weights, not the prompts."),
-    run_id: str | None = typer.Option(None, "--run-id", help="Run id, also the default score id [the --out folder name]."),
+    text_free: bool = typer.Option(
+        False, "--text-free", help="Start from random class weights, not the prompts."
+    ),
+    run_id: str | None = typer.Option(
+        None, "--run-id", help="Run id, also the default score id [the --out folder name]."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
 ) -> None:
     """Train a patch classifier from a bag run's evidence (--from-run) or a labelled image folder (--images)."""
@@ -57,7 +105,9 @@ def fit_patches_command(
     if (from_run is None) == (images is None):
         raise ConfigError("give exactly one of --from-run and --images")
     if from_run is not None and (not stores or encoder or checkpoint):
-        raise ConfigError("--from-run needs --stores and takes no --encoder/--checkpoint (the run's encoder is used)")
+        raise ConfigError(
+            "--from-run needs --stores and takes no --encoder/--checkpoint (the run's encoder is used)"
+        )
     if images is not None and (encoder is None or stores or stores_2 or labels):
         raise ConfigError("--images needs --encoder and takes no --stores, --stores-2 or --labels")
     if metric not in (None, "none") and not stores_2:
@@ -66,56 +116,99 @@ def fit_patches_command(
         FitPatchesConfig,
         {
             "head": _given({"hidden": hidden}),
-            "train": _given({
-                "epochs": epochs, "lr": lr, "batch_size": batch_size, "loss": loss, "resample": resample,
-                "distill_weight": distill_weight, "metric": metric,
-            }),
-            "targets": _given({
-                "evidence": evidence, "positive_quantile": positive_quantile,
-                "negative_quantile": negative_quantile, "background_class": background_class,
-            }),
+            "train": _given(
+                {
+                    "epochs": epochs,
+                    "lr": lr,
+                    "batch_size": batch_size,
+                    "loss": loss,
+                    "resample": resample,
+                    "distill_weight": distill_weight,
+                    "metric": metric,
+                }
+            ),
+            "targets": _given(
+                {
+                    "evidence": evidence,
+                    "positive_quantile": positive_quantile,
+                    "negative_quantile": negative_quantile,
+                    "background_class": background_class,
+                }
+            ),
             "bag": {"shots": shots, "fold": fold},
             "seed": seed,
             "text_free": text_free,
         },
         "command line",
     )
-    if config.train.metric != "none" and not config.head.hidden:
-        raise ConfigError("--metric needs an MLP head (--hidden N): a linear head has no embedding to train")
     with Console(stderr=True).status("training the patch classifier"):
         if from_run is not None:
             result = fit_patches_from_run(
-                config, from_run, list(stores), out, labels_path=labels, second_store_dirs=list(stores_2) or None,
-                task=task, overwrite=overwrite, run_id=run_id,
+                config,
+                from_run,
+                list(stores),
+                out,
+                labels_path=labels,
+                second_store_dirs=list(stores_2) or None,
+                task=task,
+                overwrite=overwrite,
+                run_id=run_id,
             )
         else:
             result = fit_patches_from_images(
-                config, images, encoder, out, task=task, checkpoint=checkpoint, device=device, overwrite=overwrite, run_id=run_id,
+                config,
+                images,
+                encoder,
+                out,
+                task=task,
+                checkpoint=checkpoint,
+                device=device,
+                overwrite=overwrite,
+                run_id=run_id,
             )
     console = Console()
     console.print(f"language priors: {result.language.note}", highlight=False)
-    console.print("hard targets: " + ", ".join(f"{c} {n}" for c, n in result.counts.items()), highlight=False)
+    console.print(
+        "hard targets: " + ", ".join(f"{c} {n}" for c, n in result.counts.items()), highlight=False
+    )
     if result.skipped:
-        console.print(f"[yellow]skipped {len(result.skipped)} input(s)[/] (see skipped.csv); first: {result.skipped[0].item}: {result.skipped[0].reason}", highlight=False)
+        console.print(
+            f"[yellow]skipped {len(result.skipped)} input(s)[/] (see skipped.csv); first: {result.skipped[0].item}: {result.skipped[0].reason}",
+            highlight=False,
+        )
     console.print(metrics_table(result.metrics))
-    console.print(f"run: {result.run_dir} (model.pt, metrics.csv, metrics.json, confusion.png); best epoch {result.best_epoch}", highlight=False)
+    console.print(
+        f"run: {result.run_dir} (model.pt, metrics.csv, metrics.json, confusion.png); best epoch {result.best_epoch}",
+        highlight=False,
+    )
 
 
 def metrics_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="patch classifier metrics")
-    for name in ("stage", "evaluated on", "patches", "accuracy", "balanced acc.", "macro AUC", "macro F1"):
-        table.add_column(name, justify="left" if name in ("stage", "evaluated on") else "right")
+    table = Table(title="patch classifier metrics (AUC, F1: macro)")
+    for name in ("stage", "on", "patches", "acc.", "bal. acc.", "AUC", "F1"):
+        table.add_column(name, justify="left" if name in ("stage", "on") else "right")
     for row in rows:
-        cells = [f"{row[k]:.3f}" if k in row else "–" for k in ("accuracy", "balanced_accuracy", "auc", "macro_f1")]
+        cells = [
+            f"{row[k]:.3f}" if k in row else "–"
+            for k in ("accuracy", "balanced_accuracy", "auc", "macro_f1")
+        ]
         table.add_row(row["stage"], row["evaluated_on"], str(row["n_patches"]), *cells)
     return table
 
 
 def predict_patches_command(
-    run: Path = typer.Option(..., "--run", help="Run directory written by `wsi-engine fit-patches`."),
-    stores: list[Path] = typer.Option(..., "--stores", help="Store folder(s) or <slide_id>.zarr paths (repeatable)."),
-    score_id: str | None = typer.Option(None, "--score-id", help="Name of the scores group written in each store [the run id]."),
-    out: Path | None = typer.Option(None, "--out", help="Optional CSV of per-slide class fractions."),
+    run: Path = typer.Option(
+        ..., "--run", help="Run directory written by `wsi-engine fit-patches`."
+    ),
+    stores: list[Path] = typer.Option(
+        ..., "--stores", help="Store folder(s) or <slide_id>.zarr paths (repeatable)."
+    ),
+    score_id: str | None = typer.Option(
+        None, "--score-id", help="Name of the scores group written in each store [the run id]."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Optional CSV of per-slide class fractions."
+    ),
 ) -> None:
     """Write per-patch class probabilities (scores/<score_id>/probs) into every store."""
     from rich.progress import Progress
@@ -127,7 +220,10 @@ def predict_patches_command(
     with Progress(console=Console(stderr=True), transient=True) as progress:
         bar = progress.add_task("predicting patches", total=len(find_stores(list(stores))))
         result = predict_patches(
-            run, list(stores), score_id=score_id, out_csv=out,
+            run,
+            list(stores),
+            score_id=score_id,
+            out_csv=out,
             on_slide=lambda slide_id: progress.update(bar, advance=1, description=slide_id),
         )
     table = Table(title=f"share of patches per predicted class (scores/{result.score_id})")
@@ -137,4 +233,7 @@ def predict_patches_command(
     for row in result.rows:
         table.add_row(row["slide_id"], *(f"{row[f'fraction_{c}']:.1%}" for c in result.class_names))
     console.print(table)
-    console.print(f"{len(result.rows)} store(s): per-patch probabilities written to scores/{result.score_id}", highlight=False)
+    console.print(
+        f"{len(result.rows)} store(s): per-patch probabilities written to scores/{result.score_id}",
+        highlight=False,
+    )

@@ -2,13 +2,13 @@
 
 Model construction never downloads: open_clip models are instantiated from
 their config (built-in name or JSON) with every "pretrained" switch off, and
-Hugging Face text towers are built with ``HF_HUB_OFFLINE=1``.
+a Hugging Face text tower is built only when its config is already in the
+local Hugging Face cache.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,9 @@ def build_model(config: EncoderConfig, checkpoint_path: Path | None = None) -> n
         try:
             return timm.create_model(config.architecture, pretrained=False, **config.timm_kwargs)
         except Exception as error:
-            raise EncoderError(f"cannot build timm model '{config.architecture}': {error}") from error
+            raise EncoderError(
+                f"cannot build timm model '{config.architecture}': {error}"
+            ) from error
     if config.family == "conch":
         path = _model_json(config)
         from wsi_engine.encoders.conch import ConchModel
@@ -52,7 +54,9 @@ def _check_requirements(config: EncoderConfig) -> None:
 def _model_json(config: EncoderConfig) -> Path:
     path = model_json_path(config.architecture or "")
     if path is None or not path.is_file():
-        raise EncoderError(f"model config '{config.architecture}' of encoder '{config.name}' not found", path=path)
+        raise EncoderError(
+            f"model config '{config.architecture}' of encoder '{config.name}' not found", path=path
+        )
     return path
 
 
@@ -92,27 +96,33 @@ def _build_open_clip(model_cfg: dict[str, Any]) -> nn.Module:
     from open_clip import CLIP, CoCa, CustomTextCLIP
 
     cfg = deepcopy(model_cfg)
-    hf_text = "hf_model_name" in cfg.get("text_cfg", {})
-    custom_text = cfg.pop("custom_text", False) or hf_text
+    hf_text = cfg.get("text_cfg", {}).get("hf_model_name")
+    custom_text = cfg.pop("custom_text", False) or bool(hf_text)
     if "timm_model_name" in cfg.get("vision_cfg", {}):
         cfg["vision_cfg"]["timm_model_pretrained"] = False
     if hf_text:
+        _require_cached_hf_config(hf_text)
         cfg["text_cfg"]["hf_model_pretrained"] = False
     model_class = CoCa if "multimodal_cfg" in cfg else CustomTextCLIP if custom_text else CLIP
-    previous = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         return model_class(**cfg)
-    except (OSError, ValueError) as error:  # HF text config/tokenizer missing from the local cache
+    except (OSError, ValueError) as error:  # e.g. a Hugging Face file missing from the local cache
         raise EncoderError(
             f"cannot build the model offline ({type(error).__name__}: {str(error).splitlines()[0][:200]})",
             hint="its Hugging Face text model must already be in the local HF cache (HF_HOME)",
         ) from error
-    finally:
-        if previous is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = previous
+
+
+def _require_cached_hf_config(model_id: str) -> None:
+    """Fail fast (no network) when a Hugging Face text tower's config is not in the local cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(model_id, "config.json")
+    if not isinstance(found, str):
+        raise EncoderError(
+            f"the text tower needs the Hugging Face model {model_id}, which is not in the local HF cache",
+            hint="download it once with network access (nothing is downloaded at run time)",
+        )
 
 
 def drop_image_projection(model: nn.Module, config: EncoderConfig) -> None:
@@ -133,11 +143,15 @@ def drop_image_projection(model: nn.Module, config: EncoderConfig) -> None:
         )
 
 
-def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], config: EncoderConfig, path: Path) -> None:
+def load_weights(
+    model: nn.Module, state_dict: dict[str, torch.Tensor], config: EncoderConfig, path: Path
+) -> None:
     """Fill ``model`` from ``state_dict`` (format per ``config.weights``); EncoderError when they do not fit."""
     weights = config.weights
     state_dict = {
-        k: v for k, v in state_dict.items() if not any(k.startswith(p) for p in weights.ignore_prefixes)
+        k: v
+        for k, v in state_dict.items()
+        if not any(k.startswith(p) for p in weights.ignore_prefixes)
     }
     if weights.format == "by_position":
         state_dict = _rename_by_position(model, state_dict, config, path)
@@ -147,7 +161,9 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], config: 
     model.load_state_dict(state_dict, strict=True)
 
 
-def _adapt_open_clip(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _adapt_open_clip(
+    model: nn.Module, state_dict: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """The layout fixes open_clip applies to its own releases (old text layout, scalar logit scale...)."""
     from open_clip.model import convert_to_custom_text_state_dict
 
@@ -165,7 +181,9 @@ def _rename_by_position(
     model: nn.Module, state_dict: dict[str, torch.Tensor], config: EncoderConfig, path: Path
 ) -> dict[str, torch.Tensor]:
     names = list(model.state_dict().keys())
-    if set(names) == set(state_dict):  # already in the model's own names (e.g. made by create_random_checkpoint)
+    if set(names) == set(
+        state_dict
+    ):  # already in the model's own names (e.g. made by create_random_checkpoint)
         return state_dict
     if path.suffix == ".safetensors":
         raise EncoderError(
@@ -181,7 +199,9 @@ def _rename_by_position(
     return dict(zip(names, state_dict.values(), strict=True))
 
 
-def _check_fit(model: nn.Module, state_dict: dict[str, torch.Tensor], config: EncoderConfig, path: Path) -> None:
+def _check_fit(
+    model: nn.Module, state_dict: dict[str, torch.Tensor], config: EncoderConfig, path: Path
+) -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -193,12 +213,17 @@ def _check_fit(model: nn.Module, state_dict: dict[str, torch.Tensor], config: En
     if not (missing or unexpected or mismatched):
         return
     parts = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+    for label, keys in (
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("shape mismatch", mismatched),
+    ):
         if keys:
             shown = ", ".join(keys[:3]) + (", …" if len(keys) > 3 else "")
             parts.append(f"{len(keys)} {label} ({shown})")
     raise EncoderError(
-        f"checkpoint does not fit encoder '{config.name}' ({config.architecture}): " + "; ".join(parts),
+        f"checkpoint does not fit encoder '{config.name}' ({config.architecture}): "
+        + "; ".join(parts),
         path=path,
         hint="is this checkpoint for this --encoder?",
     )

@@ -113,7 +113,9 @@ class ConchModel(nn.Module):
         cfg = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(cfg["embed_dim"], cfg.get("vision_cfg", {}), cfg.get("text_cfg", {}))
 
-    def encode_image(self, images: torch.Tensor, normalize: bool = False, project: bool = True) -> torch.Tensor:
+    def encode_image(
+        self, images: torch.Tensor, normalize: bool = False, project: bool = True
+    ) -> torch.Tensor:
         """(B, 3, H, W) → (B, D): the joint embedding (``project``) or the pooled pre-projection features."""
         features = self.visual(images, project=project)
         return F.normalize(features, dim=-1) if normalize else features

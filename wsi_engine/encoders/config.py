@@ -27,18 +27,29 @@ class WeightsConfig(StrictModel):
     """Where an encoder's weights come from. Nothing is ever downloaded: see :mod:`.weights`."""
 
     checkpoint: str | None = Field(None, description="local checkpoint path (~ and $VARS expanded)")
-    file: str | None = Field(None, description=f"path relative to ${WEIGHTS_DIR_ENV} where the preset expects its file")
-    hf_hub: str | None = Field(None, description="Hugging Face hub repo id; found only if already in the local HF cache")
-    hf_file: str = Field("open_clip_pytorch_model.bin", description="file name of the weights inside the hub repo")
-    pretrained: str | None = Field(None, description="open_clip pretrained tag, resolved to its hub repo and file")
-    source: str | None = Field(None, description="where a user gets the file (shown in errors): URL, licence notes")
+    file: str | None = Field(
+        None, description=f"path relative to ${WEIGHTS_DIR_ENV} where the preset expects its file"
+    )
+    hf_hub: str | None = Field(
+        None, description="Hugging Face hub repo id; found only if already in the local HF cache"
+    )
+    hf_file: str = Field(
+        "open_clip_pytorch_model.bin", description="file name of the weights inside the hub repo"
+    )
+    pretrained: str | None = Field(
+        None, description="open_clip pretrained tag, resolved to its hub repo and file"
+    )
+    source: str | None = Field(
+        None, description="where a user gets the file (shown in errors): URL, licence notes"
+    )
     sha256: str | None = Field(None, description="expected sha256 of the file; verified when given")
     format: Literal["state_dict", "by_position"] = Field(
         "state_dict",
         description="state_dict: names match the model; by_position: same tensors in the same order, other names",
     )
     ignore_prefixes: list[str] = Field(
-        default_factory=list, description="checkpoint keys not used to embed (e.g. a captioning decoder)"
+        default_factory=list,
+        description="checkpoint keys not used to embed (e.g. a captioning decoder)",
     )
 
 
@@ -58,9 +69,15 @@ class TextConfig(StrictModel):
         "clip-bpe",
         description="clip-bpe: open_clip's bundled BPE; hf-file: a tokenizers JSON file; hf: a transformers tokenizer",
     )
-    tokenizer_file: str | None = Field(None, description="hf-file: JSON file, beside the checkpoint or under the weights dir")
-    hf_tokenizer: str | None = Field(None, description="hf: tokenizer id, read from the local HF cache only")
-    context_length: int = Field(77, ge=4, description="tokens the text tower reads, special tokens included")
+    tokenizer_file: str | None = Field(
+        None, description="hf-file: JSON file, beside the checkpoint or under the weights dir"
+    )
+    hf_tokenizer: str | None = Field(
+        None, description="hf: tokenizer id, read from the local HF cache only"
+    )
+    context_length: int = Field(
+        77, ge=4, description="tokens the text tower reads, special tokens included"
+    )
 
     @model_validator(mode="after")
     def _source_given(self) -> TextConfig:
@@ -88,15 +105,24 @@ class EncoderConfig(StrictModel):
         description="open_clip model name, a model-config JSON (configs/encoders/models/ or a path), or a timm model name",
     )
     model_config_file: str | None = Field(
-        None, description="open_clip_config.json of a hub snapshot: when it lies beside the weights it defines the model"
+        None,
+        description="open_clip_config.json of a hub snapshot: when it lies beside the weights it defines the model",
     )
-    timm_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra timm.create_model arguments")
+    timm_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="extra timm.create_model arguments"
+    )
     weights: WeightsConfig = Field(default_factory=WeightsConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     text: TextConfig | None = None
-    output: OutputKind = Field("joint", description="joint (L2-normalised image-text embedding) or pre_projection")
-    embed_dim: int | None = Field(None, ge=1, description="dimension D of the stored features (checked at load)")
-    requires: list[str] = Field(default_factory=list, description="extra Python modules the preset needs")
+    output: OutputKind = Field(
+        "joint", description="joint (L2-normalised image-text embedding) or pre_projection"
+    )
+    embed_dim: int | None = Field(
+        None, ge=1, description="dimension D of the stored features (checked at load)"
+    )
+    requires: list[str] = Field(
+        default_factory=list, description="extra Python modules the preset needs"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> EncoderConfig:

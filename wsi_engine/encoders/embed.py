@@ -117,9 +117,13 @@ def resolve_device(device: str) -> torch.device:
     try:
         resolved = torch.device(device)
     except RuntimeError as error:
-        raise ConfigError(f"unknown --device {device!r}", hint="use auto, cuda, cuda:N or cpu") from error
+        raise ConfigError(
+            f"unknown --device {device!r}", hint="use auto, cuda, cuda:N or cpu"
+        ) from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda but no CUDA GPU is available", hint="use --device cpu or auto")
+        raise ConfigError(
+            "--device cuda but no CUDA GPU is available", hint="use --device cpu or auto"
+        )
     if resolved.type not in ("cuda", "cpu"):
         raise ConfigError(f"unsupported --device {device!r}", hint="use auto, cuda, cuda:N or cpu")
     return resolved
@@ -128,7 +132,9 @@ def resolve_device(device: str) -> torch.device:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` → bf16 on GPUs that support it, else fp16; fp32 on CPU (the only CPU choice)."""
     if precision not in PRECISIONS:
-        raise ConfigError(f"unknown --precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
+        raise ConfigError(
+            f"unknown --precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}"
+        )
     if device.type == "cpu":
         if precision not in ("auto", "fp32"):
             raise ConfigError(f"--precision {precision} needs a GPU", hint="the CPU runs in fp32")
@@ -166,7 +172,7 @@ def device_name(device: torch.device) -> str:
 
 @dataclass
 class _StoreRun:
-    """A store being embedded: its feature array, progress markers and block buffers."""
+    """A store being embedded: its feature array, progress markers and the blocks still to write."""
 
     result: StoreResult
     store: PatchStore
@@ -196,14 +202,18 @@ def embed_stores(
     ``encoder`` is a preset name, YAML path, config or a loaded :class:`Encoder`;
     ``checkpoint`` overrides the preset's weights file. With several GPUs and
     ``gpus`` unset or > 1, stores are sharded over one process per GPU
-    (:mod:`.multi_gpu`); ``gpus=1`` keeps one GPU. Failures of single stores are reported in the result,
-    not raised; configuration and encoder problems raise.
+    (:mod:`.multi_gpu`); ``gpus=1`` keeps one GPU. Failures of single stores
+    are reported in the result, not raised; configuration and encoder
+    problems raise.
     """
     began = time.perf_counter()
+    observer = observer or EmbedObserver()
     if batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     if dtype not in FEATURE_DTYPES:
-        raise ConfigError(f"unknown feature dtype {dtype!r}", hint=f"use one of {', '.join(FEATURE_DTYPES)}")
+        raise ConfigError(
+            f"unknown feature dtype {dtype!r}", hint=f"use one of {', '.join(FEATURE_DTYPES)}"
+        )
     resolved = resolve_device(device)
     precision = resolve_precision(precision, resolved)
     workers = default_workers() if workers is None else max(0, workers)
@@ -214,27 +224,45 @@ def embed_stores(
         from wsi_engine.encoders.multi_gpu import embed_sharded
 
         return embed_sharded(
-            paths, encoder, n_processes=n_gpus, device_type="cuda", observer=observer,
-            checkpoint=checkpoint, batch_size=batch_size, precision=precision, workers=workers,
-            overwrite=overwrite, dtype=dtype,
+            paths,
+            encoder,
+            n_processes=n_gpus,
+            device_type="cuda",
+            observer=observer,
+            checkpoint=checkpoint,
+            batch_size=batch_size,
+            precision=precision,
+            workers=workers,
+            overwrite=overwrite,
+            dtype=dtype,
         )
     if not isinstance(encoder, Encoder):
         encoder = load_encoder(encoder, checkpoint=checkpoint, device=resolved)
     else:
         encoder.to(resolved)
     report = EmbedReport(
-        encoder.encoder_id, str(resolved), device_name(resolved), precision, batch_size, workers,
+        encoder.encoder_id,
+        str(resolved),
+        device_name(resolved),
+        precision,
+        batch_size,
+        workers,
         load_seconds=time.perf_counter() - began,
     )
     began = time.perf_counter()
-    runs, tasks = _plan(paths, encoder, overwrite, dtype, report, observer or EmbedObserver())
-    _run(runs, tasks, paths, encoder, resolved, precision, batch_size, workers, report, observer or EmbedObserver())
+    runs, tasks = _plan(paths, encoder, overwrite, dtype, report, observer)
+    _run(runs, tasks, paths, encoder, resolved, precision, batch_size, workers, report, observer)
     report.wall_seconds = time.perf_counter() - began
     return report
 
 
 def _plan(
-    paths: list[Path], encoder: Encoder, overwrite: bool, dtype: str, report: EmbedReport, observer: EmbedObserver
+    paths: list[Path],
+    encoder: Encoder,
+    overwrite: bool,
+    dtype: str,
+    report: EmbedReport,
+    observer: EmbedObserver,
 ) -> tuple[dict[int, _StoreRun], list[BlockTask]]:
     """Open each store, decide skip / resume / start, and list the blocks to encode."""
     runs: dict[int, _StoreRun] = {}
@@ -283,13 +311,25 @@ def _prepare_store(
             )
         return None
     key = f"features/{encoder_id}"
-    if overwrite or (key in store.root and not _same_setup(store.feature_attrs(encoder_id), attrs, dtype)):
+    if overwrite or (
+        key in store.root and not _same_setup(store.feature_attrs(encoder_id), attrs, dtype)
+    ):
         store.delete_features(encoder_id)
-    attrs = {**attrs, "dtype": dtype, "created": utc_now(), "engine_version": __version__,
-             "source": {"patch_size": store.patch_size, "target_mpp": store.target_mpp,
-                        "pixels": "store" if store.has_pixels else "slide"}}
+    attrs = {
+        **attrs,
+        "dtype": dtype,
+        "created": utc_now(),
+        "engine_version": __version__,
+        "source": {
+            "patch_size": store.patch_size,
+            "target_mpp": store.target_mpp,
+            "pixels": "store" if store.has_pixels else "slide",
+        },
+    }
     block_rows = int(store.attrs["tiling"]["shard_patches"])
-    array, progress = store.create_features(encoder_id, encoder.embed_dim, attrs, block_rows=block_rows, dtype=dtype)
+    array, progress = store.create_features(
+        encoder_id, encoder.embed_dim, attrs, block_rows=block_rows, dtype=dtype
+    )
     remaining = set(progress.remaining()) if store.n_patches else set()
     return _StoreRun(result, store, encoder_id, array, progress, remaining)
 
@@ -311,9 +351,19 @@ def _complete(run: _StoreRun, observer: EmbedObserver) -> None:
 class _Outputs:
     """Per-block feature buffers; writes a block and marks it done when all its rows arrived."""
 
-    def __init__(self, runs: dict[int, _StoreRun], tasks: list[BlockTask], dtype: np.dtype, report: EmbedReport,
-                 observer: EmbedObserver):
-        self.runs, self.tasks, self.dtype, self.report, self.observer = runs, tasks, dtype, report, observer
+    def __init__(
+        self,
+        runs: dict[int, _StoreRun],
+        tasks: list[BlockTask],
+        dtype: np.dtype,
+        report: EmbedReport,
+        observer: EmbedObserver,
+    ):
+        self.runs = runs
+        self.tasks = tasks
+        self.dtype = dtype
+        self.report = report
+        self.observer = observer
         self.buffers: dict[int, np.ndarray] = {}
         self.filled: dict[int, int] = {}
 
@@ -331,7 +381,9 @@ class _Outputs:
             run = self.runs.get(task.store)
             if run is None:
                 continue  # its store failed meanwhile
-            buffer = self.buffers.setdefault(seg.index, np.empty((task.rows, features.shape[1]), self.dtype))
+            buffer = self.buffers.setdefault(
+                seg.index, np.empty((task.rows, features.shape[1]), self.dtype)
+            )
             buffer[seg.lo : seg.hi] = features[seg.at : seg.at + seg.hi - seg.lo]
             self.filled[seg.index] = self.filled.get(seg.index, 0) + seg.hi - seg.lo
             if self.filled[seg.index] == task.rows:
@@ -369,8 +421,15 @@ class _InFlight:
 
 
 def _run(
-    runs: dict[int, _StoreRun], tasks: list[BlockTask], paths: list[Path], encoder: Encoder,
-    device: torch.device, precision: str, batch_size: int, workers: int, report: EmbedReport,
+    runs: dict[int, _StoreRun],
+    tasks: list[BlockTask],
+    paths: list[Path],
+    encoder: Encoder,
+    device: torch.device,
+    precision: str,
+    batch_size: int,
+    workers: int,
+    report: EmbedReport,
     observer: EmbedObserver,
 ) -> None:
     """Read, encode and write every task's block (see the module docstring for the overlap scheme)."""
@@ -417,7 +476,11 @@ def _run(
 
 
 def _submit(
-    encoder: Encoder, pixels: torch.Tensor, segments: list[Segment], device: torch.device, precision: str,
+    encoder: Encoder,
+    pixels: torch.Tensor,
+    segments: list[Segment],
+    device: torch.device,
+    precision: str,
     out_dtype: np.dtype,
 ) -> _InFlight:
     """Queue copy-in, preprocessing, forward and copy-out of one batch on the GPU; returns at once."""

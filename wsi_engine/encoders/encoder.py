@@ -12,7 +12,12 @@ from torch import nn
 
 from wsi_engine.encoders.build import build_model, drop_image_projection, load_weights
 from wsi_engine.encoders.config import EncoderConfig, load_encoder_config
-from wsi_engine.encoders.weights import read_state_dict, resolve_checkpoint, sha256_file, verify_sha256
+from wsi_engine.encoders.weights import (
+    read_state_dict,
+    resolve_checkpoint,
+    sha256_file,
+    verify_sha256,
+)
 from wsi_engine.errors import EncoderError
 
 
@@ -32,15 +37,23 @@ class ImageEmbedder(nn.Module):
         self.output = config.output
         self.image_size = config.preprocess.image_size
         self.interpolation = config.preprocess.interpolation
-        self.register_buffer("mean", torch.tensor(config.preprocess.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(config.preprocess.std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(config.preprocess.mean).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(config.preprocess.std).view(1, 3, 1, 1), persistent=False
+        )
 
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, S, S, 3) uint8 → (B, 3, size, size) float32 normalised."""
         x = pixels.permute(0, 3, 1, 2).float().div_(255.0)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = F.interpolate(
-                x, size=(self.image_size, self.image_size), mode=self.interpolation, antialias=True, align_corners=False
+                x,
+                size=(self.image_size, self.image_size),
+                mode=self.interpolation,
+                antialias=True,
+                align_corners=False,
             ).clamp_(0.0, 1.0)
         return (x - self.mean) / self.std
 
@@ -113,7 +126,10 @@ class Encoder:
 
 
 def load_encoder(
-    encoder: str | Path | EncoderConfig, *, checkpoint: str | Path | None = None, device: str | torch.device = "cpu"
+    encoder: str | Path | EncoderConfig,
+    *,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device = "cpu",
 ) -> Encoder:
     """Load a preset (name, YAML path or config) with its weights; ``checkpoint`` overrides the preset's file.
 
@@ -129,23 +145,27 @@ def load_encoder(
     if config.output == "pre_projection" and config.family == "open_clip":
         drop_image_projection(model, config)
     model.eval().requires_grad_(False)
-    image = ImageEmbedder(model, config).eval()
-    embed_dim = _probe_dim(image, config)
+    image = ImageEmbedder(model, config).eval().to(device)
+    embed_dim = _probe_dim(image, config, torch.device(device))
     if config.embed_dim is not None and config.embed_dim != embed_dim:
         raise EncoderError(
             f"encoder '{config.name}' produces {embed_dim}-d features, its preset says embed_dim {config.embed_dim}"
         )
-    result = Encoder(config, model, image, path, digest, embed_dim)
-    return result.to(device)
+    return Encoder(config, model, image, path, digest, embed_dim)
 
 
-def _probe_dim(image: ImageEmbedder, config: EncoderConfig) -> int:
+def _probe_dim(image: ImageEmbedder, config: EncoderConfig, device: torch.device) -> int:
+    """D of the features: one forward pass of a black patch."""
     size = config.preprocess.image_size
     with torch.inference_mode():
-        return int(image(torch.zeros((1, size, size, 3), dtype=torch.uint8)).shape[-1])
+        return int(
+            image(torch.zeros((1, size, size, 3), dtype=torch.uint8, device=device)).shape[-1]
+        )
 
 
-def create_random_checkpoint(config_or_name: str | Path | EncoderConfig, path: str | Path, seed: int = 0) -> Path:
+def create_random_checkpoint(
+    config_or_name: str | Path | EncoderConfig, path: str | Path, seed: int = 0
+) -> Path:
     """Save a randomly initialised model of an encoder preset as a safetensors state dict at ``path``.
 
     Used by tests, the demo and benchmarks; the file then loads through

@@ -27,7 +27,14 @@ import numpy as np
 
 from wsi_engine import __version__
 from wsi_engine.errors import DataError
-from wsi_engine.store import PatchStore, find_stores, sanitize_name, slide_id_from_path, store_path, utc_now
+from wsi_engine.store import (
+    PatchStore,
+    find_stores,
+    sanitize_name,
+    slide_id_from_path,
+    store_path,
+    utc_now,
+)
 from wsi_engine.store.writer import StoreWriter
 
 H5_SUFFIXES = (".h5", ".hdf5")
@@ -87,7 +94,9 @@ def read_feature_file(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[st
     if features.ndim == 3 and features.shape[0] == 1:
         features = features[0]
     if features.ndim != 2:
-        raise DataError(f"features must be (N, D) or (1, N, D), got shape {features.shape}", path=path)
+        raise DataError(
+            f"features must be (N, D) or (1, N, D), got shape {features.shape}", path=path
+        )
     if len(features) != len(coords):
         raise DataError(f"{len(features)} feature rows but {len(coords)} coordinates", path=path)
     return features.astype(np.float32, copy=False), coords, attrs
@@ -154,12 +163,20 @@ def _find_slide(slides: Path | None, slide_id: str) -> Path | None:
         return None
     from wsi_engine.slide import find_slides
 
-    return next((p for p in find_slides([slides], recursive=True) if slide_id_from_path(p) == slide_id), None)
+    return next(
+        (p for p in find_slides([slides], recursive=True) if slide_id_from_path(p) == slide_id),
+        None,
+    )
 
 
 def store_attrs(
-    source: Path, slide_id: str, coords: np.ndarray, attrs: dict[str, Any], slide: Path | None,
-    mpp: float | None, shard_patches: int,
+    source: Path,
+    slide_id: str,
+    coords: np.ndarray,
+    attrs: dict[str, Any],
+    slide: Path | None,
+    mpp: float | None,
+    shard_patches: int,
 ) -> dict[str, Any]:
     """The ``slide``, ``tiling`` and ``tissue`` sections of an imported store (unknowns as ``None``)."""
     reader = None
@@ -175,13 +192,19 @@ def store_attrs(
     if downsample is None and reader is not None and level < reader.level_count:
         downsample = reader.level_downsamples[level]
     size0 = _number(attrs.get("patch_size_level0")) or patch_size * (downsample or 1.0)
-    mpp0 = mpp or (reader.mpp.x if reader is not None and reader.mpp else None) or _number(attrs.get("mpp"))
+    mpp0 = (
+        mpp
+        or (reader.mpp.x if reader is not None and reader.mpp else None)
+        or _number(attrs.get("mpp"))
+    )
     magnification = _number(attrs.get("level0_magnification"))
     if mpp0 is None and magnification:
         mpp0 = 10.0 / magnification  # the usual 10x ≈ 1 µm/px convention
     if mpp0 is None:
         raise DataError(
-            "the level-0 µm/px is unknown", path=source, hint="pass --mpp, or --slides with the slide files"
+            "the level-0 µm/px is unknown",
+            path=source,
+            hint="pass --mpp, or --slides with the slide files",
         )
     if reader is not None:
         from wsi_engine.tiling.provenance import slide_attrs
@@ -193,14 +216,25 @@ def store_attrs(
         if attrs.get("level0_width") and attrs.get("level0_height"):
             dims = [int(attrs["level0_width"]), int(attrs["level0_height"])]
         elif level_dim is not None and downsample:
-            dims = [int(round(float(d) * downsample)) for d in np.asarray(level_dim).reshape(-1)[:2]]
+            dims = [
+                int(round(float(d) * downsample)) for d in np.asarray(level_dim).reshape(-1)[:2]
+            ]
         else:  # a lower bound: the extent of the patches
             extent = coords.max(axis=0) + size0 if len(coords) else np.zeros(2)
             dims = [int(np.ceil(v)) for v in extent]
         slide_section = {
-            "id": slide_id, "path": None, "size_bytes": None, "fingerprint": None, "vendor": "unknown",
-            "format": "unknown", "backend": None, "dimensions": dims, "level_count": None,
-            "mpp": [mpp0, mpp0], "mpp_source": "imported", "objective_power": magnification,
+            "id": slide_id,
+            "path": None,
+            "size_bytes": None,
+            "fingerprint": None,
+            "vendor": "unknown",
+            "format": "unknown",
+            "backend": None,
+            "dimensions": dims,
+            "level_count": None,
+            "mpp": [mpp0, mpp0],
+            "mpp_source": "imported",
+            "objective_power": magnification,
         }
     read_downsample = downsample or 1.0
     tiling = {
@@ -217,7 +251,11 @@ def store_attrs(
         "shard_patches": shard_patches,
         "imported_from": str(source),
     }
-    tissue = {"source": "imported", "file": str(source), "tissue_fraction": "unknown (recorded as 1)"}
+    tissue = {
+        "source": "imported",
+        "file": str(source),
+        "tissue_fraction": "unknown (recorded as 1)",
+    }
     return {"slide": slide_section, "tiling": tiling, "tissue": tissue}
 
 
@@ -240,7 +278,9 @@ def import_features(
     for that file. Per-file failures are returned, not raised.
     """
     if output_kind not in OUTPUT_KINDS:
-        raise DataError(f"unknown output kind {output_kind!r}", hint=f"use one of {', '.join(OUTPUT_KINDS)}")
+        raise DataError(
+            f"unknown output kind {output_kind!r}", hint=f"use one of {', '.join(OUTPUT_KINDS)}"
+        )
     encoder_id = sanitize_name(encoder_id)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -251,8 +291,18 @@ def import_features(
     for file in files:
         result = ImportResult(str(file), slide_id_from_path(file))
         try:
-            _import_one(file, out_dir, encoder_id, Path(slides) if slides else None, mpp, output_kind, dtype,
-                        shard_patches, overwrite, result)
+            _import_one(
+                file,
+                out_dir,
+                encoder_id,
+                Path(slides) if slides else None,
+                mpp,
+                output_kind,
+                dtype,
+                shard_patches,
+                overwrite,
+                result,
+            )
         except Exception as error:
             from wsi_engine.tiling.tasks import describe
 
@@ -262,23 +312,43 @@ def import_features(
 
 
 def _import_one(
-    file: Path, out_dir: Path, encoder_id: str, slides: Path | None, mpp: float | None, output_kind: str,
-    dtype: str, shard_patches: int, overwrite: bool, result: ImportResult,
+    file: Path,
+    out_dir: Path,
+    encoder_id: str,
+    slides: Path | None,
+    mpp: float | None,
+    output_kind: str,
+    dtype: str,
+    shard_patches: int,
+    overwrite: bool,
+    result: ImportResult,
 ) -> None:
     features, coords, attrs = read_feature_file(file)
     target = store_path(out_dir, result.slide_id)
     if target.exists():
         store = PatchStore.open(target, mode="r+")
         if not np.array_equal(store.coords(), coords):
-            raise DataError(f"store {target.name} exists with other patch coordinates", path=file,
-                            hint="import into another --out folder")
+            raise DataError(
+                f"store {target.name} exists with other patch coordinates",
+                path=file,
+                hint="import into another --out folder",
+            )
         if store.has_features(encoder_id) and not overwrite:
             result.store, result.n_patches, result.status = str(target), store.n_patches, "skipped"
             return
     else:
-        sections = store_attrs(file, result.slide_id, coords, attrs, _find_slide(slides, result.slide_id), mpp,
-                               shard_patches)
-        writer = StoreWriter.open_or_create(out_dir, result.slide_id, sections, coords, np.ones(len(coords)))
+        sections = store_attrs(
+            file,
+            result.slide_id,
+            coords,
+            attrs,
+            _find_slide(slides, result.slide_id),
+            mpp,
+            shard_patches,
+        )
+        writer = StoreWriter.open_or_create(
+            out_dir, result.slide_id, sections, coords, np.ones(len(coords))
+        )
         store = PatchStore.open(writer.finalize(), mode="r+")
     meta = {
         "encoder": {"imported_from": str(file), "source_attributes": _jsonable(attrs)},
@@ -305,7 +375,9 @@ def _jsonable(attrs: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(attrs, default=str))
 
 
-def export_features(store_paths: list[str | Path], encoder_id: str, out_dir: str | Path) -> list[Path]:
+def export_features(
+    store_paths: list[str | Path], encoder_id: str, out_dir: str | Path
+) -> list[Path]:
     """Write ``<out_dir>/<slide_id>.h5`` (``features``, ``coords`` + attributes) for every store; returns the files."""
     import h5py
 
@@ -324,26 +396,30 @@ def export_features(store_paths: list[str | Path], encoder_id: str, out_dir: str
         with h5py.File(tmp, "w") as handle:
             handle.create_dataset("features", data=features.astype(np.float32))
             coords = handle.create_dataset("coords", data=store.coords())
-            coords.attrs.update({
-                "patch_size": int(tiling["patch_size"]),
-                "patch_level": int(tiling.get("read_level") or 0),
-                "downsample": np.array([downsample, downsample]),
-                "patch_size_level0": float(tiling["patch_size_level0"]),
-                "level0_width": int(slide["dimensions"][0]),
-                "level0_height": int(slide["dimensions"][1]),
-                "overlap": int(tiling.get("overlap") or 0),
-                "target_mpp": float(tiling["target_mpp"]),
-                "name": store.slide_id,
-            })
+            coords.attrs.update(
+                {
+                    "patch_size": int(tiling["patch_size"]),
+                    "patch_level": int(tiling.get("read_level") or 0),
+                    "downsample": np.array([downsample, downsample]),
+                    "patch_size_level0": float(tiling["patch_size_level0"]),
+                    "level0_width": int(slide["dimensions"][0]),
+                    "level0_height": int(slide["dimensions"][1]),
+                    "overlap": int(tiling.get("overlap") or 0),
+                    "target_mpp": float(tiling["target_mpp"]),
+                    "name": store.slide_id,
+                }
+            )
             if mpp:
                 coords.attrs["mpp"] = float(mpp)
-            handle.attrs.update({
-                "encoder": encoder_id,
-                "output_kind": str(meta.get("output_kind")),
-                "text_aligned": bool(meta.get("text_aligned")),
-                "checkpoint_sha256": str(meta.get("checkpoint_sha256")),
-                "engine_version": __version__,
-            })
+            handle.attrs.update(
+                {
+                    "encoder": encoder_id,
+                    "output_kind": str(meta.get("output_kind")),
+                    "text_aligned": bool(meta.get("text_aligned")),
+                    "checkpoint_sha256": str(meta.get("checkpoint_sha256")),
+                    "engine_version": __version__,
+                }
+            )
         tmp.replace(target)
         written.append(target)
     return written

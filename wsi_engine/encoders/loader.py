@@ -83,7 +83,9 @@ class BlockDataset(Dataset):
             return BlockData(index, None, describe(error), time.perf_counter() - began)
 
 
-def iter_blocks(tasks: list[BlockTask], store_paths: list[Path], workers: int) -> Iterator[BlockData]:
+def iter_blocks(
+    tasks: list[BlockTask], store_paths: list[Path], workers: int
+) -> Iterator[BlockData]:
     """Blocks of ``tasks`` in order, read by ``workers`` background processes (0 = in this process)."""
     dataset = BlockDataset(tasks, store_paths)
     if workers == 0:
@@ -116,7 +118,9 @@ class Rebatcher:
     def __init__(self, batch_size: int, pin_memory: bool):
         self.batch_size = batch_size
         self.pin_memory = pin_memory
-        self._pieces: list[tuple[int, torch.Tensor, int]] = []  # (item index, pixels, first unused row)
+        self._pieces: list[
+            tuple[int, torch.Tensor, int]
+        ] = []  # (item index, pixels, first unused row)
         self._rows = 0
         self._staging: dict[tuple[int, ...], list[torch.Tensor]] = {}
         self._turn = 0
@@ -147,7 +151,8 @@ class Rebatcher:
             return torch.empty((rows, *shape), dtype=like.dtype)
         if shape not in self._staging:
             self._staging[shape] = [
-                torch.empty((self.batch_size, *shape), dtype=like.dtype).pin_memory() for _ in range(2)
+                torch.empty((self.batch_size, *shape), dtype=like.dtype).pin_memory()
+                for _ in range(2)
             ]
         self._turn ^= 1
         return self._staging[shape][self._turn][:rows]

@@ -42,7 +42,9 @@ def _cluster(n_processes: int, device_type: str) -> Any:
         try:
             from dask_cuda import LocalCUDACluster
 
-            return LocalCUDACluster(n_workers=n_processes, threads_per_worker=1, dashboard_address=None)
+            return LocalCUDACluster(
+                n_workers=n_processes, threads_per_worker=1, dashboard_address=None
+            )
         except ImportError:
             pass
     from distributed import Nanny, Scheduler, SpecCluster
@@ -51,11 +53,16 @@ def _cluster(n_processes: int, device_type: str) -> Any:
         return {"CUDA_VISIBLE_DEVICES": str(i)} if device_type == "cuda" else {}
 
     workers = {
-        f"{device_type}-{i}": {"cls": Nanny, "options": {"nthreads": 1, "env": env(i), "silence_logs": logging.ERROR}}
+        f"{device_type}-{i}": {
+            "cls": Nanny,
+            "options": {"nthreads": 1, "env": env(i), "silence_logs": logging.ERROR},
+        }
         for i in range(n_processes)
     }
     return SpecCluster(
-        workers=workers, scheduler={"cls": Scheduler, "options": {"dashboard_address": None}}, silence_logs=logging.ERROR
+        workers=workers,
+        scheduler={"cls": Scheduler, "options": {"dashboard_address": None}},
+        silence_logs=logging.ERROR,
     )
 
 
@@ -83,8 +90,14 @@ def embed_sharded(
     observer = observer or EmbedObserver()
     began = time.perf_counter()
     shards = shard_stores(paths, n_processes)
-    options = {**options, "device": device_type, "workers": max(0, options.get("workers", 1) // n_processes)}
-    observer.started(len(paths), sum(PatchStore.open(p).n_patches for s in shards for p in s if p.is_dir()))
+    options = {
+        **options,
+        "device": device_type,
+        "workers": max(0, options.get("workers", 1) // n_processes),
+    }
+    observer.started(
+        len(paths), sum(PatchStore.open(p).n_patches for s in shards for p in s if p.is_dir())
+    )
     merged: EmbedReport | None = None
     with dask.config.set({"distributed.worker.daemon": False}):  # workers start decode processes
         with _cluster(n_processes, device_type) as cluster, Client(cluster) as client:

@@ -47,7 +47,9 @@ class PatchSource:
             self._coords = self.store.coords()
             self._geometry = _geometry(self.store)
         reader = cached_reader(path, slide.get("backend") or "auto")
-        return extract_patches(reader, self._geometry, self._coords[start:stop], TilingConfig().region_size)
+        return extract_patches(
+            reader, self._geometry, self._coords[start:stop], TilingConfig().region_size
+        )
 
 
 def _geometry(store: PatchStore):
@@ -57,7 +59,9 @@ def _geometry(store: PatchStore):
     tiling = store.attrs["tiling"]
     mpp = store.attrs["slide"].get("mpp") or [float("nan")]
     read_downsample = float(tiling["read_downsample"])
-    window = int(tiling.get("read_window") or round(float(tiling["patch_size_level0"]) / read_downsample))
+    window = int(
+        tiling.get("read_window") or round(float(tiling["patch_size_level0"]) / read_downsample)
+    )
     patch_size = int(tiling["patch_size"])
     return GridGeometry(
         patch_size=patch_size,

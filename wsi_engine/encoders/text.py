@@ -78,7 +78,8 @@ class _Tokenizer:
                 from tokenizers import Tokenizer
             except ImportError as error:
                 raise EncoderError(
-                    "this encoder's tokenizer needs the 'tokenizers' package", hint="pip install tokenizers"
+                    "this encoder's tokenizer needs the 'tokenizers' package",
+                    hint="pip install tokenizers",
                 ) from error
             self._impl = Tokenizer.from_file(source)
         else:
@@ -87,7 +88,9 @@ class _Tokenizer:
 
                 self._impl = AutoTokenizer.from_pretrained(source, local_files_only=True)
             except ImportError as error:
-                raise EncoderError("this encoder's tokenizer needs 'transformers'", hint="pip install transformers") from error
+                raise EncoderError(
+                    "this encoder's tokenizer needs 'transformers'", hint="pip install transformers"
+                ) from error
             except OSError as error:
                 raise EncoderError(
                     f"tokenizer '{source}' is not in the local Hugging Face cache",
@@ -111,7 +114,9 @@ class _Tokenizer:
             self._impl.enable_truncation(max_length=length)
             self._impl.enable_padding(length=length, pad_id=pad_id, pad_token="<pad>")
             return torch.tensor([e.ids for e in self._impl.encode_batch(texts)], dtype=torch.long)
-        batch = self._impl(texts, max_length=length, padding="max_length", truncation=True, return_tensors="pt")
+        batch = self._impl(
+            texts, max_length=length, padding="max_length", truncation=True, return_tensors="pt"
+        )
         return batch["input_ids"]
 
 
@@ -158,7 +163,8 @@ def too_long_prompts(encoder: Encoder, texts: list[str]) -> list[TooLongPrompt]:
     """The prompts with more tokens than the text tower reads."""
     limit = prompt_token_limit(encoder)
     return [
-        TooLongPrompt(i, t, n, limit) for i, (t, n) in enumerate(zip(texts, token_lengths(encoder, texts), strict=True))
+        TooLongPrompt(i, t, n, limit)
+        for i, (t, n) in enumerate(zip(texts, token_lengths(encoder, texts), strict=True))
         if n > limit
     ]
 
@@ -188,7 +194,12 @@ def _write_atomic(path: Path, row: np.ndarray) -> None:
 
 
 def encode_text(
-    encoder: Encoder, texts: list[str], *, cache: bool = True, strict: bool = False, batch_size: int = 64
+    encoder: Encoder,
+    texts: list[str],
+    *,
+    cache: bool = True,
+    strict: bool = False,
+    batch_size: int = 64,
 ) -> np.ndarray:
     """(T, D) float32 L2-normalised embeddings of ``texts`` in the encoder's joint space.
 

@@ -24,7 +24,10 @@ from wsi_engine.encoders.config import WEIGHTS_DIR_ENV, EncoderConfig, weights_d
 from wsi_engine.errors import EncoderError
 
 _WRAPPER_KEYS = ("state_dict", "model", "module", "model_state_dict")
-_SAFE_ALTERNATIVES = {"open_clip_pytorch_model.bin": "open_clip_model.safetensors", "pytorch_model.bin": "model.safetensors"}
+_SAFE_ALTERNATIVES = {
+    "open_clip_pytorch_model.bin": "open_clip_model.safetensors",
+    "pytorch_model.bin": "model.safetensors",
+}
 
 
 def _expand(path: str | Path) -> Path:
@@ -65,7 +68,9 @@ def resolve_checkpoint(config: EncoderConfig, checkpoint: str | Path | None = No
     if checkpoint is not None:
         path = _expand(checkpoint)
         if not path.is_file():
-            raise EncoderError("checkpoint file not found", path=path, hint="check the --checkpoint path")
+            raise EncoderError(
+                "checkpoint file not found", path=path, hint="check the --checkpoint path"
+            )
         return path
     weights = config.weights
     if weights.checkpoint:
@@ -95,7 +100,8 @@ def _missing_weights_error(config: EncoderConfig, hub: tuple[str, str] | None) -
     wanted = weights.file or (hub[1] if hub else None)
     if wanted is None:
         return EncoderError(
-            f"encoder '{config.name}' names no weights", hint="pass --checkpoint PATH to a checkpoint file"
+            f"encoder '{config.name}' names no weights",
+            hint="pass --checkpoint PATH to a checkpoint file",
         )
     where = []
     if weights.source:
@@ -105,7 +111,9 @@ def _missing_weights_error(config: EncoderConfig, hub: tuple[str, str] | None) -
     root = weights_dir()
     now = f"now {root}" if root else "unset now"
     place = (
-        f"or set {WEIGHTS_DIR_ENV} to a folder holding {weights.file} ({now})" if weights.file else ""
+        f"or set {WEIGHTS_DIR_ENV} to a folder holding {weights.file} ({now})"
+        if weights.file
+        else ""
     )
     return EncoderError(
         f"weights of encoder '{config.name}' not found: need the file {wanted} (nothing is downloaded at run time)",
@@ -172,14 +180,19 @@ def _torch_load(path: Path) -> object:
 
 
 def _as_state_dict(loaded: object, path: Path) -> dict[str, torch.Tensor]:
-    for _ in range(2):  # a training checkpoint {"state_dict": {...}, "epoch": ...}, maybe nested once
+    for _ in range(
+        2
+    ):  # a training checkpoint {"state_dict": {...}, "epoch": ...}, maybe nested once
         if isinstance(loaded, dict):
-            inner = next((loaded[k] for k in _WRAPPER_KEYS if isinstance(loaded.get(k), dict)), None)
+            inner = next(
+                (loaded[k] for k in _WRAPPER_KEYS if isinstance(loaded.get(k), dict)), None
+            )
             if inner is not None:  # in a state dict every value is a tensor, never a dict
                 loaded = inner
     if not isinstance(loaded, dict) or not loaded:
         raise EncoderError(
-            f"not a state dict (a mapping of names to tensors) but {type(loaded).__name__}", path=path
+            f"not a state dict (a mapping of names to tensors) but {type(loaded).__name__}",
+            path=path,
         )
     bad = [k for k, v in loaded.items() if not isinstance(v, torch.Tensor)]
     if bad:

@@ -202,7 +202,7 @@ def fit(
                 "language_priors": language.used,
                 "shots": split.shots,
                 "fold": split.fold,
-                "best_epoch": result.best_epoch,
+                "best_epoch": result.fold.best_epoch,
             }
             rundir.save_checkpoint(out / "model.pt", result.model, meta, language.embeddings)
             rundir.write_json(out / "history.json", result.fold.history)

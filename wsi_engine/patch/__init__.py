@@ -29,7 +29,12 @@ the same head on a labelled patch folder encoded by the frozen encoder.
 """
 
 from wsi_engine.patch.evaluate import PatchAucReport, SlidePatchScores, compare_patch_auc, patch_auc
-from wsi_engine.patch.fit import FitPatchesConfig, PatchFitResult, fit_patches_from_images, fit_patches_from_run
+from wsi_engine.patch.fit import (
+    FitPatchesConfig,
+    PatchFitResult,
+    fit_patches_from_images,
+    fit_patches_from_run,
+)
 from wsi_engine.patch.head import HeadConfig, PatchHead, build_head
 from wsi_engine.patch.predict import PatchPredictResult, predict_patches
 from wsi_engine.patch.targets import TargetConfig, slide_targets

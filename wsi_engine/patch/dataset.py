@@ -38,10 +38,16 @@ class PatchSet:
 
     def subset(self, rows: np.ndarray) -> PatchSet:
         """The patches ``rows`` (indices or bool mask), groups kept."""
-        pick = (lambda a: None if a is None else a[rows])
+        soft = None if self.soft is None else self.soft[rows]
+        views = None if self.views is None else self.views[rows]
         return PatchSet(
-            self.features[rows], self.hard[rows], pick(self.soft), self.group[rows],
-            self.group_names, self.group_labels, pick(self.views),
+            self.features[rows],
+            self.hard[rows],
+            soft,
+            self.group[rows],
+            self.group_names,
+            self.group_labels,
+            views,
         )
 
     def labelled(self) -> np.ndarray:

@@ -75,7 +75,9 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(kept)) if kept else float("nan")
 
 
-def compare_patch_auc(slides: list[SlidePatchScores], class_index: int, threshold: float = 0.5) -> PatchAucReport:
+def compare_patch_auc(
+    slides: list[SlidePatchScores], class_index: int, threshold: float = 0.5
+) -> PatchAucReport:
     """AUCs of bag attention and patch probabilities for class ``class_index`` against the slides' truth."""
     if not slides:
         raise ValueError("no slides to evaluate")
@@ -85,15 +87,21 @@ def compare_patch_auc(slides: list[SlidePatchScores], class_index: int, threshol
     return PatchAucReport(
         bag_attention=patch_auc(truth, np.concatenate(attention), threshold),
         patch_classifier=patch_auc(truth, np.concatenate(probs), threshold),
-        bag_attention_per_slide=_mean([patch_auc(s.truth, a, threshold) for s, a in zip(slides, attention, strict=True)]),
-        patch_classifier_per_slide=_mean([patch_auc(s.truth, p, threshold) for s, p in zip(slides, probs, strict=True)]),
+        bag_attention_per_slide=_mean(
+            [patch_auc(s.truth, a, threshold) for s, a in zip(slides, attention, strict=True)]
+        ),
+        patch_classifier_per_slide=_mean(
+            [patch_auc(s.truth, p, threshold) for s, p in zip(slides, probs, strict=True)]
+        ),
         n_slides=len(slides),
         n_patches=int(len(truth)),
         n_positive=int((truth >= threshold).sum()),
     )
 
 
-def slide_scores_from_store(store_path: str | Path, bag_score_id: str, patch_score_id: str, truth_geojson: str | Path) -> SlidePatchScores:
+def slide_scores_from_store(
+    store_path: str | Path, bag_score_id: str, patch_score_id: str, truth_geojson: str | Path
+) -> SlidePatchScores:
     """A slide's truth (from ``truth_geojson``), bag ``attention`` and patch ``probs`` read from its store."""
     from wsi_engine.heatmap.truth import patch_truth_fraction
 

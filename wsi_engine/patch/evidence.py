@@ -61,7 +61,9 @@ class BagRun:
         return str(self.run["task"])
 
 
-def load_bag_run(run_dir: str | Path, shots: int | None = None, fold: str = "all", task: str | None = None) -> BagRun:
+def load_bag_run(
+    run_dir: str | Path, shots: int | None = None, fold: str = "all", task: str | None = None
+) -> BagRun:
     """The fold models of ``run_dir``; with ``task``, refuse a run fitted for another task."""
     run_dir = Path(run_dir)
     run = read_run(run_dir)
@@ -95,11 +97,15 @@ def usable_store(path: Path, encoder_id: str, feature_dim: int) -> tuple[PatchSt
         raise DataError(f"no complete features of encoder '{encoder_id}' (has: {available})")
     features = read_bag(path, encoder_id).astype(np.float32)
     if features.shape[1] != feature_dim:
-        raise DataError(f"features are {features.shape[1]}-d, the run was trained on {feature_dim}-d")
+        raise DataError(
+            f"features are {features.shape[1]}-d, the run was trained on {feature_dim}-d"
+        )
     return store, features
 
 
-def _views(store: PatchStore, second: Path | None, encoder_id: str, feature_dim: int) -> tuple[np.ndarray | None, str | None]:
+def _views(
+    store: PatchStore, second: Path | None, encoder_id: str, feature_dim: int
+) -> tuple[np.ndarray | None, str | None]:
     """(second-view features (N, D) or None, why there are none)."""
     if second is None:
         return None, "no store of this slide in --stores-2"
@@ -129,7 +135,11 @@ def collect_evidence(
     stores = {p.name[: -len(".zarr")]: p for p in find_stores(list(store_dirs))}
     seconds = {p.name[: -len(".zarr")]: p for p in find_stores(list(second_store_dirs or []))}
     rng = np.random.default_rng(seed)
-    skipped = [Skipped(s, "labelled slide without a store in --stores") for s in sorted(labels) if s not in stores]
+    skipped = [
+        Skipped(s, "labelled slide without a store in --stores")
+        for s in sorted(labels)
+        if s not in stores
+    ]
     parts: list[dict[str, np.ndarray]] = []
     names, group_labels, rows = [], [], []
     for slide_id in sorted(s for s in labels if s in stores):
@@ -147,21 +157,35 @@ def collect_evidence(
             views, why = _views(store, seconds.get(slide_id), encoder_id, feature_dim)
             if why:
                 skipped.append(Skipped(f"{slide_id} (second view)", why))
-        keep = np.sort(rng.choice(len(features), size=min(len(features), max_patches_per_slide), replace=False))
+        keep = np.sort(
+            rng.choice(len(features), size=min(len(features), max_patches_per_slide), replace=False)
+        )
         group = len(names)
-        parts.append({
-            "features": features[keep], "hard": targets.hard[keep], "soft": targets.soft[keep],
-            "group": np.full(len(keep), group, dtype=np.int64),
-            "views": views[keep] if views is not None else np.full((len(keep), feature_dim), np.nan, dtype=np.float32),
-        })
+        parts.append(
+            {
+                "features": features[keep],
+                "hard": targets.hard[keep],
+                "soft": targets.soft[keep],
+                "group": np.full(len(keep), group, dtype=np.int64),
+                "views": views[keep]
+                if views is not None
+                else np.full((len(keep), feature_dim), np.nan, dtype=np.float32),
+            }
+        )
         names.append(slide_id)
         group_labels.append(label)
         counts = np.bincount(targets.hard + 1, minlength=len(class_names) + 1)
-        rows.append({
-            "slide_id": slide_id, "label": labels[slide_id], "n_patches": len(features), "n_used": len(keep),
-            "slide_prob_label": float(evidence.slide_probs[label]), "unlabelled": int(counts[0]),
-            **{f"n_{c}": int(n) for c, n in zip(class_names, counts[1:], strict=True)},
-        })
+        rows.append(
+            {
+                "slide_id": slide_id,
+                "label": labels[slide_id],
+                "n_patches": len(features),
+                "n_used": len(keep),
+                "slide_prob_label": float(evidence.slide_probs[label]),
+                "unlabelled": int(counts[0]),
+                **{f"n_{c}": int(n) for c, n in zip(class_names, counts[1:], strict=True)},
+            }
+        )
     used = sorted({class_names[g] for g in group_labels})
     if len(used) < 2:
         first = f"; first skipped: {skipped[0].item}: {skipped[0].reason}" if skipped else ""
@@ -172,7 +196,12 @@ def collect_evidence(
         )
     stack = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     patches = PatchSet(
-        stack["features"], stack["hard"], stack["soft"], stack["group"], names, np.array(group_labels, dtype=np.int64),
+        stack["features"],
+        stack["hard"],
+        stack["soft"],
+        stack["group"],
+        names,
+        np.array(group_labels, dtype=np.int64),
         stack["views"] if second_store_dirs else None,
     )
     return EvidenceSet(patches, skipped, rows)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from wsi_engine import __version__
 from wsi_engine.config.loader import StrictModel, write_effective_config
@@ -47,9 +47,13 @@ from wsi_engine.store import sanitize_name, utc_now
 class BagEvidenceConfig(StrictModel):
     """Which bag models give the evidence, and how many patches per slide are kept for training."""
 
-    shots: int | None = Field(None, ge=1, description="shot setting of the bag models [the largest]")
+    shots: int | None = Field(
+        None, ge=1, description="shot setting of the bag models [the largest]"
+    )
     fold: str = Field("all", description="fold model, or 'all' to average every fold")
-    max_patches_per_slide: int = Field(4000, ge=1, description="random patches per slide kept for training (targets use all)")
+    max_patches_per_slide: int = Field(
+        4000, ge=1, description="random patches per slide kept for training (targets use all)"
+    )
 
 
 class FitPatchesConfig(StrictModel):
@@ -60,7 +64,17 @@ class FitPatchesConfig(StrictModel):
     targets: TargetConfig = Field(default_factory=TargetConfig)
     bag: BagEvidenceConfig = Field(default_factory=BagEvidenceConfig)
     seed: int = 0
-    text_free: bool = Field(False, description="start from random class weights even when prompt embeddings fit")
+    text_free: bool = Field(
+        False, description="start from random class weights even when prompt embeddings fit"
+    )
+
+    @model_validator(mode="after")
+    def _metric_needs_mlp(self) -> FitPatchesConfig:
+        if self.train.metric != "none" and not self.head.hidden:
+            raise ValueError(
+                "a metric loss needs an MLP head (head.hidden > 0): a linear head has no embedding to train"
+            )
+        return self
 
 
 @dataclass
@@ -88,31 +102,57 @@ class _Source:
     slide_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def head_language(text: TaskEmbeddings | None, output_kind: str | None, feature_dim: int, text_free: bool, why_none: str) -> LanguagePriors:
+def head_language(
+    text: TaskEmbeddings | None,
+    output_kind: str | None,
+    feature_dim: int,
+    text_free: bool,
+    why_none: str,
+) -> LanguagePriors:
     """Whether the head may start from ``text`` (module docstring)."""
     if text_free:
         return LanguagePriors(False, "text-free head requested (--text-free)")
     if text is None:
         return LanguagePriors(False, f"text-free head: {why_none}")
     if output_kind != "joint":
-        return LanguagePriors(False, f"text-free head: features are '{output_kind}', not in the image-text space")
+        return LanguagePriors(
+            False, f"text-free head: features are '{output_kind}', not in the image-text space"
+        )
     if text.dim != feature_dim:
-        return LanguagePriors(False, f"text-free head: prompt embeddings are {text.dim}-d, features {feature_dim}-d")
-    return LanguagePriors(True, f"head starts from the prompt embeddings of '{text.encoder_id}' (zero-shot start)", text)
+        return LanguagePriors(
+            False, f"text-free head: prompt embeddings are {text.dim}-d, features {feature_dim}-d"
+        )
+    return LanguagePriors(
+        True,
+        f"head starts from the prompt embeddings of '{text.encoder_id}' (zero-shot start)",
+        text,
+    )
 
 
 def _bag_source(
-    config: FitPatchesConfig, bag: BagRun, store_dirs: list[Path], labels_path: Path | None, second_dirs: list[Path] | None
+    config: FitPatchesConfig,
+    bag: BagRun,
+    store_dirs: list[Path],
+    labels_path: Path | None,
+    second_dirs: list[Path] | None,
 ) -> _Source:
     labels_path = Path(labels_path or bag.run["labels"])
     evidence = collect_evidence(
-        bag, read_labels(labels_path), list(store_dirs), config.targets,
-        max_patches_per_slide=config.bag.max_patches_per_slide, seed=config.seed, second_store_dirs=second_dirs,
+        bag,
+        read_labels(labels_path),
+        list(store_dirs),
+        config.targets,
+        max_patches_per_slide=config.bag.max_patches_per_slide,
+        seed=config.seed,
+        second_store_dirs=second_dirs,
     )
     text_path = bag.run_dir / "text_embeddings.npz"
     text = TaskEmbeddings.load(text_path) if text_path.exists() else None
     language = head_language(
-        text, bag.run.get("feature_output_kind"), int(bag.run["feature_dim"]), config.text_free,
+        text,
+        bag.run.get("feature_output_kind"),
+        int(bag.run["feature_dim"]),
+        config.text_free,
         f"the bag run has no prompt embeddings ({bag.run.get('language_note', 'text-free run')})",
     )
     provenance = {
@@ -127,12 +167,26 @@ def _bag_source(
         "stores_2": [str(Path(p).resolve()) for p in second_dirs or []],
         "metrics_note": "metrics use the confident targets of held-out slides, not ground truth",
     }
-    return _Source(evidence.patches, bag.class_names, bag.task, bag.encoder_id, language, provenance, evidence.skipped, evidence.slide_rows)
+    return _Source(
+        evidence.patches,
+        bag.class_names,
+        bag.task,
+        bag.encoder_id,
+        language,
+        provenance,
+        evidence.skipped,
+        evidence.slide_rows,
+    )
 
 
 def _image_source(
-    config: FitPatchesConfig, images: Path, encoder_name: str, task_name: str | None, checkpoint: Path | None,
-    device: str, batch_size: int,
+    config: FitPatchesConfig,
+    images: Path,
+    encoder_name: str,
+    task_name: str | None,
+    checkpoint: Path | None,
+    device: str,
+    batch_size: int,
 ) -> _Source:
     from wsi_engine.encoders import load_encoder
     from wsi_engine.prompts import embed_task_prompts, load_task
@@ -141,12 +195,23 @@ def _image_source(
     folder = scan_image_folder(images, task.class_names if task else None)
     encoder = load_encoder(encoder_name, checkpoint=checkpoint)
     patches, unreadable = encode_folder(folder, encoder_embedder(encoder, device), batch_size)
-    text = embed_task_prompts(task, encoder) if task is not None and encoder.config.has_text else None
+    text = (
+        embed_task_prompts(task, encoder) if task is not None and encoder.config.has_text else None
+    )
     why = "no --task given" if task is None else f"encoder '{encoder.encoder_id}' has no text tower"
     language = head_language(text, encoder.output_kind, encoder.embed_dim, config.text_free, why)
-    provenance = {"source": "images", "images": str(Path(images).resolve()), "encoder_checkpoint_sha256": encoder.checkpoint_sha256}
+    provenance = {
+        "source": "images",
+        "images": str(Path(images).resolve()),
+        "encoder_checkpoint_sha256": encoder.checkpoint_sha256,
+    }
     return _Source(
-        patches, folder.class_names, task.name if task else None, encoder.encoder_id, language, provenance,
+        patches,
+        folder.class_names,
+        task.name if task else None,
+        encoder.encoder_id,
+        language,
+        provenance,
         folder.skipped + unreadable,
     )
 
@@ -167,7 +232,13 @@ def fit_patches_from_run(
     out = Path(out)
     bag_rundir.check_run_dir(out, overwrite)
     bag = load_bag_run(bag_run_dir, config.bag.shots, config.bag.fold, task)
-    source = _bag_source(config, bag, [Path(p) for p in store_dirs], labels_path, [Path(p) for p in second_store_dirs or []] or None)
+    source = _bag_source(
+        config,
+        bag,
+        [Path(p) for p in store_dirs],
+        labels_path,
+        [Path(p) for p in second_store_dirs or []] or None,
+    )
     return _train_and_write(config, source, out, run_id)
 
 
@@ -187,7 +258,15 @@ def fit_patches_from_images(
     """Encode a labelled image folder with a frozen encoder and train a patch classifier; write ``out``."""
     out = Path(out)
     bag_rundir.check_run_dir(out, overwrite)
-    source = _image_source(config, Path(images), encoder, task, None if checkpoint is None else Path(checkpoint), device, batch_size)
+    source = _image_source(
+        config,
+        Path(images),
+        encoder,
+        task,
+        None if checkpoint is None else Path(checkpoint),
+        device,
+        batch_size,
+    )
     return _train_and_write(config, source, out, run_id)
 
 
@@ -196,7 +275,9 @@ def _metrics_row(stage: str, where: str, targets: np.ndarray, probs: np.ndarray)
     return {"stage": stage, "evaluated_on": where, "n_patches": int(len(targets)), **metrics}
 
 
-def _train_and_write(config: FitPatchesConfig, source: _Source, out: Path, run_id: str | None) -> PatchFitResult:
+def _train_and_write(
+    config: FitPatchesConfig, source: _Source, out: Path, run_id: str | None
+) -> PatchFitResult:
     patches, class_names = source.patches, source.class_names
     n_classes, feature_dim = len(class_names), patches.features.shape[1]
     train, val = split_patch_set(patches, config.train.val_fraction, config.seed)
@@ -204,9 +285,12 @@ def _train_and_write(config: FitPatchesConfig, source: _Source, out: Path, run_i
     check = val if held_out else train
     where = "validation" if held_out else "training (no held-out slides)"
     head = build_head(config.head, feature_dim, n_classes, source.language.embeddings, config.seed)
-    zero_shot = _metrics_row("zero-shot", where, *evaluate(head, check)[:2])
+    start = "zero-shot" if source.language.used else "untrained"
+    zero_shot = _metrics_row(start, where, *evaluate(head, check)[:2])
     result = train_head(head, train, val, n_classes, config.train, config.seed)
-    targets, probs = (result.val_targets, result.val_probs) if held_out else evaluate(head, train)[:2]
+    targets, probs = (
+        (result.val_targets, result.val_probs) if held_out else evaluate(head, train)[:2]
+    )
     rows = [zero_shot, _metrics_row("trained", where, targets, probs)]
     counts = {c: int(n) for c, n in zip(class_names, patches.counts(n_classes), strict=True)}
     run_id = sanitize_name(run_id or out.resolve().name)
@@ -216,26 +300,50 @@ def _train_and_write(config: FitPatchesConfig, source: _Source, out: Path, run_i
         if source.language.embeddings is not None:
             source.language.embeddings.save(out / "text_embeddings.npz")
         meta = {
-            "run_id": run_id, "model": f"patch-{config.head.kind}", "class_names": class_names, "task": source.task,
-            "encoder_id": source.encoder_id, "feature_dim": feature_dim, "language_priors": source.language.used,
+            "run_id": run_id,
+            "model": f"patch-{config.head.kind}",
+            "class_names": class_names,
+            "task": source.task,
+            "encoder_id": source.encoder_id,
+            "feature_dim": feature_dim,
+            "language_priors": source.language.used,
             "best_epoch": result.best_epoch,
         }
         save_head(out / CHECKPOINT_NAME, head, meta)
         bag_rundir.write_json(out / "history.json", result.history)
         report.write_metrics(out, rows)
         matrix = report.confusion_matrix(targets, probs.argmax(1), n_classes)
-        report.plot_confusion(out / "confusion.png", matrix, class_names, f"patch classifier, {where} patches")
-        report.write_rows(out / "skipped.csv", [vars(s) for s in source.skipped], ("item", "reason"))
+        report.plot_confusion(
+            out / "confusion.png", matrix, class_names, f"patch classifier, {where} patches"
+        )
+        report.write_rows(
+            out / "skipped.csv", [vars(s) for s in source.skipped], ("item", "reason")
+        )
         if source.slide_rows:
             report.write_rows(out / "targets.csv", source.slide_rows, list(source.slide_rows[0]))
         run = {
-            "format": PATCH_RUN_FORMAT, "version": 1, "run_id": run_id, "status": "complete", "created": utc_now(),
-            "engine_version": __version__, **meta, "head": config.head.kind,
-            "language_note": source.language.note, **source.provenance,
-            "n_groups": len(patches.group_names), "n_patches": len(patches), "hard_targets": counts,
-            "n_train_patches": len(train), "n_val_patches": len(val), "seconds": round(result.seconds, 2),
-            "skipped": [vars(s) for s in source.skipped], "metrics": rows, "confusion": matrix.tolist(),
+            "format": PATCH_RUN_FORMAT,
+            "version": 1,
+            "run_id": run_id,
+            "status": "complete",
+            "created": utc_now(),
+            "engine_version": __version__,
+            **meta,
+            "head": config.head.kind,
+            "language_note": source.language.note,
+            **source.provenance,
+            "n_groups": len(patches.group_names),
+            "n_patches": len(patches),
+            "hard_targets": counts,
+            "n_train_patches": len(train),
+            "n_val_patches": len(val),
+            "seconds": round(result.seconds, 2),
+            "skipped": [vars(s) for s in source.skipped],
+            "metrics": rows,
+            "confusion": matrix.tolist(),
             "checkpoint": CHECKPOINT_NAME,
         }
         bag_rundir.write_json(out / "run.json", run)
-    return PatchFitResult(out, run_id, rows, source.language, counts, result.best_epoch, source.skipped)
+    return PatchFitResult(
+        out, run_id, rows, source.language, counts, result.best_epoch, source.skipped
+    )

@@ -37,12 +37,18 @@ MAX_LOGIT_SCALE = 100.0
 class HeadConfig(StrictModel):
     """Shape and initialisation of :class:`PatchHead`."""
 
-    hidden: int = Field(0, ge=0, description="0: linear head; > 0: residual MLP adapter of this width")
+    hidden: int = Field(
+        0, ge=0, description="0: linear head; > 0: residual MLP adapter of this width"
+    )
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout inside the MLP adapter")
     levels: list[PromptLevel] = Field(
-        default_factory=lambda: ["label", "basic", "detailed"], min_length=1, description="prompt levels fused into class weights"
+        default_factory=lambda: ["label", "basic", "detailed"],
+        min_length=1,
+        description="prompt levels fused into class weights",
     )
-    logit_scale: float = Field(1 / 0.07, ge=1, le=MAX_LOGIT_SCALE, description="initial s (CLIP's initial 1/0.07)")
+    logit_scale: float = Field(
+        1 / 0.07, ge=1, le=MAX_LOGIT_SCALE, description="initial s (CLIP's initial 1/0.07)"
+    )
 
     @property
     def kind(self) -> str:
@@ -52,7 +58,13 @@ class HeadConfig(StrictModel):
 class PatchHead(nn.Module):
     """``forward(features (B, D)) -> logits (B, C)``; ``class_embeddings`` (L, C, D) initial t_{l,c}."""
 
-    def __init__(self, config: HeadConfig, feature_dim: int, class_embeddings: torch.Tensor, level_names: list[str]):
+    def __init__(
+        self,
+        config: HeadConfig,
+        feature_dim: int,
+        class_embeddings: torch.Tensor,
+        level_names: list[str],
+    ):
         super().__init__()
         levels, n_classes, dim = class_embeddings.shape
         if dim != feature_dim:
@@ -68,7 +80,10 @@ class PatchHead(nn.Module):
         self.adapter = None
         if config.hidden:
             self.adapter = nn.Sequential(
-                nn.Linear(feature_dim, config.hidden), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(config.hidden, feature_dim)
+                nn.Linear(feature_dim, config.hidden),
+                nn.GELU(),
+                nn.Dropout(config.dropout),
+                nn.Linear(config.hidden, feature_dim),
             )
             nn.init.zeros_(self.adapter[-1].weight)
             nn.init.zeros_(self.adapter[-1].bias)
@@ -99,23 +114,39 @@ class PatchHead(nn.Module):
     def diagnostics(self) -> dict[str, float]:
         """Learned level weights and logit scale, for the training history."""
         weights = self.level_weights().detach()
-        out = {f"level_weight.{n}": float(w) for n, w in zip(self.level_names, weights, strict=True)}
+        out = {
+            f"level_weight.{n}": float(w) for n, w in zip(self.level_names, weights, strict=True)
+        }
         out["logit_scale"] = float(self.scale().detach())
         return out
 
 
-def build_head(config: HeadConfig, feature_dim: int, n_classes: int, text: TaskEmbeddings | None, seed: int) -> PatchHead:
-    """A new head: class weights from ``text``'s prompt levels, or random unit vectors when ``text`` is None."""
-    if text is None:
-        generator = torch.Generator().manual_seed(seed)
-        embeddings = torch.randn(1, n_classes, feature_dim, generator=generator)
-        return PatchHead(config, feature_dim, embeddings, ["learned"])
-    if len(text.class_names) != n_classes:
-        raise ValueError(f"prompt embeddings have {len(text.class_names)} classes, expected {n_classes}")
-    embeddings = torch.from_numpy(np.asarray(text.levels(config.levels), dtype=np.float32))
-    return PatchHead(config, feature_dim, embeddings, list(config.levels))
+def build_head(
+    config: HeadConfig, feature_dim: int, n_classes: int, text: TaskEmbeddings | None, seed: int
+) -> PatchHead:
+    """A new head: class weights from ``text``'s prompt levels, or random unit vectors when ``text`` is None.
+
+    Random initial values (text-free class weights, the MLP adapter's first
+    layer) come from ``seed`` alone; the global torch generator is left as it was.
+    """
+    if text is not None and len(text.class_names) != n_classes:
+        raise ValueError(
+            f"prompt embeddings have {len(text.class_names)} classes, expected {n_classes}"
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if text is None:
+            return PatchHead(
+                config, feature_dim, torch.randn(1, n_classes, feature_dim), ["learned"]
+            )
+        embeddings = torch.from_numpy(np.asarray(text.levels(config.levels), dtype=np.float32))
+        return PatchHead(config, feature_dim, embeddings, list(config.levels))
 
 
-def empty_head(config: HeadConfig, feature_dim: int, n_classes: int, level_names: list[str]) -> PatchHead:
+def empty_head(
+    config: HeadConfig, feature_dim: int, n_classes: int, level_names: list[str]
+) -> PatchHead:
     """A head of the right shapes to load a saved ``state_dict`` into."""
-    return PatchHead(config, feature_dim, torch.ones(len(level_names), n_classes, feature_dim), level_names)
+    return PatchHead(
+        config, feature_dim, torch.ones(len(level_names), n_classes, feature_dim), level_names
+    )

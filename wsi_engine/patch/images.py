@@ -45,7 +45,9 @@ def scan_image_folder(root: str | Path, class_names: list[str] | None = None) ->
     """Find the class folders and their image files (module docstring)."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError("no image folder here", path=root, hint="give a folder with one sub-folder per class")
+        raise DataError(
+            "no image folder here", path=root, hint="give a folder with one sub-folder per class"
+        )
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if class_names is None:
         class_names = [p.name for p in folders]
@@ -58,13 +60,27 @@ def scan_image_folder(root: str | Path, class_names: list[str] | None = None) ->
         )
     found = ImageFolder(root, list(class_names), [], [])
     for folder in folders:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        for path in sorted(
+            p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
+        ):
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 found.paths.append(path)
                 found.targets.append(class_names.index(folder.name))
             else:
-                found.skipped.append(Skipped(str(path), f"not an image file type ({', '.join(IMAGE_SUFFIXES)})"))
+                found.skipped.append(
+                    Skipped(str(path), f"not an image file type ({', '.join(IMAGE_SUFFIXES)})")
+                )
+    _require_two_classes(sorted({class_names[t] for t in found.targets}), root)
     return found
+
+
+def _require_two_classes(present: list[str], root: Path) -> None:
+    if len(present) < 2:
+        raise DataError(
+            f"the image folder holds images of {len(present)} class(es) ({', '.join(present) or 'none'})",
+            path=root,
+            hint="a classifier needs images of at least two classes, one sub-folder per class",
+        )
 
 
 def read_square(path: Path) -> np.ndarray:
@@ -87,7 +103,6 @@ def encode_folder(
     folder: ImageFolder,
     embed: Callable[[torch.Tensor], torch.Tensor],
     batch_size: int = 64,
-    on_image: Callable[[], None] | None = None,
 ) -> tuple[PatchSet, list[Skipped]]:
     """(one-patch-per-image PatchSet, unreadable images). ``embed`` maps (B, S, S, 3) uint8 → (B, D)."""
     buckets: dict[int, list[tuple[int, np.ndarray]]] = {}
@@ -96,18 +111,19 @@ def encode_folder(
 
     def flush(side: int) -> None:
         items = buckets.pop(side)
-        out = embed(torch.from_numpy(np.stack([square for _, square in items]))).float().cpu().numpy()
+        out = (
+            embed(torch.from_numpy(np.stack([square for _, square in items]))).float().cpu().numpy()
+        )
         features.update({index: row for (index, _), row in zip(items, out, strict=True)})
 
     for index, path in enumerate(folder.paths):
         try:
             square = read_square(path)
         except (OSError, ValueError, SyntaxError) as error:  # PIL raises all three for broken files
-            skipped.append(Skipped(str(path), f"unreadable image ({type(error).__name__}: {error})"))
+            skipped.append(
+                Skipped(str(path), f"unreadable image ({type(error).__name__}: {error})")
+            )
             continue
-        finally:
-            if on_image is not None:
-                on_image()
         buckets.setdefault(square.shape[0], []).append((index, square))
         if len(buckets[square.shape[0]]) >= batch_size:
             flush(square.shape[0])
@@ -115,13 +131,7 @@ def encode_folder(
         flush(side)
     kept = sorted(features)
     targets = np.array([folder.targets[i] for i in kept], dtype=np.int64)
-    present = sorted({folder.class_names[t] for t in targets})
-    if len(present) < 2:
-        raise DataError(
-            f"the image folder holds readable images of {len(present)} class(es) ({', '.join(present) or 'none'})",
-            path=folder.root,
-            hint="a classifier needs images of at least two classes, one sub-folder per class",
-        )
+    _require_two_classes(sorted({folder.class_names[t] for t in targets}), folder.root)
     patches = PatchSet(
         np.stack([features[i] for i in kept]).astype(np.float32),
         targets,

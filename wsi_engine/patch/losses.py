@@ -35,7 +35,9 @@ def distillation_l2(probs: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     return (probs - teacher).norm(dim=-1).mean()
 
 
-def hardest_negatives(embedded: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def hardest_negatives(
+    embedded: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(anchor indices (K,), index of each anchor's closest patch with another label (K,)).
 
     ``embedded`` (B, D) unit rows, ``labels`` (B,) with −1 for unlabelled
@@ -50,7 +52,11 @@ def hardest_negatives(embedded: torch.Tensor, labels: torch.Tensor) -> tuple[tor
 
 
 def multiscale_metric_loss(
-    anchor: torch.Tensor, positive: torch.Tensor, labels: torch.Tensor, kind: MetricName, margin: float
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    labels: torch.Tensor,
+    kind: MetricName,
+    margin: float,
 ) -> torch.Tensor:
     """``kind`` loss of anchors (B, D) with their other-scale views ``positive`` (B, D); 0 when no triplet exists."""
     anchors, negatives = hardest_negatives(anchor, labels)

@@ -14,7 +14,9 @@ from scipy.spatial import cKDTree
 from wsi_engine.store import PatchStore
 
 
-def match_locations(coords_a: np.ndarray, size_a: float, coords_b: np.ndarray, size_b: float) -> np.ndarray:
+def match_locations(
+    coords_a: np.ndarray, size_a: float, coords_b: np.ndarray, size_b: float
+) -> np.ndarray:
     """(N_a,) int64 index of the second-store patch covering each first-store patch centre, or −1."""
     if not len(coords_a) or not len(coords_b):
         return np.full(len(coords_a), -1, dtype=np.int64)
@@ -29,13 +31,17 @@ def view_mismatch(first: PatchStore, second: PatchStore) -> str | None:
     if first.attrs["slide"].get("fingerprint") != second.attrs["slide"].get("fingerprint"):
         return "the second store is of another slide (fingerprints differ)"
     if np.isclose(first.target_mpp, second.target_mpp, rtol=0.01):
-        return f"both stores are at {first.target_mpp:g} µm/px; a second view needs another resolution"
+        return (
+            f"both stores are at {first.target_mpp:g} µm/px; a second view needs another resolution"
+        )
     return None
 
 
 def second_views(first: PatchStore, second: PatchStore, features_b: np.ndarray) -> np.ndarray:
     """(N_a, D) float32 features of the matched second-store patches, NaN rows where none matches."""
-    index = match_locations(first.coords(), first.patch_size_level0, second.coords(), second.patch_size_level0)
+    index = match_locations(
+        first.coords(), first.patch_size_level0, second.coords(), second.patch_size_level0
+    )
     views = np.full((len(index), features_b.shape[1]), np.nan, dtype=np.float32)
     views[index >= 0] = features_b[index[index >= 0]]
     return views

@@ -51,7 +51,11 @@ def predict_patches(
     score_id = sanitize_name(score_id or run["run_id"])
     paths = find_stores(list(store_dirs))
     if not paths:
-        raise StoreError("no patch stores found", path=", ".join(map(str, store_dirs)), hint="give store folders or <id>.zarr paths")
+        raise StoreError(
+            "no patch stores found",
+            path=", ".join(map(str, store_dirs)),
+            hint="give store folders or <id>.zarr paths",
+        )
     rows, failures = [], []
     for path in paths:
         try:
@@ -72,15 +76,26 @@ def predict_patches(
             "fit_run_id": run["run_id"],
         }
         PatchStore.open(path, mode="r+").write_scores(score_id, {"probs": probs}, attrs)
-        rows.append({
-            "slide_id": store.slide_id, "n_patches": store.n_patches,
-            **{f"fraction_{c}": float(f) for c, f in zip(class_names, fractions, strict=True)},
-            **{f"mean_prob_{c}": float(p) for c, p in zip(class_names, probs.mean(0), strict=True)},
-        })
+        rows.append(
+            {
+                "slide_id": store.slide_id,
+                "n_patches": store.n_patches,
+                **{f"fraction_{c}": float(f) for c, f in zip(class_names, fractions, strict=True)},
+                **{
+                    f"mean_prob_{c}": float(p)
+                    for c, p in zip(class_names, probs.mean(0), strict=True)
+                },
+            }
+        )
         if on_slide is not None:
             on_slide(store.slide_id)
     if out_csv is not None:
-        columns = ["slide_id", "n_patches", *(f"fraction_{c}" for c in class_names), *(f"mean_prob_{c}" for c in class_names)]
+        columns = [
+            "slide_id",
+            "n_patches",
+            *(f"fraction_{c}" for c in class_names),
+            *(f"mean_prob_{c}" for c in class_names),
+        ]
         write_rows(Path(out_csv), rows, columns)
     if failures:
         raise BatchFailures(

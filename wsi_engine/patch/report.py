@@ -1,9 +1,9 @@
 """Results of a patch-classifier run: metrics table (CSV, JSON), confusion matrix figure, item lists.
 
 Metrics are those of :mod:`wsi_engine.mil.metrics` (accuracy, balanced
-accuracy, macro AUC, macro F1), one row per stage: ``zero-shot`` (the head
-before training: text-initialised, or random when text-free) and ``trained``
-(the selected epoch).
+accuracy, macro AUC, macro F1), one row per stage: the head before training
+(``zero-shot`` when text-initialised, ``untrained`` when its class weights
+are random) and ``trained`` (the selected epoch).
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     write_json(run_dir / "metrics.json", rows)
 
 
-def write_rows(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] | list[str]) -> None:
+def write_rows(
+    path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] | list[str]
+) -> None:
     """A CSV of ``rows`` with ``columns`` (missing values empty, extra keys dropped)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -38,7 +40,9 @@ def write_rows(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] 
 def confusion_matrix(targets: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
     """(C, C) int64 counts, rows = target class, columns = predicted class."""
     matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(targets, dtype=np.int64), np.asarray(predicted, dtype=np.int64)), 1)
+    np.add.at(
+        matrix, (np.asarray(targets, dtype=np.int64), np.asarray(predicted, dtype=np.int64)), 1
+    )
     return matrix
 
 
@@ -55,7 +59,15 @@ def plot_confusion(path: Path, matrix: np.ndarray, class_names: list[str], title
     fig, ax = plt.subplots(figsize=(size + 1.2, size))
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, f"{count}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=8, color="white" if share[i, j] > 0.6 else "black")
+        ax.text(
+            j,
+            i,
+            f"{count}\n{share[i, j]:.0%}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if share[i, j] > 0.6 else "black",
+        )
     ticks = np.arange(len(class_names))
     ax.set_xticks(ticks, class_names, rotation=30, ha="right")
     ax.set_yticks(ticks, class_names)

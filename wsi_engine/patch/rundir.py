@@ -40,7 +40,11 @@ def save_head(path: Path, head: PatchHead, meta: dict[str, Any]) -> None:
     """Write the checkpoint of ``head``; ``meta`` must hold ``feature_dim`` and ``class_names``."""
     payload = {
         "format": PATCH_CHECKPOINT_FORMAT,
-        "meta": {**meta, "head_config": head.config.model_dump(mode="json"), "level_names": head.level_names},
+        "meta": {
+            **meta,
+            "head_config": head.config.model_dump(mode="json"),
+            "level_names": head.level_names,
+        },
         "state_dict": head.state_dict(),
     }
     torch.save(payload, path)
@@ -56,7 +60,9 @@ def load_head(path: Path) -> tuple[PatchHead, dict[str, Any]]:
         raise DataError("not a wsi-engine patch-classifier checkpoint", path=path)
     meta = payload["meta"]
     config = HeadConfig.model_validate(meta["head_config"])
-    head = empty_head(config, int(meta["feature_dim"]), len(meta["class_names"]), list(meta["level_names"]))
+    head = empty_head(
+        config, int(meta["feature_dim"]), len(meta["class_names"]), list(meta["level_names"])
+    )
     head.load_state_dict(payload["state_dict"])
     return head.eval(), meta
 
@@ -67,7 +73,9 @@ def read_patch_run(run_dir: Path) -> dict[str, Any]:
     try:
         run = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise DataError("not a wsi-engine patch run (no readable run.json)", path=run_dir) from error
+        raise DataError(
+            "not a wsi-engine patch run (no readable run.json)", path=run_dir
+        ) from error
     if run.get("format") != PATCH_RUN_FORMAT:
         raise DataError(
             f"not a wsi-engine patch run (format {run.get('format')!r})",
@@ -75,5 +83,9 @@ def read_patch_run(run_dir: Path) -> dict[str, Any]:
             hint="give the --out of `wsi-engine fit-patches` (bag runs of `fit` are read by `predict`)",
         )
     if run.get("status") != "complete":
-        raise DataError("this fit-patches run did not finish", path=run_dir, hint="rerun `wsi-engine fit-patches ... --overwrite`")
+        raise DataError(
+            "this fit-patches run did not finish",
+            path=run_dir,
+            hint="rerun `wsi-engine fit-patches ... --overwrite`",
+        )
     return run

@@ -34,12 +34,19 @@ quantiles overlap (tiny slides). The background class is the class named by
 ``background_class``; ``auto`` picks the one task class whose lower-cased name
 is in :data:`BACKGROUND_NAMES`, and none when zero or several are.
 
-Soft targets (distillation, reference §4.1 L2 term) are the bag model's
-per-patch class distribution q_jc ∝ A_jc^(1/T) (T = ``soft_temperature``):
-which class query looks at patch j more than at an average patch. With
-``mask_soft_targets`` (default) classes the slide label rules out get 0:
-a background slide's q is one-hot b, a lesion slide's q lives on {y, b};
-without a background class nothing is ruled out.
+Soft targets (distillation, reference §4.1 L2 term): the bag model's
+per-patch class distribution q_j, T = ``soft_temperature``:
+
+* background slide: one-hot b (the label says so);
+* lesion slide, background class exists: the label's evidence against the
+  bag average, q_jy = r_j^(1/T) / (1 + r_j^(1/T)), q_jb = 1 − q_jy (an
+  average patch is a coin flip; the same evidence as the hard targets);
+* no background class: q_jc ∝ A_jc^(1/T) over all classes, which class
+  query looks at patch j the most.
+
+The background class's own attention column is deliberately not used against
+the label's: bag models use it inconsistently (ABMIL's background branch also
+looks at lesions, Libra-MIL's background query tends to look away from them).
 """
 
 from __future__ import annotations
@@ -75,13 +82,25 @@ class TargetConfig(StrictModel):
     """Confidence rules that turn bag evidence into patch targets (module docstring)."""
 
     evidence: Literal["attention", "instance_score"] = "attention"
-    positive_quantile: float = Field(0.2, gt=0, le=1, description="top fraction of a slide's patches labelled with its class")
-    negative_quantile: float = Field(0.2, ge=0, lt=1, description="bottom fraction of a lesion slide labelled background")
-    min_relative_evidence: float = Field(1.0, ge=0, description="positives need N·softmax(evidence) ≥ this (1 = bag average)")
-    min_slide_prob: float = Field(0.0, ge=0, le=1, description="no positives from slides whose bag probability of their label is lower")
-    background_class: str = Field("auto", description="'auto', 'none' or the name of the background class")
-    soft_temperature: float = Field(1.0, gt=0, description="T of the soft targets q ∝ A^(1/T)")
-    mask_soft_targets: bool = True
+    positive_quantile: float = Field(
+        0.2, gt=0, le=1, description="top fraction of a slide's patches labelled with its class"
+    )
+    negative_quantile: float = Field(
+        0.2, ge=0, lt=1, description="bottom fraction of a lesion slide labelled background"
+    )
+    min_relative_evidence: float = Field(
+        1.0, ge=0, description="positives need N·softmax(evidence) ≥ this (1 = bag average)"
+    )
+    min_slide_prob: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="no positives from slides whose bag probability of their label is lower",
+    )
+    background_class: str = Field(
+        "auto", description="'auto', 'none' or the name of the background class"
+    )
+    soft_temperature: float = Field(1.0, gt=0, description="temperature T of the soft targets")
 
     @model_validator(mode="after")
     def _quantiles_fit(self) -> TargetConfig:
@@ -140,28 +159,32 @@ def relative_evidence(logits: np.ndarray) -> np.ndarray:
     return len(logits) * shifted / shifted.sum()
 
 
-def soft_targets(attention: np.ndarray, temperature: float, allowed: np.ndarray) -> np.ndarray:
-    """(N, C) q_jc ∝ A_jc^(1/T) over the ``allowed`` (C,) bool classes, 0 elsewhere."""
+def class_distribution(attention: np.ndarray, temperature: float) -> np.ndarray:
+    """(N, C) q_jc ∝ A_jc^(1/T)."""
     logits = np.log(np.clip(np.asarray(attention, dtype=np.float64), 1e-30, None)) / temperature
-    logits = np.where(allowed[None, :], logits, -np.inf)
-    logits -= logits.max(axis=1, keepdims=True)
-    q = np.exp(logits)
-    return (q / q.sum(axis=1, keepdims=True)).astype(np.float32)
+    q = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return q / q.sum(axis=1, keepdims=True)
 
 
-def slide_targets(evidence: SlideEvidence, label: int, background: int | None, config: TargetConfig) -> SlideTargets:
+def slide_targets(
+    evidence: SlideEvidence, label: int, background: int | None, config: TargetConfig
+) -> SlideTargets:
     """Hard and soft targets of one slide of class ``label`` (rules in the module docstring)."""
     n, n_classes = evidence.attention.shape
-    allowed = np.ones(n_classes, dtype=bool)
-    if config.mask_soft_targets and background is not None:
-        allowed[:] = False
-        allowed[[label, background]] = True
-    soft = soft_targets(evidence.attention, config.soft_temperature, allowed)
     hard = np.full(n, UNLABELLED, dtype=np.int64)
+    soft = np.zeros((n, n_classes), dtype=np.float32)
     if label == background:
         hard[:] = label
+        soft[:, label] = 1.0
         return SlideTargets(hard, soft)
     logits = evidence_logits(evidence, label, config.evidence)
+    relative = relative_evidence(logits)
+    if background is None:
+        soft[:] = class_distribution(evidence.attention, config.soft_temperature)
+    else:
+        odds = relative ** (1.0 / config.soft_temperature)
+        soft[:, label] = odds / (1.0 + odds)
+        soft[:, background] = 1.0 - soft[:, label]
     order = np.argsort(-logits, kind="stable")  # strongest evidence first
     n_pos = min(n, math.ceil(config.positive_quantile * n))
     n_neg = min(n - n_pos, math.floor(config.negative_quantile * n))
@@ -169,5 +192,5 @@ def slide_targets(evidence: SlideEvidence, label: int, background: int | None, c
         hard[order[n - n_neg :]] = background
     if float(evidence.slide_probs[label]) >= config.min_slide_prob:
         top = order[:n_pos]
-        hard[top[relative_evidence(logits)[top] >= config.min_relative_evidence]] = label
+        hard[top[relative[top] >= config.min_relative_evidence]] = label
     return SlideTargets(hard, soft)

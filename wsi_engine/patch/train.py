@@ -51,20 +51,28 @@ class PatchTrainConfig(StrictModel):
     """Optimisation settings of a patch classifier."""
 
     epochs: int = Field(30, ge=1)
-    patience: int = Field(5, ge=1, description="epochs without a better validation score before stopping")
+    patience: int = Field(
+        5, ge=1, description="epochs without a better validation score before stopping"
+    )
     batch_size: int = Field(256, ge=2)
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-2, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     loss: LossName = "reinforced-focal"
-    gamma: float = Field(2.0, ge=0, description="focusing exponent of the focal losses and of the resampler")
+    gamma: float = Field(
+        2.0, ge=0, description="focusing exponent of the focal losses and of the resampler"
+    )
     reinforce: float = Field(1.0, ge=0, description="λ of the reinforced focal loss")
     resample: bool = True
     resample_beta: float = Field(1.0, ge=0, le=1)
-    distill_weight: float = Field(1.0, ge=0, description="λ_kd of the L2 distillation to the bag model's distributions")
+    distill_weight: float = Field(
+        1.0, ge=0, description="λ_kd of the L2 distillation to the bag model's distributions"
+    )
     metric: MetricName = "none"
     metric_weight: float = Field(0.5, ge=0)
     metric_margin: float = Field(0.5, gt=0, le=2)
-    val_fraction: float = Field(0.2, ge=0, lt=1, description="fraction of slides (images) per class held out")
+    val_fraction: float = Field(
+        0.2, ge=0, lt=1, description="fraction of slides (images) per class held out"
+    )
 
 
 @dataclass
@@ -82,7 +90,12 @@ class TrainResult:
 def predict_probs(head: PatchHead, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     """(M, C) float32 softmax probabilities of ``features`` (M, D)."""
     head.eval()
-    out = [torch.softmax(head(torch.from_numpy(np.asarray(features[i : i + batch_size], dtype=np.float32))), -1) for i in range(0, len(features), batch_size)]
+    out = [
+        torch.softmax(
+            head(torch.from_numpy(np.asarray(features[i : i + batch_size], dtype=np.float32))), -1
+        )
+        for i in range(0, len(features), batch_size)
+    ]
     return torch.cat(out).numpy() if out else np.zeros((0, head.bias.shape[0]), dtype=np.float32)
 
 
@@ -104,16 +117,26 @@ class _EpochSampler:
 
     def __init__(self, patches: PatchSet, n_classes: int, config: PatchTrainConfig, seed: int):
         self.labelled = np.flatnonzero(patches.labelled())
-        self.soft_only = np.flatnonzero(~patches.labelled()) if patches.soft is not None else np.zeros(0, dtype=np.int64)
+        self.soft_only = (
+            np.flatnonzero(~patches.labelled())
+            if patches.soft is not None
+            else np.zeros(0, dtype=np.int64)
+        )
         self.position = np.full(len(patches), -1, dtype=np.int64)
         self.position[self.labelled] = np.arange(len(self.labelled))
         self.rng = np.random.default_rng(seed)
         self.resampler = None
         if config.resample and len(self.labelled):
-            self.resampler = AdaptiveResampler(patches.hard[self.labelled], n_classes, seed, config.gamma, config.resample_beta)
+            self.resampler = AdaptiveResampler(
+                patches.hard[self.labelled], n_classes, seed, config.gamma, config.resample_beta
+            )
 
     def epoch(self) -> np.ndarray:
-        drawn = self.resampler.epoch() if self.resampler is not None else self.rng.permutation(len(self.labelled))
+        drawn = (
+            self.resampler.epoch()
+            if self.resampler is not None
+            else self.rng.permutation(len(self.labelled))
+        )
         return self.rng.permutation(np.concatenate([self.labelled[drawn], self.soft_only]))
 
     def record(self, rows: np.ndarray, p_true: np.ndarray) -> None:
@@ -124,7 +147,11 @@ class _EpochSampler:
 
 
 def _batch_loss(
-    head: PatchHead, patches: PatchSet, rows: np.ndarray, config: PatchTrainConfig, loss_fn: Callable
+    head: PatchHead,
+    patches: PatchSet,
+    rows: np.ndarray,
+    config: PatchTrainConfig,
+    loss_fn: Callable,
 ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """(loss, its parts, logits (B, C)) of training rows ``rows``."""
     features = torch.from_numpy(patches.features[rows])
@@ -136,13 +163,17 @@ def _batch_loss(
     if labelled.any():
         parts["cls"] = loss_fn(logits[labelled], hard[labelled])
     if patches.soft is not None and config.distill_weight > 0:
-        parts["kd"] = config.distill_weight * distillation_l2(torch.softmax(logits, -1), torch.from_numpy(patches.soft[rows]))
+        parts["kd"] = config.distill_weight * distillation_l2(
+            torch.softmax(logits, -1), torch.from_numpy(patches.soft[rows])
+        )
     if patches.views is not None and config.metric != "none":
         views = patches.views[rows]
         has_view = torch.from_numpy(~np.isnan(views).any(axis=1))
         if has_view.sum() > 1:
             positive = head.embed(torch.from_numpy(views[has_view.numpy()]))
-            metric = multiscale_metric_loss(embedded[has_view], positive, hard[has_view], config.metric, config.metric_margin)
+            metric = multiscale_metric_loss(
+                embedded[has_view], positive, hard[has_view], config.metric, config.metric_margin
+            )
             parts["metric"] = config.metric_weight * metric
     loss = sum(parts.values(), torch.zeros(()))
     return loss, {k: float(v.detach()) for k, v in parts.items()}, logits
@@ -184,7 +215,10 @@ def train_head(
             labelled = train.hard[rows] >= 0
             p = torch.softmax(logits.detach()[torch.from_numpy(labelled)], -1).numpy()
             sampler.record(rows[labelled], p[np.arange(len(p)), train.hard[rows][labelled]])
-        record: dict[str, Any] = {"epoch": epoch, **{f"train_{k}": v / max(1, len(batches)) for k, v in sums.items()}}
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            **{f"train_{k}": v / max(1, len(batches)) for k, v in sums.items()},
+        }
         if has_val:
             _, _, metrics = evaluate(head, val)
             record.update({f"val_{k}": v for k, v in metrics.items()})
@@ -193,7 +227,9 @@ def train_head(
                 best_key, best_epoch, best_state = key, epoch, copy.deepcopy(head.state_dict())
         else:
             best_epoch, best_state = epoch, copy.deepcopy(head.state_dict())
-        record.update({**head.diagnostics(), "best_epoch": best_epoch, "seconds": time.perf_counter() - tick})
+        record.update(
+            {**head.diagnostics(), "best_epoch": best_epoch, "seconds": time.perf_counter() - tick}
+        )
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)

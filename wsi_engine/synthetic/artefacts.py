@@ -76,8 +76,10 @@ class BlackEdge:
         if float(depth.min()) > 1.3 * self.width + footprint:
             return None
         line = np.zeros(1, dtype=np.float32)
-        jag = value_noise(line, along.ravel(), 0.05 * extent, self.seed) if vertical else value_noise(
-            along.ravel(), line, 0.05 * extent, self.seed
+        jag = (
+            value_noise(line, along.ravel(), 0.05 * extent, self.seed)
+            if vertical
+            else value_noise(along.ravel(), line, 0.05 * extent, self.seed)
         )
         reach = self.width * (1.0 + 0.25 * jag)
         return np.clip((reach - depth) / max(footprint, 2.0) + 0.5, 0.0, 1.0)
@@ -119,7 +121,11 @@ class Artefacts:
     @property
     def names(self) -> tuple[str, ...]:
         """Artefact kinds present, in :data:`ARTEFACT_NAMES` order."""
-        present = {"pen": bool(self.pens), "black_edge": bool(self.edges), "blur": self.blur is not None}
+        present = {
+            "pen": bool(self.pens),
+            "black_edge": bool(self.edges),
+            "blur": self.blur is not None,
+        }
         return tuple(name for name in ARTEFACT_NAMES if present[name])
 
     def footprint(self, xs: np.ndarray, ys: np.ndarray, base: float) -> float | np.ndarray:
@@ -127,7 +133,12 @@ class Artefacts:
         return base if self.blur is None else self.blur.footprint(xs, ys, base)
 
     def paint(
-        self, rgb: np.ndarray, xs: np.ndarray, ys: np.ndarray, footprint: float, size: tuple[int, int]
+        self,
+        rgb: np.ndarray,
+        xs: np.ndarray,
+        ys: np.ndarray,
+        footprint: float,
+        size: tuple[int, int],
     ) -> bool:
         """Draw pens then edges onto float ``rgb`` (rows, cols, 3) in place; True if anything was drawn."""
         drawn = False
@@ -150,17 +161,17 @@ class Artefacts:
 
 
 def _background_points(layout: TissueLayout, count: int, rng: np.random.Generator) -> np.ndarray:
-    xs, ys, _ = layout.plan_grid()
-    rows, cols = np.nonzero(layout.field(xs, ys) < layout.threshold - 0.1)
+    plan = layout.plan
+    rows, cols = np.nonzero(plan.field < layout.threshold - 0.1)
     picks = rng.choice(rows.size, size=count, replace=False)
-    return np.stack([xs[cols[picks]], ys[rows[picks]]], axis=1).astype(np.float64)
+    return np.stack([plan.xs[cols[picks]], plan.ys[rows[picks]]], axis=1).astype(np.float64)
 
 
 def _tissue_point(layout: TissueLayout, rng: np.random.Generator) -> np.ndarray:
-    xs, ys, _ = layout.plan_grid()
-    rows, cols = np.nonzero(layout.field(xs, ys) > layout.threshold + 0.1)
+    plan = layout.plan
+    rows, cols = np.nonzero(plan.field > layout.threshold + 0.1)
     pick = int(rng.integers(rows.size))
-    return np.array([xs[cols[pick]], ys[rows[pick]]], dtype=np.float64)
+    return np.array([plan.xs[cols[pick]], plan.ys[rows[pick]]], dtype=np.float64)
 
 
 def _pen_stroke(layout: TissueLayout, rng: np.random.Generator) -> PenStroke:
@@ -190,14 +201,18 @@ def design_artefacts(
     """
     unknown = sorted(set(names) - set(ARTEFACT_NAMES))
     if unknown:
-        raise ConfigError(f"unknown artefact {unknown[0]!r}", hint=f"use any of: {', '.join(ARTEFACT_NAMES)}")
+        raise ConfigError(
+            f"unknown artefact {unknown[0]!r}", hint=f"use any of: {', '.join(ARTEFACT_NAMES)}"
+        )
     pens: tuple[PenStroke, ...] = ()
     edges: tuple[BlackEdge, ...] = ()
     blur = None
     if "pen" in names:
         pens = tuple(_pen_stroke(layout, rng) for _ in range(int(rng.integers(1, 3))))
     if "black_edge" in names:
-        sides = rng.choice(["left", "right", "top", "bottom"], size=int(rng.integers(1, 3)), replace=False)
+        sides = rng.choice(
+            ["left", "right", "top", "bottom"], size=int(rng.integers(1, 3)), replace=False
+        )
         edges = tuple(
             BlackEdge(
                 str(side),

@@ -80,7 +80,13 @@ class CohortManifest:
 
 def _flavor_cycle(flavors: str | Sequence[str]) -> tuple[str, ...]:
     """Flavours to hand out in turn: ``mixed`` means all of :data:`FLAVORS`."""
-    names = FLAVORS if flavors == "mixed" else (flavors,) if isinstance(flavors, str) else tuple(flavors)
+    names = (
+        FLAVORS
+        if flavors == "mixed"
+        else (flavors,)
+        if isinstance(flavors, str)
+        else tuple(flavors)
+    )
     unknown = [name for name in names if name not in FLAVORS]
     if unknown or not names:
         shown = unknown[0] if unknown else ""
@@ -101,7 +107,8 @@ def plan_cohort(
         raise ConfigError(f"--n-slides {n_slides} is invalid", hint="ask for at least 1 slide")
     if not classes or len(set(classes)) != len(classes):
         raise ConfigError(
-            f"--classes {','.join(classes)!r} is invalid", hint="give distinct class names, e.g. normal,tumor"
+            f"--classes {','.join(classes)!r} is invalid",
+            hint="give distinct class names, e.g. normal,tumor",
         )
     for label in classes:
         lesion_pattern(label)
@@ -151,13 +158,19 @@ def generate_cohort(
     and blur in turn. The same arguments give byte-identical files.
     ``progress(n)`` is called as tiles are written (see :func:`cohort_tile_count`).
     """
-    check_slide_options(width=width, height=height, mpp=mpp, tile_size=tile_size, jpeg_quality=jpeg_quality)
-    plans = plan_cohort(n_slides=n_slides, classes=classes, seed=seed, artefacts=artefacts, flavors=flavors)
+    check_slide_options(
+        width=width, height=height, mpp=mpp, tile_size=tile_size, jpeg_quality=jpeg_quality
+    )
+    plans = plan_cohort(
+        n_slides=n_slides, classes=classes, seed=seed, artefacts=artefacts, flavors=flavors
+    )
     out_dir = Path(out_dir)
     try:
         (out_dir / "slides").mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputError(f"cannot create the output folder: {error.strerror or error}", path=out_dir) from error
+        raise OutputError(
+            f"cannot create the output folder: {error.strerror or error}", path=out_dir
+        ) from error
     slides = []
     for plan in plans:
         truth = generate_slide(

@@ -49,7 +49,12 @@ PATTERNS: dict[str, LesionPattern] = {
                 granularity=0.15,
                 nuclei=(
                     NucleusSpec(
-                        cell_um=16.0, radius_um=(3.8, 5.2), presence=0.85, darkness=1.8, elongation=1.3, layers=2
+                        cell_um=16.0,
+                        radius_um=(3.8, 5.2),
+                        presence=0.85,
+                        darkness=1.8,
+                        elongation=1.3,
+                        layers=2,
                     ),
                 ),
             ),
@@ -65,7 +70,9 @@ PATTERNS: dict[str, LesionPattern] = {
                 fibre_strength=0.0,
                 fibre_wavelength_um=9.0,
                 granularity=0.5,
-                nuclei=(NucleusSpec(cell_um=7.0, radius_um=(0.6, 1.2), presence=0.4, darkness=1.6),),
+                nuclei=(
+                    NucleusSpec(cell_um=7.0, radius_um=(0.6, 1.2), presence=0.4, darkness=1.6),
+                ),
             ),
         ),
         LesionPattern(
@@ -79,7 +86,9 @@ PATTERNS: dict[str, LesionPattern] = {
                 fibre_strength=0.1,
                 fibre_wavelength_um=9.0,
                 granularity=0.1,
-                nuclei=(NucleusSpec(cell_um=26.0, radius_um=(1.8, 2.6), presence=0.3, darkness=1.5),),
+                nuclei=(
+                    NucleusSpec(cell_um=26.0, radius_um=(1.8, 2.6), presence=0.3, darkness=1.5),
+                ),
                 glands=GlandSpec(cell_um=90.0, radius_um=(22.0, 32.0), wall_um=7.0, darkness=1.6),
             ),
         ),
@@ -97,7 +106,7 @@ def lesion_pattern(label: str) -> LesionPattern | None:
         return None
     if label not in PATTERNS:
         known = ", ".join([NORMAL_LABEL, *PATTERNS])
-        raise ConfigError(f"unknown slide class {label!r}", hint=f"use classes among: {known}")
+        raise ConfigError(f"unknown slide class {label!r}", hint=f"use --classes among: {known}")
     return PATTERNS[label]
 
 
@@ -125,7 +134,12 @@ class LesionShape:
     @property
     def bbox(self) -> tuple[float, float, float, float]:
         """``(x0, y0, x1, y1)`` level-0 box that contains the lesion."""
-        return (self.cx - self.reach, self.cy - self.reach, self.cx + self.reach, self.cy + self.reach)
+        return (
+            self.cx - self.reach,
+            self.cy - self.reach,
+            self.cx + self.reach,
+            self.cy + self.reach,
+        )
 
     def radius_at(self, theta: np.ndarray) -> np.ndarray:
         """Outline radius (level-0 px) at angles ``theta`` (radians)."""
@@ -181,11 +195,11 @@ def place_lesions(
 
     Every point of a lesion's outline is at least ``min_radius`` (level-0 px)
     from its centre when the tissue is large enough; lesions shrink to fit
-    otherwise. Every accepted lesion lies entirely inside the tissue
-    (:func:`_inside_tissue`).
+    otherwise (down to two planning-grid steps). Every accepted lesion lies
+    entirely inside the tissue (:func:`_inside_tissue`).
     """
-    xs, ys, step = layout.plan_grid()
-    tissue = layout.field(xs, ys) > layout.threshold
+    xs, ys, step = layout.plan.xs, layout.plan.ys, layout.plan.step
+    tissue = layout.plan.field > layout.threshold
     target = fraction * float(tissue.sum()) * step * step
     mean_radius_floor = min_radius / (1.0 - _MAX_WOBBLE)
     count = int(np.clip(target // (np.pi * mean_radius_floor**2), 1, 3))
@@ -197,7 +211,7 @@ def place_lesions(
     for _ in range(count):
         size = radius
         shape = None
-        while shape is None and size >= 0.3 * radius:
+        while shape is None and size >= 2.0 * step:
             rows, cols = np.nonzero(free & (depth >= size * (1.0 + _MAX_WOBBLE) + 2.0 * step))
             for pick in rng.permutation(rows.size)[:12]:
                 candidate = _random_shape(xs[cols[pick]], ys[rows[pick]], size, rng)
@@ -220,7 +234,10 @@ def lesions_geojson(lesions: tuple[LesionShape, ...], pattern: LesionPattern) ->
             {
                 "type": "Feature",
                 "id": f"lesion_{index}",
-                "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in shape.polygon()]]},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[list(p) for p in shape.polygon()]],
+                },
                 "properties": {
                     "objectType": "annotation",
                     "name": f"{pattern.name} {index}",

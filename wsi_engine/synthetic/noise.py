@@ -4,7 +4,7 @@ Every function here is a pure function of level-0 pixel coordinates and an
 integer seed, so any tile of any pyramid level can be rendered on its own.
 Coordinates are 1-D arrays of pixel-centre positions (level-0 pixels) along x
 and y; a tile is the outer product ``ys × xs``, which keeps lattice noise
-separable: one octave is two small matrix products, ``Wy @ L @ Wx.T``.
+separable: one octave interpolates a small lattice first along x, then y.
 
 Band limiting: a pixel of a coarse pyramid level covers ``footprint`` level-0
 pixels, so octaves whose lattice spacing is finer than about two footprints are
@@ -14,6 +14,7 @@ faded out (:func:`detail_weight`), which is what downsampling a real scan does.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -51,28 +52,42 @@ def pixel_centres(start: int, count: int, step: float) -> np.ndarray:
     return ((np.arange(start, start + count, dtype=np.float64) + 0.5) * step).astype(np.float32)
 
 
-def interpolation_matrix(
-    coords: np.ndarray, spacing: float, *, smooth: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weights that interpolate lattice nodes (every ``spacing`` level-0 px) at ``coords``.
+@dataclass(frozen=True)
+class _Lerp:
+    """Where 1-D coordinates fall on a lattice with nodes every ``spacing`` level-0 px.
 
-    Returns ``(W, nodes)``: ``W[p, j]`` weights lattice node index ``nodes[j]``
-    (at level-0 position ``nodes[j] * spacing``) for coordinate ``p``. Only
-    nodes that some coordinate uses are listed, so sparse samples of a fine
-    lattice stay cheap. ``smooth`` uses smoothstep weights (value noise),
-    otherwise linear weights (sampled smooth fields).
+    ``nodes`` lists the lattice indices some coordinate needs (node ``j`` sits
+    at ``nodes[j] * spacing``); coordinate ``p`` lies between nodes
+    ``index[p]`` and ``index[p] + 1`` at fraction ``t[p]``. Listing only the
+    needed nodes keeps sparse samples of a fine lattice cheap.
     """
+
+    nodes: np.ndarray
+    index: np.ndarray
+    t: np.ndarray
+
+
+def _lerp(coords: np.ndarray, spacing: float, smooth: bool) -> _Lerp:
+    """Locate ``coords`` on the lattice; ``smooth`` applies smoothstep to the fractions."""
     u = coords.astype(np.float64) / spacing
     cell = np.floor(u).astype(np.int64)
     t = (u - cell).astype(np.float32)
     if smooth:
         t = t * t * (3.0 - 2.0 * t)
-    nodes, index = np.unique(np.concatenate([cell, cell + 1]), return_inverse=True)
-    weights = np.zeros((coords.size, nodes.size), dtype=np.float32)
-    rows = np.arange(coords.size)
-    weights[rows, index[: coords.size]] = 1.0 - t
-    weights[rows, index[coords.size :]] = t
-    return weights, nodes
+    nodes, inverse = np.unique(np.concatenate([cell, cell + 1]), return_inverse=True)
+    return _Lerp(nodes, inverse[: coords.size], t)
+
+
+def _interpolate(values: np.ndarray, across: _Lerp, down: _Lerp) -> np.ndarray:
+    """Bilinear interpolation of node ``values`` ``(len(down.nodes), len(across.nodes))``."""
+    left = values[:, across.index]
+    rows = left + (values[:, across.index + 1] - left) * across.t[None, :]
+    top = rows[down.index]
+    out = rows[down.index + 1]
+    out -= top
+    out *= down.t[:, None]
+    out += top
+    return out
 
 
 def sampled_field(
@@ -87,10 +102,11 @@ def sampled_field(
     ``(len(node_ys), len(node_xs))`` array. Returns ``(len(ys), len(xs))``.
     Nodes are fixed level-0 positions, so adjacent tiles agree at their seams.
     """
-    wx, nodes_x = interpolation_matrix(xs, spacing, smooth=False)
-    wy, nodes_y = interpolation_matrix(ys, spacing, smooth=False)
-    values = func((nodes_x * spacing).astype(np.float32), (nodes_y * spacing).astype(np.float32))
-    return wy @ values.astype(np.float32) @ wx.T
+    across, down = _lerp(xs, spacing, smooth=False), _lerp(ys, spacing, smooth=False)
+    values = func(
+        (across.nodes * spacing).astype(np.float32), (down.nodes * spacing).astype(np.float32)
+    )
+    return _interpolate(np.asarray(values, dtype=np.float32), across, down)
 
 
 def value_noise(xs: np.ndarray, ys: np.ndarray, spacing: float, seed: int) -> np.ndarray:
@@ -98,9 +114,10 @@ def value_noise(xs: np.ndarray, ys: np.ndarray, spacing: float, seed: int) -> np
 
     Returns an array of shape ``(len(ys), len(xs))``.
     """
-    wx, nodes_x = interpolation_matrix(xs, spacing)
-    wy, nodes_y = interpolation_matrix(ys, spacing)
-    return wy @ hash_uniform(nodes_y[:, None], nodes_x[None, :], seed) @ wx.T
+    across, down = _lerp(xs, spacing, smooth=True), _lerp(ys, spacing, smooth=True)
+    return _interpolate(
+        hash_uniform(down.nodes[:, None], across.nodes[None, :], seed), across, down
+    )
 
 
 def detail_weight(spacing: float, footprint: float | np.ndarray) -> float | np.ndarray:

@@ -10,6 +10,7 @@ stain optical-density vectors ``v`` that vary a little from slide to slide.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, partial
 
@@ -59,13 +60,15 @@ class SlideModel:
 
     @cached_property
     def _grain(self) -> np.ndarray:
-        """White noise tile in [-1, 1): sensor noise and chromatin."""
+        """White noise tile in [-1, 1): glass noise, tissue grain and chromatin."""
         return noise_tile(self.tile_size, self.seed)
 
     @cached_property
     def _fine(self) -> np.ndarray:
         """Periodic smooth noise tile (features ~2 level-0 px), about [-1, 1]."""
-        smooth = ndimage.gaussian_filter(noise_tile(self.tile_size, self.seed + 1), 1.2, mode="wrap")
+        smooth = ndimage.gaussian_filter(
+            noise_tile(self.tile_size, self.seed + 1), 1.2, mode="wrap"
+        )
         return (0.5 / smooth.std()) * smooth
 
     @cached_property
@@ -80,7 +83,9 @@ class SlideModel:
         reps = (-(-rows // self.tile_size), -(-cols // self.tile_size)) + (1,) * (tile.ndim - 2)
         return np.tile(shifted, reps)[:rows, :cols]
 
-    def render(self, x0: int, y0: int, cols: int, rows: int, downsample: float) -> np.ndarray | None:
+    def render(
+        self, x0: int, y0: int, cols: int, rows: int, downsample: float
+    ) -> np.ndarray | None:
         """RGB uint8 ``(rows, cols, 3)`` of a level with this downsample, from pixel (x0, y0).
 
         ``x0, y0, cols, rows`` are in that level's pixels. Returns None when the
@@ -91,10 +96,10 @@ class SlideModel:
         ys = pixel_centres(y0, rows, downsample)
         rgb = self._periodic(self.background, x0, y0, cols, rows).astype(np.float32)
         box = (x0 * downsample, y0 * downsample, (x0 + cols) * downsample, (y0 + rows) * downsample)
+        footprint_at = partial(self.artefacts.footprint, base=downsample)
         painted = False
-        if self.layout.may_contain_tissue(*box, downsample):
-            canvas = (xs, ys, self._periodic(self._grain, x0, y0, cols, rows), self._periodic(self._fine, x0, y0, cols, rows))
-            painted = self._stain(rgb, *canvas, box, downsample)
+        if self.layout.may_contain_tissue(box, footprint_at(xs, ys)):
+            painted = self._stain(rgb, x0, y0, xs, ys, box, footprint_at)
         painted |= self.artefacts.paint(rgb, xs, ys, downsample, (self.width, self.height))
         if not painted:
             return None
@@ -103,43 +108,58 @@ class SlideModel:
     def _stain(
         self,
         rgb: np.ndarray,
+        x0: int,
+        y0: int,
         xs: np.ndarray,
         ys: np.ndarray,
-        grain: np.ndarray,
-        fine: np.ndarray,
-        box: tuple[float, ...],
-        downsample: float,
+        box: tuple[float, float, float, float],
+        footprint_at: Callable[[np.ndarray, np.ndarray], float | np.ndarray],
     ) -> bool:
-        """Attenuate ``rgb`` in place by the tissue's stains; False if no tissue is visible."""
-        footprint_at = partial(self.artefacts.footprint, base=downsample)
+        """Attenuate ``rgb`` in place by the tissue's stains; False if no tissue is visible.
+
+        Work is skipped where bounds allow: the tissue field inside whole
+        tissue, normal tissue under a lesion, lesions away from the tile.
+        """
+        grain = self._periodic(self._grain, x0, y0, xs.size, ys.size)
+        fine = self._periodic(self._fine, x0, y0, xs.size, ys.size)
         canvas = make_canvas(xs, ys, footprint_at, self.mpp, grain, fine, self.seed)
         footprint = canvas.footprint
-        alpha = self.layout.alpha(self.layout.field(xs, ys, footprint), footprint)
+        if self.layout.is_all_tissue(box, footprint):
+            alpha = np.ones((ys.size, xs.size), dtype=np.float32)
+        else:
+            alpha = self.layout.alpha(self.layout.field(xs, ys, footprint), footprint)
         lesion = self._lesion_weight(xs, ys, box, footprint)
         if lesion is not None:
             alpha = np.maximum(alpha, lesion)
         if not alpha.any():
             return False
-        stains = render_stains(NORMAL_STYLE, canvas, self.seed)
-        if lesion is not None:
-            stains = stains.blend(render_stains(self.pattern.style, canvas, self.seed + 1000), lesion)
+        if lesion is None:
+            stains = render_stains(NORMAL_STYLE, canvas, self.seed)
+        else:
+            stains = render_stains(self.pattern.style, canvas, self.seed + 1000)
+            if lesion.min() < 1:
+                stains = render_stains(NORMAL_STYLE, canvas, self.seed).blend(stains, lesion)
         density = np.stack(stains.fields(), axis=-1) @ self.stains
         rgb *= np.exp(-alpha[..., None] * density)
         return True
 
     def _lesion_weight(
-        self, xs: np.ndarray, ys: np.ndarray, box: tuple[float, ...], footprint: float | np.ndarray
+        self,
+        xs: np.ndarray,
+        ys: np.ndarray,
+        box: tuple[float, float, float, float],
+        footprint: float | np.ndarray,
     ) -> np.ndarray | None:
-        """Union of soft lesion memberships over the rectangle, or None if no lesion reaches it."""
+        """Union of soft lesion memberships at pixel centres; None if no lesion reaches the box."""
         edge = np.maximum(footprint, 4.0 / self.mpp)
         weight = None
         for shape in self.lesions:
-            x0, y0, x1, y1 = shape.bbox
-            if x1 < box[0] or x0 > box[2] or y1 < box[1] or y0 > box[3]:
+            left, top, right, bottom = shape.bbox
+            if right < box[0] or left > box[2] or bottom < box[1] or top > box[3]:
                 continue
             w = shape.weight(xs, ys, edge)
             weight = w if weight is None else np.maximum(weight, w)
-        return weight
+        return weight if weight is not None and weight.any() else None
 
     def render_image(self, downsample: float, cols: int, rows: int) -> np.ndarray:
         """The whole slide at ``downsample`` as one ``(rows, cols, 3)`` image, rendered tile by tile."""
@@ -173,11 +193,16 @@ def design_slide(
     tissue_rng, lesion_rng, artefact_rng, stain_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
-    layout: TissueLayout = design_tissue(width, height, float(tissue_rng.uniform(0.35, 0.55)), tissue_rng)
+    layout: TissueLayout = design_tissue(
+        width, height, float(tissue_rng.uniform(0.35, 0.55)), tissue_rng
+    )
     lesions: tuple[LesionShape, ...] = ()
     if pattern is not None:
         lesions = place_lesions(
-            layout, float(lesion_rng.uniform(0.12, 0.28)), 0.5 * _MIN_LESION_DIAMETER_UM / mpp, lesion_rng
+            layout,
+            float(lesion_rng.uniform(0.12, 0.28)),
+            0.5 * _MIN_LESION_DIAMETER_UM / mpp,
+            lesion_rng,
         )
     jitter = stain_rng.uniform(0.9, 1.1, size=(3, 1)) * stain_rng.uniform(0.93, 1.07, size=(3, 3))
     return SlideModel(

@@ -17,7 +17,9 @@ MIN_SIDE = 256
 MAX_SIDE = 1_000_000
 
 
-def check_slide_options(*, width: int, height: int, mpp: float, tile_size: int, jpeg_quality: int) -> None:
+def check_slide_options(
+    *, width: int, height: int, mpp: float, tile_size: int, jpeg_quality: int
+) -> None:
     """Raise :class:`~wsi_engine.errors.ConfigError` naming the first invalid option."""
     for name, value in (("width", width), ("height", height)):
         if not MIN_SIDE <= value <= MAX_SIDE:
@@ -26,19 +28,26 @@ def check_slide_options(*, width: int, height: int, mpp: float, tile_size: int, 
                 hint=f"use --size WIDTHxHEIGHT (width=, height=) with sides from {MIN_SIDE} to {MAX_SIDE} px",
             )
     if not 0 < mpp <= 100:
-        raise ConfigError(f"--mpp {mpp} is out of range", hint="give µm per pixel, e.g. 0.25 or 0.5")
+        raise ConfigError(
+            f"--mpp {mpp} is out of range", hint="give µm per pixel, e.g. 0.25 or 0.5"
+        )
     if tile_size % 16 or not 64 <= tile_size <= 2048:
         raise ConfigError(
-            f"--tile-size {tile_size} is invalid", hint="use a multiple of 16 between 64 and 2048, e.g. 256"
+            f"--tile-size {tile_size} is invalid",
+            hint="use a multiple of 16 between 64 and 2048, e.g. 256",
         )
     if not 1 <= jpeg_quality <= 100:
-        raise ConfigError(f"--jpeg-quality {jpeg_quality} is out of range", hint="use 1 to 100, e.g. 85")
+        raise ConfigError(
+            f"--jpeg-quality {jpeg_quality} is out of range", hint="use 1 to 100, e.g. 85"
+        )
 
 
 def _check_flavor(flavor: str) -> None:
     """Raise :class:`~wsi_engine.errors.ConfigError` unless ``flavor`` is a known TIFF flavour."""
     if flavor not in FLAVORS:
-        raise ConfigError(f"unknown slide flavour {flavor!r}", hint=f"use --flavor {' or '.join(FLAVORS)}")
+        raise ConfigError(
+            f"unknown slide flavour {flavor!r}", hint=f"use --flavor {' or '.join(FLAVORS)}"
+        )
 
 
 def generate_slide(
@@ -68,32 +77,45 @@ def generate_slide(
     byte-identical file. ``workers`` threads render tiles; ``progress(n)`` is
     called as tiles are written.
     """
-    check_slide_options(width=width, height=height, mpp=mpp, tile_size=tile_size, jpeg_quality=jpeg_quality)
+    check_slide_options(
+        width=width, height=height, mpp=mpp, tile_size=tile_size, jpeg_quality=jpeg_quality
+    )
     _check_flavor(flavor)
     if workers < 1:
         raise ConfigError(f"--workers {workers} is invalid", hint="use 1 or more threads")
     pattern = lesion_pattern(lesion_class) if lesion_class not in (None, NORMAL_LABEL) else None
-    downsample = mask_downsample or default_mask_downsample(width, height)
-    if downsample < 1:
-        raise ConfigError(f"mask_downsample {downsample} is invalid", hint="use a positive integer, e.g. 16")
-    model = design_slide(
-        width=width,
-        height=height,
-        mpp=mpp,
-        tile_size=tile_size,
-        seed=seed,
-        pattern=pattern,
-        artefacts=tuple(artefacts),
+    downsample = (
+        default_mask_downsample(width, height) if mask_downsample is None else mask_downsample
     )
+    if downsample < 1:
+        raise ConfigError(
+            f"mask_downsample {downsample} is invalid", hint="use a positive integer, e.g. 16"
+        )
     path = Path(path)
-    try:
-        with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"):
+        model = design_slide(
+            width=width,
+            height=height,
+            mpp=mpp,
+            tile_size=tile_size,
+            seed=seed,
+            pattern=pattern,
+            artefacts=tuple(artefacts),
+        )
+        try:
             dims = write_slide(
-                path, model, flavor=flavor, jpeg_quality=jpeg_quality, workers=workers, progress=progress
+                path,
+                model,
+                flavor=flavor,
+                jpeg_quality=jpeg_quality,
+                workers=workers,
+                progress=progress,
             )
-    except OSError as error:
-        raise OutputError(f"cannot write slide: {error.strerror or error}", path=path) from error
-    tissue, lesion = compute_masks(model, downsample)
+        except OSError as error:
+            raise OutputError(
+                f"cannot write slide: {error.strerror or error}", path=path
+            ) from error
+        tissue, lesion = compute_masks(model, downsample)
     return SlideTruth(
         path=path,
         width=width,

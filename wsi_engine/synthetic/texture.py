@@ -46,9 +46,13 @@ class GlandSpec:
     """Gland-like rings: a pale lumen inside a dark band of nuclei (lengths in µm)."""
 
     cell_um: float
+    """Grid spacing; one gland per cell."""
     radius_um: tuple[float, float]
+    """Range of the outer radius."""
     wall_um: float
+    """Thickness of the nuclear band around the lumen."""
     darkness: float
+    """Haematoxylin concentration of the band."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class TissueStyle:
     fibre_strength: float
     """Relative contrast of wavy collagen fibres in the eosin channel."""
     fibre_wavelength_um: float
+    """Spacing between neighbouring fibres."""
     granularity: float
     """Relative amplitude of fine granular texture."""
     nuclei: tuple[NucleusSpec, ...]
@@ -122,24 +127,40 @@ def make_canvas(
     fine: np.ndarray,
     seed: int,
 ) -> Canvas:
-    """A :class:`Canvas`; ``fine`` is faded out where pixels are too coarse to show it."""
+    """A :class:`Canvas`; ``grain`` and ``fine`` fade out where pixels are too coarse to show them."""
     um = 1.0 / mpp
     footprint = footprint_at(xs, ys)
     slow = fractal_noise(xs, ys, (400 * um, 120 * um), (0.7, 0.3), seed + 1, footprint)
-    return Canvas(xs, ys, footprint, footprint_at, mpp, grain, detail_weight(4.0, footprint) * fine, slow, seed)
+    return Canvas(
+        xs,
+        ys,
+        footprint,
+        footprint_at,
+        mpp,
+        detail_weight(2.0, footprint) * grain,
+        detail_weight(4.0, footprint) * fine,
+        slow,
+        seed,
+    )
 
 
 @dataclass(frozen=True)
 class _Cells:
-    """A jittered grid: per-cell values, and pixel offsets from each pixel's cell centre."""
+    """The grid cells under a tile: their feature positions and random values (level-0 px)."""
 
-    centres_x: np.ndarray  # (cell_cols,) level-0 centre of each grid column
-    centres_y: np.ndarray  # (cell_rows,)
-    row_counts: np.ndarray  # pixels per grid row, top to bottom
+    centres_x: np.ndarray
+    """``(cell_cols,)`` centre of each grid column."""
+    centres_y: np.ndarray
+    """``(cell_rows,)`` centre of each grid row."""
+    row_counts: np.ndarray
+    """Pixel rows falling in each grid row, top to bottom."""
     col_counts: np.ndarray
-    feature_x: np.ndarray  # (cell_rows, cell_cols) level-0 feature centre
+    """Pixel columns falling in each grid column, left to right."""
+    feature_x: np.ndarray
+    """``(cell_rows, cell_cols)`` x of each cell's feature centre."""
     feature_y: np.ndarray
-    values: np.ndarray  # (count, cell_rows, cell_cols) uniform in [0, 1)
+    values: np.ndarray
+    """``(count, cell_rows, cell_cols)`` random values, uniform in [0, 1)."""
 
     def gather(self, per_cell: np.ndarray) -> np.ndarray:
         """Spread ``(..., cell_rows, cell_cols)`` values onto the pixels ``(..., rows, cols)``."""
@@ -197,11 +218,15 @@ def _nuclei(canvas: Canvas, spec: NucleusSpec, seed: int) -> np.ndarray:
     if np.any(blend < 1):
         for layer in range(spec.layers):
             shift = np.float32(layer * cell / spec.layers)
-            cells = _jittered_cells(xs + shift, ys + shift, cell, r_hi * stretch_max, seed + 31 * layer, 4)
+            cells = _jittered_cells(
+                xs + shift, ys + shift, cell, r_hi * stretch_max, seed + 31 * layer, 4
+            )
             present, size, angle, aspect = cells.values
             centres = (cells.centres_x - shift, cells.centres_y - shift)
             density = _density(*centres, canvas)
-            half2 = np.float32(0.25) * np.square(np.asarray(canvas.footprint_at(*centres), dtype=np.float32))
+            half2 = np.float32(0.25) * np.square(
+                np.asarray(canvas.footprint_at(*centres), dtype=np.float32)
+            )
             radius = r_lo + (r_hi - r_lo) * size
             stretch = 1.0 + (stretch_max - 1.0) * aspect
             a2, b2 = np.square(radius * stretch), np.square(radius / stretch)
@@ -272,7 +297,9 @@ def _glands(canvas: Canvas, spec: GlandSpec, seed: int) -> tuple[np.ndarray, np.
     du, dv = xs[None, :] - cx, ys[:, None] - cy
     u, v = (du * cos + dv * sin) / stretch, (dv * cos - du * sin) * stretch
     theta = np.arctan2(v, u)
-    dist = np.sqrt(u * u + v * v) * (1.0 + 0.06 * np.sin(3.0 * theta + phase) + 0.04 * np.sin(7.0 * theta - phase))
+    dist = np.sqrt(u * u + v * v) * (
+        1.0 + 0.06 * np.sin(3.0 * theta + phase) + 0.04 * np.sin(7.0 * theta - phase)
+    )
     edge = 0.8 + 0.5 * np.asarray(footprint, dtype=np.float32)
     outer = np.clip((radius - dist) / edge + 0.5, 0.0, 1.0)
     lumen = np.clip((radius - wall - dist) / edge + 0.5, 0.0, 1.0)
@@ -300,9 +327,9 @@ def _fibres(canvas: Canvas, wavelength: float, seed: int) -> np.ndarray | None:
     strength = np.clip(0.6 + 1.2 * value_noise(xs, ys, 15.0 * wavelength, seed + 13), 0.0, 1.0)
     bundles = []
     for angle in (0.35, 1.95):
-        phase = (xs[None, :] * np.float32(np.cos(angle)) + ys[:, None] * np.float32(np.sin(angle))) * np.float32(
-            np.pi / wavelength
-        )
+        phase = (
+            xs[None, :] * np.float32(np.cos(angle)) + ys[:, None] * np.float32(np.sin(angle))
+        ) * np.float32(np.pi / wavelength)
         wave = np.square(np.sin(phase + warp))
         bundles.append(wave * wave * wave)
     clefts = strength * (mix * bundles[0] + (1.0 - mix) * bundles[1] - 0.3125)
@@ -327,7 +354,9 @@ def render_stains(style: TissueStyle, canvas: Canvas, seed: int) -> Stains:
     if style.glands is not None:
         lumen, ring = _glands(canvas, style.glands, seed + 5)
         clear = 1.0 - 0.85 * lumen
-        hematoxylin = hematoxylin * clear + style.glands.darkness * ring * (0.75 + 0.25 * canvas.grain)
+        hematoxylin = hematoxylin * clear + style.glands.darkness * ring * (
+            0.75 + 0.25 * canvas.grain
+        )
         eosin, red = eosin * clear, red * clear
     return Stains(
         np.maximum(hematoxylin, 0.0, dtype=np.float32),
@@ -345,7 +374,9 @@ NORMAL_STYLE = TissueStyle(
     fibre_wavelength_um=9.0,
     granularity=0.12,
     nuclei=(
-        NucleusSpec(cell_um=22.0, radius_um=(1.6, 2.6), presence=0.45, darkness=1.5, elongation=4.0),
+        NucleusSpec(
+            cell_um=22.0, radius_um=(1.6, 2.6), presence=0.45, darkness=1.5, elongation=4.0
+        ),
         NucleusSpec(cell_um=30.0, radius_um=(2.2, 3.0), presence=0.25, darkness=1.9),
     ),
 )

@@ -10,6 +10,7 @@ threshold is chosen so tissue covers the requested fraction of the slide.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -31,6 +32,17 @@ class Blob:
     rx: float
     ry: float
     angle: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A tissue field sampled on a coarse grid: pixel centres (level-0 px), their step, values."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    step: float
+    field: np.ndarray
+    """``(len(ys), len(xs))`` field values; tissue where above the layout's threshold."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,9 @@ class TissueLayout:
             spacing *= 2.0
         return spacing
 
-    def field(self, xs: np.ndarray, ys: np.ndarray, footprint: float | np.ndarray = 1.0) -> np.ndarray:
+    def field(
+        self, xs: np.ndarray, ys: np.ndarray, footprint: float | np.ndarray = 1.0
+    ) -> np.ndarray:
         """Tissue field at pixel centres ``ys × xs`` (level-0 px); tissue where > ``threshold``."""
         base = sampled_field(self.blob_field, xs, ys, self._spacing(float(np.min(footprint))))
         return base + fractal_noise(
@@ -95,27 +109,49 @@ class TissueLayout:
         """Tissue opacity in [0, 1] from the field; 0.5 on the ground-truth outline."""
         return np.clip((field - self.threshold) / self.edge_width(footprint) + 0.5, 0.0, 1.0)
 
-    def may_contain_tissue(self, x0: float, y0: float, x1: float, y1: float, footprint: float) -> bool:
-        """False only if the level-0 box ``[x0, x1) × [y0, y1)`` surely holds no tissue.
+    def _field_bounds(
+        self, box: tuple[float, float, float, float], footprint: float | np.ndarray
+    ) -> tuple[float, float]:
+        """Lower and upper bounds of :meth:`field` over the level-0 ``box`` ``(x0, y0, x1, y1)``.
 
-        Uses the blob field at the lattice nodes around the box (bilinear
-        interpolation never exceeds them) plus the largest possible noise.
+        Bilinear interpolation stays within the lattice nodes around the box
+        (the lattice :meth:`field` uses for this footprint); the outline noise
+        adds at most the sum of its amplitudes.
         """
-        spacing = self._spacing(footprint)
+        x0, y0, x1, y1 = box
+        spacing = self._spacing(float(np.min(footprint)))
         node_xs = np.arange(np.floor(x0 / spacing), np.floor(x1 / spacing) + 2) * spacing
         node_ys = np.arange(np.floor(y0 / spacing), np.floor(y1 / spacing) + 2) * spacing
-        bound = float(self.blob_field(node_xs, node_ys).max()) + sum(self.noise_amplitudes)
-        return bound + 0.5 * float(self.edge_width(footprint)) > self.threshold
+        nodes = self.blob_field(node_xs.astype(np.float32), node_ys.astype(np.float32))
+        noise = sum(self.noise_amplitudes)
+        return float(nodes.min()) - noise, float(nodes.max()) + noise
 
-    def plan_grid(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """Coarse pixel-centre grid ``(xs, ys, step)`` covering the slide, for planning."""
+    def may_contain_tissue(
+        self, box: tuple[float, float, float, float], footprint: float | np.ndarray
+    ) -> bool:
+        """False only if no pixel of the level-0 ``box`` can show tissue (alpha > 0)."""
+        _, high = self._field_bounds(box, footprint)
+        return high + 0.5 * float(np.max(self.edge_width(footprint))) > self.threshold
+
+    def is_all_tissue(
+        self, box: tuple[float, float, float, float], footprint: float | np.ndarray
+    ) -> bool:
+        """True only if every pixel of the level-0 ``box`` is fully tissue (alpha = 1)."""
+        low, _ = self._field_bounds(box, footprint)
+        return low - 0.5 * float(np.max(self.edge_width(footprint))) > self.threshold
+
+    @cached_property
+    def plan(self) -> Plan:
+        """The field on a coarse grid (longest side 256) covering the slide, for planning."""
         step = float(max(self.width, self.height)) / _PLAN_SIDE
         xs = pixel_centres(0, int(np.ceil(self.width / step)), step)
         ys = pixel_centres(0, int(np.ceil(self.height / step)), step)
-        return xs, ys, step
+        return Plan(xs, ys, step, self.field(xs, ys))
 
 
-def design_tissue(width: int, height: int, coverage: float, rng: np.random.Generator) -> TissueLayout:
+def design_tissue(
+    width: int, height: int, coverage: float, rng: np.random.Generator
+) -> TissueLayout:
     """Draw 2-4 separate fragments and pick the threshold so tissue covers ``coverage``.
 
     The slide (less its border band) is cut into a 2 × 2 grid, or 2 × 1 along
@@ -150,9 +186,16 @@ def design_tissue(width: int, height: int, coverage: float, rng: np.random.Gener
             )
         )
     node_spacing = float(2 ** max(3, int(np.log2(max(width, height) / 1024))))
-    draft = TissueLayout(width, height, tuple(blobs), 0.0, node_spacing, margin, int(rng.integers(2**31)))
-    xs, ys, _ = draft.plan_grid()
-    threshold = float(np.quantile(draft.field(xs, ys), 1.0 - coverage))
+    draft = TissueLayout(
+        width, height, tuple(blobs), 0.0, node_spacing, margin, int(rng.integers(2**31))
+    )
+    threshold = float(np.quantile(draft.plan.field, 1.0 - coverage))
     return TissueLayout(
-        width, height, draft.blobs, float(np.clip(threshold, -0.25, 0.6)), node_spacing, margin, draft.seed
+        width,
+        height,
+        draft.blobs,
+        float(np.clip(threshold, -0.25, 0.6)),
+        node_spacing,
+        margin,
+        draft.seed,
     )

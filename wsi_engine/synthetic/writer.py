@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -70,7 +70,9 @@ def _encode(tile: np.ndarray, quality: int) -> bytes:
     )
 
 
-def _ordered_map(func: Callable[[tuple[int, int]], bytes], items: list, workers: int) -> Iterator[bytes]:
+def _ordered_map(
+    func: Callable[[tuple[int, int]], bytes], items: Iterable[tuple[int, int]], workers: int
+) -> Iterator[bytes]:
     """``map(func, items)`` on ``workers`` threads, in order, with a bounded look-ahead."""
     if workers <= 1:
         yield from map(func, items)
@@ -97,7 +99,7 @@ def _level_tiles(
     """Encoded tiles of one level in row-major order."""
     tile = model.tile_size
     downsample = float(LEVEL_DOWNSAMPLE**level)
-    origins = [(x, y) for y in range(0, size[1], tile) for x in range(0, size[0], tile)]
+    origins = ((x, y) for y in range(0, size[1], tile) for x in range(0, size[0], tile))
 
     def encode(origin: tuple[int, int]) -> bytes:
         pixels = model.render(origin[0], origin[1], tile, tile, downsample)
@@ -116,7 +118,9 @@ def _aperio_description(model: SlideModel, size: tuple[int, int], quality: int, 
     if level == 0:
         header = f"{w0}x{h0} [0,0 {w0}x{h0}] ({tile}x{tile}) JPEG/RGB Q={quality}"
     else:
-        header = f"{w0}x{h0} [0,0 {w0}x{h0}] ({tile}x{tile}) -> {size[0]}x{size[1]} JPEG/RGB Q={quality}"
+        header = (
+            f"{w0}x{h0} [0,0 {w0}x{h0}] ({tile}x{tile}) -> {size[0]}x{size[1]} JPEG/RGB Q={quality}"
+        )
     return (
         f"Aperio Image Library v12.0.15 \r\n{header}|AppMag = {10.0 / model.mpp:g}"
         f"|MPP = {model.mpp:g}|Generator = wsi-engine synthetic"

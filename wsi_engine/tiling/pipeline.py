@@ -187,7 +187,11 @@ def tile_slides(
     ``<slide_id>.geojson`` / ``<slide_id>.png`` files replacing tissue detection.
     Returns the report (also written to ``out_dir/tiling_report.csv``); slide
     problems are in the report, never raised. Raises :class:`OutputError` for
-    an unusable ``out_dir`` and :class:`ConfigError` for bad options.
+    an unusable ``out_dir``, :class:`ConfigError` for bad options and
+    :class:`SlideError` when ``inputs`` hold no slide. Two runs must not
+    write one ``out_dir`` at once: ``wsi-engine tile`` holds
+    ``out_dir/.wsi-engine.lock`` (:class:`wsi_engine.pipeline.lock.RunLock`);
+    callers of this function take that lock themselves.
     """
     started = time.perf_counter()
     config = config or TilingConfig()

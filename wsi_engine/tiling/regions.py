@@ -1,14 +1,19 @@
 """Group patches into large reads aligned to the slide's source tiles.
 
 One ``read_region`` per patch decodes every source tile a patch touches, over
-and over for neighbouring patches; one read per region decodes each tile of
-the region once and cuts many patches from it (the reference notes measured
-about 3x with tiffslide). :func:`plan_regions` assigns each patch to the
-``region_size``-px cell (read-level px) holding its top-left corner; the
-region of a cell is the bounding box of its patches' windows, widened to whole
-source tiles (``tile_size``) and clipped to the level. A region is therefore at
-most about ``region_size + window + 2 tiles`` px on a side, which bounds the
-memory of a worker whatever the slide size. Patches keep their order.
+and over for neighbouring patches, and pays the reader's per-call overhead
+(several times the decoding of a tile with tiffslide) for every patch. One
+read per region decodes each tile of the region once and cuts many patches
+from it.
+
+:func:`plan_regions` walks the patches in their (row-major) order and grows
+the current region with each next patch while that keeps the region's
+bounding box, widened to whole source tiles (``tile_size``) and clipped to
+the level, within ``region_size²`` px and adds at most two patch areas of
+pixels (a neighbour in the same row, not a jump to another row or across
+background). Within the row-major shards of a dense slide that gives long
+strips of up to ``region_size² / window`` px; the area bound caps the memory
+of a worker whatever the slide size. Patches keep their order.
 """
 
 from __future__ import annotations
@@ -37,24 +42,45 @@ def plan_regions(
     tile_size: tuple[int, int] | None,
     level_size: tuple[int, int],
 ) -> list[Region]:
-    """Regions covering the windows at ``level_xy`` ((N, 2) read-level px), in order of first patch.
+    """Regions covering the ``window``-px squares at ``level_xy`` ((N, 2) read-level px), in order.
 
     ``tile_size`` (w, h) of the source tiles at the read level, ``None`` for
     untiled images (no alignment); ``level_size`` (w, h) of the level.
     """
     level_xy = np.asarray(level_xy, dtype=np.int64).reshape(-1, 2)
-    if len(level_xy) == 0:
-        return []
-    tile_w, tile_h = tile_size or (1, 1)
-    cells = level_xy // region_size
-    _, first, group = np.unique(cells, axis=0, return_index=True, return_inverse=True)
-    regions = []
-    for cell in np.argsort(first, kind="stable"):
-        members = np.flatnonzero(group.reshape(-1) == cell)
-        lo = level_xy[members].min(axis=0)
-        hi = level_xy[members].max(axis=0) + window
-        x0, y0 = (lo[0] // tile_w) * tile_w, (lo[1] // tile_h) * tile_h
-        x1 = max(int(hi[0]), min(-(-int(hi[0]) // tile_w) * tile_w, level_size[0]))
-        y1 = max(int(hi[1]), min(-(-int(hi[1]) // tile_h) * tile_h, level_size[1]))
-        regions.append(Region(int(x0), int(y0), int(x1 - x0), int(y1 - y0), members))
+    tile = tile_size or (1, 1)
+    budget, extra = region_size * region_size, 2 * window * window
+
+    def aligned(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        x0, y0, x1, y1 = box
+        x0, y0 = x0 // tile[0] * tile[0], y0 // tile[1] * tile[1]
+        x1 = max(x1, min(-(-x1 // tile[0]) * tile[0], level_size[0]))
+        y1 = max(y1, min(-(-y1 // tile[1]) * tile[1], level_size[1]))
+        return x0, y0, x1, y1
+
+    def area(box: tuple[int, int, int, int]) -> int:
+        return (box[2] - box[0]) * (box[3] - box[1])
+
+    regions: list[Region] = []
+    members: list[int] = []
+    box = (0, 0, 0, 0)
+    for index, (x, y) in enumerate(level_xy.tolist()):
+        patch = aligned((x, y, x + window, y + window))
+        grown = aligned(
+            (min(box[0], x), min(box[1], y), max(box[2], x + window), max(box[3], y + window))
+        )
+        if members and area(grown) <= budget and area(grown) - area(box) <= extra:
+            members.append(index)
+            box = grown
+            continue
+        if members:
+            regions.append(_region(box, members))
+        members, box = [index], patch
+    if members:
+        regions.append(_region(box, members))
     return regions
+
+
+def _region(box: tuple[int, int, int, int], members: list[int]) -> Region:
+    x0, y0, x1, y1 = box
+    return Region(x0, y0, x1 - x0, y1 - y0, np.array(members, dtype=np.int64))

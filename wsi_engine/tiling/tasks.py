@@ -5,9 +5,10 @@ plans the patch grid, creates or resumes the ``.zarr.partial`` store (arrays
 ``coords``, ``tissue_fraction``, ``thumbnail``, ``tissue_mask``, an empty
 ``patches``) and returns one :class:`ShardJob` per shard not yet marked done.
 
-:func:`write_shard` reads the patches of one shard, region by region, writes
-them as that whole shard (no other task ever writes it: Zarr's partial-shard
-writes race and lose data), then marks the shard done in
+:func:`write_shard` reads the patches of one shard, region by region, and
+writes them as that whole shard (:func:`wsi_engine.store.shards.write_shard`;
+no other task ever writes it: Zarr's partial-shard writes race and lose
+data), then marks the shard done in
 ``_progress/shards``. The marker is written only after the data, so a shard
 whose marker is set is complete; a killed task leaves it unmarked.
 
@@ -36,6 +37,7 @@ from wsi_engine.errors import WsiEngineError
 from wsi_engine.slide import SlideReader, open_slide
 from wsi_engine.store import layout
 from wsi_engine.store.progress import BlockProgress
+from wsi_engine.store.shards import write_shard as write_patch_shard
 from wsi_engine.store.writer import SHARD_PROGRESS, StoreWriter
 from wsi_engine.tiling.config import TilingConfig
 from wsi_engine.tiling.extract import extract_patches
@@ -270,7 +272,7 @@ def write_shard(job: ShardJob) -> ShardOutcome:
         reader = cached_reader(job.slide_path, job.backend)
         patches = extract_patches(reader, job.geometry, job.coords, job.region_size)
         array = zarr.open_array(str(job.store_path / layout.PATCHES), mode="r+")
-        array[job.start : job.start + len(patches)] = patches
+        write_patch_shard(array, job.index, patches)
         root = zarr.open_group(str(job.store_path), mode="r+")
         BlockProgress(root, SHARD_PROGRESS, job.n_shards).mark_done(job.index)
     except Exception as error:

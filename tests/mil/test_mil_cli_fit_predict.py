@@ -1,0 +1,123 @@
+"""``wsi-engine fit`` and ``predict`` end to end on small real stores."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from wsi_engine.cli import main
+from wsi_engine.store import PatchStore
+
+CLASSES = ["normal", "tumor"]
+SMALL = {"libra": ["--set", "dim=16", "--set", "heads=2", "--kv", "3"], "abmil": ["--set", "dim=16", "--set", "attention_dim=8"]}
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory, bag_factory, cohort_writer):
+    root = tmp_path_factory.mktemp("cohort")
+    bags = bag_factory(n_per_class=12, dim=16, size=(20, 40), seed=3)
+    stores, labels = cohort_writer(root, bags, CLASSES)
+    return root, stores, labels, bags
+
+
+def fit_args(stores, labels, out, *extra, model="libra", shots="2,4"):
+    return ["fit", "--stores", str(stores), "--labels", str(labels), "--task", "synthetic-demo", "--encoder", "test-enc",
+            "--out", str(out), "--model", model, "--shots", shots, "--folds", "3", "--seed", "1",
+            "--epochs", "2", "--patience", "2", "--lr", "1e-3", *SMALL[model], *extra]
+
+
+def fold_metrics(run_dir):
+    rows = json.loads((run_dir / "results.json").read_text())["folds"]
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_fit_writes_a_complete_run_and_same_seed_gives_same_results(cohort, capsys):
+    root, stores, labels, _ = cohort
+    run_a, run_b = root / "run-a", root / "run-b"
+    assert main(fit_args(stores, labels, run_a)) == 0
+    out = capsys.readouterr().out
+    assert "test metrics over folds" in out and "text-free form" in out
+    run = json.loads((run_a / "run.json").read_text())
+    assert run["status"] == "complete" and run["language_priors"] == "text-free"
+    assert run["class_names"] == CLASSES and run["encoder_id"] == "test-enc" and run["run_id"] == "run-a"
+    assert len(run["checkpoints"]) == 6
+    for name in ("config.yaml", "task.yaml", "splits.json", "results.csv", "results.json", "roc.png", "curves.png"):
+        assert (run_a / name).is_file(), name
+    fold = run_a / "folds" / "shots_4" / "fold_2"
+    assert {p.name for p in fold.iterdir()} == {"model.pt", "history.json", "test_predictions.csv"}
+    assert not (run_a / "text_embeddings.npz").exists()
+    summary = list(csv.DictReader(open(run_a / "results.csv")))
+    assert [r["fold"] for r in summary if r["shots"] == "4"] == ["0", "1", "2", "mean", "std"]
+
+    assert main(fit_args(stores, labels, run_b)) == 0
+    assert (run_a / "splits.json").read_text() == (run_b / "splits.json").read_text()
+    assert fold_metrics(run_a) == fold_metrics(run_b)
+
+
+def test_occupied_run_dir_is_refused_unless_overwrite(cohort, capsys):
+    root, stores, labels, _ = cohort
+    out = root / "run-c"
+    assert main(fit_args(stores, labels, out, shots="2")) == 0
+    capsys.readouterr()
+    assert main(fit_args(stores, labels, out, shots="2", model="abmil")) == 8
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--overwrite" in err
+    assert json.loads((out / "run.json").read_text())["model"] == "libra"
+    assert main(fit_args(stores, labels, out, "--overwrite", shots="2", model="abmil")) == 0
+    assert json.loads((out / "run.json").read_text())["model"] == "abmil"
+    (root / "foreign").mkdir()
+    (root / "foreign" / "notes.txt").write_text("mine")
+    assert main(fit_args(stores, labels, root / "foreign", "--overwrite", shots="2")) == 8
+    assert "holds no wsi-engine run" in capsys.readouterr().err
+
+
+def test_splits_file_reproduces_the_split_and_predict_writes_scores(cohort, capsys):
+    root, stores, labels, bags = cohort
+    first, again = root / "run-d", root / "run-e"
+    assert main(fit_args(stores, labels, first, shots="2", model="abmil")) == 0
+    assert main(fit_args(stores, labels, again, "--splits", str(first / "splits.json"), model="abmil")) == 0
+    assert json.loads((first / "splits.json").read_text())["splits"] == json.loads((again / "splits.json").read_text())["splits"]
+
+    preds = root / "preds.csv"
+    assert main(["predict", "--run", str(first), "--stores", str(stores), "--out", str(preds), "--labels", str(labels)]) == 0
+    assert "metrics on labelled slides" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(preds)))
+    assert sorted(r["slide_id"] for r in rows) == sorted(b.slide_id for b in bags)
+    assert all(abs(float(r["prob_normal"]) + float(r["prob_tumor"]) - 1) < 1e-5 for r in rows)
+    store = PatchStore.open(stores / f"{bags[0].slide_id}.zarr")
+    arrays, attrs = store.read_scores("run-d-2shot-all")
+    n = store.n_patches
+    assert arrays["attention"].shape == (n, 2) and arrays["instance_score"].shape == (n,)
+    np.testing.assert_allclose(arrays["attention"].sum(0), 1.0, atol=1e-4)
+    assert attrs["kind"] == "bag" and attrs["class_names"] == CLASSES and attrs["encoder_id"] == "test-enc"
+    assert attrs["model"] == "abmil" and attrs["task"] == "synthetic-demo" and len(attrs["slide_probs"]) == 2
+    assert attrs["predicted_class"] in CLASSES and attrs["run_id"] == "run-d-2shot-all"
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "message"),
+    [
+        (lambda labels: labels + "ghost,tumor\n", 7, "have no patch store"),
+        (lambda labels: labels + labels.splitlines()[1].split(",")[0] + "x,cancer\n", 7, "does not define: cancer"),
+    ],
+)
+def test_bad_labels_fail_with_one_line(cohort, tmp_path, capsys, change, code, message):
+    _, stores, labels, _ = cohort
+    bad = tmp_path / "labels.csv"
+    bad.write_text(change(labels.read_text()), encoding="utf-8")
+    assert main(fit_args(stores, bad, tmp_path / "run")) == code
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_too_few_slides_for_shots_and_bad_options(cohort, tmp_path, capsys):
+    _, stores, labels, _ = cohort
+    assert main(fit_args(stores, labels, tmp_path / "run", shots="16")) == 7
+    assert "16 shots with 3 folds needs at least" in capsys.readouterr().err
+    assert main(fit_args(stores, labels, tmp_path / "run", "--fusion", "none", model="abmil")) == 3
+    assert "apply to --model libra only" in capsys.readouterr().err
+    assert main(fit_args(stores, labels, tmp_path / "run", "--loss", "hinge")) == 3

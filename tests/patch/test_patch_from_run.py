@@ -1,0 +1,256 @@
+"""fit-patches --from-run and predict-patches end to end, multi-scale views, and bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import torch
+
+from wsi_engine.cli import main
+from wsi_engine.patch.multiscale import match_locations
+from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
+from wsi_engine.store import PatchStore
+
+CLASSES, ENCODER = (
+    ["normal", "tumor"],
+    "test-enc",
+)  # as in conftest.py (the cohort fixture's task and encoder)
+
+
+def random_text(dim: int) -> TaskEmbeddings:
+    rng = np.random.default_rng(0)
+
+    def unit(n: int) -> np.ndarray:
+        x = rng.normal(size=(n, dim)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    return TaskEmbeddings(ENCODER, tuple(CLASSES), unit(3), *(unit(2) for _ in PROMPT_FIELDS))
+
+
+def read_csv(path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_fit_and_predict_patches_from_a_bag_run(tmp_path, cohort, bag_run_writer):
+    stores, labels, slides = cohort
+    bag = bag_run_writer(tmp_path / "bag", labels, 16, text=random_text(16))
+    out = tmp_path / "patch-run"
+    assert (
+        main(
+            [
+                "fit-patches",
+                "--from-run",
+                str(bag),
+                "--stores",
+                str(stores),
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+            ]
+        )
+        == 0
+    )
+    run = json.loads((out / "run.json").read_text())
+    assert (
+        run["format"] == "wsi-engine-patch-run"
+        and run["language_priors"] is True
+        and run["bag_run_id"] == "bag"
+    )
+    assert run["hard_targets"]["normal"] > 0 and run["hard_targets"]["tumor"] > 0
+    assert [r["stage"] for r in read_csv(out / "metrics.csv")] == ["zero-shot", "trained"]
+    assert len(read_csv(out / "targets.csv")) == len(slides)
+    for name in (
+        "confusion.png",
+        "metrics.json",
+        "history.json",
+        "config.yaml",
+        "text_embeddings.npz",
+        "skipped.csv",
+    ):
+        assert (out / name).is_file(), name
+    assert (
+        torch.load(out / "model.pt", weights_only=True)["format"] == "wsi-engine-patch-checkpoint"
+    )
+
+    assert (
+        main(
+            [
+                "predict-patches",
+                "--run",
+                str(out),
+                "--stores",
+                str(stores),
+                "--out",
+                str(tmp_path / "p.csv"),
+            ]
+        )
+        == 0
+    )
+    arrays, attrs = PatchStore.open(stores / f"{slides[0].slide_id}.zarr").read_scores("patch-run")
+    assert arrays["probs"].shape == (len(slides[0].features), 2)
+    np.testing.assert_allclose(arrays["probs"].sum(1), 1.0, rtol=1e-5)
+    assert (
+        attrs["kind"] == "patch"
+        and attrs["class_names"] == CLASSES
+        and attrs["encoder_id"] == ENCODER
+    )
+    assert len(read_csv(tmp_path / "p.csv")) == len(slides)
+
+
+def test_unusable_stores_are_skipped_and_reported(tmp_path, cohort, bag_run_writer, feature_store):
+    stores, labels, slides = cohort
+    shutil.rmtree(stores / f"{slides[0].slide_id}.zarr")  # a labelled slide without a store
+    feature_store(
+        stores, slides[1].slide_id, slides[1].features, encoder_id="other-enc"
+    )  # no run features
+    bag = bag_run_writer(tmp_path / "bag", labels, 16)
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "fit-patches",
+                "--from-run",
+                str(bag),
+                "--stores",
+                str(stores),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
+    skipped = read_csv(out / "skipped.csv")
+    assert (
+        len(skipped) == 2
+        and "without a store" in skipped[0]["reason"]
+        and "other-enc" in skipped[1]["reason"]
+    )
+    assert (
+        json.loads((out / "run.json").read_text())["language_priors"] is False
+    )  # the run has no prompt embeddings
+    # predicting: the store without features is reported, the others are written
+    assert main(["predict-patches", "--run", str(out), "--stores", str(stores)]) == 1
+    assert PatchStore.open(stores / f"{slides[2].slide_id}.zarr").has_scores("run")
+
+
+def test_runs_and_stores_that_do_not_match(tmp_path, cohort, bag_run_writer, capsys):
+    stores, labels, _ = cohort
+    other_encoder = bag_run_writer(tmp_path / "bag-other", labels, 16, encoder_id="other-enc")
+    assert (
+        main(
+            [
+                "fit-patches",
+                "--from-run",
+                str(other_encoder),
+                "--stores",
+                str(stores),
+                "--out",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 7
+    )
+    assert "encoder 'other-enc'" in capsys.readouterr().err
+    bag = bag_run_writer(tmp_path / "bag", labels, 16)
+    assert (
+        main(
+            [
+                "fit-patches",
+                "--from-run",
+                str(bag),
+                "--stores",
+                str(stores),
+                "--task",
+                "camelyon16",
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 7
+    )
+    assert "fitted for task 'synthetic-demo'" in capsys.readouterr().err
+    other_labels = tmp_path / "other.csv"
+    other_labels.write_text(labels.read_text().replace("tumor", "LUAD"))
+    assert (
+        main(
+            [
+                "fit-patches",
+                "--from-run",
+                str(bag),
+                "--stores",
+                str(stores),
+                "--labels",
+                str(other_labels),
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 7
+    )
+    assert "does not define" in capsys.readouterr().err
+    assert main(["predict-patches", "--run", str(bag), "--stores", str(stores)]) == 7
+    assert "not a wsi-engine patch run" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "fit-patches",
+                "--from-run",
+                str(bag),
+                "--stores",
+                str(stores),
+                "--out",
+                str(tmp_path / "d"),
+                "--metric",
+                "triplet",
+            ]
+        )
+        == 3
+    )
+
+
+def test_second_resolution_views_feed_the_metric_loss(
+    tmp_path, cohort, bag_run_writer, feature_store
+):
+    stores, labels, slides = cohort
+    coarse = tmp_path / "coarse"
+    for slide in slides[1:]:  # the first slide has no second view: reported, still trained on
+        fine = PatchStore.open(stores / f"{slide.slide_id}.zarr")
+        coords = np.unique(fine.coords() // 448 * 448, axis=0)
+        feature_store(
+            coarse,
+            slide.slide_id,
+            np.random.default_rng(0).normal(size=(len(coords), 16)).astype(np.float32),
+            coords=coords,
+            mpp=1.0,
+            patch_level0=448.0,
+        )
+    bag = bag_run_writer(tmp_path / "bag", labels, 16)
+    out = tmp_path / "run"
+    args = [
+        "fit-patches",
+        "--from-run",
+        str(bag),
+        "--stores",
+        str(stores),
+        "--stores-2",
+        str(coarse),
+        "--out",
+        str(out),
+    ]
+    assert main([*args, "--metric", "triplet", "--hidden", "8", "--epochs", "1"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert [s["item"] for s in run["skipped"]] == [f"{slides[0].slide_id} (second view)"]
+    assert "train_metric" in json.loads((out / "history.json").read_text())[0]
+
+
+def test_location_matching_across_resolutions():
+    fine = np.array([[0, 0], [224, 0], [448, 448], [2000, 2000]])
+    coarse = np.array([[0, 0], [448, 448]])
+    assert match_locations(fine, 224, coarse, 448).tolist() == [0, 0, 1, -1]

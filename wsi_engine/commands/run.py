@@ -1,0 +1,104 @@
+"""``wsi-engine run``: a slide directory through tiling, embedding and (with a fitted run) prediction and heatmaps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from wsi_engine.errors import BatchFailures
+
+
+def run_command(
+    inputs: list[Path] = typer.Argument(..., help="Slide files or folders of slides."),
+    out: Path = typer.Option(..., "--out", help="Output folder (stores, predictions, heatmaps, manifest)."),
+    config: Path | None = typer.Option(None, "--config", help="Pipeline YAML (default: configs/pipeline.yaml)."),
+    encoder: str | None = typer.Option(None, "--encoder", help="Encoder preset name or YAML."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Encoder weights file."),
+    fitted_run: Path | None = typer.Option(None, "--run", help="A `wsi-engine fit` run: adds predict + heatmap."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Re-attempt only the slides that failed before."),
+    workers: int | None = typer.Option(None, "--workers", help="Local tiling worker processes."),
+    device: str | None = typer.Option(None, "--device", help="auto, cuda or cpu for embedding."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Embedding batch size."),
+    patch_size: int | None = typer.Option(None, "--patch-size", help="Patch side in px at the target µm/px."),
+    mpp_target: float | None = typer.Option(None, "--mpp-target", help="Target µm/px of the patches."),
+    pixels: str | None = typer.Option(None, "--pixels", help="jpeg, lossless or none (coordinates only)."),
+    recursive: bool | None = typer.Option(None, "--recursive/--no-recursive", help="Search folders recursively."),
+) -> None:
+    """Run every stage for each slide; resumable (manifest in OUT), a failing slide never stops the batch.
+
+    Exit code 0 when every slide completed, 1 when some failed (listed in the summary and OUT/summary.json).
+    """
+    from wsi_engine.pipeline import load_pipeline_config, run_pipeline
+
+    settings = load_pipeline_config(
+        config,
+        {
+            "embed.encoder": encoder,
+            "embed.checkpoint": str(checkpoint) if checkpoint else None,
+            "embed.device": device,
+            "embed.batch_size": batch_size,
+            "tiling.patch_size": patch_size,
+            "tiling.target_mpp": mpp_target,
+            "tiling.pixel_mode": pixels,
+            "workers": workers,
+            "recursive": recursive,
+        },
+    )
+    console = Console()
+    with Progress(
+        TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as progress:
+        report = run_pipeline(
+            inputs, out, settings, fitted_run=fitted_run, scheduler=scheduler, retry_failed=retry_failed,
+            observer=_ProgressObserver(progress),
+        )
+    print_summary(console, report)
+    if report.failed:
+        raise BatchFailures(
+            f"{len(report.failed)} of {len(report.status)} slide(s) failed",
+            path=out / "summary.json",
+            hint="reasons above and in manifest.json; fix them and rerun with --retry-failed",
+        )
+
+
+class _ProgressObserver:
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+
+    def stage_started(self, stage: str, n_slides: int) -> None:
+        self.tasks[stage] = self.progress.add_task(stage, total=max(n_slides, 1), completed=0 if n_slides else 1)
+
+    def slide_advanced(self, stage: str, slide_id: str) -> None:
+        self.progress.advance(self.tasks[stage])
+
+
+def print_summary(console: Console, report) -> None:
+    """Per-slide stage statuses, then per-stage telemetry (where the time went)."""
+    from wsi_engine.pipeline.run import STAGES
+
+    slides = Table(title=f"wsi-engine run → {report.out_dir}")
+    slides.add_column("slide")
+    for stage in STAGES:
+        slides.add_column(stage)
+    slides.add_column("problem", overflow="fold")
+    colours = {"done": "green", "skipped": "cyan", "failed": "red", "empty": "yellow"}
+    for slide_id in sorted(report.status):
+        cells = [f"[{colours.get(s, 'dim')}]{s}[/]" for s in (report.status[slide_id][st] for st in STAGES)]
+        slides.add_row(slide_id, *cells, report.errors.get(slide_id, ""))
+    console.print(slides)
+    timing = Table(title="where the time went")
+    for column in ("stage", "seconds", "patches", "patches/s", "details"):
+        timing.add_column(column, justify="right" if column != "details" else "left")
+    for stage, t in report.telemetry.items():
+        details = ", ".join(f"{k.replace('_seconds', '')} {v:.1f}s" for k, v in t.details.items())
+        timing.add_row(stage, f"{t.seconds:.1f}", str(t.patches), f"{t.patches_per_s:.1f}", details)
+    console.print(timing)
+    done = sum(1 for s in report.status.values() if "failed" not in s.values())
+    console.print(f"{done} slide(s) complete, {len(report.failed)} failed, {report.seconds:.1f} s in all.")

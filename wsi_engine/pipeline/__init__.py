@@ -1,0 +1,23 @@
+"""The batch pipeline: ``wsi-engine run`` and ``wsi-engine demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wsi_engine.config import configs_dir, read_yaml, validate, with_overrides
+from wsi_engine.pipeline.config import PipelineConfig
+from wsi_engine.pipeline.run import PipelineReport, run_pipeline
+
+
+def load_pipeline_config(path: str | Path | None, overrides: dict[str, Any]) -> PipelineConfig:
+    """``path`` (default ``configs/pipeline.yaml``, else built-in defaults) with command-line ``overrides``."""
+    source = Path(path) if path is not None else configs_dir() / "pipeline.yaml"
+    if path is None and not source.is_file():
+        config = PipelineConfig()
+    else:
+        config = validate(PipelineConfig, read_yaml(source), source)
+    return with_overrides(config, overrides)
+
+
+__all__ = ["PipelineConfig", "PipelineReport", "load_pipeline_config", "run_pipeline"]
