@@ -74,9 +74,13 @@ def batch_shape(a_shape: tuple, b_shape: tuple, M_shape: tuple) -> tuple[int | N
     if n == 0 or m == 0:
         raise ValueError(f"M must not be empty, got shape {tuple(M_shape)}")
     if a_shape[-1] != n:
-        raise ValueError(f"a has {a_shape[-1]} entries but M has {n} rows (M shape {tuple(M_shape)})")
+        raise ValueError(
+            f"a has {a_shape[-1]} entries but M has {n} rows (M shape {tuple(M_shape)})"
+        )
     if b_shape[-1] != m:
-        raise ValueError(f"b has {b_shape[-1]} entries but M has {m} columns (M shape {tuple(M_shape)})")
+        raise ValueError(
+            f"b has {b_shape[-1]} entries but M has {m} columns (M shape {tuple(M_shape)})"
+        )
     batched = [s[0] for s, nd in ((a_shape, 2), (b_shape, 2), (M_shape, 3)) if len(s) == nd]
     if len(set(batched)) > 1:
         raise ValueError(
@@ -96,7 +100,9 @@ def _positive_float(name: str, value: Any, allow_inf: bool = False) -> float:
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a positive number, got {value!r}") from None
     if not (x > 0) or (math.isinf(x) and not allow_inf):
-        raise ValueError(f"{name} must be a positive {'' if allow_inf else 'finite '}number, got {value!r}")
+        raise ValueError(
+            f"{name} must be a positive {'' if allow_inf else 'finite '}number, got {value!r}"
+        )
     return x
 
 

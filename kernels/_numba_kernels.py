@@ -1,12 +1,12 @@
 """Numba CPU kernels for batched entropic Sinkhorn (plain scaling and log-domain, balanced or not).
 
 Layout: problems are solved in blocks of ``L`` lanes with the problem index as the innermost axis,
-e.g. the kernel block ``K[i, j, l]`` holds entry (i, j) of problem ``l`` of the block.  Every inner
+e.g. the kernel block ``K[i, j, q]`` holds entry (i, j) of problem ``q`` of the block.  Every inner
 loop then runs over ``L`` contiguous values whatever ``n`` and ``m`` are, so LLVM vectorises a
 46 x 10 problem as well as a large one (numba leaves SLP vectorisation off, so the lane loops are
 plain runtime-length loops), and the block (n * m * L doubles) stays in cache for all
 iterations.  The blocks are split into chunks, one ``prange`` task per chunk, and each chunk
-allocates its work arrays once.  The caller picks ``L`` (see ``lanes_for``) and the chunk count.
+allocates its work arrays once.  The caller picks ``L`` and the chunk count (see :func:`schedule`).
 
 Iteration (row update first, as POT's ``unbalanced`` and ``batch`` solvers do; ``ot.sinkhorn`` on
 the transposed problem gives the same sequence):
@@ -34,18 +34,21 @@ from numba import njit, prange
 MAX_LANES = 64
 #: Chunks per thread: more than one evens out blocks that need different iteration counts.
 CHUNKS_PER_THREAD = 4
+#: Smaller batches run on the calling thread: a parallel launch costs more than it saves there
+#: (and on a busy machine it waits for a descheduled worker thread).
+PARALLEL_MIN_BATCH = MAX_LANES
 
 
-def lanes_for(batch: int, threads: int) -> int:
-    """Lane count for ``batch`` problems on ``threads`` threads: fill every thread, cap MAX_LANES."""
-    per_thread = -(-batch // max(threads, 1))
-    return max(1, min(MAX_LANES, per_thread))
+def schedule(batch: int, threads: int) -> tuple[int, int]:
+    """``(lanes, chunks)`` for ``batch`` problems: fill every thread, at most MAX_LANES lanes.
 
-
-def chunks_for(batch: int, lanes: int, threads: int) -> int:
-    """Number of ``prange`` chunks for ``batch`` problems in blocks of ``lanes``."""
+    ``chunks == 1`` means: call ``solve_*_blocks`` directly instead of the parallel kernel.
+    """
+    threads = max(threads, 1) if batch >= PARALLEL_MIN_BATCH else 1
+    lanes = max(1, min(MAX_LANES, -(-batch // threads)))
     blocks = -(-batch // lanes)
-    return max(1, min(blocks, CHUNKS_PER_THREAD * max(threads, 1)))
+    return lanes, min(blocks, CHUNKS_PER_THREAD * threads) if threads > 1 else 1
+
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.693147180369123816490  # ln 2 split in two so that k * _LN2_HI is exact
@@ -102,14 +105,14 @@ def _exp_inplace(x, ibuf):
 
 
 @njit(**_JIT)
-def _source(first, count, l):
-    """Batch index feeding lane ``l`` of the block starting at ``first`` (``count`` real lanes)."""
-    return first + (l if l < count else count - 1)
+def _source(first, count, q):
+    """Batch index feeding lane ``q`` of the block starting at ``first`` (``count`` real lanes)."""
+    return first + (q if q < count else count - 1)
 
 
 @njit(**_JIT)
 def _load_scaled_cost(M, first, count, scale, out):
-    """``out[i, j, l] = scale * M[p_l, i, j]``; a shared ``M`` (leading dim 1) fills every lane.
+    """``out[i, j, q] = scale * M[p_q, i, j]``; a shared ``M`` (leading dim 1) fills every lane.
 
     The lane loop is innermost so that the writes are contiguous and each problem's cache line
     of ``M`` is reused across consecutive ``j``.
@@ -118,29 +121,29 @@ def _load_scaled_cost(M, first, count, scale, out):
     shared = M.shape[0] == 1
     for i in range(n):
         for j in range(m):
-            for l in range(L):
-                out[i, j, l] = scale * M[0 if shared else _source(first, count, l), i, j]
+            for q in range(L):
+                out[i, j, q] = scale * M[0 if shared else _source(first, count, q), i, j]
 
 
 @njit(**_JIT)
 def _load_powers(x, first, count, power, out):
-    """``out[i, l] = x[p_l, i] ** power`` (0 where ``x`` is 0)."""
-    for l in range(out.shape[1]):
-        xp = x[_source(first, count, l)]
+    """``out[i, q] = x[p_q, i] ** power`` (0 where ``x`` is 0)."""
+    for q in range(out.shape[1]):
+        xp = x[_source(first, count, q)]
         for i in range(xp.size):
             if power == 1.0:
-                out[i, l] = xp[i]
+                out[i, q] = xp[i]
             else:
-                out[i, l] = xp[i] ** power if xp[i] > 0 else 0.0
+                out[i, q] = xp[i] ** power if xp[i] > 0 else 0.0
 
 
 @njit(**_JIT)
 def _load_logs(x, first, count, factor, out):
-    """``out[i, l] = factor * log(x[p_l, i])`` (-inf where ``x`` is 0)."""
-    for l in range(out.shape[1]):
-        xp = x[_source(first, count, l)]
+    """``out[i, q] = factor * log(x[p_q, i])`` (-inf where ``x`` is 0)."""
+    for q in range(out.shape[1]):
+        xp = x[_source(first, count, q)]
         for i in range(xp.size):
-            out[i, l] = factor * np.log(xp[i]) if xp[i] > 0 else -np.inf
+            out[i, q] = factor * np.log(xp[i]) if xp[i] > 0 else -np.inf
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,7 +153,7 @@ def _load_logs(x, first, count, factor, out):
 
 @njit(**_JIT)
 def _matvec(K, v, out):
-    """``out[i, l] = sum_j K[i, j, l] v[j, l]`` (row sums of ``K diag(v)``), summed in j order.
+    """``out[i, q] = sum_j K[i, j, q] v[j, q]`` (row sums of ``K diag(v)``), summed in j order.
 
     Four terms are added per pass over a row of ``out`` (still left to right), which quarters the
     loads and stores of ``out``: the lane loop is memory-bound.
@@ -160,22 +163,22 @@ def _matvec(K, v, out):
     for i in range(n):
         out[i, :] = 0.0
         for j in range(0, m4, 4):
-            for l in range(L):
-                out[i, l] = (
-                    out[i, l]
-                    + K[i, j, l] * v[j, l]
-                    + K[i, j + 1, l] * v[j + 1, l]
-                    + K[i, j + 2, l] * v[j + 2, l]
-                    + K[i, j + 3, l] * v[j + 3, l]
+            for q in range(L):
+                out[i, q] = (
+                    out[i, q]
+                    + K[i, j, q] * v[j, q]
+                    + K[i, j + 1, q] * v[j + 1, q]
+                    + K[i, j + 2, q] * v[j + 2, q]
+                    + K[i, j + 3, q] * v[j + 3, q]
                 )
         for j in range(m4, m):
-            for l in range(L):
-                out[i, l] += K[i, j, l] * v[j, l]
+            for q in range(L):
+                out[i, q] += K[i, j, q] * v[j, q]
 
 
 @njit(**_JIT)
 def _rmatvec(K, u, out):
-    """``out[j, l] = sum_i K[i, j, l] u[i, l]`` (column sums of ``diag(u) K``), summed in i order.
+    """``out[j, q] = sum_i K[i, j, q] u[i, q]`` (column sums of ``diag(u) K``), summed in i order.
 
     Four rows are added per pass over ``out`` (left to right), as in :func:`_matvec`.
     """
@@ -184,18 +187,18 @@ def _rmatvec(K, u, out):
     out[:] = 0.0
     for i in range(0, n4, 4):
         for j in range(m):
-            for l in range(L):
-                out[j, l] = (
-                    out[j, l]
-                    + K[i, j, l] * u[i, l]
-                    + K[i + 1, j, l] * u[i + 1, l]
-                    + K[i + 2, j, l] * u[i + 2, l]
-                    + K[i + 3, j, l] * u[i + 3, l]
+            for q in range(L):
+                out[j, q] = (
+                    out[j, q]
+                    + K[i, j, q] * u[i, q]
+                    + K[i + 1, j, q] * u[i + 1, q]
+                    + K[i + 2, j, q] * u[i + 2, q]
+                    + K[i + 3, j, q] * u[i + 3, q]
                 )
     for i in range(n4, n):
         for j in range(m):
-            for l in range(L):
-                out[j, l] += K[i, j, l] * u[i, l]
+            for q in range(L):
+                out[j, q] += K[i, j, q] * u[i, q]
 
 
 @njit(**_JIT)
@@ -207,47 +210,47 @@ def _scaling(target, s, fi, out):
     rows, L = s.shape
     for i in range(rows):
         if fi == 1.0:
-            for l in range(L):
-                t = target[i, l]
-                out[i, l] = t / s[i, l] if t > 0 else 0.0
+            for q in range(L):
+                t = target[i, q]
+                out[i, q] = t / s[i, q] if t > 0 else 0.0
         else:
-            for l in range(L):
-                t = target[i, l]
-                out[i, l] = t * s[i, l] ** (-fi) if t > 0 else 0.0
+            for q in range(L):
+                t = target[i, q]
+                out[i, q] = t * s[i, q] ** (-fi) if t > 0 else 0.0
 
 
 @njit(**_JIT)
 def _residual(s, new, old, out):
-    """``out[l] = ||s[:, l] * (new[:, l] - old[:, l])||_2``: change of the plan's row sums."""
+    """``out[q] = ||s[:, q] * (new[:, q] - old[:, q])||_2``: change of the plan's row sums."""
     rows, L = s.shape
     out[:] = 0.0
     for i in range(rows):
-        for l in range(L):
-            d = s[i, l] * (new[i, l] - old[i, l])
-            out[l] += d * d
-    for l in range(L):
-        out[l] = np.sqrt(out[l])
+        for q in range(L):
+            d = s[i, q] * (new[i, q] - old[i, q])
+            out[q] += d * d
+    for q in range(L):
+        out[q] = np.sqrt(out[q])
 
 
 @njit(**_JIT)
 def _keep_active(active, new, x):
-    """``x[:, l] <- new[:, l]`` for the lanes still iterating."""
+    """``x[:, q] <- new[:, q]`` for the lanes still iterating."""
     rows, L = x.shape
     for i in range(rows):
-        for l in range(L):
-            x[i, l] = new[i, l] if active[l] else x[i, l]
+        for q in range(L):
+            x[i, q] = new[i, q] if active[q] else x[i, q]
 
 
 @njit(**_JIT)
-def _stop_lanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out):
+def _stop_qanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out):
     """Freeze the lanes that are done at iteration ``it``; return how many still iterate."""
     left = 0
-    for l in range(active.size):
-        if active[l]:
-            if it == max_iter or (check_tol and err[l] < tol):
-                active[l] = False
-                n_iter[l] = it
-                err_out[l] = err[l]
+    for q in range(active.size):
+        if active[q]:
+            if it == max_iter or (check_tol and err[q] < tol):
+                active[q] = False
+                n_iter[q] = it
+                err_out[q] = err[q]
             else:
                 left += 1
     return left
@@ -290,7 +293,7 @@ def _iterate_plain(K, ta, tb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, ws
         _scaling(ta, sn, fi_a, un)
         if it == max_iter or (check_tol and it > 0):
             _residual(sn, un, u, err)
-            if _stop_lanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out) == 0:
+            if _stop_qanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out) == 0:
                 return
         _keep_active(active, un, u)
         _rmatvec(K, u, sm)
@@ -311,23 +314,23 @@ def _store_plain(K, u, v, M, first, count, plan, cost):
     acc[:] = 0.0
     for i in range(n):
         for j in range(m):
-            for l in range(count):
-                p = first + l
-                x = u[i, l] * K[i, j, l] * v[j, l]
+            for q in range(count):
+                p = first + q
+                x = u[i, q] * K[i, j, q] * v[j, q]
                 plan[p, i, j] = x
-                acc[l] += x * M[0 if shared else p, i, j]
+                acc[q] += x * M[0 if shared else p, i, j]
 
 
 @njit(**_JIT)
 def _copy_lane_stats(ws, first, count, n_iter, err):
     """Copy the iteration counts and errors of a block's real lanes to the batch outputs."""
-    for l in range(count):
-        n_iter[first + l] = ws[8][l]
-        err[first + l] = ws[9][l]
+    for q in range(count):
+        n_iter[first + q] = ws[8][q]
+        err[first + q] = ws[9][q]
 
 
 @njit(**_JIT)
-def _plain_chunk(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out):
+def solve_plain_blocks(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out):
     """Solve the blocks ``range(*blocks)`` of the batch with the scaling iteration."""
     plan, cost, n_iter, err = out
     B, n, m = plan.shape
@@ -365,14 +368,14 @@ def sinkhorn_plain(
         reg: entropic regularisation (units of M).  fi_a, fi_b: relaxation exponents (1 = hard).
         kl_ref: KL(P | a b^T) reference for the unbalanced problem (else plain entropy).
         max_iter: iteration count (``check_tol`` False) or cap (True); tol: marginal-error bound.
-        lanes: problems per block; nchunks: parallel chunks (see ``lanes_for``/``chunks_for``).
+        lanes: problems per block; nchunks: parallel chunks (see :func:`schedule`).
         plan: (B, n, m) output.  cost, err: (B,) float64 outputs; n_iter: (B,) int64 output.
     """
     nblocks = (plan.shape[0] + lanes - 1) // lanes
     out = (plan, cost, n_iter, err)
     for c in prange(nchunks):
         blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
-        _plain_chunk(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out)
+        solve_plain_blocks(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,51 +385,51 @@ def sinkhorn_plain(
 
 @njit(**_JIT)
 def _lse_rows(logK, lv, out, W, ibuf):
-    """``out[i, l] = log sum_j exp(logK[i, j, l] + lv[j, l])``; ``W``, ``ibuf``: scratch."""
+    """``out[i, q] = log sum_j exp(logK[i, j, q] + lv[j, q])``; ``W``, ``ibuf``: scratch."""
     n, m, L = logK.shape
     for i in range(n):
-        for l in range(L):
-            out[i, l] = -np.inf
+        for q in range(L):
+            out[i, q] = -np.inf
         for j in range(m):
-            for l in range(L):
-                w = logK[i, j, l] + lv[j, l]
-                W[i, j, l] = w
-                out[i, l] = w if w > out[i, l] else out[i, l]
+            for q in range(L):
+                w = logK[i, j, q] + lv[j, q]
+                W[i, j, q] = w
+                out[i, q] = w if w > out[i, q] else out[i, q]
         for j in range(m):
-            for l in range(L):
-                W[i, j, l] -= out[i, l]
+            for q in range(L):
+                W[i, j, q] -= out[i, q]
     _exp_inplace(W.ravel(), ibuf)
     for i in range(n):
         for j in range(1, m):
-            for l in range(L):
-                W[i, 0, l] += W[i, j, l]
-        for l in range(L):
-            out[i, l] += np.log(W[i, 0, l])
+            for q in range(L):
+                W[i, 0, q] += W[i, j, q]
+        for q in range(L):
+            out[i, q] += np.log(W[i, 0, q])
 
 
 @njit(**_JIT)
 def _lse_cols(logK, lu, out, W, ibuf):
-    """``out[j, l] = log sum_i exp(logK[i, j, l] + lu[i, l])``; ``W``, ``ibuf``: scratch."""
+    """``out[j, q] = log sum_i exp(logK[i, j, q] + lu[i, q])``; ``W``, ``ibuf``: scratch."""
     n, m, L = logK.shape
     out[:] = -np.inf
     for i in range(n):
         for j in range(m):
-            for l in range(L):
-                w = logK[i, j, l] + lu[i, l]
-                W[i, j, l] = w
-                out[j, l] = w if w > out[j, l] else out[j, l]
+            for q in range(L):
+                w = logK[i, j, q] + lu[i, q]
+                W[i, j, q] = w
+                out[j, q] = w if w > out[j, q] else out[j, q]
     for i in range(n):
         for j in range(m):
-            for l in range(L):
-                W[i, j, l] -= out[j, l]
+            for q in range(L):
+                W[i, j, q] -= out[j, q]
     _exp_inplace(W.ravel(), ibuf)
     for i in range(1, n):
         for j in range(m):
-            for l in range(L):
-                W[0, j, l] += W[i, j, l]
+            for q in range(L):
+                W[0, j, q] += W[i, j, q]
     for j in range(m):
-        for l in range(L):
-            out[j, l] += np.log(W[0, j, l])
+        for q in range(L):
+            out[j, q] += np.log(W[0, j, q])
 
 
 @njit(**_JIT)
@@ -434,22 +437,22 @@ def _log_scaling(log_target, s, fi, out):
     """``out = log_target - fi * s``: log of the scaling matching the marginal (-inf stays)."""
     rows, L = s.shape
     for i in range(rows):
-        for l in range(L):
-            t = log_target[i, l]
-            out[i, l] = t - fi * s[i, l] if t > -np.inf else -np.inf
+        for q in range(L):
+            t = log_target[i, q]
+            out[i, q] = t - fi * s[i, q] if t > -np.inf else -np.inf
 
 
 @njit(**_JIT)
 def _log_residual(s, new, old, out):
-    """``out[l] = ||exp(s + new) - exp(s + old)||_2`` over rows: change of the plan's row sums."""
+    """``out[q] = ||exp(s + new) - exp(s + old)||_2`` over rows: change of the plan's row sums."""
     rows, L = s.shape
     out[:] = 0.0
     for i in range(rows):
-        for l in range(L):
-            d = np.exp(s[i, l] + new[i, l]) - np.exp(s[i, l] + old[i, l])
-            out[l] += d * d
-    for l in range(L):
-        out[l] = np.sqrt(out[l])
+        for q in range(L):
+            d = np.exp(s[i, q] + new[i, q]) - np.exp(s[i, q] + old[i, q])
+            out[q] += d * d
+    for q in range(L):
+        out[q] = np.sqrt(out[q])
 
 
 @njit(**_JIT)
@@ -467,7 +470,7 @@ def _iterate_log(logK, la, lb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, W
         _log_scaling(la, sn, fi_a, un)
         if it == max_iter or (check_tol and it > 0):
             _log_residual(sn, un, lu, err)
-            if _stop_lanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out) == 0:
+            if _stop_qanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out) == 0:
                 return
         _keep_active(active, un, lu)
         _lse_cols(logK, lu, sm, W, ibuf)
@@ -484,15 +487,15 @@ def _store_log(logK, lu, lv, M, first, count, plan, cost):
     acc[:] = 0.0
     for i in range(n):
         for j in range(m):
-            for l in range(count):
-                p = first + l
-                x = np.exp(logK[i, j, l] + lu[i, l] + lv[j, l])
+            for q in range(count):
+                p = first + q
+                x = np.exp(logK[i, j, q] + lu[i, q] + lv[j, q])
                 plan[p, i, j] = x
-                acc[l] += x * M[0 if shared else p, i, j]
+                acc[q] += x * M[0 if shared else p, i, j]
 
 
 @njit(**_JIT)
-def _log_chunk(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out):
+def solve_log_blocks(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out):
     """Solve the blocks ``range(*blocks)`` of the batch with the log-domain iteration."""
     plan, cost, n_iter, err = out
     B, n, m = plan.shape
@@ -526,4 +529,4 @@ def sinkhorn_log(
     out = (plan, cost, n_iter, err)
     for c in prange(nchunks):
         blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
-        _log_chunk(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out)
+        solve_log_blocks(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out)

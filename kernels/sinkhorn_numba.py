@@ -125,14 +125,16 @@ def _solve(method: str, M3: np.ndarray, a2: np.ndarray, b2: np.ndarray, opts: Op
     plan = np.empty((size, n, m))
     cost, err = np.empty(size), np.empty(size)
     n_iter = np.empty(size, dtype=np.int64)
-    threads = numba.get_num_threads()
-    lanes = _nk.lanes_for(size, threads)
-    chunks = _nk.chunks_for(size, lanes, threads)
-    kernel = _nk.sinkhorn_plain if method == "plain" else _nk.sinkhorn_log
-    kernel(
-        M3, a2, b2, opts.reg, opts.fi_a, opts.fi_b, opts.kl_ref, opts.iters, opts.check_tol,
-        opts.tol, lanes, chunks, plan, cost, n_iter, err,
-    )  # fmt: skip
+    lanes, chunks = _nk.schedule(size, numba.get_num_threads())
+    args = (M3, a2, b2, opts.reg, opts.fi_a, opts.fi_b, opts.kl_ref, opts.iters, opts.check_tol)
+    out = (plan, cost, n_iter, err)
+    if chunks == 1:
+        blocks = (0, -(-size // lanes))
+        solve = _nk.solve_plain_blocks if method == "plain" else _nk.solve_log_blocks
+        solve(*args, opts.tol, lanes, blocks, out)
+    else:
+        kernel = _nk.sinkhorn_plain if method == "plain" else _nk.sinkhorn_log
+        kernel(*args, opts.tol, lanes, chunks, *out)
     return plan, cost, n_iter, err
 
 

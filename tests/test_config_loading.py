@@ -56,7 +56,9 @@ def test_cross_field_rule_is_enforced(tmp_path):
 
 def test_overrides_win_and_none_keeps_file_value():
     base = load_config(TilingConfig, "default", "tiling")
-    changed = with_overrides(base, {"patch_size": 224, "target_mpp": None, "tissue.method": "fixed"})
+    changed = with_overrides(
+        base, {"patch_size": 224, "target_mpp": None, "tissue.method": "fixed", "tissue.threshold": 20}
+    )
     assert changed.patch_size == 224
     assert changed.target_mpp == base.target_mpp
     assert changed.tissue.method == "fixed"

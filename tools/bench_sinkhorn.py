@@ -104,12 +104,17 @@ def run_pot_loop(M, a, b):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Sinkhorn did not converge": 20 iterations on purpose
         return np.stack(
-            [ot.sinkhorn(b[k], a[k], M[k].T, REG, numItermax=ITERS, stopThr=0).T for k in range(len(M))]
+            [
+                ot.sinkhorn(b[k], a[k], M[k].T, REG, numItermax=ITERS, stopThr=0).T
+                for k in range(len(M))
+            ]
         )
 
 
 def run_pot_batch(M, a, b):
-    res = ot.batch.solve_batch(M, REG, a, b, max_iter=ITERS, tol=0.0, method="sinkhorn", grad="detach")
+    res = ot.batch.solve_batch(
+        M, REG, a, b, max_iter=ITERS, tol=0.0, method="sinkhorn", grad="detach"
+    )
     return res.plan
 
 
@@ -148,7 +153,9 @@ def bench_workload(rng, B: int, n: int, m: int, pot_loop_max: int) -> dict:
 
     k = min(B, pot_loop_max)
     loop_plan = run_pot_loop(M[:k], a[:k], b[:k])
-    row["pot_loop"] = best_of(lambda: run_pot_loop(M[:k], a[:k], b[:k]), 1 if k > 100 else 3) * B / k
+    row["pot_loop"] = (
+        best_of(lambda: run_pot_loop(M[:k], a[:k], b[:k]), 1 if k > 100 else 3) * B / k
+    )
     row["pot_loop_extrapolated"] = k < B
     row["diff_pot_loop"] = np.abs(loop_plan - plan[:k]).max()
 
@@ -175,12 +182,16 @@ def print_table(rows: list[dict]) -> None:
     print("-" * len(head))
     for r in rows:
         star = "*" if r["pot_loop_extrapolated"] else " "
-        line = f"{r['shape']:>6} {r['B']:>6} | {fmt_time(r['numba'])} {fmt_time(r['pot_loop'])}{star} "
+        line = (
+            f"{r['shape']:>6} {r['B']:>6} | {fmt_time(r['numba'])} {fmt_time(r['pot_loop'])}{star} "
+        )
         line += f"{fmt_time(r['pot_batch'])}   " if has_batch else ""
         line += f"{fmt_time(r['torch'])} | {r['pot_loop'] / r['numba']:10.1f} "
         line += f"{r['pot_batch'] / r['numba']:11.1f} " if has_batch else ""
         line += f"{r['torch'] / r['numba']:8.1f} | {r['numba'] / r['B'] * 1e6:10.3f} | "
-        diffs = [r["diff_pot_loop"]] + ([r["diff_pot_batch"]] if has_batch else []) + [r["diff_torch"]]
+        diffs = (
+            [r["diff_pot_loop"]] + ([r["diff_pot_batch"]] if has_batch else []) + [r["diff_torch"]]
+        )
         print(line + " / ".join(f"{d:.1e}" for d in diffs))
 
 
@@ -192,7 +203,9 @@ def check_targets(rows: list[dict]) -> list[str]:
         if ratios:
             worst = min(ratios)
             verdict = "met" if worst >= target else "NOT met"
-            lines.append(f"  x {key:<9} >= {target:5.0f} at B >= 1000: worst {worst:8.1f}  {verdict}")
+            lines.append(
+                f"  x {key:<9} >= {target:5.0f} at B >= 1000: worst {worst:8.1f}  {verdict}"
+            )
     return lines
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import sys
 
+import click
 import typer
+from typer._click.exceptions import ClickException
 from rich.console import Console
 
 from wsi_engine import __version__
@@ -89,15 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_code
     except typer.Exit as done:
         return done.exit_code
-    except Exception as error:  # click usage errors and aborts
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            return error.exit_code
-        if isinstance(error, click.exceptions.Abort):
-            err_console.print("aborted")
-            return 130
+    except (ClickException, click.ClickException) as error:  # usage errors (typer vendors its own click)
+        error.show()
+        return error.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err_console.print("aborted")
+        return 130
+    except Exception as error:
         if _state["debug"]:
             raise
         err_console.print(

@@ -49,7 +49,9 @@ def pot_converged(a, b, M, reg, log=False):
 @pytest.mark.parametrize("method", ["plain", "log"])
 def test_matches_pot_at_convergence(rng, n, m, method):
     M, a, b = random_problems(rng, 3, n, m)
-    plan, info = sinkhorn(a, b, M, 0.05, tol=1e-12, max_iter=100_000, method=method, return_info=True)
+    plan, info = sinkhorn(
+        a, b, M, 0.05, tol=1e-12, max_iter=100_000, method=method, return_info=True
+    )
     assert info.method == method
     for k in range(3):
         ref = pot_converged(a[k], b[k], M[k], 0.05, log=method == "log")
@@ -94,7 +96,9 @@ def test_unbalanced_matches_pot(rng, reg_type, method, reg_m):
 def test_default_reg_type_is_pots_default(rng):
     M, a, b = random_problems(rng, 1, 5, 4)
     ours = sinkhorn(a[0] * 2, b[0], M[0], 0.1, reg_m=0.4, num_iter=30)
-    pots = ot.unbalanced.sinkhorn_unbalanced(a[0] * 2, b[0], M[0], 0.1, 0.4, numItermax=30, stopThr=0)
+    pots = ot.unbalanced.sinkhorn_unbalanced(
+        a[0] * 2, b[0], M[0], 0.1, 0.4, numItermax=30, stopThr=0
+    )
     np.testing.assert_allclose(ours, pots, rtol=1e-10, atol=1e-15)
 
 
@@ -108,7 +112,9 @@ def test_small_epsilon_log_is_finite_where_plain_fails(rng):
         sinkhorn(a, b, M, reg, method="plain")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pot_plain = ot.sinkhorn(a[0], b[0], M[0], reg, method="sinkhorn", numItermax=20_000, stopThr=1e-10)
+        pot_plain = ot.sinkhorn(
+            a[0], b[0], M[0], reg, method="sinkhorn", numItermax=20_000, stopThr=1e-10
+        )
     pot_log = [pot_converged(a[k], b[k], M[k], reg, log=True) for k in range(3)]
     assert not np.allclose(pot_plain, pot_log[0], atol=1e-6) or not np.isfinite(pot_plain).all()
     plan, info = sinkhorn(a, b, M, reg, tol=1e-12, max_iter=200_000, return_info=True)
@@ -131,11 +137,12 @@ def test_marginals_at_convergence(rng, method):
 
 @pytest.mark.parametrize("method", ["plain", "log"])
 @pytest.mark.parametrize("shared", [False, True])
-def test_batch_equals_loop_of_single_problems(rng, method, shared):
-    M, a, b = random_problems(rng, 11, 6, 5, zeros=True)
+@pytest.mark.parametrize("B", [11, nk.PARALLEL_MIN_BATCH + 9])  # serial and parallel kernels
+def test_batch_equals_loop_of_single_problems(rng, method, shared, B):
+    M, a, b = random_problems(rng, B, 6, 5, zeros=True)
     MM = M[0] if shared else M
     plan, info = sinkhorn(a, b, MM, 0.05, tol=1e-10, method=method, return_info=True)
-    for k in range(11):
+    for k in range(B):
         single, single_info = sinkhorn(
             a[k], b[k], MM if shared else M[k], 0.05, tol=1e-10, method=method, return_info=True
         )
@@ -172,7 +179,9 @@ def test_single_problem_info_is_scalar(rng):
 def test_float32_in_float32_out(rng):
     M, a, b = random_problems(rng, 3, 6, 4)
     p64 = sinkhorn(a, b, M, 0.05, num_iter=20)
-    p32 = sinkhorn(a.astype(np.float32), b.astype(np.float32), M.astype(np.float32), 0.05, num_iter=20)
+    p32 = sinkhorn(
+        a.astype(np.float32), b.astype(np.float32), M.astype(np.float32), 0.05, num_iter=20
+    )
     assert p64.dtype == np.float64 and p32.dtype == np.float32
     np.testing.assert_allclose(p32, p64, rtol=0, atol=1e-6)
     mixed = sinkhorn(a.astype(np.float32), b, M, 0.05, num_iter=20)

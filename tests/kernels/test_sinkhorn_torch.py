@@ -39,7 +39,9 @@ OPTIONS = [
 
 
 @pytest.mark.parametrize("shared", [False, True])
-@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize(
+    "options", OPTIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items())
+)
 def test_twin_matches_numba(rng, options, shared):
     M, a, b = problems(rng, 9, 7, 5)
     a[3, 2] = 0.0
@@ -51,7 +53,9 @@ def test_twin_matches_numba(rng, options, shared):
     np.testing.assert_allclose(tplan.numpy(), plan, rtol=0, atol=1e-13)
     np.testing.assert_array_equal(tinfo.n_iter.numpy(), info.n_iter)
     np.testing.assert_allclose(tinfo.cost.numpy(), info.cost, rtol=1e-12)
-    np.testing.assert_allclose(tinfo.marginal_error.numpy(), info.marginal_error, rtol=1e-6, atol=1e-15)
+    np.testing.assert_allclose(
+        tinfo.marginal_error.numpy(), info.marginal_error, rtol=1e-6, atol=1e-15
+    )
     assert tinfo.method == info.method
 
 
@@ -61,7 +65,9 @@ def test_libra_mil_call_single_problem(rng):
     C.requires_grad_(True)
     plan = sinkhorn_torch(mu, nu, C, reg=0.05, num_iter=20)
     assert plan.shape == (8, 5) and plan.dtype == torch.float32
-    np.testing.assert_allclose(plan.detach().numpy(), sinkhorn(a[0], b[0], M[0], 0.05, num_iter=20), atol=1e-6)
+    np.testing.assert_allclose(
+        plan.detach().numpy(), sinkhorn(a[0], b[0], M[0], 0.05, num_iter=20), atol=1e-6
+    )
     (plan * torch.arange(40.0).reshape(8, 5)).sum().backward()
     assert C.grad is not None and torch.isfinite(C.grad).all() and C.grad.abs().sum() > 0
 
@@ -75,7 +81,9 @@ def test_gradcheck_cost_and_source_marginal(rng, method):
 
     def plan_of(M_, a_):
         # normalising keeps the balanced mass rule while every entry of a_ gets a gradient
-        return sinkhorn_torch(a_ / a_.sum(-1, keepdim=True), bt, M_, 0.3, num_iter=10, method=method)
+        return sinkhorn_torch(
+            a_ / a_.sum(-1, keepdim=True), bt, M_, 0.3, num_iter=10, method=method
+        )
 
     assert torch.autograd.gradcheck(plan_of, (Mt, at))
 
@@ -104,8 +112,13 @@ def test_autocast_bf16_still_solves_in_fp32(rng):
 def test_dtypes_follow_the_inputs(rng):
     M, a, b = problems(rng, 2, 5, 4)
     assert sinkhorn_torch(*tensors(a, b, M), 0.1, num_iter=5).dtype == torch.float64
-    assert sinkhorn_torch(*tensors(a, b, M, dtype=torch.float32), 0.1, num_iter=5).dtype == torch.float32
-    p16 = sinkhorn_torch(*tensors(a, b, dtype=torch.float32), torch.tensor(M).half(), 0.1, num_iter=5)
+    assert (
+        sinkhorn_torch(*tensors(a, b, M, dtype=torch.float32), 0.1, num_iter=5).dtype
+        == torch.float32
+    )
+    p16 = sinkhorn_torch(
+        *tensors(a, b, dtype=torch.float32), torch.tensor(M).half(), 0.1, num_iter=5
+    )
     assert p16.dtype == torch.float32
 
 
@@ -114,7 +127,9 @@ def test_tolerance_mode_freezes_each_problem(rng):
     plan, info = sinkhorn_torch(*tensors(a, b, M), 0.05, tol=1e-9, return_info=True)
     assert len(set(info.n_iter.tolist())) > 1
     for k in range(6):
-        single, single_info = sinkhorn_torch(*tensors(a[k], b[k], M[k]), 0.05, tol=1e-9, return_info=True)
+        single, single_info = sinkhorn_torch(
+            *tensors(a[k], b[k], M[k]), 0.05, tol=1e-9, return_info=True
+        )
         assert int(single_info.n_iter) == int(info.n_iter[k])
         torch.testing.assert_close(plan[k], single, rtol=1e-13, atol=1e-16)
     assert (info.marginal_error < 1e-9).all()

@@ -74,7 +74,9 @@ def write_store(
     """A complete coordinate-only store; with ``features`` (N, D), also ``features/<encoder_id>`` (float16)."""
     n = 0 if features is None else len(features)
     side = max(1, int(np.ceil(np.sqrt(max(n, 1)))))
-    coords = np.array([((i % side) * patch, (i // side) * patch) for i in range(n)], dtype=np.int64).reshape(-1, 2)
+    coords = np.array(
+        [((i % side) * patch, (i // side) * patch) for i in range(n)], dtype=np.int64
+    ).reshape(-1, 2)
     attrs = {
         "slide": {
             "id": slide_id,
@@ -103,7 +105,9 @@ def write_store(
         },
         "tissue": {"source": "synthetic"},
     }
-    writer = StoreWriter.open_or_create(out_dir, slide_id, attrs, coords, np.ones(n, dtype=np.float32))
+    writer = StoreWriter.open_or_create(
+        out_dir, slide_id, attrs, coords, np.ones(n, dtype=np.float32)
+    )
     path = writer.finalize()
     if features is not None and n:
         store = PatchStore.open(path, mode="r+")
@@ -119,7 +123,9 @@ def write_store(
     return path
 
 
-def write_cohort(root: Path, bags: list[Bag], class_names: list[str], **store_options) -> tuple[Path, Path]:
+def write_cohort(
+    root: Path, bags: list[Bag], class_names: list[str], **store_options
+) -> tuple[Path, Path]:
     """Stores of ``bags`` in ``root/stores`` and ``root/labels.csv``; returns (stores dir, labels path)."""
     stores = root / "stores"
     stores.mkdir(parents=True, exist_ok=True)
@@ -127,7 +133,8 @@ def write_cohort(root: Path, bags: list[Bag], class_names: list[str], **store_op
         write_store(stores, bag.slide_id, bag.features, **store_options)
     labels = root / "labels.csv"
     labels.write_text(
-        "slide_id,label\n" + "".join(f"{b.slide_id},{class_names[b.target]}\n" for b in bags), encoding="utf-8"
+        "slide_id,label\n" + "".join(f"{b.slide_id},{class_names[b.target]}\n" for b in bags),
+        encoding="utf-8",
     )
     return stores, labels
 
@@ -150,3 +157,12 @@ def store_writer():
 @pytest.fixture(scope="session")
 def memory_bags():
     return InMemoryBags
+
+
+@pytest.fixture(autouse=True)
+def _single_torch_thread():
+    """The MIL tests use tiny tensors: one intra-op thread is faster, and immune to a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -35,7 +35,9 @@ def test_labels_naming_slides_without_store(small_cohort):
     stores, labels, _ = small_cohort
     with open(labels, "a", encoding="utf-8") as handle:
         handle.write("ghost-1,tumor\nghost-2,normal\n")
-    with pytest.raises(DataError, match=r"2 labelled slide\(s\) have no patch store .*ghost-1, ghost-2"):
+    with pytest.raises(
+        DataError, match=r"2 labelled slide\(s\) have no patch store .*ghost-1, ghost-2"
+    ):
         build_cohort(read_labels(labels), [stores], "test-enc", CLASSES, "demo")
 
 
@@ -44,7 +46,9 @@ def test_labels_naming_slides_without_features_for_the_encoder(small_cohort, sto
     store_writer(stores, "bare", None)
     with open(labels, "a", encoding="utf-8") as handle:
         handle.write("bare,tumor\n")
-    with pytest.raises(DataError, match="no complete features for encoder 'test-enc': bare.*wsi-engine embed"):
+    with pytest.raises(
+        DataError, match="no complete features for encoder 'test-enc': bare.*wsi-engine embed"
+    ):
         build_cohort(read_labels(labels), [stores], "test-enc", CLASSES, "demo")
     with pytest.raises(DataError, match="no complete features for encoder 'other-enc'"):
         build_cohort(read_labels(labels), [stores], "other-enc", CLASSES, "demo")
@@ -53,9 +57,13 @@ def test_labels_naming_slides_without_features_for_the_encoder(small_cohort, sto
 def test_class_not_in_task_and_task_class_not_in_labels(small_cohort):
     stores, labels, _ = small_cohort
     known = read_labels(labels)
-    with pytest.raises(DataError, match="labels use classes that task 'demo' does not define: tumor"):
+    with pytest.raises(
+        DataError, match="labels use classes that task 'demo' does not define: tumor"
+    ):
         build_cohort(known, [stores], "test-enc", ("normal", "cancer"), "demo")
-    with pytest.raises(DataError, match="task 'demo' class\\(es\\) without any labelled slide: other"):
+    with pytest.raises(
+        DataError, match="task 'demo' class\\(es\\) without any labelled slide: other"
+    ):
         build_cohort(known, [stores], "test-enc", ("normal", "tumor", "other"), "demo")
 
 
@@ -74,7 +82,10 @@ def test_nan_or_inf_features_name_the_store(tmp_path, store_writer):
     store_writer(tmp_path, "has-inf", features)
     reader = BagReader({"has-nan": nan_store, "has-inf": tmp_path / "has-inf.zarr"}, "test-enc")
     for slide in ("has-nan", "has-inf"):
-        with pytest.raises(DataError, match=rf"{slide}.zarr: features of encoder 'test-enc' contain NaN or infinite values in 1 of 6 patches"):
+        with pytest.raises(
+            DataError,
+            match=rf"{slide}.zarr: features of encoder 'test-enc' contain NaN or infinite values in 1 of 6 patches",
+        ):
             reader.get(slide)
 
 

@@ -12,7 +12,10 @@ from wsi_engine.cli import main
 from wsi_engine.store import PatchStore
 
 CLASSES = ["normal", "tumor"]
-SMALL = {"libra": ["--set", "dim=16", "--set", "heads=2", "--kv", "3"], "abmil": ["--set", "dim=16", "--set", "attention_dim=8"]}
+SMALL = {
+    "libra": ["--set", "dim=16", "--set", "heads=2", "--kv", "3"],
+    "abmil": ["--set", "dim=16", "--set", "attention_dim=8"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +27,35 @@ def cohort(tmp_path_factory, bag_factory, cohort_writer):
 
 
 def fit_args(stores, labels, out, *extra, model="libra", shots="2,4"):
-    return ["fit", "--stores", str(stores), "--labels", str(labels), "--task", "synthetic-demo", "--encoder", "test-enc",
-            "--out", str(out), "--model", model, "--shots", shots, "--folds", "3", "--seed", "1",
-            "--epochs", "2", "--patience", "2", "--lr", "1e-3", *SMALL[model], *extra]
+    return [
+        "fit",
+        "--stores",
+        str(stores),
+        "--labels",
+        str(labels),
+        "--task",
+        "synthetic-demo",
+        "--encoder",
+        "test-enc",
+        "--out",
+        str(out),
+        "--model",
+        model,
+        "--shots",
+        shots,
+        "--folds",
+        "3",
+        "--seed",
+        "1",
+        "--epochs",
+        "2",
+        "--patience",
+        "2",
+        "--lr",
+        "1e-3",
+        *SMALL[model],
+        *extra,
+    ]
 
 
 def fold_metrics(run_dir):
@@ -42,9 +71,21 @@ def test_fit_writes_a_complete_run_and_same_seed_gives_same_results(cohort, caps
     assert "test metrics over folds" in out and "text-free form" in out
     run = json.loads((run_a / "run.json").read_text())
     assert run["status"] == "complete" and run["language_priors"] == "text-free"
-    assert run["class_names"] == CLASSES and run["encoder_id"] == "test-enc" and run["run_id"] == "run-a"
+    assert (
+        run["class_names"] == CLASSES
+        and run["encoder_id"] == "test-enc"
+        and run["run_id"] == "run-a"
+    )
     assert len(run["checkpoints"]) == 6
-    for name in ("config.yaml", "task.yaml", "splits.json", "results.csv", "results.json", "roc.png", "curves.png"):
+    for name in (
+        "config.yaml",
+        "task.yaml",
+        "splits.json",
+        "results.csv",
+        "results.json",
+        "roc.png",
+        "curves.png",
+    ):
         assert (run_a / name).is_file(), name
     fold = run_a / "folds" / "shots_4" / "fold_2"
     assert {p.name for p in fold.iterdir()} == {"model.pt", "history.json", "test_predictions.csv"}
@@ -78,11 +119,32 @@ def test_splits_file_reproduces_the_split_and_predict_writes_scores(cohort, caps
     root, stores, labels, bags = cohort
     first, again = root / "run-d", root / "run-e"
     assert main(fit_args(stores, labels, first, shots="2", model="abmil")) == 0
-    assert main(fit_args(stores, labels, again, "--splits", str(first / "splits.json"), model="abmil")) == 0
-    assert json.loads((first / "splits.json").read_text())["splits"] == json.loads((again / "splits.json").read_text())["splits"]
+    assert (
+        main(fit_args(stores, labels, again, "--splits", str(first / "splits.json"), model="abmil"))
+        == 0
+    )
+    assert (
+        json.loads((first / "splits.json").read_text())["splits"]
+        == json.loads((again / "splits.json").read_text())["splits"]
+    )
 
     preds = root / "preds.csv"
-    assert main(["predict", "--run", str(first), "--stores", str(stores), "--out", str(preds), "--labels", str(labels)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--run",
+                str(first),
+                "--stores",
+                str(stores),
+                "--out",
+                str(preds),
+                "--labels",
+                str(labels),
+            ]
+        )
+        == 0
+    )
     assert "metrics on labelled slides" in capsys.readouterr().out
     rows = list(csv.DictReader(open(preds)))
     assert sorted(r["slide_id"] for r in rows) == sorted(b.slide_id for b in bags)
@@ -92,8 +154,16 @@ def test_splits_file_reproduces_the_split_and_predict_writes_scores(cohort, caps
     n = store.n_patches
     assert arrays["attention"].shape == (n, 2) and arrays["instance_score"].shape == (n,)
     np.testing.assert_allclose(arrays["attention"].sum(0), 1.0, atol=1e-4)
-    assert attrs["kind"] == "bag" and attrs["class_names"] == CLASSES and attrs["encoder_id"] == "test-enc"
-    assert attrs["model"] == "abmil" and attrs["task"] == "synthetic-demo" and len(attrs["slide_probs"]) == 2
+    assert (
+        attrs["kind"] == "bag"
+        and attrs["class_names"] == CLASSES
+        and attrs["encoder_id"] == "test-enc"
+    )
+    assert (
+        attrs["model"] == "abmil"
+        and attrs["task"] == "synthetic-demo"
+        and len(attrs["slide_probs"]) == 2
+    )
     assert attrs["predicted_class"] in CLASSES and attrs["run_id"] == "run-d-2shot-all"
 
 
@@ -101,7 +171,11 @@ def test_splits_file_reproduces_the_split_and_predict_writes_scores(cohort, caps
     ("change", "code", "message"),
     [
         (lambda labels: labels + "ghost,tumor\n", 7, "have no patch store"),
-        (lambda labels: labels + labels.splitlines()[1].split(",")[0] + "x,cancer\n", 7, "does not define: cancer"),
+        (
+            lambda labels: labels + labels.splitlines()[1].split(",")[0] + "x,cancer\n",
+            7,
+            "does not define: cancer",
+        ),
     ],
 )
 def test_bad_labels_fail_with_one_line(cohort, tmp_path, capsys, change, code, message):
@@ -121,3 +195,35 @@ def test_too_few_slides_for_shots_and_bad_options(cohort, tmp_path, capsys):
     assert main(fit_args(stores, labels, tmp_path / "run", "--fusion", "none", model="abmil")) == 3
     assert "apply to --model libra only" in capsys.readouterr().err
     assert main(fit_args(stores, labels, tmp_path / "run", "--loss", "hinge")) == 3
+
+
+def test_language_priors_with_tiny_clip_and_text_free_fallback(tmp_path, monkeypatch, bag_factory, cohort_writer, capsys):
+    from wsi_engine.encoders import create_random_checkpoint
+    from wsi_engine.prompts import TaskEmbeddings
+
+    monkeypatch.setenv("WSI_ENGINE_CACHE", str(tmp_path / "cache"))
+    checkpoint = create_random_checkpoint("tiny-clip", tmp_path / "tiny.safetensors")
+    bags = bag_factory(n_per_class=9, dim=32, size=(20, 30), seed=5)
+    stores, labels = cohort_writer(
+        tmp_path, bags, CLASSES, encoder_id="tiny-clip", text_aligned=True, output_kind="joint"
+    )
+    common = ["fit", "--stores", str(stores), "--labels", str(labels), "--task", "synthetic-demo", "--encoder", "tiny-clip",
+              "--shots", "2", "--folds", "3", "--epochs", "2", "--set", "dim=16", "--set", "heads=2", "--kv", "3"]
+    run = tmp_path / "lang"
+    assert main([*common, "--out", str(run), "--checkpoint", str(checkpoint), "--proto-init", "kmeans",
+                 "--loss", "reinforced-focal", "--resample"]) == 0
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["language_priors"] == "text-embeddings" and "tiny-clip" in meta["language_note"]
+    text = TaskEmbeddings.load(run / "text_embeddings.npz")
+    assert text.entities.shape == (8, 32) and text.class_names == tuple(CLASSES)
+    history = json.loads((run / "folds" / "shots_2" / "fold_0" / "history.json").read_text())
+    assert {"query_weight.label", "query_weight.bag_high", "tau_f"} <= history[-1].keys()
+    assert main(["predict", "--run", str(run), "--stores", str(stores), "--out", str(tmp_path / "p.csv"), "--fold", "1"]) == 0
+    arrays, attrs = PatchStore.open(stores / f"{bags[0].slide_id}.zarr").read_scores("lang-2shot-fold1")
+    assert attrs["folds"] == [1] and "instance_score" in arrays
+
+    free = tmp_path / "free"
+    assert main([*common, "--out", str(free), "--text-free"]) == 0
+    meta = json.loads((free / "run.json").read_text())
+    assert meta["language_priors"] == "text-free" and "--text-free" in meta["language_note"]
+    assert not (free / "text_embeddings.npz").exists()

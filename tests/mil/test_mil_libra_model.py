@@ -19,7 +19,12 @@ def random_text(seed: int = 0, classes: int = C) -> TaskEmbeddings:
         x = rng.normal(size=(n, D)).astype(np.float32)
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
-    return TaskEmbeddings("test-enc", tuple(f"k{i}" for i in range(classes)), unit(KT), *(unit(classes) for _ in PROMPT_FIELDS))
+    return TaskEmbeddings(
+        "test-enc",
+        tuple(f"k{i}" for i in range(classes)),
+        unit(KT),
+        *(unit(classes) for _ in PROMPT_FIELDS),
+    )
 
 
 def make(fusion: str = "sot", text: TaskEmbeddings | None = None, **options) -> LibraMIL:
@@ -29,7 +34,9 @@ def make(fusion: str = "sot", text: TaskEmbeddings | None = None, **options) -> 
 
 
 def bag(n: int = 50, seed: int = 1) -> torch.Tensor:
-    return torch.nn.functional.normalize(torch.randn(n, D, generator=torch.Generator().manual_seed(seed)), dim=-1)
+    return torch.nn.functional.normalize(
+        torch.randn(n, D, generator=torch.Generator().manual_seed(seed)), dim=-1
+    )
 
 
 @pytest.mark.parametrize("fusion", ["sot", "none", "concat"])
@@ -62,7 +69,9 @@ def test_sot_both_prototype_sets_receive_gradient():
     torch.nn.functional.cross_entropy(out.logits[None], torch.tensor([1])).backward()
     for param in (model.visual_prototypes, model.text_prototypes):
         assert param.grad is not None
-        assert param.grad.abs().mean() > 1e-6  # far above rounding noise (the released code: ~1e-7 noise or exactly 0)
+        assert (
+            param.grad.abs().mean() > 1e-6
+        )  # far above rounding noise (the released code: ~1e-7 noise or exactly 0)
     assert model.tau_v.grad is not None and model.tau_t.grad is not None
 
 
@@ -81,7 +90,9 @@ def test_none_fusion_gives_prototypes_no_gradient_and_ignores_them():
 def test_concat_fusion_uses_both_prototype_sets():
     model = make("concat")
     torch.nn.functional.cross_entropy(model(bag()).logits[None], torch.tensor([2])).backward()
-    assert model.visual_prototypes.grad.abs().sum() > 0 and model.text_prototypes.grad.abs().sum() > 0
+    assert (
+        model.visual_prototypes.grad.abs().sum() > 0 and model.text_prototypes.grad.abs().sum() > 0
+    )
 
 
 def test_text_prototypes_start_from_entity_embeddings_and_levels_are_logged():
@@ -106,7 +117,9 @@ def test_text_free_form_uses_learned_prototypes_and_queries():
     assert model.text_free and model.text_prototypes.shape == (6, D)
     out = model(bag())
     torch.nn.functional.cross_entropy(out.logits[None], torch.tensor([1])).backward()
-    assert model.text_prototypes.grad.abs().sum() > 0 and model.visual_prototypes.grad.abs().sum() > 0
+    assert (
+        model.text_prototypes.grad.abs().sum() > 0 and model.visual_prototypes.grad.abs().sum() > 0
+    )
     assert not any(k.startswith("query_weight") for k in model.diagnostics())
 
 

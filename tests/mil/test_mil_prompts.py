@@ -79,7 +79,7 @@ def test_validator_reports_prompts_longer_than_the_context():
     task = load_task("nsclc")
     long = validate_task(task, 12, lambda texts: [len(t.split()) + 2 for t in texts])
     assert long and all(p.tokens > 12 for p in long)
-    assert any(p.where == "classes[LUAD].detailed" for p in long)
+    assert any(p.where == "class LUAD detailed" for p in long)
     assert validate_task(task, 10_000, lambda texts: [len(t.split()) + 2 for t in texts]) == []
 
 
@@ -90,4 +90,28 @@ def test_task_embeddings_round_trip(tmp_path):
     emb.save(tmp_path / "t.npz")
     back = TaskEmbeddings.load(tmp_path / "t.npz")
     assert back.encoder_id == "enc" and back.class_names == ("a", "b")
-    np.testing.assert_array_equal(back.levels(["label", "bag_high"]), emb.levels(["label", "bag_high"]))
+    np.testing.assert_array_equal(
+        back.levels(["label", "bag_high"]), emb.levels(["label", "bag_high"])
+    )
+
+
+def test_shipped_prompts_fit_a_clip_text_context_and_tasks_command(tmp_path, capsys):
+    from functools import partial
+
+    from wsi_engine.cli import main
+    from wsi_engine.encoders import create_random_checkpoint, load_encoder
+    from wsi_engine.encoders.text import prompt_token_limit, token_lengths
+
+    checkpoint = create_random_checkpoint("tiny-clip", tmp_path / "tiny.safetensors")
+    encoder = load_encoder("tiny-clip", checkpoint=checkpoint)
+    limit = prompt_token_limit(encoder)  # 64 tokens: stricter than CLIP's 77
+    for name in SHIPPED:
+        assert validate_task(load_task(name), limit, partial(token_lengths, encoder)) == [], name
+    assert main(["tasks"]) == 0
+    assert "camelyon16" in capsys.readouterr().out
+    assert main(["tasks", "rcc", "--encoder", "tiny-clip", "--checkpoint", str(checkpoint)]) == 0
+    assert "every prompt fits the 64-token" in capsys.readouterr().out
+    data = _task_dict()
+    data["classes"][0]["detailed"] = "very " * 80 + "long"
+    assert main(["tasks", _write(tmp_path, data), "--encoder", "tiny-clip", "--checkpoint", str(checkpoint)]) == 3
+    assert "class a detailed: 83 tokens > context 64" in capsys.readouterr().err

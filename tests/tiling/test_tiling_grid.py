@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wsi_engine.tiling import TilingConfig, grid_geometry, plan_grid
+from wsi_engine.tiling import GridGeometry, TilingConfig, grid_geometry, plan_grid
 from wsi_engine.tiling.grid import axis_positions
 from wsi_engine.tiling.regions import plan_regions
 from wsi_engine.tissue import TissueMask
@@ -128,3 +128,9 @@ def test_dense_rows_become_long_strips_and_rows_do_not_merge():
     assert [int(r.patches[0]) for r in regions] == [0, 64, 100, 164]
     gap = plan_regions(np.array([[0, 0], [256, 0], [5000, 0]]), 256, 2048, (256, 256), (8000, 256))
     assert [r.patches.tolist() for r in gap] == [[0, 1], [2]]  # background between: not read
+
+
+def test_geometry_round_trips_through_store_attributes():
+    geometry, _ = grid_geometry(PYRAMID, (0.25, 0.25), TilingConfig(overlap=64))
+    attrs = {"tiling": geometry.attrs(), "slide": {"mpp": [0.25, 0.25]}}
+    assert GridGeometry.from_attrs(attrs) == geometry

@@ -16,9 +16,14 @@ def _shots(text: str) -> list[int]:
     try:
         values = sorted({int(v) for v in text.split(",") if v.strip()})
     except ValueError:
-        raise ConfigError(f"--shots {text!r} is not a comma-separated list of integers", hint="e.g. --shots 1,4,16") from None
+        raise ConfigError(
+            f"--shots {text!r} is not a comma-separated list of integers",
+            hint="e.g. --shots 1,4,16",
+        ) from None
     if not values or values[0] < 1:
-        raise ConfigError(f"--shots {text!r} must list positive integers", hint="e.g. --shots 1,4,16")
+        raise ConfigError(
+            f"--shots {text!r} must list positive integers", hint="e.g. --shots 1,4,16"
+        )
     return values
 
 
@@ -35,50 +40,90 @@ def _model_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def fit_command(
-    stores: list[Path] = typer.Option(..., "--stores", help="Folder(s) of <slide_id>.zarr stores (repeatable)."),
+    stores: list[Path] = typer.Option(
+        ..., "--stores", help="Folder(s) of <slide_id>.zarr stores (repeatable)."
+    ),
     labels: Path = typer.Option(..., "--labels", help="CSV with slide_id,label columns."),
-    task: str = typer.Option(..., "--task", help="Task prompt set: a name in configs/tasks/ or a YAML file."),
+    task: str = typer.Option(
+        ..., "--task", help="Task prompt set: a name in configs/tasks/ or a YAML file."
+    ),
     encoder: str = typer.Option(
-        ..., "--encoder", help="Encoder preset whose features to use (or the features id of imported features)."
+        ...,
+        "--encoder",
+        help="Encoder preset whose features to use (or the features id of imported features).",
     ),
     out: Path = typer.Option(..., "--out", help="Run directory to create."),
     model: str = typer.Option("libra", "--model", help="libra, abmil, mean or max."),
-    shots: str = typer.Option("1,4,16", "--shots", help="Training slides per class, comma-separated."),
+    shots: str = typer.Option(
+        "1,4,16", "--shots", help="Training slides per class, comma-separated."
+    ),
     folds: int = typer.Option(5, "--folds", help="Folds of the cross-validation (at least 3)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the splits and the training."),
     splits: list[Path] = typer.Option(
-        [], "--splits", help="Use these splits: a splits.json, or FOCUS/CLAM-style CSVs (train,val,test columns; one per fold)."
+        [],
+        "--splits",
+        help="Use these splits: a splits.json, or FOCUS/CLAM-style CSVs (train,val,test columns; one per fold).",
     ),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Encoder weights file (to embed the prompts)."),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Encoder weights file (to embed the prompts)."
+    ),
     epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs per fold [40]."),
-    patience: int | None = typer.Option(None, "--patience", help="Stop after this many epochs without a better validation score [10]."),
+    patience: int | None = typer.Option(
+        None,
+        "--patience",
+        help="Stop after this many epochs without a better validation score [10].",
+    ),
     lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate [1e-4]."),
     loss: str | None = typer.Option(None, "--loss", help="ce, focal or reinforced-focal [ce]."),
     resample: bool | None = typer.Option(
-        None, "--resample/--no-resample", help="Class-balanced adaptive resampling of training slides [off]."
+        None,
+        "--resample/--no-resample",
+        help="Class-balanced adaptive resampling of training slides [off].",
     ),
-    fusion: str | None = typer.Option(None, "--fusion", help="Libra-MIL fusion: sot, none or concat [sot]."),
+    fusion: str | None = typer.Option(
+        None, "--fusion", help="Libra-MIL fusion: sot, none or concat [sot]."
+    ),
     kv: int | None = typer.Option(None, "--kv", help="Libra-MIL visual prototypes K_v [10]."),
-    proto_init: str | None = typer.Option(None, "--proto-init", help="Libra-MIL visual prototypes: random or kmeans [random]."),
-    set_options: list[str] = typer.Option([], "--set", help="Model option KEY=VALUE (repeatable), e.g. --set dim=256."),
+    proto_init: str | None = typer.Option(
+        None, "--proto-init", help="Libra-MIL visual prototypes: random or kmeans [random]."
+    ),
+    set_options: list[str] = typer.Option(
+        [], "--set", help="Model option KEY=VALUE (repeatable), e.g. --set dim=256."
+    ),
     text_free: bool = typer.Option(False, "--text-free", help="Do not use language priors."),
-    run_id: str | None = typer.Option(None, "--run-id", help="Run id used to name scores in stores [the --out folder name]."),
+    run_id: str | None = typer.Option(
+        None, "--run-id", help="Run id used to name scores in stores [the --out folder name]."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        help="CPU threads for torch [all cores; 1 is fastest for small bags on a busy machine].",
+    ),
 ) -> None:
     """Learn a slide classifier from a few labelled slides per class; write checkpoints and results to --out."""
     from wsi_engine.mil.fit import FitConfig, fit
-    from wsi_engine.mil.train import TrainConfig
+    from wsi_engine.mil.train import TrainConfig, set_threads
 
+    set_threads(threads)
     options = _model_options(set_options)
     libra_only = {"fusion": fusion, "kv": kv, "proto_init": proto_init}
     given = [f"--{k.replace('_', '-')}" for k, v in libra_only.items() if v is not None]
     if given and model != "libra":
         raise ConfigError(f"{', '.join(given)} apply to --model libra only")
     options.update({k: v for k, v in libra_only.items() if v is not None})
-    train_values = {"epochs": epochs, "patience": patience, "lr": lr, "loss": loss, "resample": resample}
+    train_values = {
+        "epochs": epochs,
+        "patience": patience,
+        "lr": lr,
+        "loss": loss,
+        "resample": resample,
+    }
     from wsi_engine.config.loader import validate
 
-    train = validate(TrainConfig, {k: v for k, v in train_values.items() if v is not None}, "command line")
+    train = validate(
+        TrainConfig, {k: v for k, v in train_values.items() if v is not None}, "command line"
+    )
     config = validate(
         FitConfig,
         {
@@ -109,9 +154,13 @@ def fit_command(
         )
     console.print(f"language priors: {result.language.note}", highlight=False)
     for prompt in result.language.long_prompts:
-        console.print(f"[yellow]warning:[/] prompt truncated by the text encoder: {prompt}", highlight=False)
+        console.print(
+            f"[yellow]warning:[/] prompt truncated by the text encoder: {prompt}", highlight=False
+        )
     console.print(results_table(result.summary, model))
-    console.print(f"run: {result.run_dir} (results.csv, results.json, roc.png, curves.png)", highlight=False)
+    console.print(
+        f"run: {result.run_dir} (results.csv, results.json, roc.png, curves.png)", highlight=False
+    )
 
 
 def results_table(summary: dict[int, dict[str, dict[str, float]]], model: str) -> Table:
@@ -120,7 +169,10 @@ def results_table(summary: dict[int, dict[str, dict[str, float]]], model: str) -
     for name in ("accuracy", "balanced acc.", "macro AUC", "macro F1"):
         table.add_column(name, justify="right")
     for shots, metrics in sorted(summary.items()):
-        cells = [f"{metrics[k]['mean']:.3f} ± {metrics[k]['std']:.3f}" for k in ("accuracy", "balanced_accuracy", "auc", "macro_f1")]
+        cells = [
+            f"{metrics[k]['mean']:.3f} ± {metrics[k]['std']:.3f}"
+            for k in ("accuracy", "balanced_accuracy", "auc", "macro_f1")
+        ]
         table.add_row(str(shots), *cells)
     return table
 
@@ -133,10 +185,20 @@ class _RichProgress:
     """
 
     def __init__(self, console: Console):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
         )
         self._overall = None
         self._current = None
@@ -156,7 +218,9 @@ class _RichProgress:
     def split_started(self, split) -> None:
         if self._current is not None:
             self._progress.remove_task(self._current)
-        self._current = self._progress.add_task(f"{split.shots}-shot fold {split.fold}", total=self._epochs)
+        self._current = self._progress.add_task(
+            f"{split.shots}-shot fold {split.fold}", total=self._epochs
+        )
 
     def epoch(self, split, record: dict[str, Any]) -> None:
         self._progress.update(

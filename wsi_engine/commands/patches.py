@@ -37,7 +37,7 @@ def fit_patches_command(
     ),
     out: Path = typer.Option(..., "--out", help="Run directory to create."),
     labels: Path | None = typer.Option(
-        None, "--labels", help="Labels CSV (slide_id,label) [the bag run's]."
+        None, "--labels", help="Labels CSV (slide_id,label) \\[the bag run's]."
     ),
     task: str | None = typer.Option(
         None,
@@ -54,13 +54,13 @@ def fit_patches_command(
         "auto", "--device", help="Device that encodes --images: auto, cpu, cuda, cuda:N."
     ),
     shots: int | None = typer.Option(
-        None, "--shots", help="Bag models of this shot setting [the largest]."
+        None, "--shots", help="Bag models of this shot setting \\[the largest]."
     ),
     fold: str = typer.Option(
         "all", "--fold", help="Bag fold model to use, or 'all' to average them."
     ),
     evidence: str | None = typer.Option(
-        None, "--evidence", help="Per-patch evidence: attention or instance_score [attention]."
+        None, "--evidence", help="Per-patch evidence: attention or instance_score \\[attention]."
     ),
     positive_quantile: float | None = typer.Option(
         None, "--pos-quantile", help="Top fraction of a slide labelled with its class [0.2]."
@@ -69,7 +69,7 @@ def fit_patches_command(
         None, "--neg-quantile", help="Bottom fraction of a lesion slide labelled background [0.2]."
     ),
     background_class: str | None = typer.Option(
-        None, "--background-class", help="auto, none or a class name [auto]."
+        None, "--background-class", help="auto, none or a class name \\[auto]."
     ),
     hidden: int | None = typer.Option(
         None, "--hidden", help="0: linear head; N: residual MLP adapter of width N [0]."
@@ -78,23 +78,23 @@ def fit_patches_command(
     lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate [1e-2]."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Patches per step [256]."),
     loss: str | None = typer.Option(
-        None, "--loss", help="ce, focal or reinforced-focal [reinforced-focal]."
+        None, "--loss", help="ce, focal or reinforced-focal \\[reinforced-focal]."
     ),
     resample: bool | None = typer.Option(
-        None, "--resample/--no-resample", help="Class-balanced adaptive resampling [on]."
+        None, "--resample/--no-resample", help="Class-balanced adaptive resampling \\[on]."
     ),
     distill_weight: float | None = typer.Option(
         None, "--distill-weight", help="Weight of the L2 distillation [1.0]."
     ),
     metric: str | None = typer.Option(
-        None, "--metric", help="Multi-scale metric loss: none, pair or triplet [none]."
+        None, "--metric", help="Multi-scale metric loss: none, pair or triplet \\[none]."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, sampling and training."),
     text_free: bool = typer.Option(
         False, "--text-free", help="Start from random class weights, not the prompts."
     ),
     run_id: str | None = typer.Option(
-        None, "--run-id", help="Run id, also the default score id [the --out folder name]."
+        None, "--run-id", help="Run id, also the default score id \\[the --out folder name]."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
 ) -> None:
@@ -204,7 +204,7 @@ def predict_patches_command(
         ..., "--stores", help="Store folder(s) or <slide_id>.zarr paths (repeatable)."
     ),
     score_id: str | None = typer.Option(
-        None, "--score-id", help="Name of the scores group written in each store [the run id]."
+        None, "--score-id", help="Name of the scores group written in each store \\[the run id]."
     ),
     out: Path | None = typer.Option(
         None, "--out", help="Optional CSV of per-slide class fractions."

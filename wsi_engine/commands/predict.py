@@ -10,23 +10,42 @@ from rich.console import Console
 
 def predict_command(
     run: Path = typer.Option(..., "--run", help="Run directory written by `wsi-engine fit`."),
-    stores: list[Path] = typer.Option(..., "--stores", help="Store folder(s) or <slide_id>.zarr paths (repeatable)."),
-    out: Path = typer.Option(..., "--out", help="CSV of slide-level predictions to write."),
-    fold: str = typer.Option("all", "--fold", help="Fold model to use, or 'all' to average every fold's model."),
-    shots: int | None = typer.Option(None, "--shots", help="Shot setting whose models to use [the largest]."),
-    score_id: str | None = typer.Option(
-        None, "--score-id", help="Name of the scores group written in each store [<run_id>-<shots>shot-<fold>]."
+    stores: list[Path] = typer.Option(
+        ..., "--stores", help="Store folder(s) or <slide_id>.zarr paths (repeatable)."
     ),
-    no_scores: bool = typer.Option(False, "--no-scores", help="Do not write per-patch scores into the stores."),
-    labels: Path | None = typer.Option(None, "--labels", help="Optional labels CSV: adds a label column and prints metrics."),
+    out: Path = typer.Option(..., "--out", help="CSV of slide-level predictions to write."),
+    fold: str = typer.Option(
+        "all", "--fold", help="Fold model to use, or 'all' to average every fold's model."
+    ),
+    shots: int | None = typer.Option(
+        None, "--shots", help="Shot setting whose models to use [the largest]."
+    ),
+    score_id: str | None = typer.Option(
+        None,
+        "--score-id",
+        help="Name of the scores group written in each store [<run_id>-<shots>shot-<fold>].",
+    ),
+    no_scores: bool = typer.Option(
+        False, "--no-scores", help="Do not write per-patch scores into the stores."
+    ),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="Optional labels CSV: adds a label column and prints metrics."
+    ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        help="CPU threads for torch [all cores; 1 is fastest for small bags on a busy machine].",
+    ),
 ) -> None:
     """Predict every store; write OUT and, per store, scores/<score_id> (attention, instance_score) for heatmaps."""
     from rich.progress import Progress
 
     from wsi_engine.mil.data import read_labels
     from wsi_engine.mil.predict import predict
+    from wsi_engine.mil.train import set_threads
     from wsi_engine.store import find_stores
 
+    set_threads(threads)
     console = Console()
     known = read_labels(labels) if labels is not None else None
     with Progress(console=Console(stderr=True), transient=True) as progress:
@@ -44,7 +63,9 @@ def predict_command(
         )
     console.print(f"{len(result.rows)} slide(s) → {out}", highlight=False)
     if not no_scores:
-        console.print(f"per-patch scores written to scores/{result.score_id} in each store", highlight=False)
+        console.print(
+            f"per-patch scores written to scores/{result.score_id} in each store", highlight=False
+        )
     if result.metrics is not None:
         text = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
         console.print(f"metrics on labelled slides: {text}", highlight=False)

@@ -12,9 +12,15 @@ from wsi_engine.errors import ConfigError
 
 
 def tasks_command(
-    name: str | None = typer.Argument(None, help="Task name (configs/tasks/) or YAML file to show and validate."),
-    encoder: str | None = typer.Option(None, "--encoder", help="Check prompt lengths against this encoder's text context."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Encoder weights file (for its tokenizer)."),
+    name: str | None = typer.Argument(
+        None, help="Task name (configs/tasks/) or YAML file to show and validate."
+    ),
+    encoder: str | None = typer.Option(
+        None, "--encoder", help="Check prompt lengths against this encoder's text context."
+    ),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Encoder weights file (for its tokenizer)."
+    ),
 ) -> None:
     """Without NAME: list the shipped tasks. With NAME: show its classes and prompts; with --encoder, fail if a prompt is too long."""
     from wsi_engine.prompts import PROMPT_FIELDS, list_tasks, load_task, validate_task
@@ -26,7 +32,9 @@ def tasks_command(
             table.add_column(column, overflow="fold")
         for task_name in list_tasks():
             task = load_task(task_name)
-            table.add_row(task.name, ", ".join(task.class_names), str(len(task.entities)), task.description)
+            table.add_row(
+                task.name, ", ".join(task.class_names), str(len(task.entities)), task.description
+            )
         console.print(table)
         return
     task = load_task(name)
@@ -37,7 +45,9 @@ def tasks_command(
     for cls in task.classes:
         table.add_row(cls.name, *(getattr(cls, f) for f in PROMPT_FIELDS))
     console.print(table)
-    console.print(f"{len(task.entities)} instance entities: {', '.join(task.entity_names)}", highlight=False)
+    console.print(
+        f"{len(task.entities)} instance entities: {', '.join(task.entity_names)}", highlight=False
+    )
     if encoder is None:
         return
     from functools import partial
@@ -54,4 +64,6 @@ def tasks_command(
             + "; ".join(str(p) for p in long[:5]),
             hint="shorten them; the text encoder would truncate them",
         )
-    console.print(f"every prompt fits the {limit}-token text context of '{model.encoder_id}'", highlight=False)
+    console.print(
+        f"every prompt fits the {limit}-token text context of '{model.encoder_id}'", highlight=False
+    )

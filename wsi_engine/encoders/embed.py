@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import time
 from dataclasses import dataclass, field
@@ -217,6 +218,9 @@ def embed_stores(
     resolved = resolve_device(device)
     precision = resolve_precision(precision, resolved)
     workers = default_workers() if workers is None else max(0, workers)
+    if workers and multiprocessing.current_process().daemon:
+        log.info("running inside a daemonic process (a Dask worker): decoding in the main thread")
+        workers = 0
     paths = find_stores(list(store_paths))
     visible = torch.cuda.device_count() if resolved.type == "cuda" and resolved.index is None else 1
     n_gpus = min(gpus or visible, visible)

@@ -87,6 +87,7 @@ def iter_blocks(
     tasks: list[BlockTask], store_paths: list[Path], workers: int
 ) -> Iterator[BlockData]:
     """Blocks of ``tasks`` in order, read by ``workers`` background processes (0 = in this process)."""
+    _sources.clear()  # a store may have been replaced since an earlier run of this process
     dataset = BlockDataset(tasks, store_paths)
     if workers == 0:
         yield from (dataset[index] for index in range(len(dataset)))
@@ -96,7 +97,7 @@ def iter_blocks(
         batch_size=None,
         shuffle=False,
         num_workers=workers,
-        prefetch_factor=4,
+        prefetch_factor=2,  # blocks queued per worker (shared memory: /dev/shm)
         collate_fn=lambda item: item,
     )
     yield from loader

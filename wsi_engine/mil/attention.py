@@ -11,6 +11,8 @@ from torch import nn
 class CrossAttention(nn.Module):
     """Queries (C, H) attend over keys/values (N, H); ``heads`` heads of size H / heads.
 
+    ``log_prior`` (N,), optional, is added to every attention logit: the
+    attention to instance j is multiplied by exp(log_prior_j) and renormalised.
     Returns ``(out (C, H), weights (heads, C, N))``; no residual, no dropout.
     The weights are computed explicitly (cheap: C is the number of classes) so
     that every forward pass yields per-class patch attention.

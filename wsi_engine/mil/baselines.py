@@ -32,7 +32,9 @@ class PoolingConfig(StrictModel):
 class InstancePooling(MILModel):
     """Instance classifier f = Linear(Linear-LN-GELU(x)) (N, C), pooled over the bag by mean or max."""
 
-    def __init__(self, config: PoolingConfig, feature_dim: int, n_classes: int, mode: Literal["mean", "max"]):
+    def __init__(
+        self, config: PoolingConfig, feature_dim: int, n_classes: int, mode: Literal["mean", "max"]
+    ):
         super().__init__()
         self.mode = mode
         self.instance_classifier = nn.Sequential(

@@ -77,7 +77,9 @@ def read_labels(path: str | Path) -> dict[str, str]:
                 if not slide or not label:
                     raise DataError(f"line {line}: empty slide_id or label", path=path)
                 if slide in labels and labels[slide] != label:
-                    raise DataError(f"line {line}: slide '{slide}' is labelled twice, differently", path=path)
+                    raise DataError(
+                        f"line {line}: slide '{slide}' is labelled twice, differently", path=path
+                    )
                 labels[slide] = label
     except OSError as error:
         raise DataError(f"cannot read labels ({error.strerror})", path=path) from error
@@ -86,7 +88,9 @@ def read_labels(path: str | Path) -> dict[str, str]:
     return labels
 
 
-def check_classes(labels: dict[str, str], class_names: list[str] | tuple[str, ...], task: str) -> None:
+def check_classes(
+    labels: dict[str, str], class_names: list[str] | tuple[str, ...], task: str
+) -> None:
     """Labels and the task must name the same classes, at least two."""
     used = sorted(set(labels.values()))
     if len(used) < 2:
@@ -109,7 +113,11 @@ def check_classes(labels: dict[str, str], class_names: list[str] | tuple[str, ..
 
 
 def build_cohort(
-    labels: dict[str, str], store_dirs: list[str | Path], encoder_id: str, class_names: list[str] | tuple[str, ...], task: str
+    labels: dict[str, str],
+    store_dirs: list[str | Path],
+    encoder_id: str,
+    class_names: list[str] | tuple[str, ...],
+    task: str,
 ) -> Cohort:
     """Match labels to stores holding complete features of ``encoder_id``; validate everything."""
     check_classes(labels, class_names, task)
@@ -137,7 +145,9 @@ def build_cohort(
         dims.setdefault(int(shape[1]), []).append(slide_id)
         attrs = attrs or store.feature_attrs(encoder_id)
         label = labels[slide_id]
-        slides.append(Slide(slide_id, label, list(class_names).index(label), store.path, store.n_patches))
+        slides.append(
+            Slide(slide_id, label, list(class_names).index(label), store.path, store.n_patches)
+        )
     if no_features:
         raise DataError(
             f"{len(no_features)} labelled slide(s) have no complete features for encoder '{encoder_id}': {_listing(no_features)}",
@@ -150,7 +160,9 @@ def build_cohort(
         )
     if len(dims) > 1:
         detail = "; ".join(f"D={d}: {_listing(ids, 2)}" for d, ids in sorted(dims.items()))
-        raise DataError(f"features of encoder '{encoder_id}' differ in width across stores ({detail})")
+        raise DataError(
+            f"features of encoder '{encoder_id}' differ in width across stores ({detail})"
+        )
     return Cohort(tuple(slides), tuple(class_names), encoder_id, next(iter(dims)), attrs)
 
 

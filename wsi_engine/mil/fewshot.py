@@ -1,17 +1,21 @@
 """Few-shot split protocol, and split files (our JSON; FOCUS/CLAM-style CSV) for exact comparisons.
 
-Protocol (``make_splits``), for ``folds`` = k ≥ 3 and a seed:
+Protocol (``make_splits``; the Libra-MIL protocol, method reference §3), for
+``folds`` = k ≥ 2 and a seed:
 
 1. Slides are sorted by id and cut into k label-stratified parts
    P_0..P_{k-1} (scikit-learn ``StratifiedKFold(k, shuffle=True,
-   random_state=seed)``), so every slide is tested exactly once.
-2. Fold f tests on P_f and validates (early stopping, model selection) on
-   P_{(f+1) mod k}; the other k − 2 parts are its training pool.
-3. Per class, the fold's pool is shuffled with ``numpy.random.default_rng([seed, f])``
-   and the first M slides are the M-shot training set. The draws are nested:
-   the 1-shot set is inside the 4-shot set, which is inside the 16-shot set,
-   and validation and test sets are the same for every M, so shot settings
-   differ only in the training slides.
+   random_state=seed)``).
+2. Fold f holds out P_f and splits it per class into validation (early
+   stopping, model selection) and test halves: the class's slides of P_f are
+   shuffled with ``numpy.random.default_rng([seed, f])``, the first ⌊n/2⌋
+   validate and the other ⌈n/2⌉ test. The other k − 1 parts are the fold's
+   training pool. Test sets of different folds are disjoint.
+3. Per class, the fold's pool is shuffled with the same generator and the
+   first M slides are the M-shot training set. The draws are nested: the
+   1-shot set is inside the 4-shot set, which is inside the 16-shot set, and
+   validation and test sets are the same for every M, so shot settings differ
+   only in the training slides.
 
 The same seed and cohort always give the same splits; they are saved as
 ``splits.json`` and can be loaded again with ``--splits``.
@@ -46,19 +50,25 @@ class Split:
 
 
 def min_slides_per_class(shots: int, folds: int) -> int:
-    """Smallest class size n with at least ``shots`` slides left after removing two parts of ⌈n/k⌉."""
-    n = max(folds, shots + 2)
-    while n - 2 * math.ceil(n / folds) < shots:
+    """Smallest class size n that leaves ``shots`` training slides after holding out a part of ⌈n/k⌉,
+    with at least two slides (one validation, one test) in every part."""
+    n = max(2 * folds, shots + 2)
+    while n - math.ceil(n / folds) < shots:
         n += 1
     return n
 
 
 def make_splits(
-    slide_ids: list[str], targets: np.ndarray, class_names: list[str] | tuple[str, ...], shots: list[int], folds: int, seed: int
+    slide_ids: list[str],
+    targets: np.ndarray,
+    class_names: list[str] | tuple[str, ...],
+    shots: list[int],
+    folds: int,
+    seed: int,
 ) -> list[Split]:
     """Splits for every (shots, fold) following the module protocol; DataError when the cohort is too small."""
-    if folds < 3:
-        raise DataError(f"--folds {folds} is too small", hint="the protocol needs at least 3 folds (test, validation, training parts)")
+    if folds < 2:
+        raise DataError(f"--folds {folds} is too small", hint="the protocol needs at least 2 folds")
     if not shots or min(shots) < 1:
         raise DataError("--shots must list positive numbers of slides per class, e.g. 1,4,16")
     order = np.argsort(slide_ids, kind="stable")
@@ -66,36 +76,49 @@ def make_splits(
     y = np.asarray(targets)[order]
     counts = np.bincount(y, minlength=len(class_names))
     most = max(shots)
+    needed = min_slides_per_class(most, folds)
     for c, name in enumerate(class_names):
-        needed = min_slides_per_class(most, folds)
         if counts[c] < needed:
             raise DataError(
                 f"class '{name}' has {counts[c]} slide(s); {most} shots with {folds} folds needs at least {needed} "
-                f"({most} to train on plus a test part and a validation part of each fold)",
+                f"({most} to train on plus, in every fold, a held-out part with a validation and a test slide)",
                 hint="use fewer --shots or --folds, or label more slides",
             )
-    parts = [test for _, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(ids, y)]
+    parts = [held for _, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(ids, y)]
     splits = []
     for fold in range(folds):
-        test, val = parts[fold], parts[(fold + 1) % folds]
-        pool = np.setdiff1d(np.arange(len(ids)), np.concatenate([test, val]))
+        held = parts[fold]
+        pool = np.setdiff1d(np.arange(len(ids)), held)
         rng = np.random.default_rng([seed, fold])
-        drawn = {c: rng.permutation(pool[y[pool] == c]) for c in range(len(class_names))}
-        for c, name in enumerate(class_names):
-            if len(drawn[c]) < most:
+        val, test, drawn = [], [], {}
+        for c in range(len(class_names)):
+            held_c = rng.permutation(held[y[held] == c])
+            val.extend(held_c[: len(held_c) // 2])
+            test.extend(held_c[len(held_c) // 2 :])
+            drawn[c] = rng.permutation(pool[y[pool] == c])
+            if len(drawn[c]) < most or len(held_c) < 2:
                 raise DataError(
-                    f"fold {fold}: class '{name}' has only {len(drawn[c])} training slide(s) for {most} shots",
+                    f"fold {fold}: class '{class_names[c]}' has {len(drawn[c])} training and {len(held_c)} held-out "
+                    f"slide(s); {most} shots need {most} and 2",
                     hint="use fewer --shots or --folds, or label more slides",
                 )
         for m in sorted(shots):
             train = np.sort(np.concatenate([drawn[c][:m] for c in range(len(class_names))]))
             splits.append(
-                Split(m, fold, tuple(ids[train].tolist()), tuple(ids[np.sort(val)].tolist()), tuple(ids[np.sort(test)].tolist()))
+                Split(
+                    m,
+                    fold,
+                    tuple(ids[train].tolist()),
+                    tuple(ids[np.sort(val)].tolist()),
+                    tuple(ids[np.sort(test)].tolist()),
+                )
             )
     return splits
 
 
-def save_splits(path: str | Path, splits: list[Split], *, seed: int | None, folds: int, source: str) -> None:
+def save_splits(
+    path: str | Path, splits: list[Split], *, seed: int | None, folds: int, source: str
+) -> None:
     """Write splits as JSON (``format``, ``version``, ``seed``, ``folds``, ``source``, ``splits``)."""
     payload = {
         "format": SPLITS_FORMAT,
@@ -103,7 +126,10 @@ def save_splits(path: str | Path, splits: list[Split], *, seed: int | None, fold
         "seed": seed,
         "folds": folds,
         "source": source,
-        "splits": [{**asdict(s), "train": list(s.train), "val": list(s.val), "test": list(s.test)} for s in splits],
+        "splits": [
+            {**asdict(s), "train": list(s.train), "val": list(s.val), "test": list(s.test)}
+            for s in splits
+        ],
     }
     Path(path).write_text(json.dumps(payload, indent=1), encoding="utf-8")
 
@@ -114,13 +140,23 @@ def load_splits_json(path: str | Path) -> list[Split]:
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
         if payload.get("format") != SPLITS_FORMAT:
-            raise DataError(f"not a wsi-engine splits file (format {payload.get('format')!r})", path=path)
+            raise DataError(
+                f"not a wsi-engine splits file (format {payload.get('format')!r})", path=path
+            )
         return [
-            Split(int(s["shots"]), int(s["fold"]), tuple(s["train"]), tuple(s["val"]), tuple(s["test"]))
+            Split(
+                int(s["shots"]),
+                int(s["fold"]),
+                tuple(s["train"]),
+                tuple(s["val"]),
+                tuple(s["test"]),
+            )
             for s in payload["splits"]
         ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise DataError(f"cannot read splits ({type(error).__name__}: {error})", path=path) from error
+        raise DataError(
+            f"cannot read splits ({type(error).__name__}: {error})", path=path
+        ) from error
 
 
 def load_split_csv(path: str | Path, fold: int, labels: dict[str, str]) -> Split:
@@ -133,14 +169,19 @@ def load_split_csv(path: str | Path, fold: int, labels: dict[str, str]) -> Split
         raise DataError(f"cannot read split file ({error.strerror})", path=path) from error
     columns = {k.strip() for k in (rows[0].keys() if rows else []) if k}
     if not {"train", "val", "test"} <= columns:
-        raise DataError(f"a split CSV needs train, val and test columns (found: {', '.join(sorted(columns)) or 'none'})", path=path)
+        raise DataError(
+            f"a split CSV needs train, val and test columns (found: {', '.join(sorted(columns)) or 'none'})",
+            path=path,
+        )
 
     def column(name: str) -> tuple[str, ...]:
         values = [(row.get(name) or "").strip() for row in rows]
         return tuple(sorted(v for v in values if v and v.lower() != "nan"))
 
     train = column("train")
-    per_class = [sum(labels.get(s) == c for s in train) for c in sorted({labels.get(s) for s in train})]
+    per_class = [
+        sum(labels.get(s) == c for s in train) for c in sorted({labels.get(s) for s in train})
+    ]
     return Split(min(per_class) if per_class else 0, fold, train, column("val"), column("test"))
 
 
@@ -154,7 +195,9 @@ def load_splits(paths: list[str | Path], labels: dict[str, str]) -> list[Split]:
     return [load_split_csv(p, fold, labels) for fold, p in enumerate(paths)]
 
 
-def check_splits(splits: list[Split], labels: dict[str, str], class_names: list[str] | tuple[str, ...]) -> None:
+def check_splits(
+    splits: list[Split], labels: dict[str, str], class_names: list[str] | tuple[str, ...]
+) -> None:
     """Every split names labelled slides only, has disjoint parts and trains on every class."""
     if not splits:
         raise DataError("the splits file holds no splits")
@@ -162,12 +205,16 @@ def check_splits(splits: list[Split], labels: dict[str, str], class_names: list[
         where = f"split (shots {split.shots}, fold {split.fold})"
         unknown = sorted({s for s in (*split.train, *split.val, *split.test) if s not in labels})
         if unknown:
-            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            shown = ", ".join(unknown[:5]) + (
+                f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            )
             raise DataError(f"{where} names slides that are not in the labels: {shown}")
         for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
             both = set(getattr(split, a)) & set(getattr(split, b))
             if both:
-                raise DataError(f"{where}: {len(both)} slide(s) are in both {a} and {b}, e.g. {sorted(both)[0]}")
+                raise DataError(
+                    f"{where}: {len(both)} slide(s) are in both {a} and {b}, e.g. {sorted(both)[0]}"
+                )
         if not split.val or not split.test:
             raise DataError(f"{where} has an empty validation or test set")
         missing = [c for c in class_names if not any(labels[s] == c for s in split.train)]

@@ -26,7 +26,13 @@ from wsi_engine.mil.data import BagReader, Cohort, build_cohort, read_labels
 from wsi_engine.mil.registry import create_model, get_spec, model_config
 from wsi_engine.mil.train import FoldResult, Part, TrainConfig, seed_everything, train_fold
 from wsi_engine.pipeline.lock import RunLock
-from wsi_engine.prompts import TaskEmbeddings, TaskPrompts, embed_task_prompts, load_task, validate_task
+from wsi_engine.prompts import (
+    TaskEmbeddings,
+    TaskPrompts,
+    embed_task_prompts,
+    load_task,
+    validate_task,
+)
 from wsi_engine.store import sanitize_name, utc_now
 
 
@@ -34,13 +40,17 @@ class FitConfig(StrictModel):
     """Everything that defines a fit run besides its inputs (written to ``config.yaml``)."""
 
     task: str
-    encoder: str = Field(description="encoder preset (name or YAML) whose features are used, or a features id")
+    encoder: str = Field(
+        description="encoder preset (name or YAML) whose features are used, or a features id"
+    )
     model: str = "libra"
     model_options: dict[str, Any] = Field(default_factory=dict)
     shots: list[int] = Field(default_factory=lambda: [1, 4, 16])
     folds: int = Field(5, ge=1)
     seed: int = 0
-    text_free: bool = Field(False, description="do not use language priors even if the encoder has a text tower")
+    text_free: bool = Field(
+        False, description="do not use language priors even if the encoder has a text tower"
+    )
     cache_mb: int = Field(2048, ge=0, description="memory for cached feature bags (MiB)")
     train: TrainConfig = Field(default_factory=TrainConfig)
 
@@ -99,21 +109,34 @@ def language_priors(
         return LanguagePriors(False, "text-free form requested (--text-free)")
     if preset is None:
         return LanguagePriors(
-            False, f"text-free form: no encoder preset '{config.encoder}' (imported features), no text tower to embed prompts"
+            False,
+            f"text-free form: no encoder preset '{config.encoder}' (imported features), no text tower to embed prompts",
         )
     if not preset.has_text or cohort.feature_attrs.get("output_kind") == "image_only":
-        return LanguagePriors(False, f"text-free form: encoder '{preset.encoder_id}' is image-only (no text tower)")
+        return LanguagePriors(
+            False, f"text-free form: encoder '{preset.encoder_id}' is image-only (no text tower)"
+        )
     from wsi_engine.encoders import load_encoder
     from wsi_engine.encoders.text import prompt_token_limit, token_lengths
 
     encoder = load_encoder(preset, checkpoint=checkpoint)
     long = validate_task(task, prompt_token_limit(encoder), partial(token_lengths, encoder))
     embeddings = embed_task_prompts(task, encoder)
-    return LanguagePriors(True, f"prompts embedded with the text tower of '{preset.encoder_id}'", embeddings, [str(p) for p in long])
+    return LanguagePriors(
+        True,
+        f"prompts embedded with the text tower of '{preset.encoder_id}'",
+        embeddings,
+        [str(p) for p in long],
+    )
 
 
 def _parts(cohort: Cohort, split: fewshot.Split) -> tuple[Part, Part, Part]:
-    return tuple(Part(list(ids), cohort.targets(list(ids))) for ids in (split.train, split.val, split.test))  # type: ignore[return-value]
+    """(train, val, test) parts of ``split`` with their class indices."""
+
+    def part(ids: tuple[str, ...]) -> Part:
+        return Part(list(ids), cohort.targets(list(ids)))
+
+    return part(split.train), part(split.val), part(split.test)
 
 
 def fit(
@@ -143,7 +166,9 @@ def fit(
         source = ", ".join(map(str, splits_paths))
     else:
         ids = [s.slide_id for s in cohort.slides]
-        splits = fewshot.make_splits(ids, cohort.targets(ids), task.class_names, config.shots, config.folds, config.seed)
+        splits = fewshot.make_splits(
+            ids, cohort.targets(ids), task.class_names, config.shots, config.folds, config.seed
+        )
         source = "generated"
     fewshot.check_splits(splits, labels, task.class_names)
     language = language_priors(config, task, preset, cohort, checkpoint)
@@ -155,7 +180,13 @@ def fit(
         (run_dir / "task.yaml").write_text(_task_yaml(task), encoding="utf-8")
         if language.embeddings is not None:
             language.embeddings.save(run_dir / "text_embeddings.npz")
-        fewshot.save_splits(run_dir / "splits.json", splits, seed=config.seed, folds=len({s.fold for s in splits}), source=source)
+        fewshot.save_splits(
+            run_dir / "splits.json",
+            splits,
+            seed=config.seed,
+            folds=len({s.fold for s in splits}),
+            source=source,
+        )
         run = {
             "format": rundir.RUN_FORMAT,
             "version": 1,
@@ -188,7 +219,9 @@ def fit(
         rows, curves, histories = [], {}, {}
         for split in splits:
             progress.split_started(split)
-            result = _fit_split(config, options, cohort, reader, split, language.embeddings, progress)
+            result = _fit_split(
+                config, options, cohort, reader, split, language.embeddings, progress
+            )
             out = rundir.fold_dir(run_dir, split.shots, split.fold)
             out.mkdir(parents=True, exist_ok=True)
             meta = {
@@ -207,7 +240,13 @@ def fit(
             rundir.save_checkpoint(out / "model.pt", result.model, meta, language.embeddings)
             rundir.write_json(out / "history.json", result.fold.history)
             _write_test_predictions(out / "test_predictions.csv", result.fold, cohort)
-            run["checkpoints"].append({"shots": split.shots, "fold": split.fold, "path": str((out / "model.pt").relative_to(run_dir))})
+            run["checkpoints"].append(
+                {
+                    "shots": split.shots,
+                    "fold": split.fold,
+                    "path": str((out / "model.pt").relative_to(run_dir)),
+                }
+            )
             row = {
                 "model": spec.name,
                 "shots": split.shots,
@@ -221,13 +260,17 @@ def fit(
                 "seconds": round(result.fold.seconds, 2),
             }
             rows.append(row)
-            curves.setdefault(split.shots, []).append((cohort.targets(result.fold.test_ids), result.fold.test_probs))
+            curves.setdefault(split.shots, []).append(
+                (cohort.targets(result.fold.test_ids), result.fold.test_probs)
+            )
             histories.setdefault(split.shots, []).append(result.fold.history)
             progress.split_finished(split, row)
         summary = report.write_results(run_dir, rows, spec.name)
         report.plot_roc(run_dir / "roc.png", curves, list(task.class_names))
         report.plot_curves(run_dir / "curves.png", histories)
-        run.update(status="complete", completed=utc_now(), summary={str(k): v for k, v in summary.items()})
+        run.update(
+            status="complete", completed=utc_now(), summary={str(k): v for k, v in summary.items()}
+        )
         rundir.write_json(run_dir / rundir.RUN_FILE, run)
     return FitResult(run_dir, run_id, rows, summary, language)
 
@@ -253,7 +296,15 @@ def _fit_split(
     if model.wants_instance_sample:
         model.prepare(reader.sample_instances(train.ids, config.train.kmeans_patches, seed), seed)
     result = train_fold(
-        model, reader, train, val, test, len(cohort.class_names), config.train, seed, partial(progress.epoch, split)
+        model,
+        reader,
+        train,
+        val,
+        test,
+        len(cohort.class_names),
+        config.train,
+        seed,
+        partial(progress.epoch, split),
     )
     return _SplitOutcome(model, result)
 
@@ -264,7 +315,8 @@ def _write_test_predictions(path: Path, result: FoldResult, cohort: Cohort) -> N
     lines = ["slide_id,label,predicted," + ",".join(f"prob_{c}" for c in names)]
     for slide_id, probs in zip(result.test_ids, result.test_probs, strict=True):
         lines.append(
-            f"{slide_id},{index[slide_id].label},{names[int(np.argmax(probs))]}," + ",".join(f"{p:.6f}" for p in probs)
+            f"{slide_id},{index[slide_id].label},{names[int(np.argmax(probs))]},"
+            + ",".join(f"{p:.6f}" for p in probs)
         )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -272,4 +324,6 @@ def _write_test_predictions(path: Path, result: FoldResult, cohort: Cohort) -> N
 def _task_yaml(task: TaskPrompts) -> str:
     import yaml
 
-    return yaml.safe_dump(task.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100)
+    return yaml.safe_dump(
+        task.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100
+    )

@@ -14,16 +14,21 @@ For one bag X (N, D) and C classes:
    ``concat``
        s_j = a · [S_v[j], S_t[j]] + b (both prototype sets, no transport).
    ``none``
-       no fusion: X_f = X' (what the released Libra-MIL code computes, since
-       its fusion is an exact identity; the prototypes then get no gradient).
+       no fusion (what the released Libra-MIL code computes, since its fusion
+       is an exact identity; the prototypes then get no gradient).
 
    For ``sot``/``concat`` the instances are re-weighted by
    w = N · softmax_j(s_j / τ_f) (mean weight 1; τ_f learned, initialised at
-   ``config.reweight_tau``) and X_f = w ⊙ X'.
+   ``config.reweight_tau``) inside the attention: every query's attention
+   to instance j is multiplied by w_j and renormalised,
+   a_cj ∝ w_j · exp(q_c · k_j / √d_h), i.e. log w is added to the attention
+   logits. (Scaling the keys/values, X_f = w ⊙ X', also scales the attention
+   logits by w and made training unstable: docs/mil.md.) With ``none``,
+   w = 1.
 4. Class queries: per class, the prompt levels (label, basic, detailed,
    bag_low, bag_high by default) combined with learned softmax weights,
    Q = φ_t(Σ_l softmax(ω)_l · E_l) (C, H).
-5. H = CrossAttention(Q, X_f) (C, H); logits = g(H) (C,), g shared over classes.
+5. H = CrossAttention(Q, X', log w) (C, H); logits = g(H) (C,), g shared over classes.
 
 Text-free form (no language priors): P_t is a second learned prototype set
 (``config.kt_text_free`` rows, random) and the class queries are learned
@@ -56,21 +61,29 @@ class LibraConfig(StrictModel):
     dim: int = Field(512, ge=8, description="hidden width H")
     heads: int = Field(8, ge=1)
     kv: int = Field(10, ge=1, description="number of visual prototypes K_v")
-    kt_text_free: int = Field(16, ge=1, description="size of the learned second prototype set (text-free form)")
+    kt_text_free: int = Field(
+        16, ge=1, description="size of the learned second prototype set (text-free form)"
+    )
     fusion: Literal["sot", "none", "concat"] = "sot"
     ot_eps: float = Field(0.05, gt=0, description="entropic regularisation ε of the Sinkhorn plan")
     ot_iters: int = Field(20, ge=1, description="Sinkhorn iterations L")
-    reweight_tau: float = Field(0.1, gt=0, description="initial temperature τ_f of the instance re-weighting")
+    reweight_tau: float = Field(
+        0.1, gt=0, description="initial temperature τ_f of the instance re-weighting"
+    )
     proto_init: Literal["random", "kmeans"] = "random"
     query_levels: list[QueryLevel] = Field(
-        default_factory=lambda: list(PROMPT_FIELDS), min_length=1, description="prompt levels fused into class queries"
+        default_factory=lambda: list(PROMPT_FIELDS),
+        min_length=1,
+        description="prompt levels fused into class queries",
     )
 
 
 class LibraMIL(MILModel):
     """Libra-MIL head. ``text`` = the task's prompt embeddings, or ``None`` for the text-free form."""
 
-    def __init__(self, config: LibraConfig, feature_dim: int, n_classes: int, text: TaskEmbeddings | None):
+    def __init__(
+        self, config: LibraConfig, feature_dim: int, n_classes: int, text: TaskEmbeddings | None
+    ):
         super().__init__()
         self.config = config
         self.text_free = text is None
@@ -82,7 +95,9 @@ class LibraMIL(MILModel):
             self.level_names: list[str] = ["learned"]
         else:
             if len(text.class_names) != n_classes:
-                raise ValueError(f"prompt embeddings have {len(text.class_names)} classes, expected {n_classes}")
+                raise ValueError(
+                    f"prompt embeddings have {len(text.class_names)} classes, expected {n_classes}"
+                )
             text_dim = text.dim
             entities = torch.from_numpy(np.array(text.entities, dtype=np.float32))
             levels = torch.from_numpy(np.array(text.levels(config.query_levels), dtype=np.float32))
@@ -92,11 +107,15 @@ class LibraMIL(MILModel):
         self.visual_prototypes = nn.Parameter(torch.randn(config.kv, feature_dim))
         self.text_prototypes = nn.Parameter(entities)
         self.query_embeddings = nn.Parameter(levels)
-        self.level_logits = nn.Parameter(torch.zeros(len(self.level_names))) if len(self.level_names) > 1 else None
+        self.level_logits = (
+            nn.Parameter(torch.zeros(len(self.level_names))) if len(self.level_names) > 1 else None
+        )
         self.tau_v = nn.Parameter(torch.tensor(1.0))
         self.tau_t = nn.Parameter(torch.tensor(1.0))
         self.log_tau_f = nn.Parameter(torch.tensor(math.log(config.reweight_tau)))
-        self.concat_score = nn.Linear(config.kv + entities.shape[0], 1) if config.fusion == "concat" else None
+        self.concat_score = (
+            nn.Linear(config.kv + entities.shape[0], 1) if config.fusion == "concat" else None
+        )
         self.attention = CrossAttention(h, config.heads)
         self.scorer = SharedScorer(h)
 
@@ -143,32 +162,28 @@ class LibraMIL(MILModel):
     # --------------------------------------------------------------- forward
     def forward(self, features: torch.Tensor) -> MILOutput:
         x = self.phi_v(features)
-        score = None
-        import os
+        score = log_weights = None
         if self.config.fusion != "none":
             score = self.fused_scores(x)
             tau_f = self.log_tau_f.clamp(math.log(1e-3), math.log(1e3)).exp()
-            import os
-            mode = os.environ.get("RW", "scale")
-            if mode == "scale":
-                weights = x.shape[0] * torch.softmax(score / tau_f, dim=0)
-                x = weights[:, None] * x
-            elif mode == "prior":
-                prior = score / tau_f
-            elif mode == "gate":
-                x = (1 + torch.sigmoid((score - score.mean()) / tau_f))[:, None] * x
-            elif mode == "std":
-                z = (score - score.mean()) / (score.std(unbiased=False) + 1e-6) if len(score) > 1 else score * 0
-                weights = x.shape[0] * torch.softmax(z, dim=0)
-                x = weights[:, None] * x
-        summaries, attn = self.attention(self.class_queries(), x, prior if os.environ.get("RW") == "prior" and self.config.fusion != "none" else None)
-        return MILOutput(logits=self.scorer(summaries), attention=attn.mean(0).T, instance_score=score)
+            log_weights = torch.log_softmax(score / tau_f, dim=0) + math.log(
+                x.shape[0]
+            )  # log w, w = N·softmax(s/τ_f)
+        summaries, attn = self.attention(self.class_queries(), x, log_weights)
+        return MILOutput(
+            logits=self.scorer(summaries), attention=attn.mean(0).T, instance_score=score
+        )
 
     def diagnostics(self) -> dict[str, float]:
         out: dict[str, float] = {}
         if self.level_logits is not None:
             weights = torch.softmax(self.level_logits.detach(), dim=0)
-            out.update({f"query_weight.{n}": float(w) for n, w in zip(self.level_names, weights, strict=True)})
+            out.update(
+                {
+                    f"query_weight.{n}": float(w)
+                    for n, w in zip(self.level_names, weights, strict=True)
+                }
+            )
         if self.config.fusion != "none":
             out["tau_f"] = float(self.log_tau_f.detach().exp())
         if self.config.fusion == "sot":

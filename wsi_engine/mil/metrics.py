@@ -32,7 +32,11 @@ def macro_auc(targets: np.ndarray, probs: np.ndarray) -> float:
     if len(present) < n_classes:  # OvR over the classes that occur
         scores = [roc_auc_score(targets == c, probs[:, c]) for c in present]
         return float(np.mean(scores))
-    return float(roc_auc_score(targets, probs, multi_class="ovr", average="macro", labels=list(range(n_classes))))
+    return float(
+        roc_auc_score(
+            targets, probs, multi_class="ovr", average="macro", labels=list(range(n_classes))
+        )
+    )
 
 
 def classification_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, float]:
@@ -45,7 +49,15 @@ def classification_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, 
         "accuracy": float(accuracy_score(targets, predicted)),
         "balanced_accuracy": float(balanced_accuracy_score(targets, predicted)),
         "auc": macro_auc(targets, probs),
-        "macro_f1": float(f1_score(targets, predicted, labels=[c for c in labels if c in present], average="macro", zero_division=0)),
+        "macro_f1": float(
+            f1_score(
+                targets,
+                predicted,
+                labels=[c for c in labels if c in present],
+                average="macro",
+                zero_division=0,
+            )
+        ),
     }
 
 
@@ -55,6 +67,8 @@ def summarize(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     for name in METRICS:
         values = np.array([f[name] for f in per_fold if not math.isnan(f[name])], dtype=float)
         mean = float(values.mean()) if len(values) else float("nan")
-        std = float(values.std(ddof=1)) if len(values) > 1 else (0.0 if len(values) else float("nan"))
+        std = (
+            float(values.std(ddof=1)) if len(values) > 1 else (0.0 if len(values) else float("nan"))
+        )
         summary[name] = {"mean": mean, "std": std}
     return summary

@@ -36,18 +36,24 @@ class PredictResult:
     metrics: dict[str, float] | None = None
 
 
-def select_checkpoints(run: dict[str, Any], shots: int | None, fold: str) -> tuple[int, list[dict[str, Any]]]:
+def select_checkpoints(
+    run: dict[str, Any], shots: int | None, fold: str
+) -> tuple[int, list[dict[str, Any]]]:
     """(shots, checkpoint entries of run.json) for ``shots`` (default: the largest) and ``fold`` (``all`` or an index)."""
     entries = run["checkpoints"]
     available = sorted({e["shots"] for e in entries})
     shots = available[-1] if shots is None else shots
     chosen = [e for e in entries if e["shots"] == shots]
     if not chosen:
-        raise DataError(f"the run has no {shots}-shot models (available: {', '.join(map(str, available))})")
+        raise DataError(
+            f"the run has no {shots}-shot models (available: {', '.join(map(str, available))})"
+        )
     if fold != "all":
         if not fold.isdigit() or not any(e["fold"] == int(fold) for e in chosen):
             folds = ", ".join(str(e["fold"]) for e in chosen)
-            raise DataError(f"--fold {fold!r} is not a fold of this run", hint=f"use all or one of {folds}")
+            raise DataError(
+                f"--fold {fold!r} is not a fold of this run", hint=f"use all or one of {folds}"
+            )
         chosen = [e for e in chosen if e["fold"] == int(fold)]
     return shots, chosen
 
@@ -90,10 +96,16 @@ def predict(
     models = [m for m, _ in loaded]
     meta = loaded[0][1]
     class_names, encoder_id = meta["class_names"], meta["encoder_id"]
-    score_id = sanitize_name(score_id or f"{run['run_id']}-{shots}shot-{'all' if fold == 'all' else 'fold' + fold}")
+    score_id = sanitize_name(
+        score_id or f"{run['run_id']}-{shots}shot-{'all' if fold == 'all' else 'fold' + fold}"
+    )
     paths = find_stores(list(store_dirs))
     if not paths:
-        raise StoreError("no patch stores found", path=", ".join(map(str, store_dirs)), hint="give store folders or <id>.zarr paths")
+        raise StoreError(
+            "no patch stores found",
+            path=", ".join(map(str, store_dirs)),
+            hint="give store folders or <id>.zarr paths",
+        )
     rows, failures = [], []
     for path in paths:
         try:
@@ -102,7 +114,10 @@ def predict(
                 raise DataError("the store has no patches (no tissue)", path=path)
             features = read_bag(path, encoder_id)
             if features.shape[1] != meta["feature_dim"]:
-                raise DataError(f"features are {features.shape[1]}-d, the run was trained on {meta['feature_dim']}-d", path=path)
+                raise DataError(
+                    f"features are {features.shape[1]}-d, the run was trained on {meta['feature_dim']}-d",
+                    path=path,
+                )
         except (StoreError, DataError) as error:
             failures.append(str(error))
             continue
@@ -125,7 +140,11 @@ def predict(
                 "folds": [e["fold"] for e in entries],
             }
             PatchStore.open(path, mode="r+").write_scores(score_id, arrays, attrs)
-        row = {"slide_id": store.slide_id, "predicted": predicted, **{f"prob_{c}": float(p) for c, p in zip(class_names, probs, strict=True)}}
+        row = {
+            "slide_id": store.slide_id,
+            "predicted": predicted,
+            **{f"prob_{c}": float(p) for c, p in zip(class_names, probs, strict=True)},
+        }
         if labels is not None:
             row["label"] = labels.get(store.slide_id, "")
         row["n_patches"] = store.n_patches
@@ -148,8 +167,16 @@ def predict(
     return result
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]], class_names: list[str], with_labels: bool) -> None:
-    columns = ["slide_id", "predicted", *(f"prob_{c}" for c in class_names), *(["label"] if with_labels else []), "n_patches"]
+def _write_csv(
+    path: Path, rows: list[dict[str, Any]], class_names: list[str], with_labels: bool
+) -> None:
+    columns = [
+        "slide_id",
+        "predicted",
+        *(f"prob_{c}" for c in class_names),
+        *(["label"] if with_labels else []),
+        "n_patches",
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)

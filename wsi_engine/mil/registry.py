@@ -77,7 +77,9 @@ def get_spec(name: str) -> ModelSpec:
     return specs[name]
 
 
-def model_config(name: str, values: dict[str, Any] | None = None, source: str = "model options") -> StrictModel:
+def model_config(
+    name: str, values: dict[str, Any] | None = None, source: str = "model options"
+) -> StrictModel:
     """The validated configuration of model ``name`` from ``values`` (defaults for missing keys)."""
     return validate(get_spec(name).config_type, dict(values or {}), source)
 

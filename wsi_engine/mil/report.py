@@ -11,7 +11,18 @@ import numpy as np
 
 from wsi_engine.mil.metrics import METRICS, summarize
 
-FOLD_COLUMNS = ("model", "shots", "fold", *METRICS, "best_epoch", "epochs_run", "n_train", "n_val", "n_test", "seconds")
+FOLD_COLUMNS = (
+    "model",
+    "shots",
+    "fold",
+    *METRICS,
+    "best_epoch",
+    "epochs_run",
+    "n_train",
+    "n_val",
+    "n_test",
+    "seconds",
+)
 
 
 def summary_by_shots(rows: list[dict[str, Any]]) -> dict[int, dict[str, dict[str, float]]]:
@@ -20,7 +31,9 @@ def summary_by_shots(rows: list[dict[str, Any]]) -> dict[int, dict[str, dict[str
     return {m: summarize([r for r in rows if r["shots"] == m]) for m in shots}
 
 
-def write_results(run_dir: Path, rows: list[dict[str, Any]], model: str) -> dict[int, dict[str, dict[str, float]]]:
+def write_results(
+    run_dir: Path, rows: list[dict[str, Any]], model: str
+) -> dict[int, dict[str, dict[str, float]]]:
     """Write ``results.csv`` (fold rows, then ``mean`` and ``std`` rows per shots) and ``results.json``."""
     summary = summary_by_shots(rows)
     with open(run_dir / "results.csv", "w", newline="", encoding="utf-8") as handle:
@@ -29,7 +42,14 @@ def write_results(run_dir: Path, rows: list[dict[str, Any]], model: str) -> dict
         writer.writerows(rows)
         for shots, metrics in summary.items():
             for stat in ("mean", "std"):
-                writer.writerow({"model": model, "shots": shots, "fold": stat, **{k: v[stat] for k, v in metrics.items()}})
+                writer.writerow(
+                    {
+                        "model": model,
+                        "shots": shots,
+                        "fold": stat,
+                        **{k: v[stat] for k, v in metrics.items()},
+                    }
+                )
     payload = {"model": model, "folds": rows, "summary": {str(k): v for k, v in summary.items()}}
     (run_dir / "results.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
     return summary
@@ -50,7 +70,9 @@ def _roc_curve(targets: np.ndarray, probs: np.ndarray, grid: np.ndarray) -> np.n
     return np.mean(curves, axis=0) if curves else None
 
 
-def plot_roc(path: Path, curves: dict[int, list[tuple[np.ndarray, np.ndarray]]], class_names: list[str]) -> None:
+def plot_roc(
+    path: Path, curves: dict[int, list[tuple[np.ndarray, np.ndarray]]], class_names: list[str]
+) -> None:
     """One panel per shots setting: the test ROC curve of every fold, ``curves[shots] = [(targets, probs)]``."""
     import matplotlib
 
@@ -66,7 +88,11 @@ def plot_roc(path: Path, curves: dict[int, list[tuple[np.ndarray, np.ndarray]]],
             if tpr is not None:
                 ax.plot(grid, tpr, lw=1, alpha=0.8, label=f"fold {fold}")
         ax.plot([0, 1], [0, 1], ls=":", c="grey")
-        ax.set(title=f"{shots}-shot test ROC ({kind})", xlabel="false positive rate", ylabel="true positive rate")
+        ax.set(
+            title=f"{shots}-shot test ROC ({kind})",
+            xlabel="false positive rate",
+            ylabel="true positive rate",
+        )
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -85,9 +111,21 @@ def plot_curves(path: Path, histories: dict[int, list[list[dict[str, Any]]]]) ->
         right = ax.twinx()
         for fold, history in enumerate(folds):
             epochs = [h["epoch"] for h in history]
-            line = ax.plot(epochs, [h["train_loss"] for h in history], lw=1, label=f"fold {fold} loss")[0]
-            right.plot(epochs, [h["val_balanced_accuracy"] for h in history], lw=1, ls="--", c=line.get_color())
-        ax.set(title=f"{shots}-shot: train loss (—), val bal. acc (--)", xlabel="epoch", ylabel="training loss")
+            line = ax.plot(
+                epochs, [h["train_loss"] for h in history], lw=1, label=f"fold {fold} loss"
+            )[0]
+            right.plot(
+                epochs,
+                [h["val_balanced_accuracy"] for h in history],
+                lw=1,
+                ls="--",
+                c=line.get_color(),
+            )
+        ax.set(
+            title=f"{shots}-shot: train loss (—), val bal. acc (--)",
+            xlabel="epoch",
+            ylabel="training loss",
+        )
         right.set_ylim(0, 1.02)
         right.set_ylabel("validation balanced accuracy")
         ax.legend(fontsize=7)

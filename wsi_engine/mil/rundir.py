@@ -55,10 +55,16 @@ def check_run_dir(run_dir: Path, overwrite: bool) -> None:
         return
     if not (run_dir / RUN_FILE).exists():
         raise OutputError(
-            "the run directory is not empty and holds no wsi-engine run", path=run_dir, hint="choose a new --out"
+            "the run directory is not empty and holds no wsi-engine run",
+            path=run_dir,
+            hint="choose a new --out",
         )
     if not overwrite:
-        raise OutputError("the run directory already holds a run", path=run_dir, hint="pass --overwrite to replace it")
+        raise OutputError(
+            "the run directory already holds a run",
+            path=run_dir,
+            hint="pass --overwrite to replace it",
+        )
 
 
 def clear_run_dir(run_dir: Path) -> None:
@@ -89,13 +95,29 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     if run.get("format") != RUN_FORMAT:
         raise DataError(f"not a wsi-engine fit run (format {run.get('format')!r})", path=path)
     if run.get("status") != "complete":
-        raise DataError("this fit run did not finish", path=run_dir, hint="rerun `wsi-engine fit ... --overwrite`")
+        raise DataError(
+            "this fit run did not finish",
+            path=run_dir,
+            hint="rerun `wsi-engine fit ... --overwrite`",
+        )
     return run
 
 
-def save_checkpoint(path: Path, model: MILModel, meta: dict[str, Any], text: TaskEmbeddings | None) -> None:
-    arrays = {} if text is None else {f: torch.from_numpy(np.asarray(getattr(text, f))) for f in ("entities", *PROMPT_FIELDS)}
-    text_meta = {} if text is None else {"encoder_id": text.encoder_id, "class_names": list(text.class_names)}
+def save_checkpoint(
+    path: Path, model: MILModel, meta: dict[str, Any], text: TaskEmbeddings | None
+) -> None:
+    arrays = (
+        {}
+        if text is None
+        else {
+            f: torch.from_numpy(np.asarray(getattr(text, f))) for f in ("entities", *PROMPT_FIELDS)
+        }
+    )
+    text_meta = (
+        {}
+        if text is None
+        else {"encoder_id": text.encoder_id, "class_names": list(text.class_names)}
+    )
     payload = {
         "format": CHECKPOINT_FORMAT,
         "meta": meta,

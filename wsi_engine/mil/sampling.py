@@ -55,7 +55,9 @@ class AdaptiveResampler:
         """Indices of the slides to train on this epoch, in order (length n, with replacement)."""
         counts = np.bincount(self.targets, minlength=self.n_classes)
         per_slide = self.class_probabilities()[self.targets] / counts[self.targets]
-        return self.rng.choice(len(self.targets), size=len(self.targets), replace=True, p=per_slide / per_slide.sum())
+        return self.rng.choice(
+            len(self.targets), size=len(self.targets), replace=True, p=per_slide / per_slide.sum()
+        )
 
     def update(self, index: int, p_true: float) -> None:
         """Record the true-class probability of slide ``index`` seen in training."""

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from wsi_engine.config.loader import StrictModel
+from wsi_engine.errors import ConfigError
 from wsi_engine.mil.base import MILModel
 from wsi_engine.mil.data import BagReader
 from wsi_engine.mil.losses import LossName, make_loss
@@ -40,15 +41,30 @@ class TrainConfig(StrictModel):
     """Optimisation settings of one fold."""
 
     epochs: int = Field(40, ge=1)
-    patience: int = Field(10, ge=1, description="epochs without a better validation checkpoint before stopping")
+    patience: int = Field(
+        10, ge=1, description="epochs without a better validation checkpoint before stopping"
+    )
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(1e-2, ge=0)
     loss: LossName = "ce"
-    gamma: float = Field(2.0, ge=0, description="focusing exponent of the focal losses and of the resampler")
+    gamma: float = Field(
+        2.0, ge=0, description="focusing exponent of the focal losses and of the resampler"
+    )
     reinforce: float = Field(1.0, ge=0, description="λ of the reinforced focal loss")
     resample: bool = False
     resample_beta: float = Field(1.0, ge=0, le=1)
-    kmeans_patches: int = Field(20000, ge=1, description="training patches pooled for k-means prototype initialisation")
+    kmeans_patches: int = Field(
+        20000, ge=1, description="training patches pooled for k-means prototype initialisation"
+    )
+
+
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` intra-op CPU threads in torch (``None``: leave torch's default)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ConfigError(f"--threads {threads} must be at least 1")
+    torch.set_num_threads(threads)
 
 
 def seed_everything(*keys: int) -> int:
@@ -109,10 +125,14 @@ def train_fold(
     train_ids, train_y = train.ids, train.targets
     val_ids, val_y = val.ids, val.targets
     loss_fn = make_loss(config.loss, config.gamma, config.reinforce)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
+    )
     rng = np.random.default_rng(seed)
     resampler = (
-        AdaptiveResampler(train_y, n_classes, seed, config.gamma, config.resample_beta) if config.resample else None
+        AdaptiveResampler(train_y, n_classes, seed, config.gamma, config.resample_beta)
+        if config.resample
+        else None
     )
     history: list[dict[str, Any]] = []
     best_key: tuple[float, float, float] | None = None
@@ -132,9 +152,15 @@ def train_fold(
             optimiser.step()
             losses.append(float(loss.detach()))
             if resampler is not None:
-                resampler.update(int(index), float(torch.softmax(logits.detach(), -1)[targets[index]]))
+                resampler.update(
+                    int(index), float(torch.softmax(logits.detach(), -1)[targets[index]])
+                )
         val_probs = predict_probs(model, reader, val_ids)
-        val_loss = float(F.nll_loss(torch.log(torch.from_numpy(val_probs).clamp_min(1e-12)), torch.as_tensor(val_y)))
+        val_loss = float(
+            F.nll_loss(
+                torch.log(torch.from_numpy(val_probs).clamp_min(1e-12)), torch.as_tensor(val_y)
+            )
+        )
         val_metrics = classification_metrics(val_y, val_probs)
         record = {
             "epoch": epoch,

@@ -285,13 +285,13 @@ def _train_and_write(
     check = val if held_out else train
     where = "validation" if held_out else "training (no held-out slides)"
     head = build_head(config.head, feature_dim, n_classes, source.language.embeddings, config.seed)
-    start = "zero-shot" if source.language.used else "untrained"
-    zero_shot = _metrics_row(start, where, *evaluate(head, check)[:2])
+    stage = "zero-shot" if source.language.used else "untrained"
+    before = _metrics_row(stage, where, *evaluate(head, check)[:2])
     result = train_head(head, train, val, n_classes, config.train, config.seed)
     targets, probs = (
         (result.val_targets, result.val_probs) if held_out else evaluate(head, train)[:2]
     )
-    rows = [zero_shot, _metrics_row("trained", where, targets, probs)]
+    rows = [before, _metrics_row("trained", where, targets, probs)]
     counts = {c: int(n) for c, n in zip(class_names, patches.counts(n_classes), strict=True)}
     run_id = sanitize_name(run_id or out.resolve().name)
     with RunLock(out):

@@ -28,6 +28,8 @@ no background class          top ⌈q_pos·N⌉ with r_j ≥ r_min → y; the re
                              of a subtype slide is left to distillation)
 ===========================  ===============================================
 
+Defaults: q_pos = ``positive_quantile`` = 0.2, q_neg = ``negative_quantile``
+= 0.2, r_min = ``min_relative_evidence`` = 1 (above-average evidence only).
 No positives are taken from a slide whose bag probability of its own label
 π_y is below ``min_slide_prob`` (off by default). Positives win when the two
 quantiles overlap (tiny slides). The background class is the class named by

@@ -236,13 +236,13 @@ def _tile(slides, config: PipelineConfig, manifest, report, observer, *, schedul
             if result is None or result.status == "failed":
                 _fail(report, manifest, slide.slide_id, "tile", result.reason if result else "not tiled", slide.path)
             else:
-                status = "empty" if result.status == "empty" else "done"
-                report.status[slide.slide_id]["tile"] = status
+                n_patches = PatchStore.open(store_path(stores, slide.slide_id)).n_patches
+                report.status[slide.slide_id]["tile"] = "done" if n_patches else "empty"
                 telemetry.patches += result.new_patches
                 manifest.update(
                     slide.slide_id, "tile", status="done", key=slide.keys["tile"], fingerprint=slide.keys["fingerprint"],
                     path=str(slide.path), seconds=round(result.seconds, 3), patches_per_s=round(result.patches_per_s, 2),
-                    n_patches=result.n_patches, empty=result.status == "empty",
+                    n_patches=n_patches, new_patches=result.new_patches,
                 )
                 ready.append(slide)
             observer.slide_advanced("tile", slide.slide_id)

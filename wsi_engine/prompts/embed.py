@@ -44,7 +44,12 @@ class TaskEmbeddings:
 
     def save(self, path: str | Path) -> None:
         arrays: dict[str, Any] = {f: getattr(self, f) for f in ("entities", *PROMPT_FIELDS)}
-        np.savez(path, encoder_id=np.array(self.encoder_id), class_names=np.array(self.class_names), **arrays)
+        np.savez(
+            path,
+            encoder_id=np.array(self.encoder_id),
+            class_names=np.array(self.class_names),
+            **arrays,
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> TaskEmbeddings:

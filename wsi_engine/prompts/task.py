@@ -68,7 +68,9 @@ class TaskPrompts(StrictModel):
         for index, value in enumerate(values):
             match = _ENTITY.match(value.strip())
             if match is None:
-                raise ValueError(f"entity {index} {value!r} is not of the form 'Entity: description'")
+                raise ValueError(
+                    f"entity {index} {value!r} is not of the form 'Entity: description'"
+                )
             key = match["name"].lower()
             if key in seen:
                 raise ValueError(f"entity {match['name']!r} is listed twice")
@@ -114,7 +116,7 @@ def list_tasks() -> list[str]:
 class LongPrompt:
     """A prompt with more tokens than the text encoder's context (it would be truncated)."""
 
-    where: str  # e.g. "classes[LUAD].detailed" or "entities[3]"
+    where: str  # e.g. "class LUAD detailed" or "entity 3"
     tokens: int
     context_length: int
 
@@ -135,10 +137,10 @@ def validate_task(
     texts: list[str] = []
     for cls in task.classes:
         for field in PROMPT_FIELDS:
-            places.append(f"classes[{cls.name}].{field}")
+            places.append(f"class {cls.name} {field}")
             texts.append(getattr(cls, field))
     for index, entity in enumerate(task.entities):
-        places.append(f"entities[{index}]")
+        places.append(f"entity {index}")
         texts.append(entity)
     lengths = token_lengths(texts)
     return [

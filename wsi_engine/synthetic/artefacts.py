@@ -196,7 +196,7 @@ def design_artefacts(
 ) -> Artefacts:
     """Draw the geometry of the requested artefact kinds for a slide with this tissue.
 
-    ``mpp`` (µm/px) sets the blur strength (8-14 µm). Raises
+    ``mpp`` (µm/px) sets the blur strength (a 4-7 µm wide pixel footprint). Raises
     :class:`~wsi_engine.errors.ConfigError` for an unknown kind.
     """
     unknown = sorted(set(names) - set(ARTEFACT_NAMES))
@@ -229,6 +229,6 @@ def design_artefacts(
             float(cy),
             float(rng.uniform(0.1, 0.16) * short),
             float(rng.uniform(0.1, 0.16) * short),
-            float(rng.uniform(8.0, 14.0) / mpp),
+            float(rng.uniform(4.0, 7.0) / mpp),
         )
     return Artefacts(pens, edges, blur)

@@ -233,7 +233,6 @@ def lesions_geojson(lesions: tuple[LesionShape, ...], pattern: LesionPattern) ->
         "features": [
             {
                 "type": "Feature",
-                "id": f"lesion_{index}",
                 "geometry": {
                     "type": "Polygon",
                     "coordinates": [[list(p) for p in shape.polygon()]],

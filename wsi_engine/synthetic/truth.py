@@ -56,7 +56,7 @@ def _mask_png(mask: np.ndarray, path: Path, downsample: int, mpp: float) -> None
     info = PngImagePlugin.PngInfo()
     info.add_text("downsample", str(downsample))
     info.add_text("mpp", f"{mpp * downsample:g}")
-    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(path, pnginfo=info)
+    Image.fromarray(mask.astype(np.uint8) * 255).save(path, pnginfo=info)
 
 
 def _rounded(value: float) -> float:

@@ -96,6 +96,22 @@ class GridGeometry:
         """(N, 2) read-level x, y → level-0 x, y (int64): ``ceil(lx · d)``."""
         return to_level0(level_xy, self.read_downsample)
 
+    @classmethod
+    def from_attrs(cls, store_attrs: dict[str, Any]) -> GridGeometry:
+        """The geometry a store was tiled with, from its attributes (the inverse of :meth:`attrs`)."""
+        tiling = store_attrs["tiling"]
+        patch_size, window = int(tiling["patch_size"]), int(tiling["read_window"])
+        return cls(
+            patch_size=patch_size,
+            target_mpp=float(tiling["target_mpp"]),
+            level0_mpp=float(store_attrs["slide"]["mpp"][0]),
+            read_level=int(tiling["read_level"]),
+            read_downsample=float(tiling["read_downsample"]),
+            window=window,
+            stride=(patch_size - int(tiling["overlap"])) * window / patch_size,
+            overlap=int(tiling["overlap"]),
+        )
+
     def attrs(self) -> dict[str, Any]:
         """The geometric part of the store's ``tiling`` attributes (docs/store.md)."""
         return {
