@@ -105,45 +105,63 @@ def _exp_inplace(x, ibuf):
 
 
 @njit(**_JIT)
-def _source(first, count, q):
-    """Batch index feeding lane ``q`` of the block starting at ``first`` (``count`` real lanes)."""
-    return first + (q if q < count else count - 1)
+def _to_lanes(x, first, count, out):
+    """``out[e, q] = x[p_q].flat[e]``: problem-major rows to the lane layout of a block.
+
+    ``x`` is (B, ...) or (1, ...) (shared by every lane), C-contiguous; ``out`` is (E, L).
+    Lanes past ``count`` repeat the block's last problem.  Each problem is read sequentially.
+    """
+    E, L = out.shape
+    for q in range(L):
+        src = x[0 if x.shape[0] == 1 else first + min(q, count - 1)].reshape(E)
+        for e in range(E):
+            out[e, q] = src[e]
 
 
 @njit(**_JIT)
-def _load_scaled_cost(M, first, count, scale, out):
-    """``out[i, j, q] = scale * M[p_q, i, j]``; a shared ``M`` (leading dim 1) fills every lane.
+def _from_lanes(buf, first, count, x):
+    """``x[first + q].flat[e] = buf[e, q]`` for the block's real lanes (inverse of _to_lanes)."""
+    E = buf.shape[0]
+    for q in range(count):
+        dst = x[first + q].reshape(E)
+        for e in range(E):
+            dst[e] = buf[e, q]
 
-    The lane loop is innermost so that the writes are contiguous and each problem's cache line
-    of ``M`` is reused across consecutive ``j``.
-    """
-    n, m, L = out.shape
-    shared = M.shape[0] == 1
+
+@njit(**_JIT)
+def _scale_into(x, factor, out):
+    """``out = factor * x`` over two same-shape contiguous arrays."""
+    xf, of = x.reshape(x.size), out.reshape(out.size)
+    for k in range(xf.size):
+        of[k] = factor * xf[k]
+
+
+@njit(**_JIT)
+def _powers_inplace(x, power):
+    """``x <- x ** power`` (0 stays 0); nothing to do for ``power == 1``."""
+    if power != 1.0:
+        xf = x.reshape(x.size)
+        for k in range(xf.size):
+            xf[k] = xf[k] ** power if xf[k] > 0 else 0.0
+
+
+@njit(**_JIT)
+def _logs_inplace(x, factor):
+    """``x <- factor * log(x)`` (-inf where ``x`` is 0)."""
+    xf = x.reshape(x.size)
+    for k in range(xf.size):
+        xf[k] = factor * np.log(xf[k]) if xf[k] > 0 else -np.inf
+
+
+@njit(**_JIT)
+def _lane_cost(P, Ms, out):
+    """``out[q] = sum_ij P[i, j, q] Ms[i, j, q]``, each lane summed in (i, j) order."""
+    n, m, L = P.shape
+    out[:] = 0.0
     for i in range(n):
         for j in range(m):
             for q in range(L):
-                out[i, j, q] = scale * M[0 if shared else _source(first, count, q), i, j]
-
-
-@njit(**_JIT)
-def _load_powers(x, first, count, power, out):
-    """``out[i, q] = x[p_q, i] ** power`` (0 where ``x`` is 0)."""
-    for q in range(out.shape[1]):
-        xp = x[_source(first, count, q)]
-        for i in range(xp.size):
-            if power == 1.0:
-                out[i, q] = xp[i]
-            else:
-                out[i, q] = xp[i] ** power if xp[i] > 0 else 0.0
-
-
-@njit(**_JIT)
-def _load_logs(x, first, count, factor, out):
-    """``out[i, q] = factor * log(x[p_q, i])`` (-inf where ``x`` is 0)."""
-    for q in range(out.shape[1]):
-        xp = x[_source(first, count, q)]
-        for i in range(xp.size):
-            out[i, q] = factor * np.log(xp[i]) if xp[i] > 0 else -np.inf
+                out[q] += P[i, j, q] * Ms[i, j, q]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +174,7 @@ def _matvec(K, v, out):
     """``out[i, q] = sum_j K[i, j, q] v[j, q]`` (row sums of ``K diag(v)``), summed in j order.
 
     Four terms are added per pass over a row of ``out`` (still left to right), which quarters the
-    loads and stores of ``out``: the lane loop is memory-bound.
+    loads and stores of ``out``: the lane loop is bound by loads and stores, not arithmetic.
     """
     n, m, L = K.shape
     m4 = m - m % 4
@@ -242,7 +260,7 @@ def _keep_active(active, new, x):
 
 
 @njit(**_JIT)
-def _stop_qanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out):
+def _stop_lanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out):
     """Freeze the lanes that are done at iteration ``it``; return how many still iterate."""
     left = 0
     for q in range(active.size):
@@ -293,7 +311,7 @@ def _iterate_plain(K, ta, tb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, ws
         _scaling(ta, sn, fi_a, un)
         if it == max_iter or (check_tol and it > 0):
             _residual(sn, un, u, err)
-            if _stop_qanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out) == 0:
+            if _stop_lanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out) == 0:
                 return
         _keep_active(active, un, u)
         _rmatvec(K, u, sm)
@@ -302,57 +320,55 @@ def _iterate_plain(K, ta, tb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, ws
 
 
 @njit(**_JIT)
-def _store_plain(K, u, v, M, first, count, plan, cost):
-    """``plan[p] = diag(u) K diag(v)`` and ``cost[p] = <plan[p], M[p]>`` for the real lanes.
-
-    Lane loop innermost (see :func:`_load_scaled_cost`); each cost is still summed in (i, j)
-    order.
-    """
-    n, m = K.shape[0], K.shape[1]
-    shared = M.shape[0] == 1
-    acc = cost[first : first + count]
-    acc[:] = 0.0
+def _plain_plan(K, u, v, P):
+    """``P[i, j, q] = u[i, q] K[i, j, q] v[j, q]``."""
+    n, m, L = K.shape
     for i in range(n):
         for j in range(m):
-            for q in range(count):
-                p = first + q
-                x = u[i, q] * K[i, j, q] * v[j, q]
-                plan[p, i, j] = x
-                acc[q] += x * M[0 if shared else p, i, j]
+            for q in range(L):
+                P[i, j, q] = u[i, q] * K[i, j, q] * v[j, q]
 
 
 @njit(**_JIT)
-def _copy_lane_stats(ws, first, count, n_iter, err):
-    """Copy the iteration counts and errors of a block's real lanes to the batch outputs."""
+def _copy_lane_stats(ws, lane_cost, first, count, cost, n_iter, err):
+    """Copy the costs, iteration counts and errors of a block's real lanes to the outputs."""
     for q in range(count):
+        cost[first + q] = lane_cost[q]
         n_iter[first + q] = ws[8][q]
         err[first + q] = ws[9][q]
 
 
 @njit(**_JIT)
-def solve_plain_blocks(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out):
+def solve_plain_blocks(
+    M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out
+):
     """Solve the blocks ``range(*blocks)`` of the batch with the scaling iteration."""
     plan, cost, n_iter, err = out
     B, n, m = plan.shape
+    Ms = np.empty((n, m, lanes))  # costs in lane layout
     K = np.empty((n, m, lanes))
+    P = np.empty((n, m, lanes))
     ibuf = np.empty(n * m * lanes, np.int64)
     ta = np.empty((n, lanes))
     tb = np.empty((m, lanes))
+    lane_cost = np.empty(lanes)
     ws = _new_workspace(n, m, lanes)
-    if M.shape[0] == 1:
-        _load_scaled_cost(M, 0, 1, -1.0 / reg, K)
-        _exp_inplace(K.ravel(), ibuf)
     for blk in range(blocks[0], blocks[1]):
         first = blk * lanes
         count = min(lanes, B - first)
-        if M.shape[0] != 1:
-            _load_scaled_cost(M, first, count, -1.0 / reg, K)
-            _exp_inplace(K.ravel(), ibuf)
-        _load_powers(a, first, count, 1.0 if kl_ref else fi_a, ta)
-        _load_powers(b, first, count, 1.0 if kl_ref else fi_b, tb)
+        if M.shape[0] != 1 or blk == blocks[0]:
+            _to_lanes(M, first, count, Ms.reshape(n * m, lanes))
+            _scale_into(Ms, -1.0 / reg, K)
+            _exp_inplace(K.reshape(K.size), ibuf)
+        _to_lanes(a, first, count, ta)
+        _to_lanes(b, first, count, tb)
+        _powers_inplace(ta, 1.0 if kl_ref else fi_a)
+        _powers_inplace(tb, 1.0 if kl_ref else fi_b)
         _iterate_plain(K, ta, tb, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, ws)
-        _store_plain(K, ws[0], ws[1], M, first, count, plan, cost)
-        _copy_lane_stats(ws, first, count, n_iter, err)
+        _plain_plan(K, ws[0], ws[1], P)
+        _lane_cost(P, Ms, lane_cost)
+        _from_lanes(P.reshape(n * m, lanes), first, count, plan)
+        _copy_lane_stats(ws, lane_cost, first, count, cost, n_iter, err)
 
 
 @njit(**_JIT_PARALLEL)
@@ -375,7 +391,9 @@ def sinkhorn_plain(
     out = (plan, cost, n_iter, err)
     for c in prange(nchunks):
         blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
-        solve_plain_blocks(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out)
+        solve_plain_blocks(
+            M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,7 +488,7 @@ def _iterate_log(logK, la, lb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, W
         _log_scaling(la, sn, fi_a, un)
         if it == max_iter or (check_tol and it > 0):
             _log_residual(sn, un, lu, err)
-            if _stop_qanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out) == 0:
+            if _stop_lanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out) == 0:
                 return
         _keep_active(active, un, lu)
         _lse_cols(logK, lu, sm, W, ibuf)
@@ -479,44 +497,46 @@ def _iterate_log(logK, la, lb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, W
 
 
 @njit(**_JIT)
-def _store_log(logK, lu, lv, M, first, count, plan, cost):
-    """``plan[p] = exp(logK + lu + lv)`` (exact zeros for -inf) and ``cost[p] = <plan, M>``."""
-    n, m = logK.shape[0], logK.shape[1]
-    shared = M.shape[0] == 1
-    acc = cost[first : first + count]
-    acc[:] = 0.0
+def _log_plan(logK, lu, lv, P, ibuf):
+    """``P[i, j, q] = exp(logK[i, j, q] + lu[i, q] + lv[j, q])`` (0 for -inf and below 3e-308)."""
+    n, m, L = logK.shape
     for i in range(n):
         for j in range(m):
-            for q in range(count):
-                p = first + q
-                x = np.exp(logK[i, j, q] + lu[i, q] + lv[j, q])
-                plan[p, i, j] = x
-                acc[q] += x * M[0 if shared else p, i, j]
+            for q in range(L):
+                P[i, j, q] = logK[i, j, q] + lu[i, q] + lv[j, q]
+    _exp_inplace(P.reshape(P.size), ibuf)
 
 
 @njit(**_JIT)
-def solve_log_blocks(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out):
+def solve_log_blocks(
+    M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out
+):
     """Solve the blocks ``range(*blocks)`` of the batch with the log-domain iteration."""
     plan, cost, n_iter, err = out
     B, n, m = plan.shape
+    Ms = np.empty((n, m, lanes))  # costs in lane layout
     logK = np.empty((n, m, lanes))
-    W = np.empty((n, m, lanes))
+    W = np.empty((n, m, lanes))  # scratch, then the plan
     ibuf = np.empty(n * m * lanes, np.int64)
     la = np.empty((n, lanes))
     lb = np.empty((m, lanes))
+    lane_cost = np.empty(lanes)
     ws = _new_workspace(n, m, lanes)
-    if M.shape[0] == 1:
-        _load_scaled_cost(M, 0, 1, -1.0 / reg, logK)
     for blk in range(blocks[0], blocks[1]):
         first = blk * lanes
         count = min(lanes, B - first)
-        if M.shape[0] != 1:
-            _load_scaled_cost(M, first, count, -1.0 / reg, logK)
-        _load_logs(a, first, count, 1.0 if kl_ref else fi_a, la)
-        _load_logs(b, first, count, 1.0 if kl_ref else fi_b, lb)
+        if M.shape[0] != 1 or blk == blocks[0]:
+            _to_lanes(M, first, count, Ms.reshape(n * m, lanes))
+            _scale_into(Ms, -1.0 / reg, logK)
+        _to_lanes(a, first, count, la)
+        _to_lanes(b, first, count, lb)
+        _logs_inplace(la, 1.0 if kl_ref else fi_a)
+        _logs_inplace(lb, 1.0 if kl_ref else fi_b)
         _iterate_log(logK, la, lb, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, W, ibuf, ws)
-        _store_log(logK, ws[0], ws[1], M, first, count, plan, cost)
-        _copy_lane_stats(ws, first, count, n_iter, err)
+        _log_plan(logK, ws[0], ws[1], W, ibuf)
+        _lane_cost(W, Ms, lane_cost)
+        _from_lanes(W.reshape(n * m, lanes), first, count, plan)
+        _copy_lane_stats(ws, lane_cost, first, count, cost, n_iter, err)
 
 
 @njit(**_JIT_PARALLEL)
@@ -529,4 +549,6 @@ def sinkhorn_log(
     out = (plan, cost, n_iter, err)
     for c in prange(nchunks):
         blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
-        solve_log_blocks(M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out)
+        solve_log_blocks(
+            M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out
+        )

@@ -60,12 +60,15 @@ def test_too_few_slides_for_the_shots_is_a_clear_error():
     ids, targets, _ = cohort(10)
     with pytest.raises(
         DataError,
-        match=r"class 'normal' has 10 slide\(s\); 16 shots with 5 folds needs at least 28",
+        match=r"class 'normal' has 10 slide\(s\); 16 shots with 5 folds needs at least 20",
     ):
         fewshot.make_splits(ids, targets, CLASSES, [1, 16], 5, seed=0)
-    with pytest.raises(DataError, match="at least 3 folds"):
-        fewshot.make_splits(ids, targets, CLASSES, [1], 2, seed=0)
-    assert fewshot.min_slides_per_class(16, 5) == 28
+    with pytest.raises(DataError, match="at least 2 folds"):
+        fewshot.make_splits(ids, targets, CLASSES, [1], 1, seed=0)
+    assert fewshot.min_slides_per_class(16, 5) == 20
+    assert fewshot.min_slides_per_class(4, 3) == 6
+    small_ids, small_targets, _ = cohort(6)
+    fewshot.make_splits(small_ids, small_targets, CLASSES, [4], 3, seed=0)  # the minimum is enough
 
 
 def test_json_round_trip(tmp_path):

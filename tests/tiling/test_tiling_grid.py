@@ -134,3 +134,12 @@ def test_geometry_round_trips_through_store_attributes():
     geometry, _ = grid_geometry(PYRAMID, (0.25, 0.25), TilingConfig(overlap=64))
     attrs = {"tiling": geometry.attrs(), "slide": {"mpp": [0.25, 0.25]}}
     assert GridGeometry.from_attrs(attrs) == geometry
+
+
+def test_segmentation_resolution_is_capped_for_huge_slides():
+    from wsi_engine.tiling.tasks import SEGMENTATION_MAX_PIXELS, segmentation_mpp
+
+    assert segmentation_mpp((40_000, 30_000), (0.25, 0.25), 8.0) == 8.0  # 10 x 7.5 mm: 1.2 Mpx
+    huge = segmentation_mpp((80_000, 80_000), (0.5, 0.5), 8.0)  # 40 x 40 mm
+    assert huge == pytest.approx(20.0)
+    assert (40_000 / huge) ** 2 <= SEGMENTATION_MAX_PIXELS * 1.0001

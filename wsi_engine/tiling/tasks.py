@@ -23,6 +23,7 @@ messages arrive intact however the cluster serialises exceptions.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -59,6 +60,9 @@ THUMBNAIL_MAX_PX = 1024
 
 THUMBNAIL_QUALITY = 90
 """JPEG quality of the stored thumbnail (a preview: lossy whatever the pixel mode)."""
+
+SEGMENTATION_MAX_PIXELS = 4_000_000
+"""Largest image tissue detection runs on (its memory is tens of bytes per pixel)."""
 
 READER_CACHE_SIZE = 4
 """Readers kept open per worker thread."""
@@ -235,10 +239,26 @@ def _prepare(request: SlideRequest) -> SlidePlan:
     return plan
 
 
+def segmentation_mpp(
+    level0_size: tuple[int, int], mpp: tuple[float, float], seg_mpp: float
+) -> float:
+    """µm/px of the image tissue is found on: ``seg_mpp``, or coarser for very large slides.
+
+    ``level0_size`` (w, h) px at ``mpp`` (x, y) µm/px. The image is kept to at
+    most :data:`SEGMENTATION_MAX_PIXELS` px, so the memory of tissue detection
+    does not grow with the slide (a 40 x 40 mm scan is segmented at 20 µm/px,
+    about the scale of CLAM's usual 64x-downsampled level).
+    """
+    area_um2 = level0_size[0] * level0_size[1] * mpp[0] * mpp[1]
+    return max(seg_mpp, math.sqrt(area_um2 / SEGMENTATION_MAX_PIXELS))
+
+
 def _tissue(reader: SlideReader, request: SlideRequest) -> tuple[TissueMask, np.ndarray | None]:
     """The tissue mask (detected, or from the user's file) and the segmentation image if one was read."""
     assert reader.mpp is not None
-    seg_mpp = request.config.tissue.seg_mpp
+    seg_mpp = segmentation_mpp(
+        reader.dimensions, (reader.mpp.x, reader.mpp.y), request.config.tissue.seg_mpp
+    )
     file = request.tissue_file
     if file is None:
         size = segmentation_size(reader.dimensions, reader.mpp.x, seg_mpp)
@@ -257,6 +277,7 @@ def _thumbnail(reader: SlideReader, seg_image: np.ndarray | None, seg_mpp: float
     a finer pyramid level than tissue detection does.
     """
     assert reader.mpp is not None
+    seg_mpp = segmentation_mpp(reader.dimensions, (reader.mpp.x, reader.mpp.y), seg_mpp)
     seg_size = segmentation_size(reader.dimensions, reader.mpp.x, seg_mpp)
     size = fit_size(reader.dimensions, min(THUMBNAIL_MAX_PX, max(seg_size)))
     if seg_image is not None:
