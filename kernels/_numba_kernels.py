@@ -30,7 +30,8 @@ import numpy as np
 from numba import njit, prange
 
 #: Most problems per block: long enough lane loops to amortise the vectoriser's runtime checks,
-#: small enough for a 46 x 10 block (n * m * 64 doubles = 235 KB) to stay in L2.
+#: small enough for the work arrays of a 46 x 10 block (3 x n * m * 64 doubles, 0.7 MB) to stay
+#: in a 1 MB L2.
 MAX_LANES = 64
 #: Chunks per thread: more than one evens out blocks that need different iteration counts.
 CHUNKS_PER_THREAD = 4

@@ -12,7 +12,9 @@ run, on the same inputs:
 * the torch twin ``kernels.sinkhorn_torch`` on CPU tensors (batched ``bmm`` iterations, no
   autograd), with torch's default intra-op threads.
 
-Every timing is the best of a few repetitions, and the fast contenders are measured in
+A second table repeats B = 1000 with Numba and torch limited to one thread each (POT is
+single-threaded anyway): per-core efficiency, which a busy shared machine distorts less than the
+parallel runs.  Every timing is the best of a few repetitions, and the fast contenders are measured in
 alternating rounds so that a drift in machine load does not bias their ratio.  The table gives
 absolute times, the speed-ups of the Numba kernel and the largest plan difference to it.  Also
 reported: the memory bandwidth the kernel achieves (bytes of M, a, b read and of the plan written,
@@ -167,6 +169,19 @@ def bench_workload(rng, B: int, n: int, m: int, pot_loop_max: int) -> dict:
     return row
 
 
+class single_thread:
+    """Context manager: Numba and torch on one thread, restored afterwards."""
+
+    def __enter__(self):
+        self.saved = numba.get_num_threads(), torch.get_num_threads()
+        numba.set_num_threads(1)
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        numba.set_num_threads(self.saved[0])
+        torch.set_num_threads(self.saved[1])
+
+
 def fmt_time(seconds: float) -> str:
     return f"{seconds * 1e3:10.3f}"
 
@@ -228,6 +243,11 @@ def main() -> None:
         print(f"* POT loop timed on the first {args.pot_loop_max} problems and scaled to B")
     print("\ntargets:")
     print("\n".join(check_targets(rows)))
+
+    print("\none thread each (per-core efficiency):")
+    with single_thread():
+        single = [bench_workload(rng, 1000, n, m, args.pot_loop_max) for n, m in SHAPES]
+    print_table(single)
 
     copy = copy_bandwidth()
     print(f"\nmemory bandwidth: plain array copy {copy:.1f} GB/s (read + write)")

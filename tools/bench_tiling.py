@@ -247,17 +247,12 @@ def ours(slide: Path, workers: int) -> tuple[float, float, float, np.ndarray, in
     CPU time is that of the workers (all their threads) plus this process
     (client and scheduler).
     """
-    from distributed import Client, LocalCluster
-
     from wsi_engine.store import PatchStore
-    from wsi_engine.tiling import TilingConfig, tile_slides
+    from wsi_engine.tiling import TilingConfig, dask_client, tile_slides
 
     out = Path(tempfile.mkdtemp(prefix="bench-tile-"))
     started = time.perf_counter()
-    with (
-        LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0") as cluster,
-        Client(cluster) as client,
-    ):
+    with dask_client(workers) as client:  # the local cluster `wsi-engine tile` starts
         client.run(importlib.import_module, "wsi_engine.tiling.tasks")
         startup = time.perf_counter() - started
         cpu_before = sum(client.run(time.process_time).values()) + time.process_time()

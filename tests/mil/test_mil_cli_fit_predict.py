@@ -197,7 +197,9 @@ def test_too_few_slides_for_shots_and_bad_options(cohort, tmp_path, capsys):
     assert main(fit_args(stores, labels, tmp_path / "run", "--loss", "hinge")) == 3
 
 
-def test_language_priors_with_tiny_clip_and_text_free_fallback(tmp_path, monkeypatch, bag_factory, cohort_writer, capsys):
+def test_language_priors_with_tiny_clip_and_text_free_fallback(
+    tmp_path, monkeypatch, bag_factory, cohort_writer, capsys
+):
     from wsi_engine.encoders import create_random_checkpoint
     from wsi_engine.prompts import TaskEmbeddings
 
@@ -207,19 +209,72 @@ def test_language_priors_with_tiny_clip_and_text_free_fallback(tmp_path, monkeyp
     stores, labels = cohort_writer(
         tmp_path, bags, CLASSES, encoder_id="tiny-clip", text_aligned=True, output_kind="joint"
     )
-    common = ["fit", "--stores", str(stores), "--labels", str(labels), "--task", "synthetic-demo", "--encoder", "tiny-clip",
-              "--shots", "2", "--folds", "3", "--epochs", "2", "--set", "dim=16", "--set", "heads=2", "--kv", "3"]
+    common = [
+        "fit",
+        "--stores",
+        str(stores),
+        "--labels",
+        str(labels),
+        "--task",
+        "synthetic-demo",
+        "--encoder",
+        "tiny-clip",
+        "--shots",
+        "2",
+        "--folds",
+        "3",
+        "--epochs",
+        "2",
+        "--set",
+        "dim=16",
+        "--set",
+        "heads=2",
+        "--kv",
+        "3",
+    ]
     run = tmp_path / "lang"
-    assert main([*common, "--out", str(run), "--checkpoint", str(checkpoint), "--proto-init", "kmeans",
-                 "--loss", "reinforced-focal", "--resample"]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--out",
+                str(run),
+                "--checkpoint",
+                str(checkpoint),
+                "--proto-init",
+                "kmeans",
+                "--loss",
+                "reinforced-focal",
+                "--resample",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((run / "run.json").read_text())
     assert meta["language_priors"] == "text-embeddings" and "tiny-clip" in meta["language_note"]
     text = TaskEmbeddings.load(run / "text_embeddings.npz")
     assert text.entities.shape == (8, 32) and text.class_names == tuple(CLASSES)
     history = json.loads((run / "folds" / "shots_2" / "fold_0" / "history.json").read_text())
     assert {"query_weight.label", "query_weight.bag_high", "tau_f"} <= history[-1].keys()
-    assert main(["predict", "--run", str(run), "--stores", str(stores), "--out", str(tmp_path / "p.csv"), "--fold", "1"]) == 0
-    arrays, attrs = PatchStore.open(stores / f"{bags[0].slide_id}.zarr").read_scores("lang-2shot-fold1")
+    assert (
+        main(
+            [
+                "predict",
+                "--run",
+                str(run),
+                "--stores",
+                str(stores),
+                "--out",
+                str(tmp_path / "p.csv"),
+                "--fold",
+                "1",
+            ]
+        )
+        == 0
+    )
+    arrays, attrs = PatchStore.open(stores / f"{bags[0].slide_id}.zarr").read_scores(
+        "lang-2shot-fold1"
+    )
     assert attrs["folds"] == [1] and "instance_score" in arrays
 
     free = tmp_path / "free"
@@ -227,3 +282,25 @@ def test_language_priors_with_tiny_clip_and_text_free_fallback(tmp_path, monkeyp
     meta = json.loads((free / "run.json").read_text())
     assert meta["language_priors"] == "text-free" and "--text-free" in meta["language_note"]
     assert not (free / "text_embeddings.npz").exists()
+
+
+def test_language_priors_decision_for_image_only_and_baseline_models():
+    from types import SimpleNamespace
+
+    from wsi_engine.encoders import load_encoder_config
+    from wsi_engine.mil.fit import FitConfig, language_priors, resolve_encoder
+    from wsi_engine.prompts import load_task
+
+    task = load_task("synthetic-demo")
+    cohort = SimpleNamespace(feature_attrs={"output_kind": "image_only"})
+    image_only = load_encoder_config("efficientnet-lite0")
+    config = FitConfig(task="synthetic-demo", encoder="efficientnet-lite0")
+    decision = language_priors(config, task, image_only, cohort, None)
+    assert not decision.used and "image-only" in decision.note
+    abmil = FitConfig(task="synthetic-demo", encoder="tiny-clip", model="abmil")
+    assert (
+        "uses no language priors"
+        in language_priors(abmil, task, load_encoder_config("tiny-clip"), cohort, None).note
+    )
+    assert resolve_encoder("uni-imported") == ("uni-imported", None)
+    assert resolve_encoder("tiny-clip")[0] == "tiny-clip"

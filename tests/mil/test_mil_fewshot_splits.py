@@ -26,7 +26,9 @@ def test_protocol_properties():
         chosen = [s for s in splits if s.shots == shots]
         tested = [x for s in chosen for x in s.test]
         assert len(tested) == len(set(tested))  # test sets of different folds are disjoint
-        assert sorted(x for s in chosen for x in (*s.val, *s.test)) == sorted(ids)  # held-out parts cover the cohort
+        assert sorted(x for s in chosen for x in (*s.val, *s.test)) == sorted(
+            ids
+        )  # held-out parts cover the cohort
         for s in chosen:
             assert (
                 not set(s.train) & set(s.val)

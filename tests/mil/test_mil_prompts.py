@@ -113,5 +113,17 @@ def test_shipped_prompts_fit_a_clip_text_context_and_tasks_command(tmp_path, cap
     assert "every prompt fits the 64-token" in capsys.readouterr().out
     data = _task_dict()
     data["classes"][0]["detailed"] = "very " * 80 + "long"
-    assert main(["tasks", _write(tmp_path, data), "--encoder", "tiny-clip", "--checkpoint", str(checkpoint)]) == 3
+    assert (
+        main(
+            [
+                "tasks",
+                _write(tmp_path, data),
+                "--encoder",
+                "tiny-clip",
+                "--checkpoint",
+                str(checkpoint),
+            ]
+        )
+        == 3
+    )
     assert "class a detailed: 83 tokens > context 64" in capsys.readouterr().err

@@ -91,6 +91,7 @@ def fit_command(
         [], "--set", help="Model option KEY=VALUE (repeatable), e.g. --set dim=256."
     ),
     text_free: bool = typer.Option(False, "--text-free", help="Do not use language priors."),
+    cache_mb: int = typer.Option(2048, "--cache-mb", help="Memory for cached feature bags, MiB."),
     run_id: str | None = typer.Option(
         None, "--run-id", help="Run id used to name scores in stores [the --out folder name]."
     ),
@@ -135,6 +136,7 @@ def fit_command(
             "folds": folds,
             "seed": seed,
             "text_free": text_free,
+            "cache_mb": cache_mb,
             "train": train.model_dump(),
         },
         "command line",

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wsi_engine.errors import DataError, StoreError
+from wsi_engine.errors import DataError
 from wsi_engine.store import PatchStore, find_stores
 
 
@@ -131,10 +131,7 @@ def build_cohort(
     slides, no_features, empty, dims = [], [], [], {}
     attrs: dict[str, Any] = {}
     for slide_id in sorted(labels):
-        try:
-            store = PatchStore.open(stores[slide_id])
-        except StoreError as error:
-            raise DataError(str(error)) from error
+        store = PatchStore.open(stores[slide_id])
         if not store.has_features(encoder_id):
             no_features.append(slide_id)
             continue

@@ -84,7 +84,9 @@ def make_splits(
                 f"({most} to train on plus, in every fold, a held-out part with a validation and a test slide)",
                 hint="use fewer --shots or --folds, or label more slides",
             )
-    parts = [held for _, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(ids, y)]
+    parts = [
+        held for _, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(ids, y)
+    ]
     splits = []
     for fold in range(folds):
         held = parts[fold]

@@ -48,6 +48,7 @@ from torch import nn
 
 from kernels import sinkhorn_torch
 from wsi_engine.config.loader import StrictModel
+from wsi_engine.errors import DataError
 from wsi_engine.mil.attention import CrossAttention, SharedScorer
 from wsi_engine.mil.base import MILModel, MILOutput, mlp_projection
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
@@ -154,7 +155,9 @@ class LibraMIL(MILModel):
 
         k = self.config.kv
         if len(sample) < k:
-            raise ValueError(f"k-means needs at least {k} training patches, got {len(sample)}")
+            raise DataError(
+                f"k-means initialisation of {k} visual prototypes got only {len(sample)} training patches"
+            )
         centres = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(sample).cluster_centers_
         with torch.no_grad():
             self.visual_prototypes.copy_(torch.from_numpy(centres.astype(np.float32)))

@@ -13,6 +13,7 @@ ignoring NaN folds.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
@@ -43,22 +44,17 @@ def classification_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, 
     """The :data:`METRICS` of class probabilities ``probs`` (n, C) for integer ``targets`` (n,)."""
     targets = np.asarray(targets, dtype=np.int64)
     predicted = probs.argmax(1)
-    labels = list(range(probs.shape[1]))
     present = sorted(set(targets.tolist()) | set(predicted.tolist()))
-    return {
-        "accuracy": float(accuracy_score(targets, predicted)),
-        "balanced_accuracy": float(balanced_accuracy_score(targets, predicted)),
-        "auc": macro_auc(targets, probs),
-        "macro_f1": float(
-            f1_score(
-                targets,
-                predicted,
-                labels=[c for c in labels if c in present],
-                average="macro",
-                zero_division=0,
-            )
-        ),
-    }
+    with warnings.catch_warnings():  # sklearn warns when a part holds a single class
+        warnings.simplefilter("ignore", UserWarning)
+        return {
+            "accuracy": float(accuracy_score(targets, predicted)),
+            "balanced_accuracy": float(balanced_accuracy_score(targets, predicted)),
+            "auc": macro_auc(targets, probs),
+            "macro_f1": float(
+                f1_score(targets, predicted, labels=present, average="macro", zero_division=0)
+            ),
+        }
 
 
 def summarize(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
