@@ -43,7 +43,10 @@ def test_error_message_names_path_and_hint():
 
 def test_console_script_runs_in_a_subprocess():
     done = subprocess.run(
-        [sys.executable, "-m", "wsi_engine", "--version"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "wsi_engine", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0
     assert done.stdout.strip() == f"wsi-engine {__version__}"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import yaml
 import pytest
+import yaml
 
 from wsi_engine.config import list_presets, load_config, with_overrides, write_effective_config
 from wsi_engine.errors import ConfigError
@@ -57,7 +57,8 @@ def test_cross_field_rule_is_enforced(tmp_path):
 def test_overrides_win_and_none_keeps_file_value():
     base = load_config(TilingConfig, "default", "tiling")
     changed = with_overrides(
-        base, {"patch_size": 224, "target_mpp": None, "tissue.method": "fixed", "tissue.threshold": 20}
+        base,
+        {"patch_size": 224, "target_mpp": None, "tissue.method": "fixed", "tissue.threshold": 20},
     )
     assert changed.patch_size == 224
     assert changed.target_mpp == base.target_mpp
@@ -68,7 +69,9 @@ def test_overrides_win_and_none_keeps_file_value():
 
 def test_effective_config_written_with_provenance(tmp_path):
     config = load_config(TilingConfig, "default", "tiling")
-    path = write_effective_config(tmp_path, "tiling_config", {"tiling": config, "inputs": ["a.svs"]})
+    path = write_effective_config(
+        tmp_path, "tiling_config", {"tiling": config, "inputs": ["a.svs"]}
+    )
     data = yaml.safe_load(path.read_text())
     assert data["tiling"]["patch_size"] == config.patch_size
     assert data["inputs"] == ["a.svs"]

@@ -14,16 +14,24 @@ import sys
 
 import click
 import typer
-from typer._click.exceptions import ClickException
 from rich.console import Console
+from typer._click.exceptions import ClickException
 
 from wsi_engine import __version__
-from wsi_engine.commands import heatmap, info, synth
-from wsi_engine.commands import tile
-from wsi_engine.commands import embed, features
-from wsi_engine.commands import patches
-from wsi_engine.commands import fit, predict, tasks
-from wsi_engine.commands import demo, run
+from wsi_engine.commands import (
+    demo,
+    embed,
+    features,
+    fit,
+    heatmap,
+    info,
+    patches,
+    predict,
+    run,
+    synth,
+    tasks,
+    tile,
+)
 from wsi_engine.errors import INTERNAL_ERROR_EXIT_CODE, WsiEngineError
 
 app = typer.Typer(
@@ -62,12 +70,21 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def _global_options(
     version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+        False,
+        "--version",
+        callback=_version_callback,
+        is_eager=True,
+        help="Print the version and exit.",
     ),
     log_level: str = typer.Option(
-        "WARNING", "--log-level", help="Logging level: DEBUG, INFO, WARNING or ERROR.", case_sensitive=False
+        "WARNING",
+        "--log-level",
+        help="Logging level: DEBUG, INFO, WARNING or ERROR.",
+        case_sensitive=False,
     ),
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks instead of one-line errors."
+    ),
 ) -> None:
     """Global options apply to every subcommand."""
     level = logging.getLevelName(log_level.upper())
@@ -91,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_code
     except typer.Exit as done:
         return done.exit_code
-    except (ClickException, click.ClickException) as error:  # usage errors (typer vendors its own click)
+    except (
+        ClickException,
+        click.ClickException,
+    ) as error:  # usage errors (typer vendors its own click)
         error.show()
         return error.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):

@@ -21,7 +21,9 @@ def small_cohort(tmp_path_factory) -> Path:
     from wsi_engine.synthetic import generate_cohort
 
     out = tmp_path_factory.mktemp("pipeline-cohort")
-    generate_cohort(out, n_slides=4, classes=("normal", "tumor"), width=SLIDE_SIZE, height=SLIDE_SIZE, seed=3)
+    generate_cohort(
+        out, n_slides=4, classes=("normal", "tumor"), width=SLIDE_SIZE, height=SLIDE_SIZE, seed=3
+    )
     return out
 
 
@@ -29,7 +31,9 @@ def small_cohort(tmp_path_factory) -> Path:
 def tiny_checkpoint(tmp_path_factory) -> Path:
     from wsi_engine.encoders import create_random_checkpoint
 
-    return create_random_checkpoint("tiny-clip", tmp_path_factory.mktemp("weights") / "tiny.safetensors", seed=0)
+    return create_random_checkpoint(
+        "tiny-clip", tmp_path_factory.mktemp("weights") / "tiny.safetensors", seed=0
+    )
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +71,9 @@ def slide_dir(small_cohort, tmp_path) -> Path:
     return target
 
 
-def _assert_same_stores(left: Path, right: Path, encoder_id: str = "tiny-clip", exact_features: bool = True) -> None:
+def _assert_same_stores(
+    left: Path, right: Path, encoder_id: str = "tiny-clip", exact_features: bool = True
+) -> None:
     """Same slide ids, coordinates, patch bytes and features (exactly, or to float16 rounding)."""
     left_stores = {p.name: p for p in find_stores([left / "stores"])}
     right_stores = {p.name: p for p in find_stores([right / "stores"])}
@@ -77,7 +83,9 @@ def _assert_same_stores(left: Path, right: Path, encoder_id: str = "tiny-clip", 
         assert np.array_equal(a.coords(), b.coords()), name
         assert a.n_patches == b.n_patches
         if a.n_patches:
-            assert np.array_equal(a.read_patches(0, a.n_patches), b.read_patches(0, b.n_patches)), name
+            assert np.array_equal(a.read_patches(0, a.n_patches), b.read_patches(0, b.n_patches)), (
+                name
+            )
             fa, fb = a.read_features(encoder_id), b.read_features(encoder_id)
             if exact_features:
                 assert np.array_equal(fa, fb), name

@@ -19,7 +19,12 @@ from wsi_engine.store import PatchStore, find_stores
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    return run_demo(out, DemoSize(n_slides=12, size=1536, shots=2, folds=3, epochs=15), seed=1, say=lambda _: None)
+    return run_demo(
+        out,
+        DemoSize(n_slides=12, size=1536, shots=2, folds=3, epochs=15),
+        seed=1,
+        say=lambda _: None,
+    )
 
 
 @pytest.mark.slow
@@ -36,7 +41,10 @@ def test_demo_writes_every_output(demo):
     results = json.loads((demo.fit_dir / "results.json").read_text())
     assert results, "fit wrote no results"
     manifest = json.loads((demo.pipeline_dir / "manifest.json").read_text())
-    assert all(set(stages) == {"tile", "embed", "predict", "heatmap"} for stages in manifest["slides"].values())
+    assert all(
+        set(stages) == {"tile", "embed", "predict", "heatmap"}
+        for stages in manifest["slides"].values()
+    )
 
 
 @pytest.mark.slow
@@ -48,7 +56,11 @@ def test_fitted_model_ranks_lesion_patches_first(demo):
 @pytest.mark.slow
 def test_fitted_model_separates_held_out_slides(demo):
     """Every fold's test slides pooled (each slide is tested once): most are classified right."""
-    rows = [row for path in sorted(demo.fit_dir.glob("folds/*/fold_*/test_predictions.csv")) for row in csv.DictReader(open(path))]
+    rows = [
+        row
+        for path in sorted(demo.fit_dir.glob("folds/*/fold_*/test_predictions.csv"))
+        for row in csv.DictReader(open(path))
+    ]
     assert len(rows) >= 6
     correct = sum(row["label"] == row["predicted"] for row in rows)
     print(f"held-out slides: {correct}/{len(rows)} correct")
@@ -63,19 +75,27 @@ def test_patch_classifier_is_not_worse_than_bag_attention(demo, tmp_path):
 
     stores = demo.pipeline_dir / "stores"
     fitted = fit_patches_from_run(
-        FitPatchesConfig.model_validate({"seed": 0, "targets": {"evidence": "instance_score"}}), demo.fit_dir, [stores], tmp_path / "patch-run",
+        FitPatchesConfig.model_validate({"seed": 0, "targets": {"evidence": "instance_score"}}),
+        demo.fit_dir,
+        [stores],
+        tmp_path / "patch-run",
         labels_path=demo.cohort_dir / "labels.csv",
     )
     predicted = predict_patches(fitted.run_dir, [stores])
     slides = [
         slide_scores_from_store(
-            store, demo.report.score_id, predicted.score_id, demo.cohort_dir / "truth" / f"{store.name[:-5]}.lesions.geojson"
+            store,
+            demo.report.score_id,
+            predicted.score_id,
+            demo.cohort_dir / "truth" / f"{store.name[:-5]}.lesions.geojson",
         )
         for store in find_stores([stores])
         if (demo.cohort_dir / "truth" / f"{store.name[:-5]}.lesions.geojson").is_file()
     ]
     report = compare_patch_auc(slides, class_index=1)
-    print(f"patch AUC: bag attention {report.bag_attention:.3f}, patch classifier {report.patch_classifier:.3f}")
+    print(
+        f"patch AUC: bag attention {report.bag_attention:.3f}, patch classifier {report.patch_classifier:.3f}"
+    )
     assert report.n_positive > 0
     # Targets from Libra-MIL's fused transport score. On this small CI cohort (about ten lesion patches)
     # the two AUCs are close (0.973 vs 0.971 when written); allow 0.02 of run-to-run noise.

@@ -15,12 +15,28 @@ from wsi_engine.store import PatchStore, find_stores
 
 def _cli_args(slides, out, checkpoint):
     return [
-        "run", str(slides), "--out", str(out), "--encoder", "tiny-clip", "--checkpoint", str(checkpoint),
-        "--device", "cpu", "--patch-size", "128", "--mpp-target", "1.0", "--workers", "1",
+        "run",
+        str(slides),
+        "--out",
+        str(out),
+        "--encoder",
+        "tiny-clip",
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        "--patch-size",
+        "128",
+        "--mpp-target",
+        "1.0",
+        "--workers",
+        "1",
     ]
 
 
-def test_bad_slides_are_reported_and_the_good_ones_complete(slide_dir, tiny_checkpoint, tmp_path, capsys):
+def test_bad_slides_are_reported_and_the_good_ones_complete(
+    slide_dir, tiny_checkpoint, tmp_path, capsys
+):
     good = sorted(p.name for p in slide_dir.iterdir())
     (slide_dir / "corrupt.svs").write_bytes(b"II*\x00" + b"\x00" * 64)
     (slide_dir / "notes.tiff").write_text("this is not an image")
@@ -54,8 +70,12 @@ def test_rerun_skips_done_stages_and_a_parameter_change_reruns_only_affected(
     assert {s["embed"] for s in again.status.values()} == {"skipped"}
 
     # Another batch size does not change features: nothing reruns. Another JPEG quality re-tiles and re-embeds.
-    same = pipeline_config.model_copy(update={"embed": pipeline_config.embed.model_copy(update={"batch_size": 7})})
-    assert {s["embed"] for s in run_pipeline([small_cohort / "slides"], out, same).status.values()} == {"skipped"}
+    same = pipeline_config.model_copy(
+        update={"embed": pipeline_config.embed.model_copy(update={"batch_size": 7})}
+    )
+    assert {
+        s["embed"] for s in run_pipeline([small_cohort / "slides"], out, same).status.values()
+    } == {"skipped"}
     changed = pipeline_config.model_copy(
         update={"tiling": pipeline_config.tiling.model_copy(update={"jpeg_quality": 70})}
     )
@@ -70,7 +90,9 @@ def test_rerun_skips_done_stages_and_a_parameter_change_reruns_only_affected(
     assert report.telemetry["tile"].patches > 0
 
 
-def test_a_second_run_on_the_same_output_is_refused(small_cohort, pipeline_config, tmp_path, capsys):
+def test_a_second_run_on_the_same_output_is_refused(
+    small_cohort, pipeline_config, tmp_path, capsys
+):
     out = tmp_path / "out"
     with RunLock(out):
         try:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,33 @@ from wsi_engine.pipeline.run import run_pipeline
 
 def _run_args(slides: Path, out: Path, checkpoint: Path) -> list[str]:
     return [
-        sys.executable, "-m", "wsi_engine", "run", str(slides), "--out", str(out), "--encoder", "tiny-clip",
-        "--checkpoint", str(checkpoint), "--device", "cpu", "--patch-size", "128", "--mpp-target", "1.0",
-        "--workers", "1",
+        sys.executable,
+        "-m",
+        "wsi_engine",
+        "run",
+        str(slides),
+        "--out",
+        str(out),
+        "--encoder",
+        "tiny-clip",
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        "--patch-size",
+        "128",
+        "--mpp-target",
+        "1.0",
+        "--workers",
+        "1",
     ]
 
 
 def _kill_after(args: list[str], seconds: float) -> None:
     """Start the run in its own process group and kill -9 the whole group after ``seconds``."""
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
@@ -52,8 +69,15 @@ def test_an_existing_dask_cluster_gives_the_same_outputs(
 ):
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
-        report = run_pipeline([small_cohort / "slides"], tmp_path / "out", pipeline_config, scheduler=cluster.scheduler_address)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        report = run_pipeline(
+            [small_cohort / "slides"],
+            tmp_path / "out",
+            pipeline_config,
+            scheduler=cluster.scheduler_address,
+        )
     assert not report.failed
     # Features are computed in a worker process with its own thread count: equal up to float16 rounding.
     assert_same_stores(reference_run, tmp_path / "out", exact_features=False)

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
 def demo_command(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder."),
-    n_slides: int = typer.Option(16, "--n-slides", help="Slides in the synthetic cohort (half normal, half tumour)."),
+    n_slides: int = typer.Option(
+        16, "--n-slides", help="Slides in the synthetic cohort (half normal, half tumour)."
+    ),
     size: int = typer.Option(3072, "--size", help="Slide side in level-0 px (0.5 µm/px)."),
     shots: int = typer.Option(4, "--shots", help="Training slides per class."),
     folds: int = typer.Option(3, "--folds", help="Cross-validation folds."),
@@ -20,26 +21,30 @@ def demo_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the cohort, weights and splits."),
 ) -> None:
     """Synthetic cohort → tile → embed (tiny random encoder) → few-shot fit → predict → heatmaps + HTML report."""
-    from wsi_engine.commands.run import _ProgressObserver, print_summary
+    from wsi_engine.commands.run import _ProgressObserver, print_summary, stage_progress
     from wsi_engine.pipeline.demo import DemoSize, run_demo
 
     console = Console()
-    with Progress(
-        TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
-    ) as progress:
+    with stage_progress(console) as progress:
         result = run_demo(
-            out, DemoSize(n_slides, size, shots, folds, epochs), seed=seed,
-            say=lambda text: progress.console.print(f"[bold]{text}[/]"), observer=_ProgressObserver(progress),
+            out,
+            DemoSize(n_slides, size, shots, folds, epochs),
+            seed=seed,
+            say=lambda text: progress.console.print(f"[bold]{text}[/]"),
+            observer=_ProgressObserver(progress),
         )
     print_summary(console, result.report)
-    metrics = Table(title=f"few-shot Libra-MIL on held-out slides ({shots} shots/class, {folds} folds, mean ± std)")
+    metrics = Table(
+        title=f"few-shot Libra-MIL on held-out slides ({shots} shots/class, {folds} folds, mean ± std)"
+    )
     metrics.add_column("metric")
     metrics.add_column("value", justify="right")
     for shot_summary in result.fit_summary.values():
         for name, stats in shot_summary.items():
             metrics.add_row(name, f"{stats['mean']:.3f} ± {stats.get('std', 0.0):.3f}")
-    metrics.add_row("lesion-patch AUC (tumour attention vs ground truth)", f"{result.lesion_auc:.3f}")
+    metrics.add_row(
+        "lesion-patch AUC (tumour attention vs ground truth)", f"{result.lesion_auc:.3f}"
+    )
     console.print(metrics)
     heatmaps = result.pipeline_dir / "heatmaps"
     where = Table(title="where everything is", show_header=False)

@@ -14,20 +14,38 @@ from wsi_engine.errors import BatchFailures
 
 def run_command(
     inputs: list[Path] = typer.Argument(..., help="Slide files or folders of slides."),
-    out: Path = typer.Option(..., "--out", help="Output folder (stores, predictions, heatmaps, manifest)."),
-    config: Path | None = typer.Option(None, "--config", help="Pipeline YAML (default: configs/pipeline.yaml)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder (stores, predictions, heatmaps, manifest)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="Pipeline YAML (default: configs/pipeline.yaml)."
+    ),
     encoder: str | None = typer.Option(None, "--encoder", help="Encoder preset name or YAML."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Encoder weights file."),
-    fitted_run: Path | None = typer.Option(None, "--run", help="A `wsi-engine fit` run: adds predict + heatmap."),
-    scheduler: str | None = typer.Option(None, "--scheduler", help="Address of an existing Dask scheduler."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Re-attempt only the slides that failed before."),
+    fitted_run: Path | None = typer.Option(
+        None, "--run", help="A `wsi-engine fit` run: adds predict + heatmap."
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Address of an existing Dask scheduler."
+    ),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Re-attempt only the slides that failed before."
+    ),
     workers: int | None = typer.Option(None, "--workers", help="Local tiling worker processes."),
     device: str | None = typer.Option(None, "--device", help="auto, cuda or cpu for embedding."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Embedding batch size."),
-    patch_size: int | None = typer.Option(None, "--patch-size", help="Patch side in px at the target µm/px."),
-    mpp_target: float | None = typer.Option(None, "--mpp-target", help="Target µm/px of the patches."),
-    pixels: str | None = typer.Option(None, "--pixels", help="jpeg, lossless or none (coordinates only)."),
-    recursive: bool | None = typer.Option(None, "--recursive/--no-recursive", help="Search folders recursively."),
+    patch_size: int | None = typer.Option(
+        None, "--patch-size", help="Patch side in px at the target µm/px."
+    ),
+    mpp_target: float | None = typer.Option(
+        None, "--mpp-target", help="Target µm/px of the patches."
+    ),
+    pixels: str | None = typer.Option(
+        None, "--pixels", help="jpeg, lossless or none (coordinates only)."
+    ),
+    recursive: bool | None = typer.Option(
+        None, "--recursive/--no-recursive", help="Search folders recursively."
+    ),
 ) -> None:
     """Run every stage for each slide; resumable (manifest in OUT), a failing slide never stops the batch.
 
@@ -50,12 +68,14 @@ def run_command(
         },
     )
     console = Console()
-    with Progress(
-        TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
-    ) as progress:
+    with stage_progress(console) as progress:
         report = run_pipeline(
-            inputs, out, settings, fitted_run=fitted_run, scheduler=scheduler, retry_failed=retry_failed,
+            inputs,
+            out,
+            settings,
+            fitted_run=fitted_run,
+            scheduler=scheduler,
+            retry_failed=retry_failed,
             observer=_ProgressObserver(progress),
         )
     print_summary(console, report)
@@ -67,13 +87,27 @@ def run_command(
         )
 
 
+def stage_progress(console: Console) -> Progress:
+    """One bar per pipeline stage (slides done of slides to do)."""
+    return Progress(
+        TextColumn("{task.description:>8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
 class _ProgressObserver:
     def __init__(self, progress: Progress):
         self.progress = progress
         self.tasks: dict[str, int] = {}
 
     def stage_started(self, stage: str, n_slides: int) -> None:
-        self.tasks[stage] = self.progress.add_task(stage, total=max(n_slides, 1), completed=0 if n_slides else 1)
+        self.tasks[stage] = self.progress.add_task(
+            stage, total=max(n_slides, 1), completed=0 if n_slides else 1
+        )
 
     def slide_advanced(self, stage: str, slide_id: str) -> None:
         self.progress.advance(self.tasks[stage])
@@ -90,7 +124,10 @@ def print_summary(console: Console, report) -> None:
     slides.add_column("problem", overflow="fold")
     colours = {"done": "green", "skipped": "cyan", "failed": "red", "empty": "yellow"}
     for slide_id in sorted(report.status):
-        cells = [f"[{colours.get(s, 'dim')}]{s}[/]" for s in (report.status[slide_id][st] for st in STAGES)]
+        cells = [
+            f"[{colours.get(s, 'dim')}]{s}[/]"
+            for s in (report.status[slide_id][st] for st in STAGES)
+        ]
         slides.add_row(slide_id, *cells, report.errors.get(slide_id, ""))
     console.print(slides)
     timing = Table(title="where the time went")
@@ -101,4 +138,6 @@ def print_summary(console: Console, report) -> None:
         timing.add_row(stage, f"{t.seconds:.1f}", str(t.patches), f"{t.patches_per_s:.1f}", details)
     console.print(timing)
     done = sum(1 for s in report.status.values() if "failed" not in s.values())
-    console.print(f"{done} slide(s) complete, {len(report.failed)} failed, {report.seconds:.1f} s in all.")
+    console.print(
+        f"{done} slide(s) complete, {len(report.failed)} failed, {report.seconds:.1f} s in all."
+    )

@@ -18,7 +18,9 @@ class EmbedSettings(StrictModel):
     device: Literal["auto", "cuda", "cpu"] = "auto"
     batch_size: int = Field(64, ge=1)
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
-    workers: int | None = Field(None, ge=0, description="background decode workers (default: by cores)")
+    workers: int | None = Field(
+        None, ge=0, description="background decode workers (default: by cores)"
+    )
 
 
 class HeatmapSettings(StrictModel):
@@ -38,5 +40,7 @@ class PipelineConfig(StrictModel):
     tiling: TilingConfig = Field(default_factory=TilingConfig)
     embed: EmbedSettings = Field(default_factory=EmbedSettings)
     heatmap: HeatmapSettings = Field(default_factory=HeatmapSettings)
-    workers: int | None = Field(None, ge=1, description="tiling worker processes (default: by cores)")
+    workers: int | None = Field(
+        None, ge=1, description="tiling worker processes (default: by cores)"
+    )
     recursive: bool = False

@@ -64,9 +64,12 @@ def run_demo(
     from wsi_engine.encoders import create_random_checkpoint
     from wsi_engine.mil.fit import FitConfig, fit
     from wsi_engine.mil.train import TrainConfig
+
     out_dir = Path(out_dir)
     cohort_dir, pipeline_dir, fit_dir = out_dir / "cohort", out_dir / "pipeline", out_dir / "fit"
-    say(f"1/5 synthetic cohort: {size.n_slides} slides ({size.size}² px at 0.5 µm/px) in {cohort_dir}")
+    say(
+        f"1/5 synthetic cohort: {size.n_slides} slides ({size.size}² px at 0.5 µm/px) in {cohort_dir}"
+    )
     labels_csv = _cohort(cohort_dir, size, seed)
     checkpoint = out_dir / "weights" / f"{DEMO_ENCODER}.safetensors"
     if not checkpoint.is_file():
@@ -74,7 +77,12 @@ def run_demo(
         create_random_checkpoint(DEMO_ENCODER, checkpoint, seed=seed)
     say(f"2/5 tiny random-weight encoder saved to {checkpoint}")
     config = load_pipeline_config(
-        None, {"embed.encoder": DEMO_ENCODER, "embed.checkpoint": str(checkpoint), "embed.batch_size": 32}
+        None,
+        {
+            "embed.encoder": DEMO_ENCODER,
+            "embed.checkpoint": str(checkpoint),
+            "embed.batch_size": 32,
+        },
     )
     slides = cohort_dir / "slides"
     say("3/5 tiling and embedding every slide")
@@ -82,7 +90,12 @@ def run_demo(
     say(f"4/5 fitting Libra-MIL, {size.shots} shots per class, {size.folds} folds")
     fitted = fit(
         FitConfig(
-            task=DEMO_TASK, encoder=DEMO_ENCODER, model="libra", shots=[size.shots], folds=size.folds, seed=seed,
+            task=DEMO_TASK,
+            encoder=DEMO_ENCODER,
+            model="libra",
+            shots=[size.shots],
+            folds=size.folds,
+            seed=seed,
             train=TrainConfig(epochs=size.epochs, patience=10, lr=5e-4),
         ),
         labels_csv,
@@ -95,7 +108,15 @@ def run_demo(
     report = run_pipeline([slides], pipeline_dir, config, fitted_run=fit_dir, observer=observer)
     pooled, per_slide = lesion_auc(pipeline_dir / STORES_DIR, cohort_dir / "truth", report.score_id)
     return DemoResult(
-        out_dir, cohort_dir, checkpoint, pipeline_dir, fit_dir, report, fitted.summary, pooled, per_slide
+        out_dir,
+        cohort_dir,
+        checkpoint,
+        pipeline_dir,
+        fit_dir,
+        report,
+        fitted.summary,
+        pooled,
+        per_slide,
     )
 
 
@@ -106,8 +127,13 @@ def _cohort(cohort_dir: Path, size: DemoSize, seed: int) -> Path:
     from wsi_engine.synthetic import generate_cohort
 
     wanted = {
-        "n_slides": size.n_slides, "classes": ["normal", LESION_CLASS], "width": size.size, "height": size.size,
-        "mpp": 0.5, "seed": seed, "artefacts": True,
+        "n_slides": size.n_slides,
+        "classes": ["normal", LESION_CLASS],
+        "width": size.size,
+        "height": size.size,
+        "mpp": 0.5,
+        "seed": seed,
+        "artefacts": True,
     }
     previous = cohort_dir / "cohort.json"
     if previous.is_file():
@@ -118,7 +144,9 @@ def _cohort(cohort_dir: Path, size: DemoSize, seed: int) -> Path:
     return generate_cohort(cohort_dir, **wanted).labels_csv
 
 
-def lesion_auc(stores_dir: Path, truth_dir: Path, score_id: str | None) -> tuple[float, list[float]]:
+def lesion_auc(
+    stores_dir: Path, truth_dir: Path, score_id: str | None
+) -> tuple[float, list[float]]:
     """AUC of the tumour-class evidence for patches inside planted lesions: pooled, and per lesion slide."""
     from wsi_engine.heatmap.truth import patch_truth_fraction
     from wsi_engine.patch.evaluate import attention_evidence, patch_auc
@@ -136,7 +164,9 @@ def lesion_auc(stores_dir: Path, truth_dir: Path, score_id: str | None) -> tuple
         truth = patch_truth_fraction(store.coords(), store.patch_size_level0, geojson)
         if not (truth >= 0.5).any():
             continue
-        evidence = attention_evidence(arrays["attention"], list(attrs["class_names"]).index(LESION_CLASS))
+        evidence = attention_evidence(
+            arrays["attention"], list(attrs["class_names"]).index(LESION_CLASS)
+        )
         truths.append(truth)
         scores.append(evidence)
         per_slide.append(patch_auc(truth, evidence))

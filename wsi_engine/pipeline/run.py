@@ -81,7 +81,8 @@ class PipelineReport:
             "errors": self.errors,
             "status": self.status,
             "telemetry": {
-                stage: {**asdict(t), "patches_per_s": round(t.patches_per_s, 2)} for stage, t in self.telemetry.items()
+                stage: {**asdict(t), "patches_per_s": round(t.patches_per_s, 2)}
+                for stage, t in self.telemetry.items()
             },
         }
 
@@ -125,27 +126,46 @@ def run_pipeline(
         report = PipelineReport(out_dir)
         paths = find_slides(inputs, config.recursive)
         if not paths:
-            raise SlideError(f"no slide files found in {', '.join(map(str, inputs))}", hint="check the paths or use --recursive")
+            raise SlideError(
+                f"no slide files found in {', '.join(map(str, inputs))}",
+                hint="check the paths or use --recursive",
+            )
         slides = _select(paths, manifest, report, retry_failed)
         write_effective_config(
             out_dir,
             "pipeline_config",
-            {"pipeline": config, "inputs": [str(p) for p in inputs], "fitted_run": str(fitted_run or "")},
+            {
+                "pipeline": config,
+                "inputs": [str(p) for p in inputs],
+                "fitted_run": str(fitted_run or ""),
+            },
         )
-        stages: list[tuple[str, Callable[..., list[_Slide]]]] = [("tile", _tile), ("embed", _embed)]
+        stages: list[Callable[..., list[_Slide]]] = [_tile, _embed]
         if fitted_run is not None:
-            stages += [("predict", _predict), ("heatmap", _heatmap)]
+            stages += [_predict, _heatmap]
         active = slides
-        for stage, function in stages:
-            active = function(active, config, manifest, report, observer, scheduler=scheduler, run_dir=fitted_run)
+        for function in stages:
+            active = function(
+                active, config, manifest, report, observer, scheduler=scheduler, run_dir=fitted_run
+            )
         if fitted_run is not None:
-            _write_predictions(out_dir, [s for s in slides if report.status[s.slide_id].get("predict") in ("done", "skipped")], report)
+            _write_predictions(
+                out_dir,
+                [
+                    s
+                    for s in slides
+                    if report.status[s.slide_id].get("predict") in ("done", "skipped")
+                ],
+                report,
+            )
         report.seconds = time.perf_counter() - began
         _write_json(out_dir / SUMMARY_JSON, report.to_json())
     return report
 
 
-def _select(paths: list[Path], manifest: Manifest, report: PipelineReport, retry_failed: bool) -> list[_Slide]:
+def _select(
+    paths: list[Path], manifest: Manifest, report: PipelineReport, retry_failed: bool
+) -> list[_Slide]:
     """The slides this run works on; duplicates and (without ``retry_failed``) earlier failures are set aside."""
     from wsi_engine.tiling.provenance import file_fingerprint
 
@@ -153,14 +173,25 @@ def _select(paths: list[Path], manifest: Manifest, report: PipelineReport, retry
     chosen: dict[str, _Slide] = {}
     for path in paths:
         slide_id = slide_id_from_path(path)
-        report.status[slide_id] = report.status.get(slide_id, {stage: "not-run" for stage in STAGES})
+        report.status[slide_id] = report.status.get(
+            slide_id, {stage: "not-run" for stage in STAGES}
+        )
         if slide_id in chosen:
-            _fail(report, manifest, slide_id, "tile", f"slide id also used by {chosen[slide_id].path}; rename one of them", path)
+            _fail(
+                report,
+                manifest,
+                slide_id,
+                "tile",
+                f"slide id also used by {chosen[slide_id].path}; rename one of them",
+                path,
+            )
             continue
         try:
             fingerprint = file_fingerprint(path)
         except OSError as error:
-            _fail(report, manifest, slide_id, "tile", f"cannot read the file ({error.strerror})", path)
+            _fail(
+                report, manifest, slide_id, "tile", f"cannot read the file ({error.strerror})", path
+            )
             continue
         slide = _Slide(slide_id, Path(path))
         slide.keys["fingerprint"] = fingerprint
@@ -170,7 +201,9 @@ def _select(paths: list[Path], manifest: Manifest, report: PipelineReport, retry
             report.status[slide_id] = {stage: "skipped" for stage in STAGES}
             continue
         if not retry_failed and slide_id in previously_failed and not changed:
-            report.errors[slide_id] = f"failed in an earlier run: {_first_error(manifest, slide_id)} (rerun with --retry-failed)"
+            report.errors[slide_id] = (
+                f"failed in an earlier run: {_first_error(manifest, slide_id)} (rerun with --retry-failed)"
+            )
             report.status[slide_id] = {stage: "failed" for stage in STAGES}
             continue
         if slide_id in previously_failed:
@@ -187,13 +220,28 @@ def _first_error(manifest: Manifest, slide_id: str) -> str:
     return "unknown error"
 
 
-def _fail(report: PipelineReport, manifest: Manifest, slide_id: str, stage: str, reason: str, path: Path | None = None) -> None:
+def _fail(
+    report: PipelineReport,
+    manifest: Manifest,
+    slide_id: str,
+    stage: str,
+    reason: str,
+    path: Path | None = None,
+) -> None:
     report.errors[slide_id] = f"{stage}: {reason}"
     report.status.setdefault(slide_id, {s: "not-run" for s in STAGES})[stage] = "failed"
-    manifest.update(slide_id, stage, status="failed", error=reason, path=str(path) if path else None)
+    manifest.update(
+        slide_id, stage, status="failed", error=reason, path=str(path) if path else None
+    )
 
 
-def _todo(slides: list[_Slide], stage: str, manifest: Manifest, report: PipelineReport, output_ok: Callable[[_Slide], bool]) -> tuple[list[_Slide], list[_Slide]]:
+def _todo(
+    slides: list[_Slide],
+    stage: str,
+    manifest: Manifest,
+    report: PipelineReport,
+    output_ok: Callable[[_Slide], bool],
+) -> tuple[list[_Slide], list[_Slide]]:
     """Split ``slides`` into (to run, with ``overwrite`` flag set for changed keys) and already done."""
     run, done = [], []
     for slide in slides:
@@ -212,13 +260,19 @@ def _changed(slide: _Slide, stage: str, manifest: Manifest) -> bool:
 
 
 # ------------------------------------------------------------------ stages
-def _tile(slides, config: PipelineConfig, manifest, report, observer, *, scheduler, run_dir) -> list[_Slide]:
+def _tile(
+    slides, config: PipelineConfig, manifest, report, observer, *, scheduler, run_dir
+) -> list[_Slide]:
     from wsi_engine.tiling import tile_slides
 
     stores = report.out_dir / STORES_DIR
     for slide in slides:
-        slide.keys["tile"] = stage_key("tile", config.tiling.model_dump(mode="json"), slide.keys["fingerprint"])
-    todo, ready = _todo(slides, "tile", manifest, report, lambda s: store_path(stores, s.slide_id).is_dir())
+        slide.keys["tile"] = stage_key(
+            "tile", config.tiling.model_dump(mode="json"), slide.keys["fingerprint"]
+        )
+    todo, ready = _todo(
+        slides, "tile", manifest, report, lambda s: store_path(stores, s.slide_id).is_dir()
+    )
     observer.stage_started("tile", len(todo))
     telemetry = report.telemetry.setdefault("tile", StageTelemetry())
     began = time.perf_counter()
@@ -227,22 +281,40 @@ def _tile(slides, config: PipelineConfig, manifest, report, observer, *, schedul
         if not group:
             continue
         tiled = tile_slides(
-            [s.path for s in group], stores, config.tiling, workers=config.workers, scheduler=scheduler,
+            [s.path for s in group],
+            stores,
+            config.tiling,
+            workers=config.workers,
+            scheduler=scheduler,
             overwrite=overwrite,
         )
         by_path = {Path(r.path).resolve(): r for r in tiled.results}
         for slide in group:
             result = by_path.get(slide.path.resolve())
             if result is None or result.status == "failed":
-                _fail(report, manifest, slide.slide_id, "tile", result.reason if result else "not tiled", slide.path)
+                _fail(
+                    report,
+                    manifest,
+                    slide.slide_id,
+                    "tile",
+                    result.reason if result else "not tiled",
+                    slide.path,
+                )
             else:
                 n_patches = PatchStore.open(store_path(stores, slide.slide_id)).n_patches
                 report.status[slide.slide_id]["tile"] = "done" if n_patches else "empty"
                 telemetry.patches += result.new_patches
                 manifest.update(
-                    slide.slide_id, "tile", status="done", key=slide.keys["tile"], fingerprint=slide.keys["fingerprint"],
-                    path=str(slide.path), seconds=round(result.seconds, 3), patches_per_s=round(result.patches_per_s, 2),
-                    n_patches=n_patches, new_patches=result.new_patches,
+                    slide.slide_id,
+                    "tile",
+                    status="done",
+                    key=slide.keys["tile"],
+                    fingerprint=slide.keys["fingerprint"],
+                    path=str(slide.path),
+                    seconds=round(result.seconds, 3),
+                    patches_per_s=round(result.patches_per_s, 2),
+                    n_patches=n_patches,
+                    new_patches=result.new_patches,
                 )
                 ready.append(slide)
             observer.slide_advanced("tile", slide.slide_id)
@@ -258,7 +330,9 @@ def _tile(slides, config: PipelineConfig, manifest, report, observer, *, schedul
     return live
 
 
-def _embed(slides, config: PipelineConfig, manifest, report, observer, *, scheduler, run_dir) -> list[_Slide]:
+def _embed(
+    slides, config: PipelineConfig, manifest, report, observer, *, scheduler, run_dir
+) -> list[_Slide]:
     from wsi_engine.encoders.config import load_encoder_config
     from wsi_engine.encoders.embed import embed_stores
 
@@ -268,9 +342,14 @@ def _embed(slides, config: PipelineConfig, manifest, report, observer, *, schedu
     weights = _weights_identity(settings.checkpoint)
     stores = report.out_dir / STORES_DIR
     for slide in slides:
-        slide.keys["embed"] = stage_key("embed", encoder_config.model_dump(mode="json"), weights, slide.keys["tile"])
+        slide.keys["embed"] = stage_key(
+            "embed", encoder_config.model_dump(mode="json"), weights, slide.keys["tile"]
+        )
     todo, ready = _todo(
-        slides, "embed", manifest, report,
+        slides,
+        "embed",
+        manifest,
+        report,
         lambda s: PatchStore.open(store_path(stores, s.slide_id)).has_features(encoder_id),
     )
     observer.stage_started("embed", len(todo))
@@ -280,33 +359,61 @@ def _embed(slides, config: PipelineConfig, manifest, report, observer, *, schedu
         if not group:
             continue
         arguments = dict(
-            checkpoint=settings.checkpoint, device=settings.device, batch_size=settings.batch_size,
-            precision=settings.precision, workers=settings.workers, overwrite=overwrite,
+            checkpoint=settings.checkpoint,
+            device=settings.device,
+            batch_size=settings.batch_size,
+            precision=settings.precision,
+            workers=settings.workers,
+            overwrite=overwrite,
         )
         paths = [str(store_path(stores, s.slide_id)) for s in group]
         if scheduler:  # an existing cluster: embed on one of its workers (where the GPUs are)
             from wsi_engine.tiling import dask_client
 
             with dask_client(None, scheduler) as client:
-                embedded = client.submit(embed_stores, paths, settings.encoder, pure=False, **arguments).result()
+                embedded = client.submit(
+                    embed_stores, paths, settings.encoder, pure=False, **arguments
+                ).result()
         else:
             embedded = embed_stores(paths, settings.encoder, **arguments)
         telemetry.seconds += embedded.wall_seconds
         telemetry.patches += embedded.embedded
-        for name in ("load_seconds", "read_seconds", "wait_seconds", "model_seconds", "write_seconds"):
-            telemetry.details[name] = round(telemetry.details.get(name, 0.0) + getattr(embedded, name), 3)
+        for name in (
+            "load_seconds",
+            "read_seconds",
+            "wait_seconds",
+            "model_seconds",
+            "write_seconds",
+        ):
+            telemetry.details[name] = round(
+                telemetry.details.get(name, 0.0) + getattr(embedded, name), 3
+            )
         by_id = {r.slide_id: r for r in embedded.results}
         for slide in group:
             result = by_id.get(slide.slide_id)
             if result is None or result.status == "failed":
-                _fail(report, manifest, slide.slide_id, "embed", result.reason if result else "not embedded", slide.path)
+                _fail(
+                    report,
+                    manifest,
+                    slide.slide_id,
+                    "embed",
+                    result.reason if result else "not embedded",
+                    slide.path,
+                )
             else:
                 report.status[slide.slide_id]["embed"] = "done"
                 manifest.update(
-                    slide.slide_id, "embed", status="done", key=slide.keys["embed"], encoder_id=encoder_id,
+                    slide.slide_id,
+                    "embed",
+                    status="done",
+                    key=slide.keys["embed"],
+                    encoder_id=encoder_id,
                     seconds=round(result.seconds, 3),
-                    patches_per_s=round(result.embedded / result.seconds, 2) if result.seconds > 0 else None,
-                    device=embedded.device_name, precision=embedded.precision,
+                    patches_per_s=round(result.embedded / result.seconds, 2)
+                    if result.seconds > 0
+                    else None,
+                    device=embedded.device_name,
+                    precision=embedded.precision,
                 )
                 ready.append(slide)
             observer.slide_advanced("embed", slide.slide_id)
@@ -317,10 +424,16 @@ def _weights_identity(checkpoint: str | None) -> list[Any]:
     if not checkpoint:
         return []
     stat = os.stat(checkpoint) if os.path.exists(checkpoint) else None
-    return [str(Path(checkpoint).resolve()), stat.st_size if stat else None, stat.st_mtime_ns if stat else None]
+    return [
+        str(Path(checkpoint).resolve()),
+        stat.st_size if stat else None,
+        stat.st_mtime_ns if stat else None,
+    ]
 
 
-def _predict(slides, config: PipelineConfig, manifest, report, observer, *, scheduler, run_dir) -> list[_Slide]:
+def _predict(
+    slides, config: PipelineConfig, manifest, report, observer, *, scheduler, run_dir
+) -> list[_Slide]:
     from wsi_engine.mil.predict import predict
     from wsi_engine.mil.rundir import read_run
 
@@ -331,7 +444,13 @@ def _predict(slides, config: PipelineConfig, manifest, report, observer, *, sche
     for slide in slides:
         slide.keys["predict"] = stage_key("predict", run_key, slide.keys["embed"])
     score_ids: set[str] = set()
-    todo, ready = _todo(slides, "predict", manifest, report, lambda s: bool(PatchStore.open(store_path(stores, s.slide_id)).score_runs()))
+    todo, ready = _todo(
+        slides,
+        "predict",
+        manifest,
+        report,
+        lambda s: bool(PatchStore.open(store_path(stores, s.slide_id)).score_runs()),
+    )
     for slide in ready:
         score_ids.add(str((manifest.record(slide.slide_id, "predict") or {}).get("score_id")))
     observer.stage_started("predict", len(todo))
@@ -347,7 +466,13 @@ def _predict(slides, config: PipelineConfig, manifest, report, observer, *, sche
             score_ids.add(result.score_id)
             report.status[slide.slide_id]["predict"] = "done"
             telemetry.patches += slide.n_patches
-            manifest.update(slide.slide_id, "predict", status="done", key=slide.keys["predict"], score_id=result.score_id)
+            manifest.update(
+                slide.slide_id,
+                "predict",
+                status="done",
+                key=slide.keys["predict"],
+                score_id=result.score_id,
+            )
             ready.append(slide)
         observer.slide_advanced("predict", slide.slide_id)
     scratch.unlink(missing_ok=True)
@@ -356,14 +481,20 @@ def _predict(slides, config: PipelineConfig, manifest, report, observer, *, sche
     return ready
 
 
-def _heatmap(slides, config: PipelineConfig, manifest, report, observer, *, scheduler, run_dir) -> list[_Slide]:
+def _heatmap(
+    slides, config: PipelineConfig, manifest, report, observer, *, scheduler, run_dir
+) -> list[_Slide]:
     from wsi_engine.heatmap import make_heatmaps
 
     settings = config.heatmap
     heatmaps = report.out_dir / HEATMAPS_DIR
     for slide in slides:
-        slide.keys["heatmap"] = stage_key("heatmap", settings.model_dump(mode="json"), slide.keys["predict"])
-    todo, ready = _todo(slides, "heatmap", manifest, report, lambda s: (heatmaps / s.slide_id).is_dir())
+        slide.keys["heatmap"] = stage_key(
+            "heatmap", settings.model_dump(mode="json"), slide.keys["predict"]
+        )
+    todo, ready = _todo(
+        slides, "heatmap", manifest, report, lambda s: (heatmaps / s.slide_id).is_dir()
+    )
     report_missing = "html" in settings.formats and not (heatmaps / "report.html").is_file()
     if not todo and not report_missing:
         observer.stage_started("heatmap", 0)
@@ -374,8 +505,13 @@ def _heatmap(slides, config: PipelineConfig, manifest, report, observer, *, sche
     began = time.perf_counter()
     stores = report.out_dir / STORES_DIR
     rendered = make_heatmaps(
-        [store_path(stores, s.slide_id) for s in slides], report.score_id, heatmaps,
-        formats=settings.formats, scale=settings.scale, top_k=settings.top_k, smooth_um=settings.smooth_um,
+        [store_path(stores, s.slide_id) for s in slides],
+        report.score_id,
+        heatmaps,
+        formats=settings.formats,
+        scale=settings.scale,
+        top_k=settings.top_k,
+        smooth_um=settings.smooth_um,
         on_slide=lambda r: observer.slide_advanced("heatmap", r.slide_id),
     )
     by_id = {r.slide_id: r for r in rendered.slides}
@@ -383,11 +519,24 @@ def _heatmap(slides, config: PipelineConfig, manifest, report, observer, *, sche
     for slide in slides:
         result = by_id.get(slide.slide_id)
         if result is None or result.error is not None:
-            _fail(report, manifest, slide.slide_id, "heatmap", str(result.error) if result else "not rendered", slide.path)
+            _fail(
+                report,
+                manifest,
+                slide.slide_id,
+                "heatmap",
+                str(result.error) if result else "not rendered",
+                slide.path,
+            )
             continue
         report.status[slide.slide_id]["heatmap"] = "done" if slide in todo else "skipped"
         telemetry.patches += slide.n_patches
-        manifest.update(slide.slide_id, "heatmap", status="done", key=slide.keys["heatmap"], files=[str(f) for f in result.files])
+        manifest.update(
+            slide.slide_id,
+            "heatmap",
+            status="done",
+            key=slide.keys["heatmap"],
+            files=[str(f) for f in result.files],
+        )
         ready.append(slide)
     telemetry.seconds += time.perf_counter() - began
     return ready
@@ -405,12 +554,17 @@ def _write_predictions(out_dir: Path, slides: list[_Slide], report: PipelineRepo
         class_names = class_names or list(attrs["class_names"])
         rows.append(
             {"slide_id": slide.slide_id, "predicted": attrs["predicted_class"]}
-            | {f"prob_{c}": f"{p:.6f}" for c, p in zip(attrs["class_names"], attrs["slide_probs"], strict=True)}
+            | {
+                f"prob_{c}": f"{p:.6f}"
+                for c, p in zip(attrs["class_names"], attrs["slide_probs"], strict=True)
+            }
         )
     path = out_dir / PREDICTIONS_CSV
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["slide_id", "predicted", *[f"prob_{c}" for c in class_names]])
+        writer = csv.DictWriter(
+            handle, fieldnames=["slide_id", "predicted", *[f"prob_{c}" for c in class_names]]
+        )
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)
