@@ -27,7 +27,9 @@ where its marginal error is below ``tol``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core.extending import intrinsic
 
 #: Most problems per block: long enough lane loops to amortise the vectoriser's runtime checks,
 #: small enough for the work arrays of a 46 x 10 block (3 x n * m * 64 doubles, 0.7 MB) to stay
@@ -61,16 +63,34 @@ _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _JIT_PARALLEL = dict(_JIT, parallel=True)
 
 
+@intrinsic
+def _fma(typingctx, x, y, z):
+    """``x * y + z`` rounded once: LLVM's ``fma`` intrinsic, an exact IEEE-754 operation.
+
+    Written out explicitly because ``fastmath=False`` (rightly) forbids LLVM to fuse on its own.
+    """
+    if not all(isinstance(t, types.Float) for t in (x, y, z)):
+        return None
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        d = ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [d], ir.FunctionType(d, [d, d, d]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
 @njit(**_JIT)
 def _exp_inplace(x, ibuf):
     """``x <- exp(x)`` for a contiguous 1-d float64 array, as a loop LLVM can vectorise.
 
     Cody-Waite reduction ``x = k ln2 + r`` with ``|r| <= ln2 / 2`` and the degree-13 Taylor
-    polynomial of ``exp(r)`` (truncation < 5e-18, about 1 ulp overall); ``2^k`` goes straight into
-    the exponent bits through an int64 view.  Results below ``exp(-708)`` (3.3e-308, where the
-    subnormals start) are flushed to 0, so ``exp(-inf) = 0``; inputs above 709 give ``exp(709)``
-    (the kernels only exponentiate values <= 0); NaN gives 0 (inputs are validated finite).
-    ``ibuf``: int64 scratch of ``x.size``.
+    polynomial of ``exp(r)`` in fused multiply-adds (truncation < 5e-18, about 1 ulp overall);
+    ``2^k`` goes straight into the exponent bits through an int64 view.  Results below
+    ``exp(-708)`` (3.3e-308, where the subnormals start) are flushed to 0, so ``exp(-inf) = 0``;
+    inputs above 709 give ``exp(709)`` (the kernels only exponentiate values <= 0); NaN gives 0
+    (inputs are validated finite).  ``ibuf``: int64 scratch of ``x.size``.
     """
     for k in range(x.size):
         t = x[k]
@@ -78,21 +98,20 @@ def _exp_inplace(x, ibuf):
         t = t if keep else 0.0
         t = t if t < _EXP_MAX else _EXP_MAX
         kf = np.floor(t * _LOG2E + 0.5)
-        r = t - kf * _LN2_HI - kf * _LN2_LO
-        p = 1.0 / 6227020800.0
-        p = p * r + 1.0 / 479001600.0
-        p = p * r + 1.0 / 39916800.0
-        p = p * r + 1.0 / 3628800.0
-        p = p * r + 1.0 / 362880.0
-        p = p * r + 1.0 / 40320.0
-        p = p * r + 1.0 / 5040.0
-        p = p * r + 1.0 / 720.0
-        p = p * r + 1.0 / 120.0
-        p = p * r + 1.0 / 24.0
-        p = p * r + 1.0 / 6.0
-        p = p * r + 0.5
-        p = p * r + 1.0
-        p = p * r + 1.0
+        r = _fma(-kf, _LN2_LO, _fma(-kf, _LN2_HI, t))
+        p = _fma(1.0 / 6227020800.0, r, 1.0 / 479001600.0)
+        p = _fma(p, r, 1.0 / 39916800.0)
+        p = _fma(p, r, 1.0 / 3628800.0)
+        p = _fma(p, r, 1.0 / 362880.0)
+        p = _fma(p, r, 1.0 / 40320.0)
+        p = _fma(p, r, 1.0 / 5040.0)
+        p = _fma(p, r, 1.0 / 720.0)
+        p = _fma(p, r, 1.0 / 120.0)
+        p = _fma(p, r, 1.0 / 24.0)
+        p = _fma(p, r, 1.0 / 6.0)
+        p = _fma(p, r, 0.5)
+        p = _fma(p, r, 1.0)
+        p = _fma(p, r, 1.0)
         x[k] = p if keep else 0.0
         ibuf[k] = np.int64(kf) << 52 if keep else 0
     bits = x.view(np.int64)
@@ -105,28 +124,49 @@ def _exp_inplace(x, ibuf):
 # ---------------------------------------------------------------------------------------------
 
 
+#: Lanes moved together by the layout changes: eight doubles fill one 64-byte cache line.
+_GROUP = 8
+
+
 @njit(**_JIT)
 def _to_lanes(x, first, count, out):
     """``out[e, q] = x[p_q].flat[e]``: problem-major rows to the lane layout of a block.
 
     ``x`` is (B, ...) or (1, ...) (shared by every lane), C-contiguous; ``out`` is (E, L).
-    Lanes past ``count`` repeat the block's last problem.  Each problem is read sequentially.
+    Lanes past ``count`` repeat the block's last problem.  Eight distinct problems are moved
+    together, so each write fills a whole cache line of ``out`` while eight rows of ``x`` are
+    read sequentially (lane by lane, the strided writes would evict each other from L1).
     """
     E, L = out.shape
-    for q in range(L):
-        src = x[0 if x.shape[0] == 1 else first + min(q, count - 1)].reshape(E)
-        for e in range(E):
-            out[e, q] = src[e]
+    xf = x.reshape(x.shape[0], E)
+    for q0 in range(0, L, _GROUP):
+        if x.shape[0] != 1 and q0 + _GROUP <= min(L, count):
+            p0 = first + q0
+            for e in range(E):
+                for dq in range(_GROUP):
+                    out[e, q0 + dq] = xf[p0 + dq, e]
+        else:
+            for q in range(q0, min(q0 + _GROUP, L)):
+                src = xf[0 if x.shape[0] == 1 else first + min(q, count - 1)]
+                for e in range(E):
+                    out[e, q] = src[e]
 
 
 @njit(**_JIT)
 def _from_lanes(buf, first, count, x):
     """``x[first + q].flat[e] = buf[e, q]`` for the block's real lanes (inverse of _to_lanes)."""
     E = buf.shape[0]
-    for q in range(count):
-        dst = x[first + q].reshape(E)
-        for e in range(E):
-            dst[e] = buf[e, q]
+    xf = x.reshape(x.shape[0], E)
+    for q0 in range(0, count, _GROUP):
+        if q0 + _GROUP <= count:
+            for e in range(E):
+                for dq in range(_GROUP):
+                    xf[first + q0 + dq, e] = buf[e, q0 + dq]
+        else:
+            for q in range(q0, count):
+                dst = xf[first + q]
+                for e in range(E):
+                    dst[e] = buf[e, q]
 
 
 @njit(**_JIT)
@@ -152,17 +192,6 @@ def _logs_inplace(x, factor):
     xf = x.reshape(x.size)
     for k in range(xf.size):
         xf[k] = factor * np.log(xf[k]) if xf[k] > 0 else -np.inf
-
-
-@njit(**_JIT)
-def _lane_cost(P, Ms, out):
-    """``out[q] = sum_ij P[i, j, q] Ms[i, j, q]``, each lane summed in (i, j) order."""
-    n, m, L = P.shape
-    out[:] = 0.0
-    for i in range(n):
-        for j in range(m):
-            for q in range(L):
-                out[q] += P[i, j, q] * Ms[i, j, q]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,6 +338,11 @@ def _iterate_plain(K, ta, tb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, ws
     active[:] = True
     for it in range(max_iter + 1):
         _matvec(K, v, sn)
+        if not check_tol and it < max_iter:  # fixed count: every lane updates, no candidates
+            _scaling(ta, sn, fi_a, u)
+            _rmatvec(K, u, sm)
+            _scaling(tb, sm, fi_b, v)
+            continue
         _scaling(ta, sn, fi_a, un)
         if it == max_iter or (check_tol and it > 0):
             _residual(sn, un, u, err)
@@ -321,13 +355,16 @@ def _iterate_plain(K, ta, tb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, ws
 
 
 @njit(**_JIT)
-def _plain_plan(K, u, v, P):
-    """``P[i, j, q] = u[i, q] K[i, j, q] v[j, q]``."""
+def _plain_plan(K, u, v, Ms, P, cost):
+    """``P[i, j, q] = u[i, q] K[i, j, q] v[j, q]`` and ``cost[q] = sum_ij P Ms`` in (i, j) order."""
     n, m, L = K.shape
+    cost[:] = 0.0
     for i in range(n):
         for j in range(m):
             for q in range(L):
-                P[i, j, q] = u[i, q] * K[i, j, q] * v[j, q]
+                x = u[i, q] * K[i, j, q] * v[j, q]
+                P[i, j, q] = x
+                cost[q] += x * Ms[i, j, q]
 
 
 @njit(**_JIT)
@@ -366,8 +403,7 @@ def solve_plain_blocks(
         _powers_inplace(ta, 1.0 if kl_ref else fi_a)
         _powers_inplace(tb, 1.0 if kl_ref else fi_b)
         _iterate_plain(K, ta, tb, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, ws)
-        _plain_plan(K, ws[0], ws[1], P)
-        _lane_cost(P, Ms, lane_cost)
+        _plain_plan(K, ws[0], ws[1], Ms, P, lane_cost)
         _from_lanes(P.reshape(n * m, lanes), first, count, plan)
         _copy_lane_stats(ws, lane_cost, first, count, cost, n_iter, err)
 
@@ -486,6 +522,11 @@ def _iterate_log(logK, la, lb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, W
     active[:] = True
     for it in range(max_iter + 1):
         _lse_rows(logK, lv, sn, W, ibuf)
+        if not check_tol and it < max_iter:  # fixed count: every lane updates, no candidates
+            _log_scaling(la, sn, fi_a, lu)
+            _lse_cols(logK, lu, sm, W, ibuf)
+            _log_scaling(lb, sm, fi_b, lv)
+            continue
         _log_scaling(la, sn, fi_a, un)
         if it == max_iter or (check_tol and it > 0):
             _log_residual(sn, un, lu, err)
@@ -498,14 +539,19 @@ def _iterate_log(logK, la, lb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, W
 
 
 @njit(**_JIT)
-def _log_plan(logK, lu, lv, P, ibuf):
-    """``P[i, j, q] = exp(logK[i, j, q] + lu[i, q] + lv[j, q])`` (0 for -inf and below 3e-308)."""
+def _log_plan(logK, lu, lv, Ms, P, cost, ibuf):
+    """``P = exp(logK + lu + lv)`` (0 for -inf and below 3e-308) and its cost, as _plain_plan."""
     n, m, L = logK.shape
     for i in range(n):
         for j in range(m):
             for q in range(L):
                 P[i, j, q] = logK[i, j, q] + lu[i, q] + lv[j, q]
     _exp_inplace(P.reshape(P.size), ibuf)
+    cost[:] = 0.0
+    for i in range(n):
+        for j in range(m):
+            for q in range(L):
+                cost[q] += P[i, j, q] * Ms[i, j, q]
 
 
 @njit(**_JIT)
@@ -534,8 +580,7 @@ def solve_log_blocks(
         _logs_inplace(la, 1.0 if kl_ref else fi_a)
         _logs_inplace(lb, 1.0 if kl_ref else fi_b)
         _iterate_log(logK, la, lb, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, W, ibuf, ws)
-        _log_plan(logK, ws[0], ws[1], W, ibuf)
-        _lane_cost(W, Ms, lane_cost)
+        _log_plan(logK, ws[0], ws[1], Ms, W, lane_cost, ibuf)
         _from_lanes(W.reshape(n * m, lanes), first, count, plan)
         _copy_lane_stats(ws, lane_cost, first, count, cost, n_iter, err)
 

@@ -89,14 +89,16 @@ def sinkhorn(
     B, n, m = batch_shape(a.shape, b.shape, M.shape)
     opts = parse_options(reg, num_iter, tol, max_iter, method, reg_m, reg_type)
     for name, x in (("a", a), ("b", b), ("M", M)):
-        check_entries(name, bool(np.isfinite(x).all()), float(x.min()))
+        low, high = float(x.min()), float(x.max())  # NaN and inf show in the extremes
+        check_entries(name, np.isfinite(low) and np.isfinite(high), low)
+    max_cost = high  # of M, the last one checked
     check_masses(a.sum(axis=-1), b.sum(axis=-1), opts.balanced)
 
     size = 1 if B is None else B
     a2 = np.ascontiguousarray(np.broadcast_to(a, (size, n)), dtype=np.float64)
     b2 = np.ascontiguousarray(np.broadcast_to(b, (size, m)), dtype=np.float64)
     M3 = np.ascontiguousarray(M.reshape(-1, n, m), dtype=np.float64)
-    chosen = choose_method(opts.method, float(M3.max()) / opts.reg, _F64.max, _F64.tiny)
+    chosen = choose_method(opts.method, max_cost / opts.reg, _F64.max, _F64.tiny)
     plan, cost, n_iter, err = _solve(chosen, M3, a2, b2, opts)
     if chosen == "plain":
         chosen = _repair_overflow(opts, M3, a2, b2, plan, cost, n_iter, err)
