@@ -46,7 +46,9 @@ def sinkhorn(
     Iteration: ``u = a / (K v)``, then ``v = b / (K^T u)``, from ``v = 1``, with
     ``K = exp(-M / reg)`` (rows first, like POT's unbalanced and batched solvers;
     ``ot.sinkhorn(b, a, M.T, reg, numItermax=k, stopThr=0).T`` gives the same k-step plan).
-    After the last step the column sums equal ``b`` exactly and the row sums approach ``a``.
+    In the balanced case the column sums equal ``b`` after the last step and the row sums
+    approach ``a``.  Threads: ``NUMBA_NUM_THREADS`` (or ``numba.set_num_threads``); batches of
+    fewer than 64 problems run on the calling thread.
 
     Args:
         a: source marginal, (n,) or (B, n), non-negative, finite.
