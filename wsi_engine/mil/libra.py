@@ -141,7 +141,9 @@ class LibraMIL(MILModel):
             return self.concat_score(torch.cat([sv, st], dim=-1)).squeeze(-1)
         mu = torch.softmax(sv.mean(0) / self.tau_v.exp(), dim=0)
         nu = torch.softmax(st.mean(0) / self.tau_t.exp(), dim=0)
-        cost = 1.0 - F.normalize(pv, dim=-1) @ F.normalize(pt, dim=-1).T  # (Kv, Kt)
+        cost = (1.0 - F.normalize(pv, dim=-1) @ F.normalize(pt, dim=-1).T).clamp_min(
+            0.0
+        )  # (Kv, Kt); rounding can dip below 0
         plan = sinkhorn_torch(mu, nu, cost, self.config.ot_eps, num_iter=self.config.ot_iters)
         return ((sv @ plan) * st).sum(-1)
 
