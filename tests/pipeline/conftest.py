@@ -97,3 +97,30 @@ def _assert_same_stores(
 def assert_same_stores():
     """``assert_same_stores(left_out, right_out, exact_features=True)``."""
     return _assert_same_stores
+
+
+@pytest.fixture(scope="session")
+def run_args(tiny_checkpoint):
+    """``run_args(slides, out)``: arguments of ``wsi-engine run`` with the tiny encoder on the CPU."""
+
+    def build(slides: Path, out: Path) -> list[str]:
+        return [
+            "run",
+            str(slides),
+            "--out",
+            str(out),
+            "--encoder",
+            "tiny-clip",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--device",
+            "cpu",
+            "--patch-size",
+            "128",
+            "--mpp-target",
+            "1.0",
+            "--workers",
+            "1",
+        ]
+
+    return build

@@ -13,35 +13,12 @@ from wsi_engine.pipeline.run import run_pipeline
 from wsi_engine.store import PatchStore, find_stores
 
 
-def _cli_args(slides, out, checkpoint):
-    return [
-        "run",
-        str(slides),
-        "--out",
-        str(out),
-        "--encoder",
-        "tiny-clip",
-        "--checkpoint",
-        str(checkpoint),
-        "--device",
-        "cpu",
-        "--patch-size",
-        "128",
-        "--mpp-target",
-        "1.0",
-        "--workers",
-        "1",
-    ]
-
-
-def test_bad_slides_are_reported_and_the_good_ones_complete(
-    slide_dir, tiny_checkpoint, tmp_path, capsys
-):
+def test_bad_slides_are_reported_and_the_good_ones_complete(slide_dir, run_args, tmp_path, capsys):
     good = sorted(p.name for p in slide_dir.iterdir())
     (slide_dir / "corrupt.svs").write_bytes(b"II*\x00" + b"\x00" * 64)
     (slide_dir / "notes.tiff").write_text("this is not an image")
     out = tmp_path / "out"
-    code = main(_cli_args(slide_dir, out, tiny_checkpoint))
+    code = main(run_args(slide_dir, out))
     assert code == BatchFailures.exit_code
     summary = json.loads((out / "summary.json").read_text())
     assert summary["failed"] == ["corrupt", "notes"]
@@ -51,13 +28,13 @@ def test_bad_slides_are_reported_and_the_good_ones_complete(
     assert "2 of 6 slide(s) failed" in capsys.readouterr().err
 
     # A plain rerun does not retry them; --retry-failed retries only them.
-    assert main(_cli_args(slide_dir, out, tiny_checkpoint)) == BatchFailures.exit_code
+    assert main(run_args(slide_dir, out)) == BatchFailures.exit_code
     summary = json.loads((out / "summary.json").read_text())
     assert "earlier run" in summary["errors"]["corrupt"]
     assert all(summary["status"][s]["tile"] == "skipped" for s in complete)
     (slide_dir / "corrupt.svs").unlink()
     (slide_dir / "notes.tiff").unlink()
-    assert main([*_cli_args(slide_dir, out, tiny_checkpoint), "--retry-failed"]) == 0
+    assert main([*run_args(slide_dir, out), "--retry-failed"]) == 0
 
 
 def test_rerun_skips_done_stages_and_a_parameter_change_reruns_only_affected(

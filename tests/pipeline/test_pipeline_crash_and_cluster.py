@@ -6,35 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from wsi_engine.pipeline.run import run_pipeline
-
-
-def _run_args(slides: Path, out: Path, checkpoint: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "wsi_engine",
-        "run",
-        str(slides),
-        "--out",
-        str(out),
-        "--encoder",
-        "tiny-clip",
-        "--checkpoint",
-        str(checkpoint),
-        "--device",
-        "cpu",
-        "--patch-size",
-        "128",
-        "--mpp-target",
-        "1.0",
-        "--workers",
-        "1",
-    ]
 
 
 def _kill_after(args: list[str], seconds: float) -> None:
@@ -51,10 +26,10 @@ def _kill_after(args: list[str], seconds: float) -> None:
 
 @pytest.mark.slow
 def test_killed_runs_resume_to_the_uninterrupted_result(
-    small_cohort, tiny_checkpoint, reference_run, tmp_path, assert_same_stores
+    small_cohort, run_args, reference_run, tmp_path, assert_same_stores
 ):
     out = tmp_path / "out"
-    args = _run_args(small_cohort / "slides", out, tiny_checkpoint)
+    args = [sys.executable, "-m", "wsi_engine", *run_args(small_cohort / "slides", out)]
     for delay in (4.0, 9.0, 14.0):  # during start-up/tiling, tiling/embedding, embedding
         _kill_after(args, delay)
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
