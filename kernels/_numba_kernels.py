@@ -1,10 +1,13 @@
 """Numba CPU kernels for batched entropic Sinkhorn (plain scaling and log-domain, balanced or not).
 
+These serve tolerance-controlled, log-domain and unbalanced solves; balanced plain solves with a
+fixed iteration count have a faster kernel of their own in :mod:`kernels._numba_fixed`.
+
 Layout: problems are solved in blocks of ``L`` lanes with the problem index as the innermost axis,
 e.g. the kernel block ``K[i, j, q]`` holds entry (i, j) of problem ``q`` of the block.  Every inner
 loop then runs over ``L`` contiguous values whatever ``n`` and ``m`` are, so LLVM vectorises a
 46 x 10 problem as well as a large one (numba leaves SLP vectorisation off, so the lane loops are
-plain runtime-length loops), and the block (n * m * L doubles) stays in cache for all
+plain runtime-length loops; ``L`` is a multiple of 8 so that exponentials run on whole vectors), and the block (n * m * L doubles) stays in cache for all
 iterations.  The blocks are split into chunks, one ``prange`` task per chunk, and each chunk
 allocates its work arrays once.  The caller picks ``L`` and the chunk count (see :func:`schedule`).
 
@@ -27,9 +30,9 @@ where its marginal error is below ``tol``.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core.extending import intrinsic
+from numba import njit, prange
+
+from ._simd import WIDTH, vexp, vload, vstore
 
 #: Most problems per block: long enough lane loops to amortise the vectoriser's runtime checks,
 #: small enough for the work arrays of a 46 x 10 block (3 x n * m * 64 doubles, 0.7 MB) to stay
@@ -45,78 +48,27 @@ PARALLEL_MIN_BATCH = MAX_LANES
 def schedule(batch: int, threads: int) -> tuple[int, int]:
     """``(lanes, chunks)`` for ``batch`` problems: fill every thread, at most MAX_LANES lanes.
 
+    Lanes are a multiple of WIDTH (the vector exponential works on whole vectors).
     ``chunks == 1`` means: call ``solve_*_blocks`` directly instead of the parallel kernel.
     """
     threads = max(threads, 1) if batch >= PARALLEL_MIN_BATCH else 1
-    lanes = max(1, min(MAX_LANES, -(-batch // threads)))
+    lanes = min(MAX_LANES, -(-batch // (threads * WIDTH)) * WIDTH)
     blocks = -(-batch // lanes)
     return lanes, min(blocks, CHUNKS_PER_THREAD * threads) if threads > 1 else 1
 
-
-_LOG2E = 1.4426950408889634
-_LN2_HI = 0.693147180369123816490  # ln 2 split in two so that k * _LN2_HI is exact
-_LN2_LO = 1.90821492927058770002e-10
-_EXP_MIN = -708.0  # exp(-708) ~ 3.3e-308 is still normal
-_EXP_MAX = 709.0
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _JIT_PARALLEL = dict(_JIT, parallel=True)
 
 
-@intrinsic
-def _fma(typingctx, x, y, z):
-    """``x * y + z`` rounded once: LLVM's ``fma`` intrinsic, an exact IEEE-754 operation.
-
-    Written out explicitly because ``fastmath=False`` (rightly) forbids LLVM to fuse on its own.
-    """
-    if not all(isinstance(t, types.Float) for t in (x, y, z)):
-        return None
-    sig = types.float64(types.float64, types.float64, types.float64)
-
-    def codegen(context, builder, signature, args):
-        d = ir.DoubleType()
-        fn = builder.module.declare_intrinsic("llvm.fma", [d], ir.FunctionType(d, [d, d, d]))
-        return builder.call(fn, args)
-
-    return sig, codegen
-
-
 @njit(**_JIT)
-def _exp_inplace(x, ibuf):
-    """``x <- exp(x)`` for a contiguous 1-d float64 array, as a loop LLVM can vectorise.
+def _exp_inplace(x):
+    """``x <- exp(x)`` for a contiguous 1-d float64 array whose size is a multiple of WIDTH.
 
-    Cody-Waite reduction ``x = k ln2 + r`` with ``|r| <= ln2 / 2`` and the degree-13 Taylor
-    polynomial of ``exp(r)`` in fused multiply-adds (truncation < 5e-18, about 1 ulp overall);
-    ``2^k`` goes straight into the exponent bits through an int64 view.  Results below
-    ``exp(-708)`` (3.3e-308, where the subnormals start) are flushed to 0, so ``exp(-inf) = 0``;
-    inputs above 709 give ``exp(709)`` (the kernels only exponentiate values <= 0); NaN gives 0
-    (inputs are validated finite).  ``ibuf``: int64 scratch of ``x.size``.
+    :func:`kernels._simd.vexp`: about 1 ulp; values below ``exp(-708)`` flush to 0.
     """
-    for k in range(x.size):
-        t = x[k]
-        keep = t >= _EXP_MIN
-        t = t if keep else 0.0
-        t = t if t < _EXP_MAX else _EXP_MAX
-        kf = np.floor(t * _LOG2E + 0.5)
-        r = _fma(-kf, _LN2_LO, _fma(-kf, _LN2_HI, t))
-        p = _fma(1.0 / 6227020800.0, r, 1.0 / 479001600.0)
-        p = _fma(p, r, 1.0 / 39916800.0)
-        p = _fma(p, r, 1.0 / 3628800.0)
-        p = _fma(p, r, 1.0 / 362880.0)
-        p = _fma(p, r, 1.0 / 40320.0)
-        p = _fma(p, r, 1.0 / 5040.0)
-        p = _fma(p, r, 1.0 / 720.0)
-        p = _fma(p, r, 1.0 / 120.0)
-        p = _fma(p, r, 1.0 / 24.0)
-        p = _fma(p, r, 1.0 / 6.0)
-        p = _fma(p, r, 0.5)
-        p = _fma(p, r, 1.0)
-        p = _fma(p, r, 1.0)
-        x[k] = p if keep else 0.0
-        ibuf[k] = np.int64(kf) << 52 if keep else 0
-    bits = x.view(np.int64)
-    for k in range(x.size):
-        bits[k] += ibuf[k]
+    for o in range(0, x.size, WIDTH):
+        vstore(x, o, vexp(vload(x, o)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,7 +338,6 @@ def solve_plain_blocks(
     Ms = np.empty((n, m, lanes))  # costs in lane layout
     K = np.empty((n, m, lanes))
     P = np.empty((n, m, lanes))
-    ibuf = np.empty(n * m * lanes, np.int64)
     ta = np.empty((n, lanes))
     tb = np.empty((m, lanes))
     lane_cost = np.empty(lanes)
@@ -397,7 +348,7 @@ def solve_plain_blocks(
         if M.shape[0] != 1 or blk == blocks[0]:
             _to_lanes(M, first, count, Ms.reshape(n * m, lanes))
             _scale_into(Ms, -1.0 / reg, K)
-            _exp_inplace(K.reshape(K.size), ibuf)
+            _exp_inplace(K.reshape(K.size))
         _to_lanes(a, first, count, ta)
         _to_lanes(b, first, count, tb)
         _powers_inplace(ta, 1.0 if kl_ref else fi_a)
@@ -439,8 +390,8 @@ def sinkhorn_plain(
 
 
 @njit(**_JIT)
-def _lse_rows(logK, lv, out, W, ibuf):
-    """``out[i, q] = log sum_j exp(logK[i, j, q] + lv[j, q])``; ``W``, ``ibuf``: scratch."""
+def _lse_rows(logK, lv, out, W):
+    """``out[i, q] = log sum_j exp(logK[i, j, q] + lv[j, q])``; ``W``: scratch."""
     n, m, L = logK.shape
     for i in range(n):
         for q in range(L):
@@ -453,7 +404,7 @@ def _lse_rows(logK, lv, out, W, ibuf):
         for j in range(m):
             for q in range(L):
                 W[i, j, q] -= out[i, q]
-    _exp_inplace(W.ravel(), ibuf)
+    _exp_inplace(W.ravel())
     for i in range(n):
         for j in range(1, m):
             for q in range(L):
@@ -463,8 +414,8 @@ def _lse_rows(logK, lv, out, W, ibuf):
 
 
 @njit(**_JIT)
-def _lse_cols(logK, lu, out, W, ibuf):
-    """``out[j, q] = log sum_i exp(logK[i, j, q] + lu[i, q])``; ``W``, ``ibuf``: scratch."""
+def _lse_cols(logK, lu, out, W):
+    """``out[j, q] = log sum_i exp(logK[i, j, q] + lu[i, q])``; ``W``: scratch."""
     n, m, L = logK.shape
     out[:] = -np.inf
     for i in range(n):
@@ -477,7 +428,7 @@ def _lse_cols(logK, lu, out, W, ibuf):
         for j in range(m):
             for q in range(L):
                 W[i, j, q] -= out[j, q]
-    _exp_inplace(W.ravel(), ibuf)
+    _exp_inplace(W.ravel())
     for i in range(1, n):
         for j in range(m):
             for q in range(L):
@@ -511,7 +462,7 @@ def _log_residual(s, new, old, out):
 
 
 @njit(**_JIT)
-def _iterate_log(logK, la, lb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, W, ibuf, ws):
+def _iterate_log(logK, la, lb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, W, ws):
     """Log-domain twin of :func:`_iterate_plain`; ``ws`` holds ``log u`` and ``log v``."""
     lu, lv, sn, sm, un, vn, err, active, n_iter, err_out = ws
     if v_init_b:
@@ -521,10 +472,10 @@ def _iterate_log(logK, la, lb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, W
     lu[:] = -np.inf
     active[:] = True
     for it in range(max_iter + 1):
-        _lse_rows(logK, lv, sn, W, ibuf)
+        _lse_rows(logK, lv, sn, W)
         if not check_tol and it < max_iter:  # fixed count: every lane updates, no candidates
             _log_scaling(la, sn, fi_a, lu)
-            _lse_cols(logK, lu, sm, W, ibuf)
+            _lse_cols(logK, lu, sm, W)
             _log_scaling(lb, sm, fi_b, lv)
             continue
         _log_scaling(la, sn, fi_a, un)
@@ -533,20 +484,20 @@ def _iterate_log(logK, la, lb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, W
             if _stop_lanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out) == 0:
                 return
         _keep_active(active, un, lu)
-        _lse_cols(logK, lu, sm, W, ibuf)
+        _lse_cols(logK, lu, sm, W)
         _log_scaling(lb, sm, fi_b, vn)
         _keep_active(active, vn, lv)
 
 
 @njit(**_JIT)
-def _log_plan(logK, lu, lv, Ms, P, cost, ibuf):
+def _log_plan(logK, lu, lv, Ms, P, cost):
     """``P = exp(logK + lu + lv)`` (0 for -inf and below 3e-308) and its cost, as _plain_plan."""
     n, m, L = logK.shape
     for i in range(n):
         for j in range(m):
             for q in range(L):
                 P[i, j, q] = logK[i, j, q] + lu[i, q] + lv[j, q]
-    _exp_inplace(P.reshape(P.size), ibuf)
+    _exp_inplace(P.reshape(P.size))
     cost[:] = 0.0
     for i in range(n):
         for j in range(m):
@@ -564,7 +515,6 @@ def solve_log_blocks(
     Ms = np.empty((n, m, lanes))  # costs in lane layout
     logK = np.empty((n, m, lanes))
     W = np.empty((n, m, lanes))  # scratch, then the plan
-    ibuf = np.empty(n * m * lanes, np.int64)
     la = np.empty((n, lanes))
     lb = np.empty((m, lanes))
     lane_cost = np.empty(lanes)
@@ -579,8 +529,8 @@ def solve_log_blocks(
         _to_lanes(b, first, count, lb)
         _logs_inplace(la, 1.0 if kl_ref else fi_a)
         _logs_inplace(lb, 1.0 if kl_ref else fi_b)
-        _iterate_log(logK, la, lb, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, W, ibuf, ws)
-        _log_plan(logK, ws[0], ws[1], Ms, W, lane_cost, ibuf)
+        _iterate_log(logK, la, lb, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, W, ws)
+        _log_plan(logK, ws[0], ws[1], Ms, W, lane_cost)
         _from_lanes(W.reshape(n * m, lanes), first, count, plan)
         _copy_lane_stats(ws, lane_cost, first, count, cost, n_iter, err)
 

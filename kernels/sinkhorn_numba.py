@@ -7,6 +7,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from . import _numba_fixed as _nf
 from . import _numba_kernels as _nk
 from ._common import (
     Options,
@@ -124,14 +125,26 @@ def _as_real_array(name: str, x: Any) -> np.ndarray:
 
 
 def _solve(method: str, M3: np.ndarray, a2: np.ndarray, b2: np.ndarray, opts: Options) -> tuple:
-    """Run one kernel on a prepared batch; returns ``(plan, cost, n_iter, err)``."""
+    """Run one kernel on a prepared batch; returns ``(plan, cost, n_iter, err)``.
+
+    Balanced plain solves with a fixed iteration count (Libra-MIL's case) go to the dedicated
+    kernel of :mod:`kernels._numba_fixed`; everything else to :mod:`kernels._numba_kernels`.
+    """
     size, n, m = a2.shape[0], a2.shape[1], b2.shape[1]
     plan = np.empty((size, n, m))
     cost, err = np.empty(size), np.empty(size)
     n_iter = np.empty(size, dtype=np.int64)
-    lanes, chunks = _nk.schedule(size, numba.get_num_threads())
-    args = (M3, a2, b2, opts.reg, opts.fi_a, opts.fi_b, opts.kl_ref, opts.iters, opts.check_tol)
     out = (plan, cost, n_iter, err)
+    threads = numba.get_num_threads()
+    if method == "plain" and opts.balanced and not opts.check_tol:
+        chunks = _nf.chunks_for(size, threads)
+        if chunks == 1:
+            _nf.solve_blocks(M3, a2, b2, opts.reg, opts.iters, (0, -(-size // _nf.LANES)), out)
+        else:
+            _nf.sinkhorn_fixed(M3, a2, b2, opts.reg, opts.iters, chunks, *out)
+        return out
+    lanes, chunks = _nk.schedule(size, threads)
+    args = (M3, a2, b2, opts.reg, opts.fi_a, opts.fi_b, opts.kl_ref, opts.iters, opts.check_tol)
     if chunks == 1:
         blocks = (0, -(-size // lanes))
         solve = _nk.solve_plain_blocks if method == "plain" else _nk.solve_log_blocks
@@ -139,7 +152,7 @@ def _solve(method: str, M3: np.ndarray, a2: np.ndarray, b2: np.ndarray, opts: Op
     else:
         kernel = _nk.sinkhorn_plain if method == "plain" else _nk.sinkhorn_log
         kernel(*args, opts.tol, lanes, chunks, *out)
-    return plan, cost, n_iter, err
+    return out
 
 
 def _repair_overflow(opts, M3, a2, b2, plan, cost, n_iter, err) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from kernels import SinkhornInfo, sinkhorn
 from kernels import _common as common
+from kernels import _numba_fixed as nf
 from kernels import _numba_kernels as nk
 
 SHAPES = [(1, 4), (5, 3), (46, 10), (10, 46)]
@@ -219,5 +220,35 @@ def test_auto_rule_picks_by_cost_over_reg(rng):
 def test_kernels_are_cached_on_disk():
     from numba.core.caching import NullCache
 
-    for kernel in (nk.sinkhorn_plain, nk.sinkhorn_log):
+    for kernel in (nk.sinkhorn_plain, nk.sinkhorn_log, nf.sinkhorn_fixed):
         assert not isinstance(kernel._cache, NullCache)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize(
+    "B,n,m",
+    [(1, 46, 10), (nf.LANES + 3, 10, 46), (nf.PARALLEL_MIN_BATCH + 9, 7, 3), (200, 3, 9)],
+)  # one lane, a partial block, serial and parallel paths, rows not a multiple of nf.ROWS
+def test_fixed_count_kernel_reproduces_pot_with_its_info(rng, shared, B, n, m):
+    """The dedicated fixed-count kernel: POT's 20-step plans, and cost and error of those plans."""
+    M, a, b = random_problems(rng, B, n, m, zeros=True)
+    MM = np.broadcast_to(M[0], M.shape) if shared else M
+    plan, info = sinkhorn(a, b, M[0] if shared else M, 0.05, num_iter=20, return_info=True)
+    for k in range(B):
+        np.testing.assert_allclose(
+            plan[k], pot_fixed(a[k], b[k], MM[k], 0.05, 20), rtol=1e-10, atol=1e-15
+        )
+    np.testing.assert_allclose(info.cost, (plan * MM).sum(axis=(1, 2)), rtol=1e-12)
+    row_err = np.linalg.norm(plan.sum(axis=2) - a, axis=1)
+    np.testing.assert_allclose(info.marginal_error, row_err, rtol=1e-6, atol=1e-15)
+    assert np.all(info.n_iter == 20) and info.method == "plain"
+    assert np.all(plan[:, 0, :] == 0.0)  # zero marginal entry, zero row
+
+
+def test_fixed_count_kernel_flushes_underflow_like_the_general_kernel(rng):
+    """Costs near the plain limit: exp(-M/reg) of tiny values flushes to 0 in both kernels."""
+    M, a, b = random_problems(rng, 40, 6, 5)
+    M[:, 0, 0] = 700 * 0.01  # exp(-700) is still normal; the rest of the row keeps it finite
+    fast = sinkhorn(a, b, M, 0.01, num_iter=5, method="plain")
+    ref = sinkhorn(a, b, M, 0.01, tol=1e-300, max_iter=5, method="plain")
+    np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=1e-300)

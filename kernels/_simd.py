@@ -1,0 +1,216 @@
+"""Explicit 8-wide float64 vectors for Numba kernels: one AVX-512 register per value.
+
+LLVM's loop vectoriser only vectorises innermost loops, so a kernel that wants several
+problems' values held in registers across a loop over matrix entries has to say so itself.
+:data:`f64x8` is a Numba type whose LLVM representation is ``<8 x double>``; the intrinsics below
+load, store and combine such values, and LLVM lowers them to single vector instructions
+(AVX-512 where the CPU has it, pairs of AVX2 or quadruples of SSE2 registers elsewhere).
+Arithmetic is plain IEEE-754: no fast-math flags; :func:`vfma` is an exact fused multiply-add.
+
+Memory operands are contiguous float64 arrays (any number of dimensions) indexed by a flat
+element offset; a vector occupies elements ``offset .. offset + 7``.  Offsets are not checked.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.core.extending import intrinsic, models, register_model
+
+#: Lanes of one vector.
+WIDTH = 8
+
+_DOUBLE = ir.DoubleType()
+_VEC = ir.VectorType(_DOUBLE, WIDTH)
+_I64VEC = ir.VectorType(ir.IntType(64), WIDTH)
+
+
+class F64x8(types.Type):
+    """Numba type of eight float64 lanes held as one LLVM vector."""
+
+    def __init__(self):
+        super().__init__(name="f64x8")
+
+
+f64x8 = F64x8()
+
+
+@register_model(F64x8)
+class _F64x8Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VEC)
+
+
+def _splat(value: float) -> ir.Constant:
+    return ir.Constant(_VEC, [value] * WIDTH)
+
+
+def _call(builder: ir.IRBuilder, name: str, args: list, ty: ir.Type = _VEC) -> ir.Value:
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ty, [a.type for a in args]), name
+    )
+    return builder.call(fn, args)
+
+
+def _vector_pointer(context, builder, array_type, array, offset) -> ir.Value:
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.bitcast(builder.gep(data, [offset]), _VEC.as_pointer())
+
+
+def _is_float64_array(t) -> bool:
+    return isinstance(t, types.Array) and t.dtype == types.float64
+
+
+@intrinsic
+def vload(typingctx, array, offset):
+    """The vector ``array.flat[offset : offset + 8]``."""
+    if not (_is_float64_array(array) and isinstance(offset, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _vector_pointer(context, builder, sig.args[0], args[0], args[1])
+        return builder.load(ptr, align=8)
+
+    return f64x8(array, offset), codegen
+
+
+@intrinsic
+def vstore(typingctx, array, offset, value):
+    """``array.flat[offset : offset + 8] = value``."""
+    if not (_is_float64_array(array) and isinstance(offset, types.Integer) and value == f64x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _vector_pointer(context, builder, sig.args[0], args[0], args[1])
+        builder.store(args[2], ptr, align=8)
+        return context.get_dummy_value()
+
+    return types.none(array, offset, value), codegen
+
+
+@intrinsic
+def vsplat(typingctx, value):
+    """Eight copies of the float ``value``."""
+    if not isinstance(value, types.Float):
+        return None
+
+    def codegen(context, builder, sig, args):
+        x = context.cast(builder, args[0], sig.args[0], types.float64)
+        vec = builder.insert_element(
+            ir.Constant(_VEC, ir.Undefined), x, ir.Constant(ir.IntType(32), 0)
+        )
+        return builder.shuffle_vector(
+            vec, vec, ir.Constant(ir.VectorType(ir.IntType(32), WIDTH), [0] * WIDTH)
+        )
+
+    return f64x8(value), codegen
+
+
+@intrinsic
+def vfma(typingctx, x, y, z):
+    """``x * y + z`` lane by lane, rounded once."""
+    if not all(t == f64x8 for t in (x, y, z)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _call(builder, "llvm.fma.v8f64", list(args))
+
+    return f64x8(x, y, z), codegen
+
+
+@intrinsic
+def vmul(typingctx, x, y):
+    """``x * y`` lane by lane."""
+    if not (x == f64x8 and y == f64x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fmul(*args)
+
+    return f64x8(x, y), codegen
+
+
+@intrinsic
+def vadd(typingctx, x, y):
+    """``x + y`` lane by lane."""
+    if not (x == f64x8 and y == f64x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(*args)
+
+    return f64x8(x, y), codegen
+
+
+@intrinsic
+def vratio(typingctx, t, s):
+    """``t / s`` where ``t > 0``, else 0: a Sinkhorn scaling, zero where the marginal is zero."""
+    if not (t == f64x8 and s == f64x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        t, s = args
+        positive = builder.fcmp_ordered(">", t, _splat(0.0))
+        return builder.select(positive, builder.fdiv(t, s), _splat(0.0))
+
+    return f64x8(t, s), codegen
+
+
+@intrinsic
+def vsqrt(typingctx, x):
+    """Square root lane by lane."""
+    if x != f64x8:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _call(builder, "llvm.sqrt.v8f64", list(args))
+
+    return f64x8(x), codegen
+
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.693147180369123816490  # ln 2 in two parts, so that k * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_EXP_MIN = -708.0  # exp(-708) ~ 3.3e-308 is still a normal number
+_EXP_MAX = 709.0
+#: Taylor coefficients 1/13! ... 1/0! of exp(r), highest first.
+_EXP_TAYLOR = [1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+               1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0,
+               1.0 / 6.0, 0.5, 1.0, 1.0]  # fmt: skip
+
+
+@intrinsic
+def vexp(typingctx, x):
+    """``exp(x)`` lane by lane, to about 1 ulp.
+
+    Cody-Waite reduction ``x = k ln2 + r`` with ``|r| <= ln2 / 2``, the degree-13 Taylor
+    polynomial of ``exp(r)`` in fused multiply-adds (truncation < 5e-18), and ``2^k`` added to
+    the exponent bits.  Results below ``exp(-708)`` (3.3e-308, where subnormals start) are
+    flushed to 0, so ``exp(-inf) = 0``; inputs above 709 give ``exp(709)`` and NaN gives 0 (the
+    kernels only exponentiate finite values <= 0).
+    """
+    if x != f64x8:
+        return None
+
+    def codegen(context, builder, sig, args):
+        t = args[0]
+        keep = builder.fcmp_ordered(">=", t, _splat(_EXP_MIN))
+        t = builder.select(keep, t, _splat(0.0))
+        t = builder.select(builder.fcmp_ordered("<", t, _splat(_EXP_MAX)), t, _splat(_EXP_MAX))
+        k = _call(
+            builder,
+            "llvm.floor.v8f64",
+            [builder.fadd(builder.fmul(t, _splat(_LOG2E)), _splat(0.5))],
+        )
+        minus_k = builder.fneg(k)
+        r = _call(builder, "llvm.fma.v8f64", [minus_k, _splat(_LN2_HI), t])
+        r = _call(builder, "llvm.fma.v8f64", [minus_k, _splat(_LN2_LO), r])
+        p = _splat(_EXP_TAYLOR[0])
+        for coefficient in _EXP_TAYLOR[1:]:
+            p = _call(builder, "llvm.fma.v8f64", [p, r, _splat(coefficient)])
+        exponent = builder.shl(builder.fptosi(k, _I64VEC), ir.Constant(_I64VEC, [52] * WIDTH))
+        bits = builder.add(builder.bitcast(p, _I64VEC), exponent)
+        return builder.select(keep, builder.bitcast(bits, _VEC), _splat(0.0))
+
+    return f64x8(x), codegen
