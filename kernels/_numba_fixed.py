@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._numba_kernels import _from_lanes, _to_lanes
-from ._simd import WIDTH, vadd, vexp, vfma, vload, vmul, vratio, vsplat, vsqrt, vstore
+from ._simd import WIDTH, vadd, vexp, vfma, vload, vmul, vratio, vsplat, vsqrt, vstore, vsub
 
 #: Problems per block: two vectors, so every loop body has two independent chains.
 LANES = 2 * WIDTH
@@ -126,7 +126,7 @@ def _plan(K, Ms, u, v, a, n, m, P, stats):
                 vstore(P, o, p)
                 cost = vfma(p, vload(Ms, o), cost)
                 row_sum = vadd(row_sum, p)
-            d = vadd(vload(a, i * L + h), vmul(row_sum, vsplat(-1.0)))
+            d = vsub(vload(a, i * L + h), row_sum)
             err2 = vfma(d, d, err2)
         vstore(stats, h, cost)
         vstore(stats, L + h, vsqrt(err2))

@@ -119,28 +119,26 @@ def vfma(typingctx, x, y, z):
     return f64x8(x, y, z), codegen
 
 
-@intrinsic
-def vmul(typingctx, x, y):
-    """``x * y`` lane by lane."""
-    if not (x == f64x8 and y == f64x8):
-        return None
+def _lanewise(instruction: str, doc: str):
+    """An intrinsic ``f(x, y)`` of two vectors that applies one IR ``instruction`` per lane."""
 
-    def codegen(context, builder, sig, args):
-        return builder.fmul(*args)
+    @intrinsic
+    def op(typingctx, x, y):
+        if not (x == f64x8 and y == f64x8):
+            return None
 
-    return f64x8(x, y), codegen
+        def codegen(context, builder, sig, args):
+            return getattr(builder, instruction)(*args)
+
+        return f64x8(x, y), codegen
+
+    op.__doc__ = doc
+    return op
 
 
-@intrinsic
-def vadd(typingctx, x, y):
-    """``x + y`` lane by lane."""
-    if not (x == f64x8 and y == f64x8):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.fadd(*args)
-
-    return f64x8(x, y), codegen
+vmul = _lanewise("fmul", "``x * y`` lane by lane.")
+vadd = _lanewise("fadd", "``x + y`` lane by lane.")
+vsub = _lanewise("fsub", "``x - y`` lane by lane.")
 
 
 @intrinsic

@@ -4,7 +4,8 @@ Workload: B problems of 46 x 10 and of 10 x 46, each with its own cost matrix (u
 [0, 1)) and Dirichlet marginals, 20 iterations, reg = 0.05, float64, on the CPU.  Compared in one
 run, on the same inputs:
 
-* ``kernels.sinkhorn`` (Numba, parallel over the batch, ``NUMBA_NUM_THREADS`` threads);
+* ``kernels.sinkhorn`` (Numba, parallel over the batch, ``NUMBA_NUM_THREADS`` threads; a fixed
+  iteration count on a balanced problem runs its dedicated kernel, ``kernels/_numba_fixed.py``);
 * POT in a loop: ``ot.sinkhorn`` once per problem.  It is called on the transposed problem
   (``ot.sinkhorn(b, a, M.T).T``) so that its 20 iterations are the same sequence as ours and the
   plans agree to rounding.  At large B it is timed on a subset and extrapolated (marked ``*``);
