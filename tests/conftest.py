@@ -1,4 +1,4 @@
-"""Fixtures shared by every test area: the real-slide folder and small synthetic cohorts."""
+"""Fixtures shared by every test area: the real-slide folder and the tiny random-weight encoder."""
 
 from __future__ import annotations
 
@@ -15,3 +15,19 @@ def shared_slides() -> Path:
     if not SHARED_SLIDES.is_dir():
         pytest.skip("real test slides not present (../shared/data/slides)")
     return SHARED_SLIDES
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A random tiny-clip checkpoint (safetensors, seed 0), made through the public helper."""
+    from wsi_engine.encoders import create_random_checkpoint
+
+    return create_random_checkpoint(
+        "tiny-clip", tmp_path_factory.mktemp("weights") / "tiny-clip.safetensors"
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_args(tiny_checkpoint) -> list[str]:
+    """Command-line options that select the tiny random-weight CLIP on the CPU."""
+    return ["--encoder", "tiny-clip", "--checkpoint", str(tiny_checkpoint), "--device", "cpu"]

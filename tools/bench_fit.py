@@ -56,7 +56,8 @@ def worker(
 
     from wsi_engine.mil.data import BagReader
     from wsi_engine.mil.registry import create_model, model_config
-    from wsi_engine.mil.train import Part, TrainConfig, set_threads, train_fold
+    from wsi_engine.mil.train import Part, TrainConfig, train_fold
+    from wsi_engine.training.seeding import set_threads
 
     set_threads(threads)
     torch.manual_seed(0)

@@ -24,16 +24,6 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A random tiny-clip checkpoint (safetensors), made through the public helper."""
-    from wsi_engine.encoders import create_random_checkpoint
-
-    return create_random_checkpoint(
-        "tiny-clip", tmp_path_factory.mktemp("weights") / "tiny-clip.safetensors"
-    )
-
-
-@pytest.fixture(scope="session")
 def tiny_encoder(tiny_checkpoint):
     from wsi_engine.encoders import load_encoder
 

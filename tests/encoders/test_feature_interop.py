@@ -50,7 +50,8 @@ def test_clam_h5_imports_into_a_store_fit_can_use(tmp_path):
         and attrs["complete"]
     )
 
-    from wsi_engine.mil.data import build_cohort, read_bag
+    from wsi_engine.mil.data import build_cohort
+    from wsi_engine.training.stores import read_bag
 
     cohort = build_cohort(
         {"slide-1": "tumor", "slide-2": "normal"},

@@ -12,6 +12,8 @@ import torch
 from wsi_engine.store import PatchStore
 from wsi_engine.store.writer import StoreWriter
 
+from ..torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
+
 TEST_ENCODER = "test-enc"
 
 
@@ -157,12 +159,3 @@ def store_writer():
 @pytest.fixture(scope="session")
 def memory_bags():
     return InMemoryBags
-
-
-@pytest.fixture(autouse=True)
-def _single_torch_thread():
-    """The MIL tests use tiny tensors: one intra-op thread is faster, and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -26,7 +26,8 @@ def cohort(tmp_path_factory, bag_factory, cohort_writer):
     return root, stores, labels, bags
 
 
-def fit_args(stores, labels, out, *extra, model="libra", shots="2,4"):
+def fit_args(stores, labels, out, *extra, model="libra", shots="2,4", encoder="test-enc"):
+    """``wsi-engine fit`` of a small ``model``: 3 folds, 2 epochs, seed 1."""
     return [
         "fit",
         "--stores",
@@ -36,7 +37,7 @@ def fit_args(stores, labels, out, *extra, model="libra", shots="2,4"):
         "--task",
         "synthetic-demo",
         "--encoder",
-        "test-enc",
+        encoder,
         "--out",
         str(out),
         "--model",
@@ -56,6 +57,11 @@ def fit_args(stores, labels, out, *extra, model="libra", shots="2,4"):
         *SMALL[model],
         *extra,
     ]
+
+
+def predict_args(run, stores, out, *extra):
+    """``wsi-engine predict --run RUN --stores STORES --out OUT EXTRA...``."""
+    return ["predict", "--run", str(run), "--stores", str(stores), "--out", str(out), *extra]
 
 
 def fold_metrics(run_dir):
@@ -129,22 +135,7 @@ def test_splits_file_reproduces_the_split_and_predict_writes_scores(cohort, caps
     )
 
     preds = root / "preds.csv"
-    assert (
-        main(
-            [
-                "predict",
-                "--run",
-                str(first),
-                "--stores",
-                str(stores),
-                "--out",
-                str(preds),
-                "--labels",
-                str(labels),
-            ]
-        )
-        == 0
-    )
+    assert main(predict_args(first, stores, preds, "--labels", str(labels))) == 0
     assert "metrics on labelled slides" in capsys.readouterr().out
     rows = list(csv.DictReader(open(preds)))
     assert sorted(r["slide_id"] for r in rows) == sorted(b.slide_id for b in bags)
@@ -198,57 +189,20 @@ def test_too_few_slides_for_shots_and_bad_options(cohort, tmp_path, capsys):
 
 
 def test_language_priors_with_tiny_clip_and_text_free_fallback(
-    tmp_path, monkeypatch, bag_factory, cohort_writer, capsys
+    tmp_path, monkeypatch, bag_factory, cohort_writer, tiny_checkpoint
 ):
-    from wsi_engine.encoders import create_random_checkpoint
     from wsi_engine.prompts import TaskEmbeddings
 
     monkeypatch.setenv("WSI_ENGINE_CACHE", str(tmp_path / "cache"))
-    checkpoint = create_random_checkpoint("tiny-clip", tmp_path / "tiny.safetensors")
     bags = bag_factory(n_per_class=9, dim=32, size=(20, 30), seed=5)
     stores, labels = cohort_writer(
         tmp_path, bags, CLASSES, encoder_id="tiny-clip", text_aligned=True, output_kind="joint"
     )
-    common = [
-        "fit",
-        "--stores",
-        str(stores),
-        "--labels",
-        str(labels),
-        "--task",
-        "synthetic-demo",
-        "--encoder",
-        "tiny-clip",
-        "--shots",
-        "2",
-        "--folds",
-        "3",
-        "--epochs",
-        "2",
-        "--set",
-        "dim=16",
-        "--set",
-        "heads=2",
-        "--kv",
-        "3",
-    ]
     run = tmp_path / "lang"
+    language = ["--checkpoint", str(tiny_checkpoint), "--proto-init", "kmeans"]
+    losses = ["--loss", "reinforced-focal", "--resample"]
     assert (
-        main(
-            [
-                *common,
-                "--out",
-                str(run),
-                "--checkpoint",
-                str(checkpoint),
-                "--proto-init",
-                "kmeans",
-                "--loss",
-                "reinforced-focal",
-                "--resample",
-            ]
-        )
-        == 0
+        main(fit_args(stores, labels, run, *language, *losses, shots="2", encoder="tiny-clip")) == 0
     )
     meta = json.loads((run / "run.json").read_text())
     assert meta["language_priors"] == "text-embeddings" and "tiny-clip" in meta["language_note"]
@@ -256,29 +210,14 @@ def test_language_priors_with_tiny_clip_and_text_free_fallback(
     assert text.entities.shape == (8, 32) and text.class_names == tuple(CLASSES)
     history = json.loads((run / "folds" / "shots_2" / "fold_0" / "history.json").read_text())
     assert {"query_weight.label", "query_weight.bag_high", "tau_f"} <= history[-1].keys()
-    assert (
-        main(
-            [
-                "predict",
-                "--run",
-                str(run),
-                "--stores",
-                str(stores),
-                "--out",
-                str(tmp_path / "p.csv"),
-                "--fold",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert main(predict_args(run, stores, tmp_path / "p.csv", "--fold", "1")) == 0
     arrays, attrs = PatchStore.open(stores / f"{bags[0].slide_id}.zarr").read_scores(
         "lang-2shot-fold1"
     )
     assert attrs["folds"] == [1] and "instance_score" in arrays
 
     free = tmp_path / "free"
-    assert main([*common, "--out", str(free), "--text-free"]) == 0
+    assert main(fit_args(stores, labels, free, "--text-free", shots="2", encoder="tiny-clip")) == 0
     meta = json.loads((free / "run.json").read_text())
     assert meta["language_priors"] == "text-free" and "--text-free" in meta["language_note"]
     assert not (free / "text_embeddings.npz").exists()

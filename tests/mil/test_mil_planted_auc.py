@@ -8,8 +8,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from wsi_engine.mil.registry import create_model, model_config
-from wsi_engine.mil.train import Part, TrainConfig, seed_everything, train_fold
+from wsi_engine.mil.train import Part, TrainConfig, train_fold
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
+from wsi_engine.training.seeding import seed_everything
 
 DIM = 32
 

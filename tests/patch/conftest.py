@@ -11,8 +11,11 @@ import pytest
 from wsi_engine.store import PatchStore
 from wsi_engine.store.writer import StoreWriter
 
+from ..torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
+
 CLASSES = ["normal", "tumor"]
 ENCODER = "test-enc"
+SMALL_MODELS = {"abmil": {"dim": 16, "attention_dim": 8}, "libra": {"dim": 16, "heads": 2, "kv": 3}}
 
 
 @dataclass
@@ -128,28 +131,32 @@ def write_bag_run(
     task: str = "synthetic-demo",
     text=None,
     seed: int = 0,
+    model: str = "abmil",
+    options: dict | None = None,
 ) -> Path:
-    """A finished bag run as ``wsi-engine fit`` leaves it: one (untrained, seeded) ABMIL fold model, run.json,
-    and ``text_embeddings.npz`` when ``text`` (TaskEmbeddings) is given. Written with the MIL run-dir helpers."""
+    """A finished bag run as ``wsi-engine fit`` leaves it: one (untrained, seeded) fold model of ``model``
+    (small ``options`` by default), run.json, and ``text_embeddings.npz`` when ``text`` (TaskEmbeddings) is
+    given. Written with the MIL run-dir helpers."""
     import torch
 
     from wsi_engine.mil import rundir
     from wsi_engine.mil.registry import create_model, model_config
+    from wsi_engine.training.rundir import RUN_FILE, write_json
 
     torch.manual_seed(seed)
-    options = model_config("abmil", {"dim": 16, "attention_dim": 8})
-    model = create_model("abmil", options, feature_dim, len(CLASSES), None)
+    options = model_config(model, SMALL_MODELS[model] if options is None else options)
+    network = create_model(model, options, feature_dim, len(CLASSES), None)
     fold = rundir.fold_dir(run_dir, 2, 0)
     fold.mkdir(parents=True)
     meta = {
-        "model": "abmil",
-        "model_config": options.model_dump(),
+        "model": model,
+        "model_config": options.model_dump(mode="json"),
         "class_names": CLASSES,
         "task": task,
         "encoder_id": encoder_id,
         "feature_dim": feature_dim,
     }
-    rundir.save_checkpoint(fold / "model.pt", model, meta, None)
+    rundir.save_checkpoint(fold / "model.pt", network, meta, None)
     if text is not None:
         text.save(run_dir / "text_embeddings.npz")
     run = {
@@ -161,26 +168,16 @@ def write_bag_run(
         "encoder_id": encoder_id,
         "feature_dim": feature_dim,
         "feature_output_kind": "joint",
-        "model": "abmil",
+        "model": model,
+        "model_config": options.model_dump(mode="json"),
         "labels": str(labels),
-        "language_note": "model 'abmil' uses no language priors",
+        "language_note": f"model '{model}' run without prompt embeddings",
         "checkpoints": [
             {"shots": 2, "fold": 0, "path": str((fold / "model.pt").relative_to(run_dir))}
         ],
     }
-    rundir.write_json(run_dir / rundir.RUN_FILE, run)
+    write_json(run_dir / RUN_FILE, run)
     return run_dir
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny heads train faster on one thread than on contended cores; restore the setting afterwards."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import torch
+import yaml
 
 from wsi_engine.cli import main
 from wsi_engine.patch.multiscale import match_locations
@@ -35,26 +37,23 @@ def read_csv(path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def fit_patches(bag, stores, out, *extra: str) -> int:
+    """Exit code of ``wsi-engine fit-patches --from-run BAG --stores STORES --out OUT EXTRA...``."""
+    return main(
+        ["fit-patches", "--from-run", str(bag), "--stores", str(stores), "--out", str(out), *extra]
+    )
+
+
+def predict_patches(run, stores, *extra: str) -> int:
+    """Exit code of ``wsi-engine predict-patches --run RUN --stores STORES EXTRA...``."""
+    return main(["predict-patches", "--run", str(run), "--stores", str(stores), *extra])
+
+
 def test_fit_and_predict_patches_from_a_bag_run(tmp_path, cohort, bag_run_writer):
     stores, labels, slides = cohort
     bag = bag_run_writer(tmp_path / "bag", labels, 16, text=random_text(16))
     out = tmp_path / "patch-run"
-    assert (
-        main(
-            [
-                "fit-patches",
-                "--from-run",
-                str(bag),
-                "--stores",
-                str(stores),
-                "--out",
-                str(out),
-                "--epochs",
-                "2",
-            ]
-        )
-        == 0
-    )
+    assert fit_patches(bag, stores, out, "--epochs", "2") == 0
     run = json.loads((out / "run.json").read_text())
     assert (
         run["format"] == "wsi-engine-patch-run"
@@ -77,20 +76,7 @@ def test_fit_and_predict_patches_from_a_bag_run(tmp_path, cohort, bag_run_writer
         torch.load(out / "model.pt", weights_only=True)["format"] == "wsi-engine-patch-checkpoint"
     )
 
-    assert (
-        main(
-            [
-                "predict-patches",
-                "--run",
-                str(out),
-                "--stores",
-                str(stores),
-                "--out",
-                str(tmp_path / "p.csv"),
-            ]
-        )
-        == 0
-    )
+    assert predict_patches(out, stores, "--out", str(tmp_path / "p.csv")) == 0
     arrays, attrs = PatchStore.open(stores / f"{slides[0].slide_id}.zarr").read_scores("patch-run")
     assert arrays["probs"].shape == (len(slides[0].features), 2)
     np.testing.assert_allclose(arrays["probs"].sum(1), 1.0, rtol=1e-5)
@@ -110,22 +96,7 @@ def test_unusable_stores_are_skipped_and_reported(tmp_path, cohort, bag_run_writ
     )  # no run features
     bag = bag_run_writer(tmp_path / "bag", labels, 16)
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "fit-patches",
-                "--from-run",
-                str(bag),
-                "--stores",
-                str(stores),
-                "--out",
-                str(out),
-                "--epochs",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert fit_patches(bag, stores, out, "--epochs", "1") == 0
     skipped = read_csv(out / "skipped.csv")
     assert (
         len(skipped) == 2
@@ -136,83 +107,25 @@ def test_unusable_stores_are_skipped_and_reported(tmp_path, cohort, bag_run_writ
         json.loads((out / "run.json").read_text())["language_priors"] is False
     )  # the run has no prompt embeddings
     # predicting: the store without features is reported, the others are written
-    assert main(["predict-patches", "--run", str(out), "--stores", str(stores)]) == 1
+    assert predict_patches(out, stores) == 1
     assert PatchStore.open(stores / f"{slides[2].slide_id}.zarr").has_scores("run")
 
 
 def test_runs_and_stores_that_do_not_match(tmp_path, cohort, bag_run_writer, capsys):
     stores, labels, _ = cohort
     other_encoder = bag_run_writer(tmp_path / "bag-other", labels, 16, encoder_id="other-enc")
-    assert (
-        main(
-            [
-                "fit-patches",
-                "--from-run",
-                str(other_encoder),
-                "--stores",
-                str(stores),
-                "--out",
-                str(tmp_path / "a"),
-            ]
-        )
-        == 7
-    )
+    assert fit_patches(other_encoder, stores, tmp_path / "a") == 7
     assert "encoder 'other-enc'" in capsys.readouterr().err
     bag = bag_run_writer(tmp_path / "bag", labels, 16)
-    assert (
-        main(
-            [
-                "fit-patches",
-                "--from-run",
-                str(bag),
-                "--stores",
-                str(stores),
-                "--task",
-                "camelyon16",
-                "--out",
-                str(tmp_path / "b"),
-            ]
-        )
-        == 7
-    )
+    assert fit_patches(bag, stores, tmp_path / "b", "--task", "camelyon16") == 7
     assert "fitted for task 'synthetic-demo'" in capsys.readouterr().err
     other_labels = tmp_path / "other.csv"
     other_labels.write_text(labels.read_text().replace("tumor", "LUAD"))
-    assert (
-        main(
-            [
-                "fit-patches",
-                "--from-run",
-                str(bag),
-                "--stores",
-                str(stores),
-                "--labels",
-                str(other_labels),
-                "--out",
-                str(tmp_path / "c"),
-            ]
-        )
-        == 7
-    )
+    assert fit_patches(bag, stores, tmp_path / "c", "--labels", str(other_labels)) == 7
     assert "does not define" in capsys.readouterr().err
-    assert main(["predict-patches", "--run", str(bag), "--stores", str(stores)]) == 7
+    assert predict_patches(bag, stores) == 7
     assert "not a wsi-engine patch run" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "fit-patches",
-                "--from-run",
-                str(bag),
-                "--stores",
-                str(stores),
-                "--out",
-                str(tmp_path / "d"),
-                "--metric",
-                "triplet",
-            ]
-        )
-        == 3
-    )
+    assert fit_patches(bag, stores, tmp_path / "d", "--metric", "triplet") == 3
 
 
 def test_second_resolution_views_feed_the_metric_loss(
@@ -233,21 +146,33 @@ def test_second_resolution_views_feed_the_metric_loss(
         )
     bag = bag_run_writer(tmp_path / "bag", labels, 16)
     out = tmp_path / "run"
-    args = [
-        "fit-patches",
-        "--from-run",
-        str(bag),
-        "--stores",
-        str(stores),
-        "--stores-2",
-        str(coarse),
-        "--out",
-        str(out),
-    ]
-    assert main([*args, "--metric", "triplet", "--hidden", "8", "--epochs", "1"]) == 0
+    extra = ["--stores-2", str(coarse), "--metric", "triplet", "--hidden", "8", "--epochs", "1"]
+    assert fit_patches(bag, stores, out, *extra) == 0
     run = json.loads((out / "run.json").read_text())
     assert [s["item"] for s in run["skipped"]] == [f"{slides[0].slide_id} (second view)"]
     assert "train_metric" in json.loads((out / "history.json").read_text())[0]
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "extra", "used"),
+    [
+        ("libra", None, [], "instance_score"),
+        ("libra", {"dim": 16, "heads": 2, "kv": 3, "fusion": "none"}, [], "attention"),
+        ("libra", None, ["--evidence", "attention"], "attention"),
+        ("abmil", None, [], "attention"),
+        ("abmil", None, ["--evidence", "instance_score"], "instance_score"),
+    ],
+)
+def test_default_evidence_follows_the_bag_run_and_is_recorded(
+    tmp_path, cohort, bag_run_writer, model, options, extra, used
+):
+    stores, labels, _ = cohort
+    bag = bag_run_writer(tmp_path / "bag", labels, 16, model=model, options=options)
+    out = tmp_path / "run"
+    assert fit_patches(bag, stores, out, "--epochs", "1", *extra) == 0
+    assert json.loads((out / "run.json").read_text())["evidence"] == used
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["fit_patches"]["targets"]["evidence"] == used
 
 
 def test_location_matching_across_resolutions():

@@ -5,23 +5,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
 from wsi_engine.cli import main
-from wsi_engine.encoders import create_random_checkpoint, load_encoder
+from wsi_engine.encoders import load_encoder
 from wsi_engine.encoders.text import encode_text
 from wsi_engine.patch.head import HeadConfig, build_head
 from wsi_engine.patch.images import encode_folder, encoder_embedder, scan_image_folder
 from wsi_engine.prompts import TaskEmbeddings, load_task
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    return create_random_checkpoint(
-        "tiny-clip", tmp_path_factory.mktemp("tiny") / "tiny-clip.safetensors", seed=0
-    )
 
 
 def write_images(folder, colour, n, size=(80, 60)):

@@ -22,8 +22,13 @@ def evidence(
     return SlideEvidence(attention, None, probs)
 
 
+def rules(**values) -> TargetConfig:
+    """Target rules ranking by the label's attention (``auto`` is resolved per bag run, not here)."""
+    return TargetConfig(**{"evidence": "attention", **values})
+
+
 def test_background_slide_is_all_background_and_one_hot():
-    targets = slide_targets(evidence(np.arange(1.0, 11.0), label=0), 0, 0, TargetConfig())
+    targets = slide_targets(evidence(np.arange(1.0, 11.0), label=0), 0, 0, rules())
     assert (targets.hard == 0).all()
     np.testing.assert_allclose(targets.soft, np.tile([1.0, 0.0], (10, 1)))
 
@@ -31,7 +36,7 @@ def test_background_slide_is_all_background_and_one_hot():
 def test_lesion_slide_top_quantile_positive_bottom_background_rest_unlabelled():
     column = np.arange(1.0, 11.0)  # patch 9 has the most attention
     targets = slide_targets(
-        evidence(column), 1, 0, TargetConfig(positive_quantile=0.2, negative_quantile=0.3)
+        evidence(column), 1, 0, rules(positive_quantile=0.2, negative_quantile=0.3)
     )
     assert targets.hard.tolist() == [0, 0, 0, -1, -1, -1, -1, -1, 1, 1]
     # soft targets: the label's attention against the bag average, r / (1 + r) with r = N·A
@@ -42,7 +47,7 @@ def test_lesion_slide_top_quantile_positive_bottom_background_rest_unlabelled():
 
 def test_subtyping_task_without_background_leaves_bottom_unlabelled_and_soft_over_classes():
     ev = evidence(np.arange(1.0, 11.0), n_classes=3, label=2)
-    targets = slide_targets(ev, 2, None, TargetConfig())
+    targets = slide_targets(ev, 2, None, rules())
     assert (targets.hard[-2:] == 2).all() and (targets.hard[:-2] == -1).all()
     expected = ev.attention / ev.attention.sum(1, keepdims=True)  # q ∝ A over every class (T = 1)
     np.testing.assert_allclose(targets.soft, expected, rtol=1e-5)
@@ -50,9 +55,9 @@ def test_subtyping_task_without_background_leaves_bottom_unlabelled_and_soft_ove
 
 def test_positives_need_above_average_evidence_and_a_confident_bag():
     uniform = evidence(np.ones(10))
-    assert (slide_targets(uniform, 1, 0, TargetConfig(min_relative_evidence=1.5)).hard != 1).all()
+    assert (slide_targets(uniform, 1, 0, rules(min_relative_evidence=1.5)).hard != 1).all()
     peaked = evidence(np.arange(1.0, 11.0), prob=0.3)
-    hard = slide_targets(peaked, 1, 0, TargetConfig(min_slide_prob=0.5)).hard
+    hard = slide_targets(peaked, 1, 0, rules(min_slide_prob=0.5)).hard
     assert (hard != 1).all() and (hard == 0).sum() == 2  # negatives still taken
 
 
@@ -66,6 +71,12 @@ def test_instance_score_evidence_ranks_by_the_score():
     assert hard.tolist() == [0, 1, -1, -1, -1]
     with pytest.raises(ConfigError, match="instance_score"):
         slide_targets(evidence(np.ones(5)), 1, 0, TargetConfig(evidence="instance_score"))
+
+
+def test_auto_evidence_must_be_resolved_before_targets_are_made():
+    assert TargetConfig().evidence == "auto"
+    with pytest.raises(ValueError, match="not resolved"):
+        slide_targets(evidence(np.ones(5)), 1, 0, TargetConfig())
 
 
 def test_background_class_resolution():

@@ -30,7 +30,9 @@ def patch_set(slides, config: TargetConfig) -> PatchSet:
 
 def test_patch_classifier_beats_the_noisy_bag_attention(slide_factory):
     slides = slide_factory(n_per_class=12, seed=1)
-    train, val = split_patch_set(patch_set(slides, TargetConfig()), 0.25, seed=0)
+    train, val = split_patch_set(
+        patch_set(slides, TargetConfig(evidence="attention")), 0.25, seed=0
+    )
     dim = train.features.shape[1]
     head = build_head(HeadConfig(), dim, 2, None, seed=0)
     result = train_head(
@@ -56,7 +58,9 @@ def test_patch_classifier_beats_the_noisy_bag_attention(slide_factory):
 
 
 def test_training_is_deterministic(slide_factory):
-    patches = patch_set(slide_factory(n_per_class=3, seed=4, n=40), TargetConfig())
+    patches = patch_set(
+        slide_factory(n_per_class=3, seed=4, n=40), TargetConfig(evidence="attention")
+    )
     train, val = split_patch_set(patches, 0.34, seed=0)
     config = PatchTrainConfig(epochs=2, batch_size=32)
     states = []

@@ -28,15 +28,6 @@ def small_cohort(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    from wsi_engine.encoders import create_random_checkpoint
-
-    return create_random_checkpoint(
-        "tiny-clip", tmp_path_factory.mktemp("weights") / "tiny.safetensors", seed=0
-    )
-
-
-@pytest.fixture(scope="session")
 def pipeline_config(tiny_checkpoint):
     """Tiny encoder on the CPU; 128-px patches so the slides give a few dozen patches each."""
     return load_pipeline_config(
@@ -100,7 +91,7 @@ def assert_same_stores():
 
 
 @pytest.fixture(scope="session")
-def run_args(tiny_checkpoint):
+def run_args(tiny_clip_args):
     """``run_args(slides, out)``: arguments of ``wsi-engine run`` with the tiny encoder on the CPU."""
 
     def build(slides: Path, out: Path) -> list[str]:
@@ -109,12 +100,7 @@ def run_args(tiny_checkpoint):
             str(slides),
             "--out",
             str(out),
-            "--encoder",
-            "tiny-clip",
-            "--checkpoint",
-            str(tiny_checkpoint),
-            "--device",
-            "cpu",
+            *tiny_clip_args,
             "--patch-size",
             "128",
             "--mpp-target",

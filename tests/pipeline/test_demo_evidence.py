@@ -75,12 +75,13 @@ def test_patch_classifier_is_not_worse_than_bag_attention(demo, tmp_path):
 
     stores = demo.pipeline_dir / "stores"
     fitted = fit_patches_from_run(
-        FitPatchesConfig.model_validate({"seed": 0, "targets": {"evidence": "instance_score"}}),
+        FitPatchesConfig(seed=0),  # default evidence: a Libra-MIL run's fused transport score
         demo.fit_dir,
         [stores],
         tmp_path / "patch-run",
         labels_path=demo.cohort_dir / "labels.csv",
     )
+    assert json.loads((fitted.run_dir / "run.json").read_text())["evidence"] == "instance_score"
     predicted = predict_patches(fitted.run_dir, [stores])
     slides = [
         slide_scores_from_store(
@@ -97,6 +98,7 @@ def test_patch_classifier_is_not_worse_than_bag_attention(demo, tmp_path):
         f"patch AUC: bag attention {report.bag_attention:.3f}, patch classifier {report.patch_classifier:.3f}"
     )
     assert report.n_positive > 0
-    # Targets from Libra-MIL's fused transport score. On this small CI cohort (about ten lesion patches)
-    # the two AUCs are close (0.973 vs 0.971 when written); allow 0.02 of run-to-run noise.
+    # Targets from Libra-MIL's fused transport score (the default). On this small CI cohort (about
+    # ten lesion patches) the two AUCs are close (0.973 vs 0.971 when written); allow 0.02 of
+    # run-to-run noise.
     assert report.patch_classifier >= report.bag_attention - 0.02, report

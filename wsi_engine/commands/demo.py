@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from wsi_engine.commands.tables import mean_std, result_table
+
 
 def demo_command(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder."),
@@ -34,18 +36,16 @@ def demo_command(
             observer=_ProgressObserver(progress),
         )
     print_summary(console, result.report)
-    metrics = Table(
-        title=f"few-shot Libra-MIL on held-out slides ({shots} shots/class, {folds} folds, mean ± std)"
+    rows = [
+        (name, mean_std(stats))
+        for shot_summary in result.fit_summary.values()
+        for name, stats in shot_summary.items()
+    ]
+    rows.append(("lesion-patch AUC (tumour attention vs ground truth)", f"{result.lesion_auc:.3f}"))
+    title = (
+        f"few-shot Libra-MIL on held-out slides ({shots} shots/class, {folds} folds, mean ± std)"
     )
-    metrics.add_column("metric")
-    metrics.add_column("value", justify="right")
-    for shot_summary in result.fit_summary.values():
-        for name, stats in shot_summary.items():
-            metrics.add_row(name, f"{stats['mean']:.3f} ± {stats.get('std', 0.0):.3f}")
-    metrics.add_row(
-        "lesion-patch AUC (tumour attention vs ground truth)", f"{result.lesion_auc:.3f}"
-    )
-    console.print(metrics)
+    console.print(result_table(title, ("metric", "value"), rows))
     heatmaps = result.pipeline_dir / "heatmaps"
     where = Table(title="where everything is", show_header=False)
     for label, path in [

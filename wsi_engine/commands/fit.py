@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from wsi_engine.commands.options import THREADS
+from wsi_engine.commands.tables import mean_std, metric_cells, result_table
 from wsi_engine.errors import ConfigError
 
 
@@ -96,15 +98,12 @@ def fit_command(
         None, "--run-id", help="Run id used to name scores in stores [the --out folder name]."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
-    threads: int | None = typer.Option(
-        None,
-        "--threads",
-        help="CPU threads for torch [all cores; 1 is fastest for small bags on a busy machine].",
-    ),
+    threads: int | None = THREADS,
 ) -> None:
     """Learn a slide classifier from a few labelled slides per class; write checkpoints and results to --out."""
     from wsi_engine.mil.fit import FitConfig, fit
-    from wsi_engine.mil.train import TrainConfig, set_threads
+    from wsi_engine.mil.train import TrainConfig
+    from wsi_engine.training.seeding import set_threads
 
     set_threads(threads)
     options = _model_options(set_options)
@@ -166,17 +165,16 @@ def fit_command(
 
 
 def results_table(summary: dict[int, dict[str, dict[str, float]]], model: str) -> Table:
-    table = Table(title=f"{model}: test metrics over folds (mean ± std)")
-    table.add_column("shots", justify="right")
-    for name in ("accuracy", "balanced acc.", "macro AUC", "macro F1"):
-        table.add_column(name, justify="right")
-    for shots, metrics in sorted(summary.items()):
-        cells = [
-            f"{metrics[k]['mean']:.3f} ± {metrics[k]['std']:.3f}"
-            for k in ("accuracy", "balanced_accuracy", "auc", "macro_f1")
-        ]
-        table.add_row(str(shots), *cells)
-    return table
+    """Test metrics (mean ± std over folds) per shot setting."""
+    return result_table(
+        f"{model}: test metrics over folds (mean ± std)",
+        ("shots", "accuracy", "balanced acc.", "macro AUC", "macro F1"),
+        (
+            [str(shots), *metric_cells(metrics, mean_std)]
+            for shots, metrics in sorted(summary.items())
+        ),
+        labels=0,
+    )
 
 
 class _RichProgress:

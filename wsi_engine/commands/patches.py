@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from wsi_engine.commands.tables import metric_cells, result_table
 from wsi_engine.errors import ConfigError
 
 
@@ -60,7 +61,10 @@ def fit_patches_command(
         "all", "--fold", help="Bag fold model to use, or 'all' to average them."
     ),
     evidence: str | None = typer.Option(
-        None, "--evidence", help="Per-patch evidence: attention or instance_score \\[attention]."
+        None,
+        "--evidence",
+        help="Per-patch evidence: auto, attention or instance_score "
+        "\\[auto: instance_score for Libra-MIL runs, attention for the others].",
     ),
     positive_quantile: float | None = typer.Option(
         None, "--pos-quantile", help="Top fraction of a slide labelled with its class [0.2]."
@@ -184,16 +188,16 @@ def fit_patches_command(
 
 
 def metrics_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="patch classifier metrics (AUC, F1: macro)")
-    for name in ("stage", "on", "patches", "acc.", "bal. acc.", "AUC", "F1"):
-        table.add_column(name, justify="left" if name in ("stage", "on") else "right")
-    for row in rows:
-        cells = [
-            f"{row[k]:.3f}" if k in row else "–"
-            for k in ("accuracy", "balanced_accuracy", "auc", "macro_f1")
-        ]
-        table.add_row(row["stage"], row["evaluated_on"], str(row["n_patches"]), *cells)
-    return table
+    """Patch-classifier metrics per stage (before and after training)."""
+    return result_table(
+        "patch classifier metrics (AUC, F1: macro)",
+        ("stage", "on", "patches", "acc.", "bal. acc.", "AUC", "F1"),
+        (
+            [r["stage"], r["evaluated_on"], str(r["n_patches"]), *metric_cells(r, "{:.3f}".format)]
+            for r in rows
+        ),
+        labels=2,
+    )
 
 
 def predict_patches_command(
@@ -215,6 +219,7 @@ def predict_patches_command(
 
     from wsi_engine.patch.predict import predict_patches
     from wsi_engine.store import find_stores
+    from wsi_engine.training.stores import failures_error
 
     console = Console()
     with Progress(console=Console(stderr=True), transient=True) as progress:
@@ -226,13 +231,15 @@ def predict_patches_command(
             out_csv=out,
             on_slide=lambda slide_id: progress.update(bar, advance=1, description=slide_id),
         )
-    table = Table(title=f"share of patches per predicted class (scores/{result.score_id})")
-    table.add_column("slide")
-    for name in result.class_names:
-        table.add_column(name, justify="right")
-    for row in result.rows:
-        table.add_row(row["slide_id"], *(f"{row[f'fraction_{c}']:.1%}" for c in result.class_names))
-    console.print(table)
+    if result.failures:
+        hint = "the others were written" + (f"; see {out}" if out else "")
+        raise failures_error(result.failures, len(result.rows), hint)
+    names = result.class_names
+    fractions = (
+        [r["slide_id"], *(f"{r[f'fraction_{c}']:.1%}" for c in names)] for r in result.rows
+    )
+    title = f"share of patches per predicted class (scores/{result.score_id})"
+    console.print(result_table(title, ("slide", *names), fractions))
     console.print(
         f"{len(result.rows)} store(s): per-patch probabilities written to scores/{result.score_id}",
         highlight=False,

@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from wsi_engine.commands.options import THREADS
+
 
 def predict_command(
     run: Path = typer.Option(..., "--run", help="Run directory written by `wsi-engine fit`."),
@@ -31,19 +33,16 @@ def predict_command(
     labels: Path | None = typer.Option(
         None, "--labels", help="Optional labels CSV: adds a label column and prints metrics."
     ),
-    threads: int | None = typer.Option(
-        None,
-        "--threads",
-        help="CPU threads for torch [all cores; 1 is fastest for small bags on a busy machine].",
-    ),
+    threads: int | None = THREADS,
 ) -> None:
     """Predict every store; write OUT and, per store, scores/<score_id> (attention, instance_score) for heatmaps."""
     from rich.progress import Progress
 
     from wsi_engine.mil.data import read_labels
     from wsi_engine.mil.predict import predict
-    from wsi_engine.mil.train import set_threads
     from wsi_engine.store import find_stores
+    from wsi_engine.training.seeding import set_threads
+    from wsi_engine.training.stores import failures_error
 
     set_threads(threads)
     console = Console()
@@ -61,6 +60,8 @@ def predict_command(
             labels=known,
             on_slide=lambda slide_id: progress.update(bar, advance=1, description=slide_id),
         )
+    if result.failures:
+        raise failures_error(result.failures, len(result.rows), f"the others are in {out}")
     console.print(f"{len(result.rows)} slide(s) → {out}", highlight=False)
     if not no_scores:
         console.print(

@@ -34,6 +34,15 @@ class MILModel(nn.Module):
         return {}
 
     @property
+    def preferred_evidence(self) -> str:
+        """The per-patch output that best ranks a bag's patches as evidence for its class.
+
+        ``attention`` (default) or ``instance_score``; ``fit-patches`` builds its targets from it
+        unless told otherwise.
+        """
+        return "attention"
+
+    @property
     def wants_instance_sample(self) -> bool:
         """True when :meth:`prepare` needs a sample of training patches before training."""
         return False

@@ -21,6 +21,7 @@ import torch
 
 from wsi_engine.errors import DataError
 from wsi_engine.store import PatchStore, find_stores
+from wsi_engine.training.stores import read_bag, store_slide_id
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def build_cohort(
 ) -> Cohort:
     """Match labels to stores holding complete features of ``encoder_id``; validate everything."""
     check_classes(labels, class_names, task)
-    stores = {p.name[: -len(".zarr")]: p for p in find_stores(list(store_dirs))}
+    stores = {store_slide_id(p): p for p in find_stores(list(store_dirs))}
     no_store = sorted(s for s in labels if s not in stores)
     if no_store:
         raise DataError(
@@ -161,20 +162,6 @@ def build_cohort(
             f"features of encoder '{encoder_id}' differ in width across stores ({detail})"
         )
     return Cohort(tuple(slides), tuple(class_names), encoder_id, next(iter(dims)), attrs)
-
-
-def read_bag(store_path: Path, encoder_id: str) -> np.ndarray:
-    """(N, D) features as stored (float16/float32); DataError if any value is NaN or infinite."""
-    array = PatchStore.open(store_path).feature_array(encoder_id)
-    values = np.asarray(array[:])
-    finite = np.isfinite(values).all(axis=1)
-    if not finite.all():
-        raise DataError(
-            f"features of encoder '{encoder_id}' contain NaN or infinite values in {int((~finite).sum())} of {len(values)} patches",
-            path=store_path,
-            hint=f"re-embed this store (`wsi-engine embed --encoder {encoder_id} --overwrite`)",
-        )
-    return values
 
 
 class BagReader:

@@ -10,7 +10,7 @@ are used and embed the prompts → make or load the splits → for every
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,15 +18,14 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from wsi_engine import __version__
 from wsi_engine.config.loader import StrictModel, write_effective_config
 from wsi_engine.errors import ConfigError
 from wsi_engine.mil import fewshot, report, rundir
 from wsi_engine.mil.data import BagReader, Cohort, build_cohort, read_labels
 from wsi_engine.mil.registry import create_model, get_spec, model_config
-from wsi_engine.mil.train import FoldResult, Part, TrainConfig, seed_everything, train_fold
-from wsi_engine.pipeline.lock import RunLock
+from wsi_engine.mil.train import FoldResult, Part, TrainConfig, train_fold
 from wsi_engine.prompts import (
+    LanguagePriors,
     TaskEmbeddings,
     TaskPrompts,
     embed_task_prompts,
@@ -34,6 +33,15 @@ from wsi_engine.prompts import (
     validate_task,
 )
 from wsi_engine.store import sanitize_name, utc_now
+from wsi_engine.training.rundir import (
+    RUN_FILE,
+    check_run_dir,
+    run_id_for,
+    run_record,
+    write_json,
+    writing_run,
+)
+from wsi_engine.training.seeding import seed_everything
 
 
 class FitConfig(StrictModel):
@@ -53,16 +61,6 @@ class FitConfig(StrictModel):
     )
     cache_mb: int = Field(2048, ge=0, description="memory for cached feature bags (MiB)")
     train: TrainConfig = Field(default_factory=TrainConfig)
-
-
-@dataclass
-class LanguagePriors:
-    """Whether the prompts were embedded, why, and prompts the encoder would truncate."""
-
-    used: bool
-    note: str
-    embeddings: TaskEmbeddings | None = None
-    long_prompts: list[str] = field(default_factory=list)
 
 
 class FitProgress:
@@ -154,7 +152,7 @@ def fit(
     """Run the few-shot protocol and write the run directory; returns per-fold rows and the summary."""
     progress = progress or FitProgress()
     run_dir = Path(run_dir)
-    rundir.check_run_dir(run_dir, overwrite)
+    check_run_dir(run_dir, overwrite)
     spec = get_spec(config.model)
     options = model_config(config.model, config.model_options)
     task = load_task(config.task)
@@ -173,9 +171,8 @@ def fit(
     fewshot.check_splits(splits, labels, task.class_names)
     language = language_priors(config, task, preset, cohort, checkpoint)
 
-    run_id = sanitize_name(run_id or run_dir.resolve().name)
-    with RunLock(run_dir):
-        rundir.clear_run_dir(run_dir)
+    run_id = run_id_for(run_dir, run_id)
+    with writing_run(run_dir):
         write_effective_config(run_dir, "config", {"fit": config, "model_config": options})
         (run_dir / "task.yaml").write_text(_task_yaml(task), encoding="utf-8")
         if language.embeddings is not None:
@@ -188,12 +185,7 @@ def fit(
             source=source,
         )
         run = {
-            "format": rundir.RUN_FORMAT,
-            "version": 1,
-            "run_id": run_id,
-            "status": "running",
-            "created": utc_now(),
-            "engine_version": __version__,
+            **run_record(rundir.RUN_FORMAT, run_id, "running"),
             "task": task.name,
             "class_names": list(task.class_names),
             "encoder_id": encoder_id,
@@ -212,7 +204,7 @@ def fit(
             "seed": config.seed,
             "checkpoints": [],
         }
-        rundir.write_json(run_dir / rundir.RUN_FILE, run)
+        write_json(run_dir / RUN_FILE, run)
 
         reader = BagReader.for_cohort(cohort, cache_bytes=config.cache_mb << 20)
         progress.start(splits, config.train.epochs)
@@ -238,7 +230,7 @@ def fit(
                 "best_epoch": result.fold.best_epoch,
             }
             rundir.save_checkpoint(out / "model.pt", result.model, meta, language.embeddings)
-            rundir.write_json(out / "history.json", result.fold.history)
+            write_json(out / "history.json", result.fold.history)
             _write_test_predictions(out / "test_predictions.csv", result.fold, cohort)
             run["checkpoints"].append(
                 {
@@ -271,7 +263,7 @@ def fit(
         run.update(
             status="complete", completed=utc_now(), summary={str(k): v for k, v in summary.items()}
         )
-        rundir.write_json(run_dir / rundir.RUN_FILE, run)
+        write_json(run_dir / RUN_FILE, run)
     return FitResult(run_dir, run_id, rows, summary, language)
 
 

@@ -148,6 +148,11 @@ class LibraMIL(MILModel):
         return ((sv @ plan) * st).sum(-1)
 
     @property
+    def preferred_evidence(self) -> str:
+        """``instance_score`` (the fused transport score s) when there is a fusion, else attention."""
+        return "attention" if self.config.fusion == "none" else "instance_score"
+
+    @property
     def wants_instance_sample(self) -> bool:
         return self.config.proto_init == "kmeans"
 

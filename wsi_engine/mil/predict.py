@@ -11,7 +11,6 @@ score (Libra-MIL) or attention logit (ABMIL). The default score id is
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,19 +19,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from wsi_engine.errors import BatchFailures, DataError, StoreError
+from wsi_engine.errors import DataError
 from wsi_engine.mil.base import MILModel
-from wsi_engine.mil.data import read_bag
 from wsi_engine.mil.metrics import classification_metrics
 from wsi_engine.mil.rundir import load_checkpoint, read_run
-from wsi_engine.store import PatchStore, find_stores, sanitize_name
+from wsi_engine.store import PatchStore, sanitize_name
+from wsi_engine.training.rundir import write_rows
+from wsi_engine.training.stores import predict_stores
 
 
 @dataclass
 class PredictResult:
+    """Rows of the predicted stores, {slide_id: reason} of the others, and metrics when labels were given."""
+
     score_id: str
     rows: list[dict[str, Any]]
-    failures: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] | None = None
 
 
@@ -85,9 +87,10 @@ def predict(
 ) -> PredictResult:
     """Predict every store in ``store_dirs``; write ``out_csv`` and (optionally) ``scores/<score_id>``.
 
-    Stores that cannot be predicted (no features for the run's encoder,
-    no patches, NaN features) are skipped and reported; if any were, a
-    :class:`BatchFailures` is raised after the others were written.
+    The fold models are loaded once. Stores that cannot be predicted (no
+    features for the run's encoder, no patches, NaN features, unreadable) are
+    skipped and returned in ``failures`` by slide id; ``on_slide(slide_id)``
+    follows every store, predicted or not.
     """
     run_dir = Path(run_dir)
     run = read_run(run_dir)
@@ -99,29 +102,9 @@ def predict(
     score_id = sanitize_name(
         score_id or f"{run['run_id']}-{shots}shot-{'all' if fold == 'all' else 'fold' + fold}"
     )
-    paths = find_stores(list(store_dirs))
-    if not paths:
-        raise StoreError(
-            "no patch stores found",
-            path=", ".join(map(str, store_dirs)),
-            hint="give store folders or <id>.zarr paths",
-        )
-    rows, failures = [], []
-    for path in paths:
-        try:
-            store = PatchStore.open(path)
-            if store.n_patches == 0:
-                raise DataError("the store has no patches (no tissue)", path=path)
-            features = read_bag(path, encoder_id)
-            if features.shape[1] != meta["feature_dim"]:
-                raise DataError(
-                    f"features are {features.shape[1]}-d, the run was trained on {meta['feature_dim']}-d",
-                    path=path,
-                )
-        except (StoreError, DataError) as error:
-            failures.append(str(error))
-            continue
-        out = predict_bag(models, torch.from_numpy(features.astype(np.float32)))
+
+    def predict_one(store: PatchStore, features: np.ndarray) -> dict[str, Any]:
+        out = predict_bag(models, torch.from_numpy(features))
         probs = out["probs"]
         predicted = class_names[int(np.argmax(probs))]
         if write_scores:
@@ -139,7 +122,7 @@ def predict(
                 "shots": shots,
                 "folds": [e["fold"] for e in entries],
             }
-            PatchStore.open(path, mode="r+").write_scores(score_id, arrays, attrs)
+            PatchStore.open(store.path, mode="r+").write_scores(score_id, arrays, attrs)
         row = {
             "slide_id": store.slide_id,
             "predicted": predicted,
@@ -148,10 +131,19 @@ def predict(
         if labels is not None:
             row["label"] = labels.get(store.slide_id, "")
         row["n_patches"] = store.n_patches
-        rows.append(row)
-        if on_slide is not None:
-            on_slide(store.slide_id)
-    _write_csv(Path(out_csv), rows, class_names, labels is not None)
+        return row
+
+    rows, failures = predict_stores(
+        store_dirs, encoder_id, meta["feature_dim"], predict_one, on_slide
+    )
+    columns = [
+        "slide_id",
+        "predicted",
+        *(f"prob_{c}" for c in class_names),
+        *(["label"] if labels is not None else []),
+        "n_patches",
+    ]
+    write_rows(Path(out_csv), rows, columns)
     result = PredictResult(score_id, rows, failures)
     if labels is not None:
         known = [r for r in rows if r["label"] in class_names]
@@ -159,26 +151,4 @@ def predict(
             targets = np.array([class_names.index(r["label"]) for r in known])
             probs = np.array([[r[f"prob_{c}"] for c in class_names] for r in known])
             result.metrics = classification_metrics(targets, probs)
-    if failures:
-        raise BatchFailures(
-            f"{len(failures)} of {len(paths)} store(s) could not be predicted; first: {failures[0]}",
-            hint=f"the others are in {out_csv}",
-        )
     return result
-
-
-def _write_csv(
-    path: Path, rows: list[dict[str, Any]], class_names: list[str], with_labels: bool
-) -> None:
-    columns = [
-        "slide_id",
-        "predicted",
-        *(f"prob_{c}" for c in class_names),
-        *(["label"] if with_labels else []),
-        "n_patches",
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)

@@ -4,20 +4,19 @@
   optimiser step per bag (bag batch size 1, as in the Libra-MIL code).
 * Epoch order: a seeded permutation of the training slides, or, with
   ``resample``, the class-balanced adaptive draw of :mod:`wsi_engine.mil.sampling`.
-* Model selection: after every epoch the validation slides are scored; the
-  checkpoint kept is the epoch with the best validation balanced accuracy,
-  ties broken by higher validation AUC, then by lower validation
-  cross-entropy. Training stops after ``patience`` epochs without a better
-  checkpoint, or after ``epochs``.
-* Determinism: the caller seeds torch (:func:`seed_everything`); the epoch
-  order uses its own numpy generator, so equal seeds give equal runs on the
-  same machine and thread count.
+* Model selection (:mod:`wsi_engine.training.loop`): after every epoch the
+  validation slides are scored; the checkpoint kept is the epoch with the
+  best validation balanced accuracy, ties broken by higher validation AUC,
+  then by lower validation cross-entropy. Training stops after ``patience``
+  epochs without a better checkpoint, or after ``epochs``.
+* Determinism: the caller seeds torch
+  (:func:`wsi_engine.training.seeding.seed_everything`); the epoch order uses
+  its own numpy generator, so equal seeds give equal runs on the same machine
+  and thread count.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,12 +28,12 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from wsi_engine.config.loader import StrictModel
-from wsi_engine.errors import ConfigError
 from wsi_engine.mil.base import MILModel
 from wsi_engine.mil.data import BagReader
 from wsi_engine.mil.losses import LossName, make_loss
 from wsi_engine.mil.metrics import classification_metrics
 from wsi_engine.mil.sampling import AdaptiveResampler
+from wsi_engine.training.loop import run_epochs, selection_key
 
 
 class TrainConfig(StrictModel):
@@ -58,23 +57,6 @@ class TrainConfig(StrictModel):
     )
 
 
-def set_threads(threads: int | None) -> None:
-    """Use ``threads`` intra-op CPU threads in torch (``None``: leave torch's default)."""
-    if threads is None:
-        return
-    if threads < 1:
-        raise ConfigError(f"--threads {threads} must be at least 1")
-    torch.set_num_threads(threads)
-
-
-def seed_everything(*keys: int) -> int:
-    """Seed torch from ``keys`` (e.g. seed, shots, fold); returns the derived seed."""
-    derived = int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
-    torch.manual_seed(derived)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    return derived
-
-
 @dataclass
 class FoldResult:
     """Outcome of :func:`train_fold`; ``state_dict`` is the selected checkpoint."""
@@ -94,11 +76,6 @@ def predict_probs(model: MILModel, reader: BagReader, slide_ids: list[str]) -> n
     """(n, C) softmax probabilities of ``slide_ids``."""
     model.eval()
     return np.stack([torch.softmax(model(reader.get(s)).logits, -1).numpy() for s in slide_ids])
-
-
-def _selection_key(metrics: dict[str, float], loss: float) -> tuple[float, float, float]:
-    auc = metrics["auc"]
-    return (metrics["balanced_accuracy"], -1.0 if math.isnan(auc) else auc, -loss)
 
 
 @dataclass(frozen=True)
@@ -122,30 +99,24 @@ def train_fold(
 ) -> FoldResult:
     """Train ``model`` on ``train``, select the checkpoint on ``val``, evaluate it on ``test``."""
     start = time.perf_counter()
-    train_ids, train_y = train.ids, train.targets
-    val_ids, val_y = val.ids, val.targets
     loss_fn = make_loss(config.loss, config.gamma, config.reinforce)
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
     )
     rng = np.random.default_rng(seed)
     resampler = (
-        AdaptiveResampler(train_y, n_classes, seed, config.gamma, config.resample_beta)
+        AdaptiveResampler(train.targets, n_classes, seed, config.gamma, config.resample_beta)
         if config.resample
         else None
     )
-    history: list[dict[str, Any]] = []
-    best_key: tuple[float, float, float] | None = None
-    best_state: dict[str, torch.Tensor] = {}
-    best_epoch, best_val = 0, {}
-    targets = torch.as_tensor(train_y, dtype=torch.long)
-    for epoch in range(1, config.epochs + 1):
-        tick = time.perf_counter()
-        model.train()
-        order = resampler.epoch() if resampler is not None else rng.permutation(len(train_ids))
+    targets = torch.as_tensor(train.targets, dtype=torch.long)
+    val_metrics: list[dict[str, float]] = []
+
+    def train_epoch() -> dict[str, Any]:
+        order = resampler.epoch() if resampler is not None else rng.permutation(len(train.ids))
         losses = []
         for index in order:
-            logits = model(reader.get(train_ids[index])).logits
+            logits = model(reader.get(train.ids[index])).logits
             loss = loss_fn(logits[None], targets[index : index + 1])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -155,39 +126,26 @@ def train_fold(
                 resampler.update(
                     int(index), float(torch.softmax(logits.detach(), -1)[targets[index]])
                 )
-        val_probs = predict_probs(model, reader, val_ids)
-        val_loss = float(
+        return {"train_loss": float(np.mean(losses))}
+
+    def validate() -> tuple[dict[str, Any], tuple[float, ...]]:
+        probs = predict_probs(model, reader, val.ids)
+        loss = float(
             F.nll_loss(
-                torch.log(torch.from_numpy(val_probs).clamp_min(1e-12)), torch.as_tensor(val_y)
+                torch.log(torch.from_numpy(probs).clamp_min(1e-12)), torch.as_tensor(val.targets)
             )
         )
-        val_metrics = classification_metrics(val_y, val_probs)
-        record = {
-            "epoch": epoch,
-            "train_loss": float(np.mean(losses)),
-            "val_loss": val_loss,
-            **{f"val_{k}": v for k, v in val_metrics.items()},
-            **model.diagnostics(),
-            "seconds": time.perf_counter() - tick,
-        }
-        key = _selection_key(val_metrics, val_loss)
-        improved = best_key is None or key > best_key
-        if improved:
-            best_key, best_epoch, best_val = key, epoch, val_metrics
-            best_state = copy.deepcopy(model.state_dict())
-        record["best_epoch"] = best_epoch
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if epoch - best_epoch >= config.patience:
-            break
-    model.load_state_dict(best_state)
+        val_metrics.append(classification_metrics(val.targets, probs))
+        record = {"val_loss": loss, **{f"val_{k}": v for k, v in val_metrics[-1].items()}}
+        return record, selection_key(val_metrics[-1], -loss)
+
+    epochs = run_epochs(model, config.epochs, config.patience, train_epoch, validate, on_epoch)
     test_probs = predict_probs(model, reader, test.ids)
     return FoldResult(
-        best_epoch=best_epoch,
-        history=history,
-        state_dict=best_state,
-        val_metrics=best_val,
+        best_epoch=epochs.best_epoch,
+        history=epochs.history,
+        state_dict=epochs.state_dict,
+        val_metrics=val_metrics[epochs.best_epoch - 1],
         test_ids=list(test.ids),
         test_probs=test_probs,
         test_metrics=classification_metrics(test.targets, test_probs),

@@ -4,10 +4,12 @@ The bag run's fold models (``--shots``, ``--fold``; all folds of the largest
 shot setting by default) are applied to every labelled store exactly as
 ``wsi-engine predict`` does (:func:`wsi_engine.mil.predict.predict_bag`:
 fold-averaged attention, instance score and slide probabilities); the rules of
-:mod:`wsi_engine.patch.targets` turn that into hard and soft targets. Slides
-are *skipped with a reason* (not an error) when their store is missing, empty,
-lacks complete features of the run's encoder, has features of another width,
-or holds NaN features; the run fails only when fewer than two classes remain.
+:mod:`wsi_engine.patch.targets` turn that into hard and soft targets, from the
+evidence the options name or, by default, the one the bag models prefer
+(:func:`resolve_evidence`). Slides are *skipped with a reason* (not an error)
+when their store is missing, empty, lacks complete features of the run's
+encoder, has features of another width, or holds NaN features; the run fails
+only when fewer than two classes remain.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import torch
 
 from wsi_engine.errors import DataError, StoreError
 from wsi_engine.mil.base import MILModel
-from wsi_engine.mil.data import check_classes, read_bag
+from wsi_engine.mil.data import check_classes
 from wsi_engine.mil.predict import predict_bag, select_checkpoints
 from wsi_engine.mil.rundir import load_checkpoint, read_run
 from wsi_engine.patch.dataset import PatchSet
 from wsi_engine.patch.multiscale import second_views, view_mismatch
 from wsi_engine.patch.targets import SlideEvidence, TargetConfig, resolve_background, slide_targets
 from wsi_engine.store import PatchStore, find_stores
+from wsi_engine.training.stores import store_slide_id, usable_features
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,19 @@ class BagRun:
     def task(self) -> str:
         return str(self.run["task"])
 
+    @property
+    def preferred_evidence(self) -> str:
+        """``instance_score`` when every fold model prefers it (Libra-MIL with a fusion), else ``attention``."""
+        preferred = {m.preferred_evidence for m in self.models}
+        return "instance_score" if preferred == {"instance_score"} else "attention"
+
+
+def resolve_evidence(config: TargetConfig, bag: BagRun) -> TargetConfig:
+    """``config`` with ``evidence: auto`` replaced by the bag run's preferred evidence."""
+    if config.evidence != "auto":
+        return config
+    return config.model_copy(update={"evidence": bag.preferred_evidence})
+
 
 def load_bag_run(
     run_dir: str | Path, shots: int | None = None, fold: str = "all", task: str | None = None
@@ -87,22 +103,6 @@ class EvidenceSet:
     slide_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def usable_store(path: Path, encoder_id: str, feature_dim: int) -> tuple[PatchStore, np.ndarray]:
-    """(store, features (N, D) float32) of a store a run can use, or StoreError/DataError saying why not."""
-    store = PatchStore.open(path)
-    if store.n_patches == 0:
-        raise DataError("the store has no patches (no tissue)")
-    if not store.has_features(encoder_id):
-        available = ", ".join(store.feature_ids()) or "none"
-        raise DataError(f"no complete features of encoder '{encoder_id}' (has: {available})")
-    features = read_bag(path, encoder_id).astype(np.float32)
-    if features.shape[1] != feature_dim:
-        raise DataError(
-            f"features are {features.shape[1]}-d, the run was trained on {feature_dim}-d"
-        )
-    return store, features
-
-
 def _views(
     store: PatchStore, second: Path | None, encoder_id: str, feature_dim: int
 ) -> tuple[np.ndarray | None, str | None]:
@@ -110,7 +110,7 @@ def _views(
     if second is None:
         return None, "no store of this slide in --stores-2"
     try:
-        other, features = usable_store(second, encoder_id, feature_dim)
+        other, features = usable_features(second, encoder_id, feature_dim)
     except (StoreError, DataError) as error:
         return None, error.message
     reason = view_mismatch(store, other)
@@ -132,8 +132,8 @@ def collect_evidence(
     check_classes(labels, class_names, bag.task)
     background = resolve_background(class_names, config.background_class)
     encoder_id, feature_dim = bag.encoder_id, int(bag.run["feature_dim"])
-    stores = {p.name[: -len(".zarr")]: p for p in find_stores(list(store_dirs))}
-    seconds = {p.name[: -len(".zarr")]: p for p in find_stores(list(second_store_dirs or []))}
+    stores = {store_slide_id(p): p for p in find_stores(list(store_dirs))}
+    seconds = {store_slide_id(p): p for p in find_stores(list(second_store_dirs or []))}
     rng = np.random.default_rng(seed)
     skipped = [
         Skipped(s, "labelled slide without a store in --stores")
@@ -144,7 +144,7 @@ def collect_evidence(
     names, group_labels, rows = [], [], []
     for slide_id in sorted(s for s in labels if s in stores):
         try:
-            store, features = usable_store(stores[slide_id], encoder_id, feature_dim)
+            store, features = usable_features(stores[slide_id], encoder_id, feature_dim)
         except (StoreError, DataError) as error:
             skipped.append(Skipped(str(stores[slide_id]), error.message))
             continue

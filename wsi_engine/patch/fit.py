@@ -25,23 +25,33 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from wsi_engine import __version__
 from wsi_engine.config.loader import StrictModel, write_effective_config
-from wsi_engine.mil import rundir as bag_rundir
 from wsi_engine.mil.data import read_labels
-from wsi_engine.mil.fit import LanguagePriors
 from wsi_engine.mil.metrics import classification_metrics
 from wsi_engine.patch import report
 from wsi_engine.patch.dataset import PatchSet, split_patch_set
-from wsi_engine.patch.evidence import BagRun, Skipped, collect_evidence, load_bag_run
+from wsi_engine.patch.evidence import (
+    BagRun,
+    Skipped,
+    collect_evidence,
+    load_bag_run,
+    resolve_evidence,
+)
 from wsi_engine.patch.head import HeadConfig, build_head
 from wsi_engine.patch.images import encode_folder, encoder_embedder, scan_image_folder
 from wsi_engine.patch.rundir import CHECKPOINT_NAME, PATCH_RUN_FORMAT, save_head
 from wsi_engine.patch.targets import TargetConfig
 from wsi_engine.patch.train import PatchTrainConfig, evaluate, train_head
-from wsi_engine.pipeline.lock import RunLock
-from wsi_engine.prompts import TaskEmbeddings
-from wsi_engine.store import sanitize_name, utc_now
+from wsi_engine.prompts import LanguagePriors, TaskEmbeddings
+from wsi_engine.training.rundir import (
+    RUN_FILE,
+    check_run_dir,
+    run_id_for,
+    run_record,
+    write_json,
+    write_rows,
+    writing_run,
+)
 
 
 class BagEvidenceConfig(StrictModel):
@@ -162,6 +172,7 @@ def _bag_source(
         "bag_model": bag.run["model"],
         "bag_shots": bag.shots,
         "bag_folds": bag.folds,
+        "evidence": config.targets.evidence,
         "labels": str(labels_path.resolve()),
         "stores": [str(Path(p).resolve()) for p in store_dirs],
         "stores_2": [str(Path(p).resolve()) for p in second_dirs or []],
@@ -230,8 +241,9 @@ def fit_patches_from_run(
 ) -> PatchFitResult:
     """Train a patch classifier on the targets a bag run's evidence gives on ``store_dirs``; write ``out``."""
     out = Path(out)
-    bag_rundir.check_run_dir(out, overwrite)
+    check_run_dir(out, overwrite)
     bag = load_bag_run(bag_run_dir, config.bag.shots, config.bag.fold, task)
+    config = config.model_copy(update={"targets": resolve_evidence(config.targets, bag)})
     source = _bag_source(
         config,
         bag,
@@ -257,7 +269,7 @@ def fit_patches_from_images(
 ) -> PatchFitResult:
     """Encode a labelled image folder with a frozen encoder and train a patch classifier; write ``out``."""
     out = Path(out)
-    bag_rundir.check_run_dir(out, overwrite)
+    check_run_dir(out, overwrite)
     source = _image_source(
         config,
         Path(images),
@@ -293,9 +305,8 @@ def _train_and_write(
     )
     rows = [before, _metrics_row("trained", where, targets, probs)]
     counts = {c: int(n) for c, n in zip(class_names, patches.counts(n_classes), strict=True)}
-    run_id = sanitize_name(run_id or out.resolve().name)
-    with RunLock(out):
-        bag_rundir.clear_run_dir(out)
+    run_id = run_id_for(out, run_id)
+    with writing_run(out):
         write_effective_config(out, "config", {"fit_patches": config})
         if source.language.embeddings is not None:
             source.language.embeddings.save(out / "text_embeddings.npz")
@@ -310,24 +321,17 @@ def _train_and_write(
             "best_epoch": result.best_epoch,
         }
         save_head(out / CHECKPOINT_NAME, head, meta)
-        bag_rundir.write_json(out / "history.json", result.history)
+        write_json(out / "history.json", result.history)
         report.write_metrics(out, rows)
         matrix = report.confusion_matrix(targets, probs.argmax(1), n_classes)
         report.plot_confusion(
             out / "confusion.png", matrix, class_names, f"patch classifier, {where} patches"
         )
-        report.write_rows(
-            out / "skipped.csv", [vars(s) for s in source.skipped], ("item", "reason")
-        )
+        write_rows(out / "skipped.csv", [vars(s) for s in source.skipped], ("item", "reason"))
         if source.slide_rows:
-            report.write_rows(out / "targets.csv", source.slide_rows, list(source.slide_rows[0]))
+            write_rows(out / "targets.csv", source.slide_rows, list(source.slide_rows[0]))
         run = {
-            "format": PATCH_RUN_FORMAT,
-            "version": 1,
-            "run_id": run_id,
-            "status": "complete",
-            "created": utc_now(),
-            "engine_version": __version__,
+            **run_record(PATCH_RUN_FORMAT, run_id, "complete"),
             **meta,
             "head": config.head.kind,
             "language_note": source.language.note,
@@ -343,7 +347,7 @@ def _train_and_write(
             "confusion": matrix.tolist(),
             "checkpoint": CHECKPOINT_NAME,
         }
-        bag_rundir.write_json(out / "run.json", run)
+        write_json(out / RUN_FILE, run)
     return PatchFitResult(
         out, run_id, rows, source.language, counts, result.best_epoch, source.skipped
     )

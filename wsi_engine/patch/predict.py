@@ -6,8 +6,7 @@ probabilities of the run's head (docs/store.md), attributes ``kind`` =
 run, and ``class_fractions`` (share of patches whose arg-max is each class).
 The default score id is the patch run's id. Stores that cannot be predicted
 (missing or empty store, no features of the run's encoder, another feature
-width, NaN features) are skipped and reported; a
-:class:`~wsi_engine.errors.BatchFailures` follows once the others are written.
+width, NaN features) are skipped and returned in ``failures`` by slide id.
 """
 
 from __future__ import annotations
@@ -19,20 +18,21 @@ from typing import Any
 
 import numpy as np
 
-from wsi_engine.errors import BatchFailures, DataError, StoreError
-from wsi_engine.patch.evidence import usable_store
-from wsi_engine.patch.report import write_rows
 from wsi_engine.patch.rundir import CHECKPOINT_NAME, load_head, read_patch_run
 from wsi_engine.patch.train import predict_probs
-from wsi_engine.store import PatchStore, find_stores, sanitize_name
+from wsi_engine.store import PatchStore, sanitize_name
+from wsi_engine.training.rundir import write_rows
+from wsi_engine.training.stores import predict_stores
 
 
 @dataclass
 class PatchPredictResult:
+    """Rows of the predicted stores and {slide_id: reason} of the others."""
+
     score_id: str
     class_names: list[str]
     rows: list[dict[str, Any]]
-    failures: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
 
 
 def predict_patches(
@@ -43,26 +43,17 @@ def predict_patches(
     out_csv: str | Path | None = None,
     on_slide: Callable[[str], None] | None = None,
 ) -> PatchPredictResult:
-    """Write ``scores/<score_id>`` with ``probs`` into every store of ``store_dirs``; optional per-slide CSV."""
+    """Write ``scores/<score_id>`` with ``probs`` into every usable store of ``store_dirs``; optional per-slide CSV.
+
+    ``on_slide(slide_id)`` follows every store, predicted or not.
+    """
     run_dir = Path(run_dir)
     run = read_patch_run(run_dir)
     head, meta = load_head(run_dir / run.get("checkpoint", CHECKPOINT_NAME))
     class_names, encoder_id = list(meta["class_names"]), str(meta["encoder_id"])
     score_id = sanitize_name(score_id or run["run_id"])
-    paths = find_stores(list(store_dirs))
-    if not paths:
-        raise StoreError(
-            "no patch stores found",
-            path=", ".join(map(str, store_dirs)),
-            hint="give store folders or <id>.zarr paths",
-        )
-    rows, failures = [], []
-    for path in paths:
-        try:
-            store, features = usable_store(path, encoder_id, int(meta["feature_dim"]))
-        except (StoreError, DataError) as error:
-            failures.append(f"{path}: {error.message}")
-            continue
+
+    def predict_one(store: PatchStore, features: np.ndarray) -> dict[str, Any]:
         probs = predict_probs(head, features)
         fractions = np.bincount(probs.argmax(1), minlength=len(class_names)) / len(probs)
         attrs = {
@@ -75,20 +66,17 @@ def predict_patches(
             "fit_run": str(run_dir.resolve()),
             "fit_run_id": run["run_id"],
         }
-        PatchStore.open(path, mode="r+").write_scores(score_id, {"probs": probs}, attrs)
-        rows.append(
-            {
-                "slide_id": store.slide_id,
-                "n_patches": store.n_patches,
-                **{f"fraction_{c}": float(f) for c, f in zip(class_names, fractions, strict=True)},
-                **{
-                    f"mean_prob_{c}": float(p)
-                    for c, p in zip(class_names, probs.mean(0), strict=True)
-                },
-            }
-        )
-        if on_slide is not None:
-            on_slide(store.slide_id)
+        PatchStore.open(store.path, mode="r+").write_scores(score_id, {"probs": probs}, attrs)
+        return {
+            "slide_id": store.slide_id,
+            "n_patches": store.n_patches,
+            **{f"fraction_{c}": float(f) for c, f in zip(class_names, fractions, strict=True)},
+            **{f"mean_prob_{c}": float(p) for c, p in zip(class_names, probs.mean(0), strict=True)},
+        }
+
+    rows, failures = predict_stores(
+        store_dirs, encoder_id, int(meta["feature_dim"]), predict_one, on_slide
+    )
     if out_csv is not None:
         columns = [
             "slide_id",
@@ -97,9 +85,4 @@ def predict_patches(
             *(f"mean_prob_{c}" for c in class_names),
         ]
         write_rows(Path(out_csv), rows, columns)
-    if failures:
-        raise BatchFailures(
-            f"{len(failures)} of {len(paths)} store(s) could not be predicted; first: {failures[0]}",
-            hint="the others were written" + (f"; see {out_csv}" if out_csv else ""),
-        )
     return PatchPredictResult(score_id, class_names, rows, failures)

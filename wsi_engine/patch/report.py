@@ -8,14 +8,13 @@ are random) and ``trained`` (the selected epoch).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from wsi_engine.mil.metrics import METRICS
-from wsi_engine.mil.rundir import write_json
+from wsi_engine.training.rundir import write_json, write_rows
 
 METRIC_COLUMNS = ("stage", "evaluated_on", "n_patches", *METRICS)
 
@@ -24,17 +23,6 @@ def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     """``metrics.csv`` and ``metrics.json`` with one row per stage."""
     write_rows(run_dir / "metrics.csv", rows, METRIC_COLUMNS)
     write_json(run_dir / "metrics.json", rows)
-
-
-def write_rows(
-    path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] | list[str]
-) -> None:
-    """A CSV of ``rows`` with ``columns`` (missing values empty, extra keys dropped)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def confusion_matrix(targets: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:

@@ -17,19 +17,16 @@ Layout::
 names, feature dimension, class names, task, encoder id, run id) and
 ``state_dict``; it is all ``predict-patches`` needs.
 
-Creating, clearing and locking the directory reuse :mod:`wsi_engine.mil.rundir`.
+Claiming, clearing and reading the directory: :mod:`wsi_engine.training.rundir`.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from wsi_engine.errors import DataError
 from wsi_engine.patch.head import HeadConfig, PatchHead, empty_head
+from wsi_engine.training import checkpoint, rundir
 
 PATCH_RUN_FORMAT = "wsi-engine-patch-run"
 PATCH_CHECKPOINT_FORMAT = "wsi-engine-patch-checkpoint"
@@ -38,26 +35,19 @@ CHECKPOINT_NAME = "model.pt"
 
 def save_head(path: Path, head: PatchHead, meta: dict[str, Any]) -> None:
     """Write the checkpoint of ``head``; ``meta`` must hold ``feature_dim`` and ``class_names``."""
-    payload = {
-        "format": PATCH_CHECKPOINT_FORMAT,
-        "meta": {
-            **meta,
-            "head_config": head.config.model_dump(mode="json"),
-            "level_names": head.level_names,
-        },
-        "state_dict": head.state_dict(),
+    meta = {
+        **meta,
+        "head_config": head.config.model_dump(mode="json"),
+        "level_names": head.level_names,
     }
-    torch.save(payload, path)
+    checkpoint.save_checkpoint(path, PATCH_CHECKPOINT_FORMAT, meta, head.state_dict())
 
 
 def load_head(path: Path) -> tuple[PatchHead, dict[str, Any]]:
     """The head of a checkpoint, in eval mode, and its ``meta``."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as error:
-        raise DataError(f"cannot read the checkpoint ({error})", path=path) from error
-    if not isinstance(payload, dict) or payload.get("format") != PATCH_CHECKPOINT_FORMAT:
-        raise DataError("not a wsi-engine patch-classifier checkpoint", path=path)
+    payload = checkpoint.load_checkpoint(
+        path, PATCH_CHECKPOINT_FORMAT, "wsi-engine patch-classifier checkpoint"
+    )
     meta = payload["meta"]
     config = HeadConfig.model_validate(meta["head_config"])
     head = empty_head(
@@ -69,23 +59,10 @@ def load_head(path: Path) -> tuple[PatchHead, dict[str, Any]]:
 
 def read_patch_run(run_dir: Path) -> dict[str, Any]:
     """``run.json`` of a finished ``fit-patches`` run."""
-    path = run_dir / "run.json"
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise DataError(
-            "not a wsi-engine patch run (no readable run.json)", path=run_dir
-        ) from error
-    if run.get("format") != PATCH_RUN_FORMAT:
-        raise DataError(
-            f"not a wsi-engine patch run (format {run.get('format')!r})",
-            path=path,
-            hint="give the --out of `wsi-engine fit-patches` (bag runs of `fit` are read by `predict`)",
-        )
-    if run.get("status") != "complete":
-        raise DataError(
-            "this fit-patches run did not finish",
-            path=run_dir,
-            hint="rerun `wsi-engine fit-patches ... --overwrite`",
-        )
-    return run
+    return rundir.read_run(
+        run_dir,
+        PATCH_RUN_FORMAT,
+        "wsi-engine patch run",
+        "fit-patches",
+        hint="give the --out of `wsi-engine fit-patches` (bag runs of `fit` are read by `predict`)",
+    )

@@ -16,18 +16,16 @@ One epoch:
   :func:`~wsi_engine.patch.losses.multiscale_metric_loss`; AdamW.
 * validation: metrics of :mod:`wsi_engine.mil.metrics` on the labelled
   validation patches. The kept epoch has the best validation balanced
-  accuracy, ties broken by AUC (the bag trainer's rule); training stops after
-  ``patience`` epochs without improvement. Without validation patches the
-  last epoch is kept.
+  accuracy, ties broken by AUC (:mod:`wsi_engine.training.loop`, the bag
+  trainer's loop); training stops after ``patience`` epochs without
+  improvement. Without validation patches the last epoch is kept.
 
-Determinism: torch is seeded by :func:`wsi_engine.mil.train.seed_everything`,
+Determinism: torch is seeded by :func:`wsi_engine.training.seeding.seed_everything`,
 the epoch order by numpy generators from the same seed.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,10 +39,11 @@ from wsi_engine.config.loader import StrictModel
 from wsi_engine.mil.losses import LossName, make_loss
 from wsi_engine.mil.metrics import classification_metrics
 from wsi_engine.mil.sampling import AdaptiveResampler
-from wsi_engine.mil.train import seed_everything
 from wsi_engine.patch.dataset import PatchSet
 from wsi_engine.patch.head import PatchHead
 from wsi_engine.patch.losses import MetricName, distillation_l2, multiscale_metric_loss
+from wsi_engine.training.loop import run_epochs, selection_key
+from wsi_engine.training.seeding import seed_everything
 
 
 class PatchTrainConfig(StrictModel):
@@ -105,11 +104,6 @@ def evaluate(head: PatchHead, patches: PatchSet) -> tuple[np.ndarray, np.ndarray
     targets = patches.hard[rows]
     probs = predict_probs(head, patches.features[rows])
     return targets, probs, classification_metrics(targets, probs) if len(targets) else {}
-
-
-def _selection_key(metrics: dict[str, float]) -> tuple[float, float]:
-    auc = metrics.get("auc", float("nan"))
-    return metrics.get("balanced_accuracy", -1.0), -1.0 if math.isnan(auc) else auc
 
 
 class _EpochSampler:
@@ -195,12 +189,8 @@ def train_head(
     optimiser = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sampler = _EpochSampler(train, n_classes, config, seed)
     has_val = bool(val.labelled().any())
-    history: list[dict[str, Any]] = []
-    best_key: tuple[float, float] | None = None
-    best_state, best_epoch = copy.deepcopy(head.state_dict()), 0
-    for epoch in range(1, config.epochs + 1):
-        tick = time.perf_counter()
-        head.train()
+
+    def train_epoch() -> dict[str, Any]:
         order = sampler.epoch()
         sums: dict[str, float] = {}
         batches = range(0, len(order), config.batch_size)
@@ -215,26 +205,16 @@ def train_head(
             labelled = train.hard[rows] >= 0
             p = torch.softmax(logits.detach()[torch.from_numpy(labelled)], -1).numpy()
             sampler.record(rows[labelled], p[np.arange(len(p)), train.hard[rows][labelled]])
-        record: dict[str, Any] = {
-            "epoch": epoch,
-            **{f"train_{k}": v / max(1, len(batches)) for k, v in sums.items()},
-        }
-        if has_val:
-            _, _, metrics = evaluate(head, val)
-            record.update({f"val_{k}": v for k, v in metrics.items()})
-            key = _selection_key(metrics)
-            if best_key is None or key > best_key:
-                best_key, best_epoch, best_state = key, epoch, copy.deepcopy(head.state_dict())
-        else:
-            best_epoch, best_state = epoch, copy.deepcopy(head.state_dict())
-        record.update(
-            {**head.diagnostics(), "best_epoch": best_epoch, "seconds": time.perf_counter() - tick}
-        )
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if epoch - best_epoch >= config.patience:
-            break
-    head.load_state_dict(best_state)
+        return {f"train_{k}": v / max(1, len(batches)) for k, v in sums.items()}
+
+    def validate() -> tuple[dict[str, Any], tuple[float, ...] | None]:
+        if not has_val:
+            return {}, None
+        _, _, metrics = evaluate(head, val)
+        return {f"val_{k}": v for k, v in metrics.items()}, selection_key(metrics)
+
+    epochs = run_epochs(head, config.epochs, config.patience, train_epoch, validate, on_epoch)
     targets, probs, _ = evaluate(head, val)
-    return TrainResult(best_epoch, history, targets, probs, time.perf_counter() - start)
+    return TrainResult(
+        epochs.best_epoch, epochs.history, targets, probs, time.perf_counter() - start
+    )

@@ -434,7 +434,6 @@ def _weights_identity(checkpoint: str | None) -> list[Any]:
 def _predict(
     slides, config: PipelineConfig, manifest, report, observer, *, scheduler, run_dir
 ) -> list[_Slide]:
-    from wsi_engine.mil.predict import predict
     from wsi_engine.mil.rundir import read_run
 
     run_dir = Path(run_dir)
@@ -456,29 +455,50 @@ def _predict(
     observer.stage_started("predict", len(todo))
     telemetry = report.telemetry.setdefault("predict", StageTelemetry())
     began = time.perf_counter()
-    scratch = report.out_dir / ".predict-scratch.csv"
+    score_id, failures = _predict_stores(run_dir, todo, report.out_dir, observer)
     for slide in todo:
-        try:
-            result = predict(run_dir, [store_path(stores, slide.slide_id)], scratch)
-        except WsiEngineError as error:
-            _fail(report, manifest, slide.slide_id, "predict", str(error), slide.path)
-        else:
-            score_ids.add(result.score_id)
-            report.status[slide.slide_id]["predict"] = "done"
-            telemetry.patches += slide.n_patches
-            manifest.update(
-                slide.slide_id,
-                "predict",
-                status="done",
-                key=slide.keys["predict"],
-                score_id=result.score_id,
-            )
-            ready.append(slide)
-        observer.slide_advanced("predict", slide.slide_id)
-    scratch.unlink(missing_ok=True)
+        if slide.slide_id in failures:
+            _fail(report, manifest, slide.slide_id, "predict", failures[slide.slide_id], slide.path)
+            continue
+        score_ids.add(str(score_id))
+        report.status[slide.slide_id]["predict"] = "done"
+        telemetry.patches += slide.n_patches
+        manifest.update(
+            slide.slide_id, "predict", status="done", key=slide.keys["predict"], score_id=score_id
+        )
+        ready.append(slide)
     telemetry.seconds += time.perf_counter() - began
     report.score_id = sorted(score_ids - {"None"})[0] if score_ids - {"None"} else None
     return ready
+
+
+def _predict_stores(
+    run_dir: Path, slides: list[_Slide], out_dir: Path, observer: PipelineObserver
+) -> tuple[str | None, dict[str, str]]:
+    """(score id, {slide_id: reason}) of one prediction over the stores of ``slides``.
+
+    The run's models are loaded once; a store that cannot be predicted fails
+    only its slide, an unusable run fails them all.
+    """
+    from wsi_engine.mil.predict import predict
+
+    if not slides:
+        return None, {}
+    scratch = out_dir / ".predict-scratch.csv"
+    try:
+        result = predict(
+            run_dir,
+            [store_path(out_dir / STORES_DIR, s.slide_id) for s in slides],
+            scratch,
+            on_slide=lambda slide_id: observer.slide_advanced("predict", slide_id),
+        )
+    except WsiEngineError as error:
+        for slide in slides:
+            observer.slide_advanced("predict", slide.slide_id)
+        return None, {s.slide_id: str(error) for s in slides}
+    finally:
+        scratch.unlink(missing_ok=True)
+    return result.score_id, result.failures
 
 
 def _heatmap(

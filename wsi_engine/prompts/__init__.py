@@ -1,6 +1,7 @@
 """Task prompt sets (language priors) and their text embeddings."""
 
 from wsi_engine.prompts.embed import TaskEmbeddings, embed_task_prompts
+from wsi_engine.prompts.priors import LanguagePriors
 from wsi_engine.prompts.task import (
     PROMPT_FIELDS,
     ClassPrompts,
@@ -14,6 +15,7 @@ from wsi_engine.prompts.task import (
 __all__ = [
     "PROMPT_FIELDS",
     "ClassPrompts",
+    "LanguagePriors",
     "LongPrompt",
     "TaskEmbeddings",
     "TaskPrompts",

@@ -1,0 +1,115 @@
+"""One prediction call over many stores: a bad store is reported by slide id, the others are scored."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from wsi_engine.cli import main
+from wsi_engine.mil.fit import FitConfig, fit
+from wsi_engine.mil.predict import predict
+from wsi_engine.mil.train import TrainConfig
+from wsi_engine.store import PatchStore
+
+CLASSES = ["normal", "tumor"]
+BAD = ["corrupt", "no-features"]
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, bag_factory, cohort_writer):
+    """(run dir, bags): a one-epoch ABMIL run on 6 slides per class."""
+    root = tmp_path_factory.mktemp("fitted")
+    bags = bag_factory(n_per_class=6, dim=8, size=(10, 20), seed=2)
+    stores, labels = cohort_writer(root, bags, CLASSES)
+    config = FitConfig(
+        task="synthetic-demo",
+        encoder="test-enc",
+        model="abmil",
+        model_options={"dim": 8, "attention_dim": 4},
+        shots=[2],
+        folds=3,
+        train=TrainConfig(epochs=1),
+    )
+    return fit(config, labels, [stores], root / "run").run_dir, bags
+
+
+@pytest.fixture
+def mixed_stores(tmp_path, fitted, store_writer):
+    """A folder of three good stores, one whose zarr.json is garbage and one with another encoder's features."""
+    run, bags = fitted
+    stores = tmp_path / "stores"
+    good = [bags[0], bags[1], bags[-1]]
+    for bag in good:
+        store_writer(stores, bag.slide_id, bag.features)
+    store_writer(stores, "corrupt", bags[2].features)
+    (stores / "corrupt.zarr" / "zarr.json").write_text("{not json")
+    store_writer(stores, "no-features", bags[3].features, encoder_id="other-enc")
+    return run, stores, [b.slide_id for b in good]
+
+
+def test_bad_stores_are_returned_by_slide_id_and_the_others_scored(mixed_stores, monkeypatch):
+    import wsi_engine.mil.rundir as rundir
+
+    run, stores, good = mixed_stores
+    loads = []
+    load_checkpoint = rundir.load_checkpoint
+    monkeypatch.setattr(
+        "wsi_engine.mil.predict.load_checkpoint", lambda p: loads.append(p) or load_checkpoint(p)
+    )
+    advanced = []
+    result = predict(run, [stores], stores.parent / "p.csv", on_slide=advanced.append)
+    assert sorted(result.failures) == BAD
+    assert "not a readable Zarr" in result.failures["corrupt"]
+    assert "no features for encoder 'test-enc'" in result.failures["no-features"]
+    assert sorted(r["slide_id"] for r in result.rows) == sorted(good)
+    assert all(PatchStore.open(stores / f"{s}.zarr").has_scores(result.score_id) for s in good)
+    assert sorted(advanced) == sorted(good + BAD)
+    assert len(loads) == 3  # each fold model loaded once for all stores
+
+
+def test_predict_command_exits_1_naming_a_bad_store(mixed_stores, capsys):
+    run, stores, good = mixed_stores
+    out = stores.parent / "p.csv"
+    assert main(["predict", "--run", str(run), "--stores", str(stores), "--out", str(out)]) == 1
+    assert "2 of 5 store(s) could not be predicted" in capsys.readouterr().err
+    assert len(out.read_text().splitlines()) == 1 + len(good)
+
+
+def run_predict_stage(out, slide_ids, run):
+    """(ready slide ids, report, manifest) of the pipeline's predict stage on the stores in ``out/stores``."""
+    from wsi_engine.pipeline.manifest import Manifest
+    from wsi_engine.pipeline.run import STAGES, PipelineObserver, PipelineReport, _predict, _Slide
+
+    report, manifest = PipelineReport(out), Manifest(out)
+    slides = [_Slide(s, out / f"{s}.tif", {"embed": "key"}) for s in sorted(slide_ids)]
+    for slide in slides:
+        report.status[slide.slide_id] = dict.fromkeys(STAGES, "not-run")
+    ready = _predict(
+        slides, None, manifest, report, PipelineObserver(), scheduler=None, run_dir=run
+    )
+    return sorted(s.slide_id for s in ready), report, manifest
+
+
+def test_pipeline_predict_stage_fails_only_the_bad_slides_in_one_call(mixed_stores, monkeypatch):
+    import wsi_engine.mil.predict as mil_predict
+
+    run, stores, good = mixed_stores
+    calls = []
+    real = mil_predict.predict
+    monkeypatch.setattr(mil_predict, "predict", lambda *a, **k: calls.append(a) or real(*a, **k))
+    ready, report, manifest = run_predict_stage(stores.parent, good + BAD, run)
+    assert len(calls) == 1
+    assert report.failed == BAD and ready == sorted(good)
+    assert manifest.failed_slides() == BAD
+    assert all(manifest.record(s, "predict")["score_id"] == report.score_id for s in good)
+    assert not (stores.parent / ".predict-scratch.csv").exists()
+
+
+def test_an_unusable_run_fails_every_slide(mixed_stores, tmp_path):
+    run, stores, good = mixed_stores
+    broken = shutil.copytree(run, tmp_path / "broken-run")
+    shutil.rmtree(broken / "folds")
+    ready, report, _ = run_predict_stage(stores.parent, good, broken)
+    assert ready == [] and report.failed == sorted(good)
+    assert "cannot read the checkpoint" in report.errors[good[0]]

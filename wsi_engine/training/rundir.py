@@ -1,0 +1,128 @@
+"""Run directories of the trainers (``fit``, ``fit-patches``): claim, clear, describe, read back.
+
+A run directory holds one run: ``run.json`` (``format`` names the kind of
+run, ``status`` is ``complete`` once it finished) beside the run's files.
+Writing one: :func:`check_run_dir` before any work (refuse a directory holding
+a run unless ``overwrite``, or holding anything else), then, inside
+:func:`writing_run` (the directory's lock held, earlier files removed), the
+files and :func:`run_record` as ``run.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from wsi_engine import __version__
+from wsi_engine.errors import DataError, OutputError
+from wsi_engine.pipeline.lock import LOCK_NAME, RunLock
+from wsi_engine.store import sanitize_name, utc_now
+
+RUN_FILE = "run.json"
+
+
+def check_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Refuse a run directory that holds a run (unless ``overwrite``) or unrelated files."""
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise OutputError("the run directory is a file", path=run_dir)
+    entries = [p for p in run_dir.iterdir() if p.name != LOCK_NAME]
+    if not entries:
+        return
+    if not (run_dir / RUN_FILE).exists():
+        raise OutputError(
+            "the run directory is not empty and holds no wsi-engine run",
+            path=run_dir,
+            hint="choose a new --out",
+        )
+    if not overwrite:
+        raise OutputError(
+            "the run directory already holds a run",
+            path=run_dir,
+            hint="pass --overwrite to replace it",
+        )
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Remove an earlier run's files (keeps the lock of the current run)."""
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_NAME:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+@contextmanager
+def writing_run(run_dir: Path) -> Iterator[None]:
+    """Hold the lock of ``run_dir`` and start it empty of an earlier run's files."""
+    with RunLock(run_dir):
+        clear_run_dir(run_dir)
+        yield
+
+
+def run_id_for(run_dir: Path, run_id: str | None) -> str:
+    """``run_id`` or, by default, the run directory's name, sanitised."""
+    return sanitize_name(run_id or run_dir.resolve().name)
+
+
+def run_record(kind: str, run_id: str, status: str) -> dict[str, Any]:
+    """The first entries of ``run.json``: format ``kind``, version, run id, status, creation time, engine version."""
+    return {
+        "format": kind,
+        "version": 1,
+        "run_id": run_id,
+        "status": status,
+        "created": utc_now(),
+        "engine_version": __version__,
+    }
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_rows(
+    path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] | list[str]
+) -> None:
+    """A CSV of ``rows`` with ``columns`` (missing values empty, extra keys dropped)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_run(
+    run_dir: Path, kind: str, what: str, command: str, hint: str | None = None
+) -> dict[str, Any]:
+    """``run.json`` of a finished run of format ``kind``; DataError naming ``what`` it should be otherwise.
+
+    ``command`` is the command that writes such runs (for the hint to rerun it);
+    ``hint`` is added when the file is of another format.
+    """
+    path = run_dir / RUN_FILE
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DataError(f"not a {what} (no readable run.json)", path=run_dir) from error
+    if run.get("format") != kind:
+        raise DataError(f"not a {what} (format {run.get('format')!r})", path=path, hint=hint)
+    if run.get("status") != "complete":
+        raise DataError(
+            f"this {command} run did not finish",
+            path=run_dir,
+            hint=f"rerun `wsi-engine {command} ... --overwrite`",
+        )
+    return run
