@@ -4,7 +4,8 @@ This is what Libra-MIL runs (20 iterations, no tolerance check), so it has its o
 with the explicit vectors of :mod:`kernels._simd` instead of relying on the loop vectoriser.
 
 Layout: :data:`LANES` problems are solved together; entry (i, j) of the block's kernel matrix is
-the ``LANES`` values ``K[(i * m + j) * LANES : ... + LANES]``, two vectors.  Rows are padded with
+the ``LANES`` values ``K[(i * m + j) * LANES : ... + LANES]``, two vectors; when ``n < m`` the
+block holds ``K^T`` instead, so that the row loop runs over the longer side.  Rows are padded with
 zeros to a multiple of :data:`ROWS`, so the row loop needs no remainder (a zero row of ``K`` with a
 zero marginal gives ``u = 0`` and adds nothing).
 
@@ -48,11 +49,24 @@ def chunks_for(batch: int, threads: int) -> int:
 
 
 @njit(**_JIT)
-def _kernel_matrix(Ms, reg, K):
-    """``K = exp(-Ms / reg)`` over the block's real rows (``Ms`` may be shorter than ``K``)."""
+def _kernel_matrix(Ms, n, m, reg, transposed, K):
+    """``K = exp(-Ms / reg)`` for the block's (n, m) costs, stored as (m, n) when ``transposed``."""
     factor = vsplat(-1.0 / reg)
-    for o in range(0, Ms.size, WIDTH):
-        vstore(K, o, vexp(vmul(vload(Ms, o), factor)))
+    for i in range(n):
+        for j in range(m):
+            k = (j * n + i) * LANES if transposed else (i * m + j) * LANES
+            o = (i * m + j) * LANES
+            vstore(K, k, vexp(vmul(vload(Ms, o), factor)))
+            vstore(K, k + WIDTH, vexp(vmul(vload(Ms, o + WIDTH), factor)))
+
+
+@njit(**_JIT)
+def _column_sums(K, rows, m, col):
+    """``col = K^T 1`` (K flat (rows, m, LANES); col flat (m, LANES))."""
+    col[:] = 0.0
+    for r in range(rows):
+        for o in range(0, m * LANES, WIDTH):
+            vstore(col, o, vadd(vload(col, o), vload(K, r * m * LANES + o)))
 
 
 @njit(**_JIT)
@@ -109,10 +123,11 @@ def _ratio_into(t, s, out):
 
 
 @njit(**_JIT)
-def _plan(K, Ms, u, v, a, n, m, P, stats):
-    """``P = diag(u) K diag(v)`` for the n real rows; ``stats`` = (cost, marginal error) lanes.
+def _plan(K, transposed, Ms, u, v, a, n, m, P, stats):
+    """``P = diag(u) K diag(v)``, (n, m); ``stats`` = (cost, marginal error) lanes.
 
-    ``stats`` is (2, LANES): ``<P, M>`` and ``||P 1 - a||_2`` per problem.
+    ``K`` as made by :func:`_kernel_matrix`; ``stats`` is (2, LANES): ``<P, M>`` and
+    ``||P 1 - a||_2`` per problem.
     """
     W, L = WIDTH, LANES
     zero = vsplat(0.0)
@@ -122,7 +137,8 @@ def _plan(K, Ms, u, v, a, n, m, P, stats):
             ui, row_sum = vload(u, i * L + h), zero
             for j in range(m):
                 o = (i * m + j) * L + h
-                p = vmul(vmul(ui, vload(K, o)), vload(v, j * L + h))
+                k = (j * n + i) * L + h if transposed else o
+                p = vmul(vmul(ui, vload(K, k)), vload(v, j * L + h))
                 vstore(P, o, p)
                 cost = vfma(p, vload(Ms, o), cost)
                 row_sum = vadd(row_sum, p)
@@ -134,29 +150,42 @@ def _plan(K, Ms, u, v, a, n, m, P, stats):
 
 @njit(**_JIT)
 def solve_blocks(M, a, b, reg, num_iter, blocks, out):
-    """Solve the blocks ``range(*blocks)`` of the batch; ``out`` = (plan, cost, n_iter, err)."""
+    """Solve the blocks ``range(*blocks)`` of the batch; ``out`` = (plan, cost, n_iter, err).
+
+    The row pass runs over the longer side: for ``n < m`` the block works on ``K^T`` (rows = the
+    m columns), and the same sequence ``u_1, v_1, ..., u_k, v_k`` comes from starting with
+    ``u_1 = a / (K 1)`` and letting the row pass produce the ``v``'s.
+    """
     plan, cost, n_iter, err = out
     B, n, m = plan.shape
-    rows = -(-n // ROWS) * ROWS
     L = LANES
-    K = np.zeros(rows * m * L)  # padded rows stay 0
-    ta = np.zeros(rows * L)
+    transposed = n < m
+    R, C = (m, n) if transposed else (n, m)
+    rows = -(-R // ROWS) * ROWS
+    K = np.zeros(rows * C * L)  # padded rows stay 0
+    t_rows = np.zeros(rows * L)  # marginal of the rows (b when transposed), 0 on padded rows
+    t_cols, x, col, y = np.empty(C * L), np.empty(C * L), np.empty(C * L), np.empty(rows * L)
     Ms, P = np.empty(n * m * L), np.empty(n * m * L)
-    tb, v, col, u = np.empty(m * L), np.empty(m * L), np.empty(m * L), np.empty(rows * L)
     stats = np.empty(2 * L)
     for blk in range(blocks[0], blocks[1]):
         first = blk * L
         count = min(L, B - first)
         if M.shape[0] != 1 or blk == blocks[0]:
             _to_lanes(M, first, count, Ms.reshape(n * m, L))
-            _kernel_matrix(Ms, reg, K)
-        _to_lanes(a, first, count, ta[: n * L].reshape(n, L))
-        _to_lanes(b, first, count, tb.reshape(m, L))
-        v[:] = 1.0
-        for _ in range(num_iter):
-            _row_pass(K, rows, m, v, ta, u, col)
-            _ratio_into(tb, col, v)
-        _plan(K, Ms, u, v, ta, n, m, P, stats)
+            _kernel_matrix(Ms, n, m, reg, transposed, K)
+        _to_lanes(b if transposed else a, first, count, t_rows[: R * L].reshape(R, L))
+        _to_lanes(a if transposed else b, first, count, t_cols.reshape(C, L))
+        if transposed:
+            _column_sums(K, rows, C, col)
+            _ratio_into(t_cols, col, x)  # u_1
+        else:
+            x[:] = 1.0  # v_0
+        for k in range(num_iter):
+            _row_pass(K, rows, C, x, t_rows, y, col)
+            if not transposed or k < num_iter - 1:
+                _ratio_into(t_cols, col, x)
+        u, v = (x, y) if transposed else (y, x)
+        _plan(K, transposed, Ms, u, v, t_cols if transposed else t_rows, n, m, P, stats)
         _from_lanes(P.reshape(n * m, L), first, count, plan)
         for q in range(count):
             cost[first + q] = stats[q]
