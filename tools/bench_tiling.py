@@ -15,9 +15,10 @@ Everything is measured in this one run, on this machine, with ``N`` processes
    split across N processes. A random sample of ``--naive-sample`` patches
    is timed and the rate extrapolated.
 3. **decode-only limit**: every source tile that a kept patch touches,
-   decoded once from the file's bytes with the same codec (tifffile +
-   imagecodecs libjpeg-turbo) across N processes; as patches/s this is the
-   rate a tiler that did nothing but decode could reach.
+   decoded once from the file's bytes across N processes, with the decoder
+   call tifffile makes (imagecodecs libjpeg-turbo) into one reused buffer,
+   as the engine's direct read path does; as patches/s this is the rate a
+   tiler that did nothing but decode could reach.
 4. **peak RSS**: ``python -m wsi_engine tile`` in a subprocess at each of
    ``--rss-sizes``; the resident memory of the whole process tree (client,
    scheduler, nannies, workers) is sampled every 50 ms with psutil.
@@ -161,16 +162,21 @@ def _naive_read(args: tuple[str, np.ndarray]) -> float:
 
 
 def _decode_tiles(args: tuple[str, np.ndarray]) -> float:
-    """Decode level-0 tiles ``indices`` of ``path`` from their bytes, once each; returns CPU seconds."""
+    """Decode level-0 JPEG tiles ``indices`` of ``path`` from their bytes, once each, into one
+    buffer; returns CPU seconds."""
+    from wsi_engine.slide.tiles import jpeg_decode_arguments
+
     path, indices = args
     started = time.process_time()
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
         handle = tif.filehandle
+        arguments = jpeg_decode_arguments(page)
+        buffer = np.empty((page.tilelength, page.tilewidth, page.samplesperpixel), np.uint8)
         for index in indices:
             handle.seek(page.dataoffsets[index])
             data = handle.read(page.databytecounts[index])
-            page.decode(data, int(index), jpegtables=page.jpegtables)
+            imagecodecs.jpeg_decode(data, out=buffer, **arguments)
     return time.process_time() - started
 
 

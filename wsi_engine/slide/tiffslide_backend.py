@@ -1,4 +1,10 @@
-"""tiffslide backend: Aperio SVS and generic (pyramidal or plain) TIFF, decoded straight to numpy."""
+"""tiffslide backend: Aperio SVS and generic (pyramidal or plain) TIFF, decoded straight to numpy.
+
+Levels stored as one tiled, 8-bit TIFF page are read by decoding their tiles
+directly (:mod:`wsi_engine.slide.tiles`: the same decoder and pixels, without
+tiffslide's per-tile overhead); other levels, and slides tiffslide assembles
+from several image series, go through tiffslide's ``read_region``.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,15 @@ import tiffslide
 from PIL import Image
 
 from wsi_engine.slide.reader import SlideReader
+from wsi_engine.slide.tiles import TiledLevel, tiled_level
 
 
 class TiffSlideReader(SlideReader):
-    """A slide opened with tiffslide; the part of a region outside the level is filled with white."""
+    """A slide opened with tiffslide; the part of a region outside the level is filled with white.
+
+    Like tiffslide, a region at level > 0 starts at level px
+    ``int(location / downsample)`` (truncated toward zero).
+    """
 
     backend = "tiffslide"
 
@@ -30,19 +41,22 @@ class TiffSlideReader(SlideReader):
                 level_downsamples=self._slide.level_downsamples,
                 associated_image_names=tuple(self._slide.associated_images),
             )
+            self._tiled = _tiled_levels(self._slide)
         except Exception:
             self._slide.close()
             raise
 
     def _read(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
-        inside = self._slide.read_region(location, level, size, as_array=True, padding=False)
+        downsample = self.level_downsamples[level]
+        x, y = int(location[0] / downsample), int(location[1] / downsample)  # level px
         width, height = size
+        tiled = self._tiled[level]
+        if tiled is not None:
+            return tiled.read(x, y, width, height)
+        inside = self._slide.read_region(location, level, size, as_array=True, padding=False)
         if inside.shape[:2] == (height, width):
             return inside
-        # tiffslide starts the region at level px int(x / downsample), int(y / downsample)
-        downsample = self.level_downsamples[level]
-        left = max(0, -int(location[0] / downsample))
-        top = max(0, -int(location[1] / downsample))
+        left, top = max(0, -x), max(0, -y)
         canvas = np.full((height, width, *inside.shape[2:]), 255, dtype=inside.dtype)
         canvas[top : top + inside.shape[0], left : left + inside.shape[1]] = inside
         return canvas
@@ -52,6 +66,33 @@ class TiffSlideReader(SlideReader):
 
     def _close(self) -> None:
         self._slide.close()
+
+
+def _tiled_levels(slide: tiffslide.TiffSlide) -> tuple[TiledLevel | None, ...]:
+    """Per level, its direct tile reader, or ``None`` where tiffslide's ``read_region`` must read it.
+
+    A level qualifies when tiffslide reads it from one image series without
+    compositing, as exactly one TIFF page of the level's size that
+    :func:`~wsi_engine.slide.tiles.tiled_level` accepts.
+    """
+    properties, sizes = slide.properties, slide.level_dimensions
+    levels = slide.ts_tifffile.series[properties["tiffslide.series-index"]].levels
+    if (
+        properties.get("tiffslide.series-composition")
+        or properties.get("tiffslide.series-axes") not in ("YXS", "YX")
+        or len(levels) != len(sizes)
+    ):
+        return (None,) * len(sizes)
+    return tuple(_level_reader(level, size) for level, size in zip(levels, sizes, strict=True))
+
+
+def _level_reader(level: tifffile.TiffPageSeries, size: tuple[int, int]) -> TiledLevel | None:
+    """The direct reader of pyramid ``level`` of (w, h) ``size`` px, if it is one qualifying page."""
+    pages = level.pages
+    if len(pages) != 1 or not isinstance(pages[0], tifffile.TiffPage):
+        return None
+    page = pages[0]
+    return tiled_level(page) if (page.imagewidth, page.imagelength) == tuple(size) else None
 
 
 def _check_not_truncated(tif: tifffile.TiffFile) -> None:
