@@ -76,3 +76,23 @@ def test_fixed_threshold(scene, mask_iou):
 def test_fixed_method_needs_a_threshold():
     with pytest.raises(ValueError, match="needs a threshold"):
         TissueConfig(method="fixed")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_closing_is_the_euclidean_disk_closing(seed):
+    """The fast closing equals its definition by distance transforms on the padded mask."""
+    from scipy import ndimage as ndi
+
+    from wsi_engine.tissue.detect import _close
+
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(s) for s in rng.integers(20, 240, 2))
+    mask = ndi.gaussian_filter(rng.random(shape), rng.uniform(1, 4)) > rng.uniform(0.47, 0.53)
+    radius = float(rng.uniform(1, 15))
+    pad = int(np.ceil(radius)) + 1
+    padded = np.pad(mask, pad)
+    dilated = ndi.distance_transform_edt(~padded) <= radius
+    expected = (ndi.distance_transform_edt(dilated) > radius)[pad:-pad, pad:-pad]
+    closed = _close(mask, radius)
+    assert closed.sum() > mask.sum() * 0.9  # not trivially empty
+    np.testing.assert_array_equal(closed, expected)

@@ -140,14 +140,41 @@ def _majority(tissue: np.ndarray, width: int) -> np.ndarray:
 
 
 def _close(tissue: np.ndarray, radius_px: float) -> np.ndarray:
-    """Morphological closing with a disk of ``radius_px`` (dilation then erosion)."""
+    """Morphological closing with a disk of ``radius_px`` (dilation then erosion).
+
+    Exactly ``distance_transform_edt(~t) <= r`` followed by ``distance_transform_edt(d) > r`` on
+    the mask padded by ``ceil(r) + 1``, computed as unions of shifted row-wise maxima, several
+    times faster than the two distance transforms.
+    """
     if radius_px < 1 or not tissue.any():
         return tissue
     pad = int(np.ceil(radius_px)) + 1
-    padded = np.pad(tissue, pad)
-    dilated = ndi.distance_transform_edt(~padded) <= radius_px
-    closed = ndi.distance_transform_edt(dilated) > radius_px
+    dilated = _dilate_disk(np.pad(tissue, pad), radius_px)
+    closed = ~_dilate_disk(~dilated, radius_px)
     return closed[pad:-pad, pad:-pad]
+
+
+def _dilate_disk(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    """Pixels within Euclidean distance ``radius_px`` of a True pixel of ``mask`` (outside = False).
+
+    The union, over row offsets ``dy``, of the row-wise dilation by ``floor(sqrt(r² - dy²))``
+    shifted by ``dy``; ``mask`` must have more than ``2 r`` rows.
+    """
+    out = np.zeros_like(mask)
+    rows, reach = mask.shape[0], int(np.floor(radius_px))
+    by_width: dict[int, np.ndarray] = {}
+    for dy in range(-reach, reach + 1):
+        width = int(np.floor(np.sqrt(radius_px * radius_px - dy * dy)))
+        if width not in by_width:
+            by_width[width] = ndi.maximum_filter1d(
+                mask.view(np.uint8), size=2 * width + 1, axis=1, mode="constant", cval=0
+            ).view(bool)
+        rows_dilated = by_width[width]
+        if dy >= 0:
+            out[dy:] |= rows_dilated[: rows - dy]
+        else:
+            out[:dy] |= rows_dilated[-dy:]
+    return out
 
 
 def _drop_small_pieces(tissue: np.ndarray, min_area_px: float) -> np.ndarray:
