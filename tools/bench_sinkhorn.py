@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kernels import sinkhorn, sinkhorn_torch  # noqa: E402
+from kernels._simd import vfma, vload, vstore  # noqa: E402
 
 REG = 0.05
 ITERS = 20
@@ -127,6 +128,53 @@ def copy_bandwidth(nbytes: int = 256 * 2**20) -> float:
     dst = np.empty_like(src)
     t = best_of(lambda: np.copyto(dst, src), 5)
     return 2 * nbytes / t / 1e9
+
+
+@numba.njit(parallel=True, cache=True)
+def _fma_chains(x, rounds, out):
+    """Eight independent chains of vector FMAs per thread, ``rounds`` steps (FMA peak probe)."""
+    for t in numba.prange(out.shape[0]):
+        a0, a1, a2, a3 = vload(x, 0), vload(x, 8), vload(x, 16), vload(x, 24)
+        a4, a5, a6, a7 = vload(x, 32), vload(x, 40), vload(x, 48), vload(x, 56)
+        m, c = vload(x, 64), vload(x, 72)
+        for _ in range(rounds):
+            a0, a1, a2, a3 = vfma(a0, m, c), vfma(a1, m, c), vfma(a2, m, c), vfma(a3, m, c)
+            a4, a5, a6, a7 = vfma(a4, m, c), vfma(a5, m, c), vfma(a6, m, c), vfma(a7, m, c)
+        for k, v in enumerate((a0, a1, a2, a3, a4, a5, a6, a7)):
+            vstore(out[t], 8 * k, v)
+
+
+def fma_peak() -> float:
+    """Float64 fused multiply-adds per second over all Numba threads (register-only chains)."""
+    threads, rounds = numba.get_num_threads(), 5_000_000
+    x = np.full(80, 0.5)
+    x[64:72], x[72:] = 0.999, 0.001
+    out = np.empty((threads, 64))
+    _fma_chains(x, 10, out)
+    return threads * rounds * 64 / best_of(lambda: _fma_chains(x, rounds, out), 3)
+
+
+def floors(rows: list[dict], copy: float, peak: float) -> list[str]:
+    """Per workload at B >= 1000: the time no float64 kernel can beat here, and the best ratios.
+
+    Compute floor: 2 n m fused multiply-adds per problem and iteration at the measured FMA peak.
+    Memory floor: M, a, b read and the plan written once at the measured copy bandwidth.
+    """
+    lines = []
+    for r in rows:
+        if r["B"] < 1000:
+            continue
+        n, m = map(int, r["shape"].split("x"))
+        compute = r["B"] * ITERS * 2 * n * m / peak
+        memory = r["bytes"] / (copy * 1e9)
+        best = max(compute, memory)
+        pot_batch = f", x POT batch {r['pot_batch'] / best:6.1f}" if "pot_batch" in r else ""
+        lines.append(
+            f"  {r['shape']:>6} B={r['B']:<6} compute {compute * 1e3:7.3f} ms, memory {memory * 1e3:7.3f} ms"
+            f" -> at most x POT loop {r['pot_loop'] / best:7.1f}{pot_batch}, x torch "
+            f"{r['torch'] / best:6.1f}; ours is {best / r['numba']:.0%} of the floor"
+        )
+    return lines
 
 
 def first_call_times() -> tuple[tuple[float, float], tuple[float, float]]:
@@ -257,6 +305,12 @@ def main() -> None:
             achieved = r["bytes"] / r["numba"] / 1e9
             print(f"  numba {r['shape']} B={r['B']}: {achieved:.2f} GB/s = {achieved / copy:.1%} of "
                   "the copy (M, a, b read + plan written once; the 20 iterations run in cache)")  # fmt: skip
+
+    peak = fma_peak()
+    print(f"\nfloors: FMA peak {peak / 1e9:.1f} G/s over {numba.get_num_threads()} threads, copy "
+          f"{copy:.1f} GB/s (DRAM; a batch that stays in L3, as B = 1000 can, may beat the memory "
+          "floor, never the compute floor)")  # fmt: skip
+    print("\n".join(floors(rows, copy, peak)))
 
     (cold_imp, cold_call), (warm_imp, warm_call) = first_call_times()
     print("\nfirst call in a fresh process (8 problems of 46x10; import of kernels excluded):")
