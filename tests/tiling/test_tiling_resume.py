@@ -55,10 +55,10 @@ def test_a_killed_run_resumes_into_the_same_store(synthetic_slide, dask_cluster,
     )
     try:
         deadline = time.monotonic() + 180
-        while _marked(partial) < 3:
+        while _marked(partial) < 1:  # kill as soon as one shard is done: the widest window
             assert process.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline, "no shard was written in time"
-            time.sleep(0.01)
+            time.sleep(0.002)
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the run and its Dask worker processes
         process.wait()
