@@ -73,7 +73,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping of keys to values, got {type(data).__name__}", path=path)
+        raise ConfigError(
+            f"expected a mapping of keys to values, got {type(data).__name__}", path=path
+        )
     return data
 
 

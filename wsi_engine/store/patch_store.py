@@ -48,7 +48,9 @@ class PatchStore:
                 hint="rerun `wsi-engine tile` on its slide to finish it",
             )
         if not path.is_dir():
-            raise StoreError("no patch store here", path=path, hint="create it with `wsi-engine tile`")
+            raise StoreError(
+                "no patch store here", path=path, hint="create it with `wsi-engine tile`"
+            )
         try:
             root = zarr.open_group(str(path), mode=mode)
         except Exception as error:
@@ -193,7 +195,13 @@ class PatchStore:
         return self.root[key]
 
     def create_features(
-        self, encoder_id: str, dim: int, attrs: dict[str, Any], *, block_rows: int, dtype: str = "float16"
+        self,
+        encoder_id: str,
+        dim: int,
+        attrs: dict[str, Any],
+        *,
+        block_rows: int,
+        dtype: str = "float16",
     ) -> tuple[zarr.Array, BlockProgress]:
         """Create (or reopen, to resume) ``features/<encoder_id>`` of shape (N, dim).
 
@@ -206,7 +214,11 @@ class PatchStore:
         self.root.require_group(layout.FEATURES)
         n_blocks = max(1, -(-self.n_patches // block_rows))
         existing = self.root[key] if key in self.root else None
-        reusable = existing is not None and existing.shape == (self.n_patches, dim) and str(existing.dtype) == dtype
+        reusable = (
+            existing is not None
+            and existing.shape == (self.n_patches, dim)
+            and str(existing.dtype) == dtype
+        )
         if not reusable:
             if progress_key in self.root:
                 del self.root[progress_key]
@@ -241,7 +253,9 @@ class PatchStore:
         """Run ids with complete scores in this store."""
         if layout.SCORES not in self.root:
             return []
-        return sorted(n for n in self.root[layout.SCORES].group_keys() if not n.startswith(layout.TMP_PREFIX))
+        return sorted(
+            n for n in self.root[layout.SCORES].group_keys() if not n.startswith(layout.TMP_PREFIX)
+        )
 
     def has_scores(self, run_id: str) -> bool:
         return run_id in self.score_runs()
@@ -259,18 +273,24 @@ class PatchStore:
         arrays = {name: np.asarray(group[name][:]) for name in group.array_keys()}
         return arrays, dict(group.attrs.get(layout.ATTRS_KEY, {}))
 
-    def write_scores(self, run_id: str, arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
+    def write_scores(
+        self, run_id: str, arrays: dict[str, np.ndarray], attrs: dict[str, Any]
+    ) -> None:
         """Write ``scores/<run_id>`` atomically (temporary group, then rename); replaces an old one."""
         n = self.n_patches
         for name, values in arrays.items():
             if values.shape[0] != n:
-                raise ValueError(f"scores '{name}' has {values.shape[0]} rows, store has {n} patches")
+                raise ValueError(
+                    f"scores '{name}' has {values.shape[0]} rows, store has {n} patches"
+                )
         self.root.require_group(layout.SCORES)
         tmp_key = f"{layout.SCORES}/{layout.TMP_PREFIX}{run_id}"
         tmp = self.root.create_group(tmp_key, overwrite=True)
         for name, values in arrays.items():
             values = np.ascontiguousarray(values, dtype=np.float32)
-            tmp.create_array(name, shape=values.shape, chunks=values.shape or (1,), dtype="float32")[...] = values
+            tmp.create_array(
+                name, shape=values.shape, chunks=values.shape or (1,), dtype="float32"
+            )[...] = values
         tmp.attrs[layout.ATTRS_KEY] = {**attrs, "run_id": run_id, "created": utc_now()}
         scores_dir = self.path / layout.SCORES
         final_dir = scores_dir / run_id

@@ -27,7 +27,12 @@ class BlockProgress:
                 raise KeyError(self._name)
         except KeyError:
             array = root.create_array(
-                self._name, shape=(n_blocks,), chunks=(1,), dtype="uint8", fill_value=0, overwrite=True
+                self._name,
+                shape=(n_blocks,),
+                chunks=(1,),
+                dtype="uint8",
+                fill_value=0,
+                overwrite=True,
             )
         self._array = array
 
