@@ -26,19 +26,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._numba_kernels import _from_lanes, _to_lanes
+from ._numba_kernels import (
+    _JIT,
+    _JIT_PARALLEL,
+    CHUNKS_PER_THREAD,
+    PARALLEL_MIN_BATCH,
+    _from_lanes,
+    _to_lanes,
+)
 from ._simd import WIDTH, vadd, vexp, vfma, vload, vmul, vratio, vsplat, vsqrt, vstore, vsub
 
 #: Problems per block: two vectors, so every loop body has two independent chains.
 LANES = 2 * WIDTH
 #: Rows per step of the row pass: their row products share the loads of ``v``.
 ROWS = 4
-#: Chunks per thread: more than one evens out threads that are slowed down.
-CHUNKS_PER_THREAD = 4
-#: Smaller batches run on the calling thread (a parallel launch costs more than it saves).
-PARALLEL_MIN_BATCH = 64
-
-_JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 
 
 def chunks_for(batch: int, threads: int) -> int:
@@ -193,7 +194,7 @@ def solve_blocks(M, a, b, reg, num_iter, blocks, out):
             n_iter[first + q] = num_iter
 
 
-@njit(**dict(_JIT, parallel=True))
+@njit(**_JIT_PARALLEL)
 def sinkhorn_fixed(M, a, b, reg, num_iter, nchunks, plan, cost, n_iter, err):
     """Balanced plain Sinkhorn, ``num_iter`` iterations, in parallel over chunks of blocks.
 
