@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.wsi-engine-installed
 DEMO_OUT ?= demo-output
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint wheel-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check wsi_engine kernels tests tools
 	$(VENV)/bin/ruff format --check wsi_engine kernels tests tools
+
+wheel-check:
+	bash tools/ci/wheel_check.sh
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

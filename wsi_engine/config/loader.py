@@ -9,6 +9,7 @@ effective configuration is written next to every output for provenance.
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,9 +31,13 @@ M = TypeVar("M", bound=StrictModel)
 
 
 def configs_dir() -> Path:
-    """Folder of the shipped presets: ``$WSI_ENGINE_CONFIGS``, else ``configs/`` of the source tree."""
+    """Folder of the presets: ``$WSI_ENGINE_CONFIGS``, else the ``configs/`` shipped inside the package.
+
+    The shipped folder is package data (found through :mod:`importlib.resources`), so a wheel
+    install finds the same presets as a source checkout.
+    """
     env = os.environ.get(CONFIGS_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    return Path(env) if env else Path(str(resources.files("wsi_engine") / "configs"))
 
 
 def list_presets(kind: str) -> list[str]:
