@@ -52,14 +52,19 @@ class SlideScores:
     tissue: tuple[np.ndarray, float] | None
 
 
-def write_formats(slide_dir: Path, scores: SlideScores, formats: Sequence[str]) -> list[Path]:
-    """Write the requested clinical ``formats`` for one slide; returns the files written."""
+def write_formats(
+    slide_dir: Path, scores: SlideScores, formats: Sequence[str]
+) -> tuple[list[Path], list[str]]:
+    """Write the requested clinical ``formats`` for one slide; returns (files written, notes)."""
     written: list[Path] = []
+    notes: list[str] = []
     if "dicom" in formats:
         written += write_dicom(ensure_dir(slide_dir / "dicom"), scores)
+        if not scores.store.n_patches:
+            notes.append("no patches: DICOM segmentations only, no bulk annotations")
     if "dsa" in formats:
         written.append(write_dsa(slide_dir / "dsa_annotation.json", scores))
-    return written
+    return written, notes
 
 
 def fraction_note(scale: ColourScale) -> str:
@@ -120,6 +125,8 @@ def write_dicom(out_dir: Path, scores: SlideScores) -> list[Path]:
                 top,
             )
         )
+    if not len(polygons):
+        return written
     measurements = patch_measurements(scores.arrays, scores.class_names)
     written.append(
         dicom_ann.write_bulk_annotations(

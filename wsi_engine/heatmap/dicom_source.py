@@ -18,7 +18,9 @@ that header for a store's slide:
 
 from __future__ import annotations
 
+import json
 import math
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,13 +28,13 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
-from pydicom.uid import VLWholeSlideMicroscopyImageStorage, generate_uid
+from pydicom.uid import VLWholeSlideMicroscopyImageStorage
 
 from wsi_engine.errors import SlideError
 from wsi_engine.store.patch_store import PatchStore
 
 UID_NAMESPACE = "wsi-engine"
-"""First entropy source of every UID this package derives (see :func:`stable_uid`)."""
+"""First element of the name of every UID this package derives (see :func:`stable_uid`)."""
 
 _TILE = 256  # frame side of the notional image, px
 
@@ -62,14 +64,14 @@ class SlideSource:
 
 
 def stable_uid(*parts: str) -> str:
-    """A UID that depends only on ``parts``: ``2.25.<integer>`` from a SHA-512 of them.
+    """A UID that depends only on ``parts``: ``2.25.<integer of a name-based UUID>``.
 
-    It is :func:`pydicom.uid.generate_uid` with ``prefix=None`` and
-    ``entropy_srcs=["wsi-engine", *parts]``: the ``2.25`` root (UUID-derived
-    UIDs, ISO/IEC 9834-8) followed by the integer of a UUID made from the
-    first 128 bits of the SHA-512 digest of the parts.
+    The UUID is :func:`uuid.uuid5` (SHA-1, RFC 4122 version 5) of the name
+    ``json.dumps(["wsi-engine", *parts])`` in the ``NAMESPACE_OID`` namespace;
+    ``2.25`` is the root for UUID-derived UIDs (ISO/IEC 9834-8, DICOM PS3.5 B.2).
     """
-    return generate_uid(prefix=None, entropy_srcs=[UID_NAMESPACE, *parts])
+    name = json.dumps([UID_NAMESPACE, *parts])
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, name).int}"
 
 
 def slide_source(store: PatchStore) -> SlideSource:

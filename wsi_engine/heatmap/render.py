@@ -264,9 +264,9 @@ class _SlideRenderer:
             )
             self.result.files.append(path)
         if set(clinical.FORMATS) & set(formats):
-            self.result.files += clinical.write_formats(
-                self.slide_dir, self._scores(classes), formats
-            )
+            files, notes = clinical.write_formats(self.slide_dir, self._scores(classes), formats)
+            self.result.files += files
+            self.result.notes += notes
 
     def _scores(self, classes: list[tuple[int, str]]) -> clinical.SlideScores:
         o = self.options
