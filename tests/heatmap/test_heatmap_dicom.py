@@ -161,3 +161,28 @@ def test_no_patches_writes_segmentations_and_a_note(tmp_path: Path) -> None:
     (slide,) = report.slides
     assert slide.error is None and any("no bulk annotations" in n for n in slide.notes)
     assert sorted(p.name for p in slide.files)[0] == "seg_scores_L0.dcm"
+
+
+def test_a_dicom_store_whose_source_is_gone_fails_with_a_slide_error(
+    tmp_path: Path, capsys
+) -> None:
+    from wsi_engine.cli import main
+    from wsi_engine.store import layout
+
+    store_path = build_store(tmp_path / "stores", "gone", pixels=False)
+    plant_scores(store_path)
+    store = PatchStore.open(store_path, mode="r+")
+    attrs = dict(store.root.attrs[layout.ATTRS_KEY])
+    attrs["slide"] = {**attrs["slide"], "format": "dicom", "path": str(tmp_path / "moved.dcm")}
+    store.root.attrs[layout.ATTRS_KEY] = attrs
+    args = [
+        "heatmap",
+        "--stores",
+        str(store_path),
+        "--scores",
+        "run1",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main([*args, "--formats", "dicom"]) == 4
+    assert "moved.dcm" in capsys.readouterr().err
