@@ -24,7 +24,9 @@ def assert_dciodvfy_clean(path: Path) -> None:
         if os.environ.get("CI"):
             pytest.fail("dciodvfy is not installed in CI (.ci/run installs dicom3tools)")
         pytest.skip("dciodvfy not installed (apt-get install dicom3tools)")
-    run = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [tool, str(path)], capture_output=True, text=True, errors="replace", timeout=120
+    )
     errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
     assert not errors, f"{path.name}: {errors}"
 

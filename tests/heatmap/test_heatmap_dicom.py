@@ -186,3 +186,21 @@ def test_a_dicom_store_whose_source_is_gone_fails_with_a_slide_error(
     ]
     assert main([*args, "--formats", "dicom"]) == 4
     assert "moved.dcm" in capsys.readouterr().err
+
+
+def test_attention_percentile_and_non_ascii_class_names_stay_valid(tmp_path: Path) -> None:
+    store_path = build_store(tmp_path / "stores", "slide-u", pixels=False)
+    arrays = plant_scores(store_path, kind="bag")
+    store = PatchStore.open(store_path, mode="r+")
+    store.write_scores("run1", arrays, {"kind": "bag", "class_names": ["normal", "tumör × 2"]})
+    report = make_heatmaps(
+        [store_path], "run1", tmp_path / "o", formats=["dicom"], scale="percentile"
+    )
+    (slide,) = report.slides
+    assert slide.error is None
+    ds = pydicom.dcmread(tmp_path / "o" / "slide-u" / "dicom" / "seg_scores_L0.dcm")
+    assert [s.SegmentLabel for s in ds.SegmentSequence] == ["normal", "tumor x 2"]
+    assert "percentile within this slide" in ds.SegmentSequence[1].SegmentDescription
+    assert "NOT comparable" in ds.SegmentSequence[1].SegmentDescription
+    for path in slide.files:
+        assert_dciodvfy_clean(path)

@@ -32,7 +32,7 @@ import numpy as np
 from pydicom.sr.codedict import codes
 
 from wsi_engine import __version__
-from wsi_engine.heatmap.dicom_seg import LOCAL_SCHEME, algorithm
+from wsi_engine.heatmap.dicom_seg import LOCAL_SCHEME, algorithm, ascii_text
 from wsi_engine.heatmap.dicom_source import SlideSource, stable_uid
 from wsi_engine.heatmap.files import atomic_output
 
@@ -64,7 +64,7 @@ def patch_polygons(
 def measurement_code(name: str) -> hd.sr.CodedConcept:
     """A measurement name as a local concept; its value is a stable 16-hex-digit hash of the name."""
     value = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16].upper()
-    return hd.sr.CodedConcept(value, LOCAL_SCHEME, name[:64])
+    return hd.sr.CodedConcept(value, LOCAL_SCHEME, ascii_text(name, 64))
 
 
 def write_bulk_annotations(
@@ -97,8 +97,8 @@ def write_bulk_annotations(
             hd.ann.AnnotationGroup(
                 number=len(annotation_groups) + 1,
                 uid=stable_uid(*uid_seed, "ann-group", str(number)),
-                label=group.label[:64],
-                description=group.description[:1024],
+                label=ascii_text(group.label, 64),
+                description=ascii_text(group.description, 1024),
                 annotated_property_category=codes.SCT.Tissue,
                 annotated_property_type=PATCH_CONCEPT,
                 graphic_type="POLYGON",
@@ -127,9 +127,9 @@ def write_bulk_annotations(
         manufacturer_model_name="wsi-engine heatmap",
         software_versions=__version__,
         device_serial_number="none",
-        content_description=f"{label} patches"[:64],
+        content_description=ascii_text(f"{label} patches", 64),
         content_label="PATCHES",
-        series_description=f"{label} patches"[:64],
+        series_description=ascii_text(f"{label} patches", 64),
     )
     with atomic_output(path) as tmp:
         annotations.save_as(tmp)

@@ -24,6 +24,7 @@ the slide's origin and orientation. Level k halves level k-1 (rounded up).
 from __future__ import annotations
 
 import copy
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ TILE = 256
 SCORES_SERIES_NUMBER, TISSUE_SERIES_NUMBER = 9101, 9102
 NOMINAL_SLICE_THICKNESS_MM = 0.001
 """Slice Thickness when the source gives none (or 0, which dciodvfy rejects): 1 µm, a placeholder."""
+_ASCII = {"×": "x", "µ": "u", "≤": "<=", "≥": ">=", "\\": "/"}
 LOCAL_SCHEME = "99WSIENG"
 """Private coding scheme (the ``99`` prefix marks a local scheme in DICOM) for class and patch concepts."""
 
@@ -63,6 +65,18 @@ class ScoreSegment:
     description: str
 
 
+def ascii_text(text: str, limit: int) -> str:
+    """``text`` in the default DICOM character set, cut to ``limit`` characters.
+
+    No Specific Character Set is declared, so text must be ASCII: ``×`` becomes
+    ``x``, ``µ`` ``u``, accents are dropped, a backslash (the DICOM value
+    separator) becomes ``/`` and any other character ``?``.
+    """
+    text = "".join(_ASCII.get(c, c) for c in text)
+    chars = (c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return "".join(c if c.isascii() else "?" for c in chars)[:limit]
+
+
 def quantise(fractions: np.ndarray) -> np.ndarray:
     """Fractions clipped to [0, 1] and rounded to multiples of 1/255 (what the file stores), NaN → 0."""
     clipped = np.clip(np.nan_to_num(np.asarray(fractions, dtype=np.float64), nan=0.0), 0.0, 1.0)
@@ -71,7 +85,9 @@ def quantise(fractions: np.ndarray) -> np.ndarray:
 
 def class_code(class_name: str) -> hd.sr.CodedConcept:
     """The class as a concept of the local scheme (value: the name cut to 16 characters)."""
-    return hd.sr.CodedConcept(class_name[:16] or "class", LOCAL_SCHEME, class_name[:64])
+    return hd.sr.CodedConcept(
+        ascii_text(class_name, 16) or "class", LOCAL_SCHEME, ascii_text(class_name, 64)
+    )
 
 
 def algorithm() -> hd.AlgorithmIdentificationSequence:
@@ -131,10 +147,10 @@ def write_segmentations(
             device_serial_number="none",
             sop_instance_uids=[stable_uid(*seed, f"level-{k}") for k in range(len(arrays))],
             pyramid_uid=stable_uid(*seed, "pyramid"),
-            pyramid_label=f"{label} {name}"[:64],
-            series_description=f"{label} {name}"[:64],
+            pyramid_label=ascii_text(f"{label} {name}", 64),
+            series_description=ascii_text(f"{label} {name}", 64),
             content_label=name.upper(),
-            content_description=f"wsi-engine {name} heatmap"[:64],
+            content_description=f"wsi-engine {name} heatmap",
             tile_size=(TILE, TILE),
             omit_empty_frames=False,
             **extra,
@@ -179,12 +195,12 @@ def _segment(
 ) -> hd.seg.SegmentDescription:
     item = hd.seg.SegmentDescription(
         segment_number=number,
-        segment_label=label[:64],
+        segment_label=ascii_text(label, 64),
         segmented_property_category=category,
         segmented_property_type=kind,
         algorithm_type="AUTOMATIC",
         algorithm_identification=algorithm(),
         tracking_uid=None,
     )
-    item.SegmentDescription = description[:1024]  # (0062,0006), ST: free text
+    item.SegmentDescription = ascii_text(description, 1024)  # (0062,0006), ST: free text
     return item
