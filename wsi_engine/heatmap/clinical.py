@@ -28,7 +28,6 @@ from wsi_engine.heatmap.scoremap import canvas_shape, mask_on_canvas
 from wsi_engine.store.patch_store import PatchStore
 
 FORMATS = ("dicom", "dsa")
-SEG_TILE = dicom_seg.TILE
 
 Canvas = Callable[[np.ndarray, tuple[int, int], float], np.ndarray]
 """(per-patch displayed values, (rows, cols), level-0 px per pixel) → canvas, NaN where no score."""
@@ -83,7 +82,7 @@ def fraction_note(scale: ColourScale) -> str:
     comparable = (
         "comparable between slides" if scale.mode == "fixed" else "NOT comparable between slides"
     )
-    return f"{core}; {comparable}; stored as round({dicom_seg.MAX_FRACTIONAL} x fraction)"
+    return f"{core}; {comparable}"
 
 
 def write_dicom(out_dir: Path, scores: SlideScores) -> list[Path]:
@@ -107,24 +106,23 @@ def write_dicom(out_dir: Path, scores: SlideScores) -> list[Path]:
         for shape, downsample in pyramid_grid(store.slide_dimensions, store.patch_size_level0)
     ]
     segments = [
-        dicom_seg.ScoreSegment(name, fraction_note(scales[name])) for _, name in scores.classes
+        dicom_seg.ScoreSegment(
+            name,
+            f"{fraction_note(scales[name])}; stored as round({dicom_seg.MAX_FRACTIONAL} x fraction)",
+        )
+        for _, name in scores.classes
     ]
+    tissue_note = (
+        "tissue mask of the tiling"
+        if scores.tissue is not None
+        else "the store has no tissue mask: the scored area"
+    )
     written = dicom_seg.write_segmentations(
-        out_dir, source, levels, segments, uid_seed=seed, label=label
+        out_dir, source, levels, segments, uid_seed=seed, label=label, tissue_note=tissue_note
     )
     polygons = dicom_ann.patch_polygons(
         store.coords(), store.patch_size_level0, store.slide_dimensions
     )
-    groups = [dicom_ann.PatchGroup("patches", "every scored patch", np.arange(len(polygons)))]
-    for _, name in scores.classes:
-        top, _ = gallery.extremes(shown[name], scores.top_k)
-        groups.append(
-            dicom_ann.PatchGroup(
-                f"top-{scores.top_k} {name}",
-                f"the {len(top)} patches with the highest {scales[name].label.splitlines()[0]}",
-                top,
-            )
-        )
     if not len(polygons):
         return written
     measurements = patch_measurements(scores.arrays, scores.class_names)
@@ -134,12 +132,31 @@ def write_dicom(out_dir: Path, scores: SlideScores) -> list[Path]:
             source,
             polygons,
             measurements,
-            groups,
+            _patch_groups(scores, scales, shown, len(polygons)),
             uid_seed=seed,
             label=label,
-        )  # fmt: skip
+        )
     )
     return written
+
+
+def _patch_groups(
+    scores: SlideScores,
+    scales: dict[str, ColourScale],
+    shown: dict[str, np.ndarray],
+    n_patches: int,
+) -> list[dicom_ann.PatchGroup]:
+    """Every patch, then the top-k patches of each class by displayed value."""
+    groups = [dicom_ann.PatchGroup("patches", "every scored patch", np.arange(n_patches))]
+    for _, name in scores.classes:
+        top, _ = gallery.extremes(shown[name], scores.top_k)
+        what = scales[name].label.splitlines()[0]
+        groups.append(
+            dicom_ann.PatchGroup(
+                f"top-{scores.top_k} {name}", f"the {len(top)} patches with the highest {what}", top
+            )
+        )
+    return groups
 
 
 def pyramid_grid(
@@ -154,7 +171,7 @@ def pyramid_grid(
     """
     downsample = float(tiff_downsample(patch_size_level0))
     grid = [(canvas_shape(dimensions, downsample), downsample)]
-    while len(grid) < 2 or max(grid[-1][0]) > SEG_TILE:
+    while len(grid) < 2 or max(grid[-1][0]) > dicom_seg.TILE:
         downsample *= 2
         shape = canvas_shape(dimensions, downsample)
         if shape[0] >= grid[-1][0][0] or shape[1] >= grid[-1][0][1]:
@@ -199,9 +216,7 @@ def write_dsa(path: Path, scores: SlideScores) -> Path:
     for index, name in scores.classes:
         scale = make_scale(scores.scale_mode, scores.quantity, name)
         fractions = np.asarray(scale.norm(scale.values(scores.arrays[scores.quantity][:, index])))
-        layers.append(
-            dsa.GridLayer(name, fractions, scale, fraction_note(scale).split("; stored")[0])
-        )
+        layers.append(dsa.GridLayer(name, fractions, scale, fraction_note(scale)))
     document = dsa.annotation_document(
         grid, store.patch_size_level0, layers,
         name=f"wsi-engine {scores.run_id}"[:200],

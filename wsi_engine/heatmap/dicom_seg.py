@@ -104,19 +104,21 @@ def write_segmentations(
     *,
     uid_seed: Sequence[str],
     label: str,
+    tissue_note: str,
 ) -> list[Path]:
     """Write the scores and tissue pyramids into ``out_dir``; returns the files written.
 
     ``levels`` go from finest to coarsest; ``uid_seed`` makes every series,
     instance and pyramid UID a function of the slide, run and options
-    (:func:`~wsi_engine.heatmap.dicom_source.stable_uid`).
+    (:func:`~wsi_engine.heatmap.dicom_source.stable_uid`); ``tissue_note`` describes
+    the tissue segment.
     """
     level0 = _level0_header(source.dataset, levels[0].tissue.shape)
     fractional = [quantise(level.fractions)[None] for level in levels]
     binary = [np.stack([level.tissue, level.scored], axis=-1)[None] for level in levels]
     score_segments = [_score_segment(i + 1, s) for i, s in enumerate(segments)]
     tissue_segments = [
-        _segment(1, "tissue", codes.SCT.Tissue, codes.SCT.Tissue, "tissue mask of the tiling"),
+        _segment(1, "tissue", codes.SCT.Tissue, codes.SCT.Tissue, tissue_note),
         _segment(
             2, "scored area", codes.SCT.Tissue,
             hd.sr.CodedConcept("scored-area", LOCAL_SCHEME, "Area covered by scored patches"),
