@@ -1,4 +1,4 @@
-"""``heatmap --formats dicom,dsa`` and ``run --heatmap-formats``: the new formats through the command line."""
+"""The dicom and dsa formats through the command line, the pipeline config, and on a generated slide tiled for real."""
 
 from __future__ import annotations
 
