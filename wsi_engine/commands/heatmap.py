@@ -27,7 +27,9 @@ def heatmap_command(
         None, "--class", help="Draw only this class (default: every class of the run)."
     ),
     formats: str = typer.Option(
-        "png,geojson,tiff,html", "--formats", help="Comma-separated: png, geojson, tiff, html."
+        "png,geojson,tiff,html",
+        "--formats",
+        help="Comma-separated: png, geojson, tiff, html, dicom (DICOM SEG + bulk annotations), dsa (DSA JSON).",
     ),
     scale: str = typer.Option(
         "fixed",

@@ -46,6 +46,11 @@ def run_command(
     recursive: bool | None = typer.Option(
         None, "--recursive/--no-recursive", help="Search folders recursively."
     ),
+    heatmap_formats: str | None = typer.Option(
+        None,
+        "--heatmap-formats",
+        help="Comma-separated heatmap formats (png, geojson, tiff, html, dicom, dsa).",
+    ),
 ) -> None:
     """Run every stage for each slide; resumable (manifest in OUT), a failing slide never stops the batch.
 
@@ -65,6 +70,7 @@ def run_command(
             "tiling.pixel_mode": pixels,
             "workers": workers,
             "recursive": recursive,
+            "heatmap.formats": heatmap_formats.split(",") if heatmap_formats else None,
         },
     )
     console = Console()

@@ -11,6 +11,8 @@ Nothing is recomputed: coordinates, thumbnail, tissue mask, patch pixels and
     OUT/<slide_id>/tiles.geojson          QuPath tile objects    (format geojson)
     OUT/<slide_id>/scoremap_<class>.tiff  pyramidal colour map   (format tiff)
         + scoremap_<class>.tiff.json (geometry and scale) and scoremap_<class>.values.tiff (float32)
+    OUT/<slide_id>/dicom/                 DICOM SEG pyramids + bulk annotations (format dicom)
+    OUT/<slide_id>/dsa_annotation.json    Digital Slide Archive griddata heatmaps (format dsa)
 
 A store that fails (no such run, unknown class...) is reported and the
 others go on.
@@ -29,7 +31,7 @@ from PIL import Image
 from wsi_engine import __version__
 from wsi_engine.config.loader import write_effective_config
 from wsi_engine.errors import ConfigError, StoreError, WsiEngineError
-from wsi_engine.heatmap import gallery, geojson, overlay, pyramid_tiff, report
+from wsi_engine.heatmap import clinical, gallery, geojson, overlay, pyramid_tiff, report
 from wsi_engine.heatmap.files import atomic_output, class_file_name, ensure_dir
 from wsi_engine.heatmap.scales import MODES, QUANTITIES, ColourScale, make_scale
 from wsi_engine.heatmap.scoremap import canvas_shape, score_canvas
@@ -42,7 +44,8 @@ from wsi_engine.store.layout import (
 )
 from wsi_engine.store.patch_store import PatchStore
 
-FORMATS = ("png", "geojson", "tiff", "html")
+DEFAULT_FORMATS = ("png", "geojson", "tiff", "html")
+FORMATS = (*DEFAULT_FORMATS, *clinical.FORMATS)
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class HeatmapOptions:
 
     run_id: str
     class_name: str | None = None
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     scale: str = "fixed"
     quantity: str = "auto"
     smooth_um: float = 0.0
@@ -90,7 +93,7 @@ def make_heatmaps(
     out_dir: str | Path,
     *,
     class_name: str | None = None,
-    formats: Iterable[str] = FORMATS,
+    formats: Iterable[str] = DEFAULT_FORMATS,
     scale: str = "fixed",
     quantity: str = "auto",
     smooth_um: float = 0.0,
@@ -101,7 +104,7 @@ def make_heatmaps(
     """Write heatmaps of run ``run_id`` for every store in ``store_paths`` (stores or folders of stores).
 
     ``class_name``: one class (default: every class of the run). ``formats``: any
-    of png, geojson, tiff, html (html implies png). ``scale``: ``fixed`` (same
+    of png, geojson, tiff, html (html implies png), dicom, dsa (default: the first four). ``scale``: ``fixed`` (same
     colours on every slide) or ``percentile`` (per slide). ``quantity``: ``probs``,
     ``attention`` or ``auto`` (probs when the run has them, else attention).
     ``smooth_um``: Gaussian sigma in µm (0 = none). ``top_k``: patches per row of
@@ -260,6 +263,17 @@ class _SlideRenderer:
                 measurements,
             )
             self.result.files.append(path)
+        if set(clinical.FORMATS) & set(formats):
+            files, notes = clinical.write_formats(self.slide_dir, self._scores(classes), formats)
+            self.result.files += files
+            self.result.notes += notes
+
+    def _scores(self, classes: list[tuple[int, str]]) -> clinical.SlideScores:
+        o = self.options
+        return clinical.SlideScores(
+            self.store, self.arrays, self.class_names, classes, self.quantity, o.scale, o.run_id,
+            str(self.attrs.get("created", "")), o.top_k, o.smooth_um, self._canvas, self.tissue,
+        )  # fmt: skip
 
     # ----------------------------------------------------------- choices
     def _quantity(self) -> str:

@@ -26,7 +26,7 @@ class EmbedSettings(StrictModel):
 class HeatmapSettings(StrictModel):
     """The heatmap stage (runs when a fitted run is given)."""
 
-    formats: list[Literal["png", "geojson", "tiff", "html"]] = Field(
+    formats: list[Literal["png", "geojson", "tiff", "html", "dicom", "dsa"]] = Field(
         default_factory=lambda: ["png", "geojson", "tiff", "html"]
     )
     scale: Literal["fixed", "percentile"] = "fixed"
