@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from wsi_engine.encoders import create_random_checkpoint, load_encoder
-from wsi_engine.encoders.embed import EmbedObserver, embed_stores
+from wsi_engine.encoders.embed import embed_stores
 from wsi_engine.errors import ConfigError
+from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore
 
 from .conftest import n_patches
@@ -80,13 +81,13 @@ def test_a_broken_store_fails_alone(stores, tiny_encoder):
     assert not PatchStore.open(stores[0]).has_features("tiny-clip")
 
 
-class _StopAfter(EmbedObserver):
+class _StopAfter(StageObserver):
     """Interrupts the run after ``n`` batches, like a kill between writes."""
 
     def __init__(self, n):
         self.n = n
 
-    def advanced(self, n_patches):
+    def work_done(self, stage, slide_id, n_patches):
         self.n -= 1
         if self.n == 0:
             raise KeyboardInterrupt

@@ -10,6 +10,7 @@ from wsi_engine.cli import main
 from wsi_engine.mil.fit import FitConfig, fit
 from wsi_engine.mil.predict import predict
 from wsi_engine.mil.train import TrainConfig
+from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore
 
 CLASSES = ["normal", "tumor"]
@@ -58,7 +59,12 @@ def test_bad_stores_are_returned_by_slide_id_and_the_others_scored(mixed_stores,
         "wsi_engine.mil.predict.load_checkpoint", lambda p: loads.append(p) or load_checkpoint(p)
     )
     advanced = []
-    result = predict(run, [stores], stores.parent / "p.csv", on_slide=advanced.append)
+
+    class Seen(StageObserver):
+        def slide_finished(self, result):
+            advanced.append(result.slide_id)
+
+    result = predict(run, [stores], stores.parent / "p.csv", observer=Seen())
     assert sorted(result.failures) == BAD
     assert "not a readable Zarr" in result.failures["corrupt"]
     assert "no features for encoder 'test-enc'" in result.failures["no-features"]
@@ -78,32 +84,44 @@ def test_predict_command_exits_1_naming_a_bad_store(mixed_stores, capsys):
 
 def run_predict_stage(out, slide_ids, run):
     """(ready slide ids, report, manifest) of the pipeline's predict stage on the stores in ``out/stores``."""
+    from wsi_engine.mil.stage import PredictStage
     from wsi_engine.pipeline.manifest import Manifest
-    from wsi_engine.pipeline.run import STAGES, PipelineObserver, PipelineReport, _predict, _Slide
+    from wsi_engine.pipeline.run import STAGES, PipelineReport, run_stage
+    from wsi_engine.stage import SlideJob
 
     report, manifest = PipelineReport(out), Manifest(out)
-    slides = [_Slide(s, out / f"{s}.tif", {"embed": "key"}) for s in sorted(slide_ids)]
-    for slide in slides:
-        report.status[slide.slide_id] = dict.fromkeys(STAGES, "not-run")
-    ready = _predict(
-        slides, None, manifest, report, PipelineObserver(), scheduler=None, run_dir=run
-    )
-    return sorted(s.slide_id for s in ready), report, manifest
+    jobs = [
+        SlideJob(s, out / f"{s}.tif", out / "stores" / f"{s}.zarr", {"embed": "key"}, n_patches=1)
+        for s in sorted(slide_ids)
+    ]
+    for job in jobs:
+        report.status[job.slide_id] = dict.fromkeys(STAGES, "not-run")
+    ready = run_stage(PredictStage(run), jobs, manifest, report, StageObserver())
+    return sorted(j.slide_id for j in ready), report, manifest
 
 
-def test_pipeline_predict_stage_fails_only_the_bad_slides_in_one_call(mixed_stores, monkeypatch):
-    import wsi_engine.mil.predict as mil_predict
+def test_pipeline_predict_stage_fails_only_the_bad_slides_loading_the_models_once(
+    mixed_stores, monkeypatch
+):
+    import wsi_engine.mil.rundir as rundir
 
     run, stores, good = mixed_stores
-    calls = []
-    real = mil_predict.predict
-    monkeypatch.setattr(mil_predict, "predict", lambda *a, **k: calls.append(a) or real(*a, **k))
+    loads = []
+    load_checkpoint = rundir.load_checkpoint
+    monkeypatch.setattr(
+        "wsi_engine.mil.predict.load_checkpoint", lambda p: loads.append(p) or load_checkpoint(p)
+    )
     ready, report, manifest = run_predict_stage(stores.parent, good + BAD, run)
-    assert len(calls) == 1
+    assert len(loads) == 3  # each fold model loaded once for all stores
     assert report.failed == BAD and ready == sorted(good)
     assert manifest.failed_slides() == BAD
-    assert all(manifest.record(s, "predict")["score_id"] == report.score_id for s in good)
-    assert not (stores.parent / ".predict-scratch.csv").exists()
+    score_ids = {manifest.record(s, "predict")["score_id"] for s in good}
+    assert len(score_ids) == 1
+    for slide_id in good:  # the record holds what predictions.csv is written from
+        record = manifest.record(slide_id, "predict")
+        assert record["predicted"] in record["class_names"]
+        assert abs(sum(record["probs"]) - 1) < 1e-5
+    assert sorted(p.name for p in stores.parent.iterdir() if p.suffix == ".csv") == []
 
 
 def test_an_unusable_run_fails_every_slide(mixed_stores, tmp_path):

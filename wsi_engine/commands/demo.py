@@ -23,7 +23,8 @@ def demo_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the cohort, weights and splits."),
 ) -> None:
     """Synthetic cohort → tile → embed (tiny random encoder) → few-shot fit → predict → heatmaps + HTML report."""
-    from wsi_engine.commands.run import _ProgressObserver, print_summary, stage_progress
+    from wsi_engine.commands.progress import StageBars, stage_progress
+    from wsi_engine.commands.run import print_summary
     from wsi_engine.pipeline.demo import DemoSize, run_demo
 
     console = Console()
@@ -33,7 +34,7 @@ def demo_command(
             DemoSize(n_slides, size, shots, folds, epochs),
             seed=seed,
             say=lambda text: progress.console.print(f"[bold]{text}[/]"),
-            observer=_ProgressObserver(progress),
+            observer=StageBars(progress),
         )
     print_summary(console, result.report)
     rows = [

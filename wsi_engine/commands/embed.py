@@ -51,7 +51,8 @@ def embed_command(
     ),
 ) -> None:
     """Encode every patch of the stores; resumable, skips complete features unless --overwrite."""
-    from wsi_engine.encoders.embed import EmbedObserver, embed_stores
+    from wsi_engine.encoders.embed import embed_stores
+    from wsi_engine.stage import StageObserver
 
     console = Console()
     columns = (
@@ -63,15 +64,16 @@ def embed_command(
         TimeRemainingColumn(),
     )
 
-    class _Bar(EmbedObserver):
+    class _Bar(StageObserver):
         def __init__(self, progress: Progress):
             self.progress = progress
-            self.task = progress.add_task("patches", total=None, rate="")
+            self.task = progress.add_task("patches", total=0, rate="")
 
-        def started(self, n_stores: int, n_patches: int) -> None:
-            self.progress.update(self.task, total=n_patches)
+        def work_planned(self, stage: str, slide_id: str, n_patches: int) -> None:
+            total = self.progress.tasks[0].total or 0
+            self.progress.update(self.task, total=total + n_patches)
 
-        def advanced(self, n_patches: int) -> None:
+        def work_done(self, stage: str, slide_id: str, n_patches: int) -> None:
             self.progress.advance(self.task, n_patches)
             elapsed = self.progress.tasks[0].elapsed or 0.0
             done = self.progress.tasks[0].completed

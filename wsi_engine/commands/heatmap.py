@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from wsi_engine.errors import BatchFailures
@@ -48,8 +47,8 @@ def heatmap_command(
     ),
 ) -> None:
     """Draw heatmaps from scores already in the stores (nothing is recomputed)."""
+    from wsi_engine.commands.progress import StageBars, stage_progress
     from wsi_engine.heatmap import make_heatmaps
-    from wsi_engine.store.layout import find_stores
 
     truth = None
     if labels is not None:
@@ -57,9 +56,7 @@ def heatmap_command(
 
         truth = read_labels(labels)
     console = Console()
-    columns = (TextColumn("heatmaps"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("heatmaps", total=len(find_stores(list(stores))))
+    with stage_progress(console) as progress:
         report = make_heatmaps(
             stores,
             scores,
@@ -71,7 +68,7 @@ def heatmap_command(
             smooth_um=smooth_um,
             top_k=top_k,
             labels=truth,
-            on_slide=lambda _: progress.advance(task),
+            observer=StageBars(progress),
         )
     console.print(_table(report))
     if report.report_path is not None:

@@ -215,21 +215,18 @@ def predict_patches_command(
     ),
 ) -> None:
     """Write per-patch class probabilities (scores/<score_id>/probs) into every store."""
-    from rich.progress import Progress
-
+    from wsi_engine.commands.progress import StageBars, stage_progress
     from wsi_engine.patch.predict import predict_patches
-    from wsi_engine.store import find_stores
     from wsi_engine.training.stores import failures_error
 
     console = Console()
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        bar = progress.add_task("predicting patches", total=len(find_stores(list(stores))))
+    with stage_progress(Console(stderr=True)) as progress:
         result = predict_patches(
             run,
             list(stores),
             score_id=score_id,
             out_csv=out,
-            on_slide=lambda slide_id: progress.update(bar, advance=1, description=slide_id),
+            observer=StageBars(progress, name_slides=True),
         )
     if result.failures:
         hint = "the others were written" + (f"; see {out}" if out else "")

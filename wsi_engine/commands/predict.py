@@ -36,19 +36,16 @@ def predict_command(
     threads: int | None = THREADS,
 ) -> None:
     """Predict every store; write OUT and, per store, scores/<score_id> (attention, instance_score) for heatmaps."""
-    from rich.progress import Progress
-
+    from wsi_engine.commands.progress import StageBars, stage_progress
     from wsi_engine.mil.data import read_labels
     from wsi_engine.mil.predict import predict
-    from wsi_engine.store import find_stores
     from wsi_engine.training.seeding import set_threads
     from wsi_engine.training.stores import failures_error
 
     set_threads(threads)
     console = Console()
     known = read_labels(labels) if labels is not None else None
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        bar = progress.add_task("predicting", total=len(find_stores(list(stores))))
+    with stage_progress(Console(stderr=True)) as progress:
         result = predict(
             run,
             list(stores),
@@ -58,7 +55,7 @@ def predict_command(
             score_id=score_id,
             write_scores=not no_scores,
             labels=known,
-            on_slide=lambda slide_id: progress.update(bar, advance=1, description=slide_id),
+            observer=StageBars(progress, name_slides=True),
         )
     if result.failures:
         raise failures_error(result.failures, len(result.rows), f"the others are in {out}")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from wsi_engine.commands.progress import StageBars, stage_progress
 from wsi_engine.errors import BatchFailures
 
 
@@ -82,7 +82,7 @@ def run_command(
             fitted_run=fitted_run,
             scheduler=scheduler,
             retry_failed=retry_failed,
-            observer=_ProgressObserver(progress),
+            observer=StageBars(progress),
         )
     print_summary(console, report)
     if report.failed:
@@ -91,32 +91,6 @@ def run_command(
             path=out / "summary.json",
             hint="reasons above and in manifest.json; fix them and rerun with --retry-failed",
         )
-
-
-def stage_progress(console: Console) -> Progress:
-    """One bar per pipeline stage (slides done of slides to do)."""
-    return Progress(
-        TextColumn("{task.description:>8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-
-
-class _ProgressObserver:
-    def __init__(self, progress: Progress):
-        self.progress = progress
-        self.tasks: dict[str, int] = {}
-
-    def stage_started(self, stage: str, n_slides: int) -> None:
-        self.tasks[stage] = self.progress.add_task(
-            stage, total=max(n_slides, 1), completed=0 if n_slides else 1
-        )
-
-    def slide_advanced(self, stage: str, slide_id: str) -> None:
-        self.progress.advance(self.tasks[stage])
 
 
 def print_summary(console: Console, report) -> None:

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from wsi_engine.errors import BatchFailures
+from wsi_engine.stage import StageObserver
 
 _STATUS_STYLE = {"ok": "green", "empty": "yellow", "skipped": "cyan", "failed": "bold red"}
 _MAX_FAILURES_SHOWN = 20
@@ -163,11 +164,11 @@ def _summary(report) -> Table:
     return table
 
 
-class _RichObserver:
+class _RichObserver(StageObserver):
     """Progress bars on stderr: slides overall, patches overall, and one bar per slide in flight.
 
-    Implements the hooks of :class:`wsi_engine.tiling.TilingObserver` (not imported here,
-    so ``wsi-engine --help`` does not load Dask).
+    Implements the hooks of :class:`wsi_engine.stage.StageObserver` (its result statuses are
+    shown as in ``tiling_report.csv``: ``ok`` for ``done``).
     """
 
     def __init__(self, console: Console):
@@ -191,21 +192,21 @@ class _RichObserver:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def run_started(self, n_slides: int) -> None:
+    def stage_started(self, stage: str, n_slides: int) -> None:
         self.progress.update(self.slides, total=n_slides)
 
-    def slide_planned(self, slide_id: str, n_patches: int, n_to_write: int) -> None:
-        self.patch_total += n_to_write
+    def work_planned(self, stage: str, slide_id: str, n_patches: int) -> None:
+        self.patch_total += n_patches
         self.progress.update(self.patches, total=self.patch_total)
-        if n_to_write:
-            task = self.progress.add_task(f"  {escape(slide_id)}", total=n_to_write)
-            self.per_slide[slide_id] = [task, n_to_write, 0]
+        if n_patches:
+            task = self.progress.add_task(f"  {escape(slide_id)}", total=n_patches)
+            self.per_slide[slide_id] = [task, n_patches, 0]
 
-    def patches_written(self, slide_id: str, n: int) -> None:
-        self.progress.advance(self.patches, n)
+    def work_done(self, stage: str, slide_id: str, n_patches: int) -> None:
+        self.progress.advance(self.patches, n_patches)
         if slide_id in self.per_slide:
-            self.per_slide[slide_id][2] += n
-            self.progress.advance(self.per_slide[slide_id][0], n)
+            self.per_slide[slide_id][2] += n_patches
+            self.progress.advance(self.per_slide[slide_id][0], n_patches)
 
     def slide_finished(self, result) -> None:
         self.progress.advance(self.slides)
@@ -214,9 +215,9 @@ class _RichObserver:
             self.patch_total -= to_write - written  # a failed slide's unwritten patches
             self.progress.update(self.patches, total=self.patch_total)
             self.progress.remove_task(task)
-        style = _STATUS_STYLE[result.status]
+        status = "ok" if result.status == "done" else result.status
         self.progress.console.print(
-            f"[{style}]{result.status:>7}[/] {escape(result.slide_id)}: {result.n_patches:,} patches"
+            f"[{_STATUS_STYLE[status]}]{status:>7}[/] {escape(result.slide_id)}: {result.patches:,} patches"
             + (f" ({escape(result.reason)})" if result.reason else ""),
             highlight=False,
             soft_wrap=True,

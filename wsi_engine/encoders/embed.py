@@ -36,6 +36,7 @@ from wsi_engine.encoders.config import EncoderConfig
 from wsi_engine.encoders.encoder import Encoder, load_encoder
 from wsi_engine.encoders.loader import BlockTask, Rebatcher, Segment, iter_blocks
 from wsi_engine.errors import ConfigError
+from wsi_engine.stage import StageObserver, StageResult
 from wsi_engine.store import PatchStore, find_stores, utc_now
 from wsi_engine.store.progress import BlockProgress
 
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 FEATURE_DTYPES = ("float16", "float32")
+STAGE = "embed"
 
 
 @dataclass
@@ -58,6 +60,18 @@ class StoreResult:
     """patches encoded in this run (less than ``n_patches`` when resuming)"""
     seconds: float = 0.0
     """wall time from the store's first block read to its completion"""
+
+    def outcome(self) -> StageResult:
+        """The store's result in the shape every stage shares."""
+        empty = self.status == "done" and self.n_patches == 0
+        return StageResult(
+            STAGE,
+            self.slide_id,
+            "empty" if empty else self.status,  # type: ignore[arg-type]
+            self.reason,
+            seconds=self.seconds,
+            counts={"patches": self.n_patches, "processed": self.embedded},
+        )
 
 
 @dataclass
@@ -96,19 +110,6 @@ class EmbedReport:
     @property
     def failed(self) -> list[StoreResult]:
         return [r for r in self.results if r.status == "failed"]
-
-
-class EmbedObserver:
-    """Progress hooks of :func:`embed_stores` (the CLI draws a progress bar); all no-ops here."""
-
-    def started(self, n_stores: int, n_patches: int) -> None:
-        """``n_patches`` remain to embed in ``n_stores`` stores."""
-
-    def advanced(self, n_patches: int) -> None:
-        """``n_patches`` more patches were encoded."""
-
-    def store_finished(self, result: StoreResult) -> None:
-        """A store is done (any status)."""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -196,7 +197,7 @@ def embed_stores(
     overwrite: bool = False,
     dtype: str = "float16",
     gpus: int | None = None,
-    observer: EmbedObserver | None = None,
+    observer: StageObserver | None = None,
 ) -> EmbedReport:
     """Write ``features/<encoder_id>`` into every store of ``store_paths`` (stores or folders of stores).
 
@@ -208,7 +209,7 @@ def embed_stores(
     problems raise.
     """
     began = time.perf_counter()
-    observer = observer or EmbedObserver()
+    observer = observer or StageObserver()
     if batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     if dtype not in FEATURE_DTYPES:
@@ -266,11 +267,12 @@ def _plan(
     overwrite: bool,
     dtype: str,
     report: EmbedReport,
-    observer: EmbedObserver,
+    observer: StageObserver,
 ) -> tuple[dict[int, _StoreRun], list[BlockTask]]:
     """Open each store, decide skip / resume / start, and list the blocks to encode."""
     runs: dict[int, _StoreRun] = {}
     tasks: list[BlockTask] = []
+    observer.stage_started(STAGE, len(paths))
     for index, path in enumerate(paths):
         result = StoreResult(str(path), path.name.split(".")[0], 0)
         report.results.append(result)
@@ -288,12 +290,14 @@ def _plan(
                 blocks = store.shard_ranges()
                 tasks.extend(BlockTask(index, k, *blocks[k]) for k in sorted(run.remaining))
                 continue
-        observer.store_finished(result)
+        observer.slide_finished(result.outcome())
     for index, run in list(runs.items()):
         if not run.remaining:  # every block was written before a kill, or the store is empty
             _complete(run, observer)
             del runs[index]
-    observer.started(len(runs), sum(t.rows for t in tasks))
+    for index, run in runs.items():
+        rows = sum(t.rows for t in tasks if t.store == index)
+        observer.work_planned(STAGE, run.result.slide_id, rows)
     return runs, tasks
 
 
@@ -344,12 +348,12 @@ def _same_setup(old: dict[str, Any], new: dict[str, Any], dtype: str) -> bool:
     return all(old.get(k) == new.get(k) for k in keys) and old.get("dtype") == dtype
 
 
-def _complete(run: _StoreRun, observer: EmbedObserver) -> None:
+def _complete(run: _StoreRun, observer: StageObserver) -> None:
     run.store.complete_features(run.encoder_id, run.progress)
     run.result.status = "done"
     if run.began:
         run.result.seconds = time.perf_counter() - run.began
-    observer.store_finished(run.result)
+    observer.slide_finished(run.result.outcome())
 
 
 class _Outputs:
@@ -361,7 +365,7 @@ class _Outputs:
         tasks: list[BlockTask],
         dtype: np.dtype,
         report: EmbedReport,
-        observer: EmbedObserver,
+        observer: StageObserver,
     ):
         self.runs = runs
         self.tasks = tasks
@@ -376,7 +380,7 @@ class _Outputs:
         run = self.runs.pop(self.tasks[index].store, None)
         if run is not None:
             run.result.status, run.result.reason = "failed", reason
-            self.observer.store_finished(run.result)
+            self.observer.slide_finished(run.result.outcome())
 
     def add(self, features: np.ndarray, segments: list[Segment]) -> None:
         """Place a batch's (B, D) ``features`` rows; complete blocks are written."""
@@ -385,6 +389,7 @@ class _Outputs:
             run = self.runs.get(task.store)
             if run is None:
                 continue  # its store failed meanwhile
+            self.observer.work_done(STAGE, run.result.slide_id, seg.hi - seg.lo)
             buffer = self.buffers.setdefault(
                 seg.index, np.empty((task.rows, features.shape[1]), self.dtype)
             )
@@ -393,7 +398,6 @@ class _Outputs:
             if self.filled[seg.index] == task.rows:
                 del self.filled[seg.index]
                 self._write(run, seg.index, self.buffers.pop(seg.index))
-        self.observer.advanced(sum(s.hi - s.lo for s in segments))
 
     def _write(self, run: _StoreRun, index: int, rows: np.ndarray) -> None:
         task = self.tasks[index]
@@ -434,7 +438,7 @@ def _run(
     batch_size: int,
     workers: int,
     report: EmbedReport,
-    observer: EmbedObserver,
+    observer: StageObserver,
 ) -> None:
     """Read, encode and write every task's block (see the module docstring for the overlap scheme)."""
     if not tasks:

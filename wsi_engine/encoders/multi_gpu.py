@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wsi_engine.encoders.config import EncoderConfig
+from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore
 
 
@@ -78,16 +79,16 @@ def embed_sharded(
     *,
     n_processes: int,
     device_type: str = "cuda",
-    observer: Any = None,
+    observer: StageObserver | None = None,
     **options: Any,
 ) -> Any:
     """Embed ``paths`` with one worker process per device; returns the merged :class:`EmbedReport`."""
     import dask
     from distributed import Client, as_completed
 
-    from wsi_engine.encoders.embed import EmbedObserver, EmbedReport
+    from wsi_engine.encoders.embed import STAGE, EmbedReport
 
-    observer = observer or EmbedObserver()
+    observer = observer or StageObserver()
     began = time.perf_counter()
     shards = shard_stores(paths, n_processes)
     options = {
@@ -95,8 +96,9 @@ def embed_sharded(
         "device": device_type,
         "workers": max(0, options.get("workers", 1) // n_processes),
     }
-    observer.started(
-        len(paths), sum(PatchStore.open(p).n_patches for s in shards for p in s if p.is_dir())
+    observer.stage_started(STAGE, len(paths))
+    observer.work_planned(
+        STAGE, "", sum(PatchStore.open(p).n_patches for s in shards for p in s if p.is_dir())
     )
     merged: EmbedReport | None = None
     with dask.config.set({"distributed.worker.daemon": False}):  # workers start decode processes
@@ -110,9 +112,9 @@ def embed_sharded(
             ]
             for future in as_completed(futures):
                 report = future.result()
-                observer.advanced(report.embedded)
+                observer.work_done(STAGE, "", report.embedded)
                 for result in report.results:
-                    observer.store_finished(result)
+                    observer.slide_finished(result.outcome())
                 merged = report if merged is None else _merge(merged, report)
     if merged is None:
         merged = EmbedReport("", device_type, device_type, options.get("precision", ""), 0, 0)

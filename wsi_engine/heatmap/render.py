@@ -20,7 +20,8 @@ others go on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from wsi_engine.heatmap import clinical, gallery, geojson, overlay, pyramid_tiff
 from wsi_engine.heatmap.files import atomic_output, class_file_name, ensure_dir
 from wsi_engine.heatmap.scales import MODES, QUANTITIES, ColourScale, make_scale
 from wsi_engine.heatmap.scoremap import canvas_shape, score_canvas
+from wsi_engine.stage import StageObserver, StageResult
 from wsi_engine.store.layout import (
     STORE_SUFFIX,
     THUMBNAIL,
@@ -43,6 +45,8 @@ from wsi_engine.store.layout import (
     sanitize_name,
 )
 from wsi_engine.store.patch_store import PatchStore
+
+STAGE = "heatmap"
 
 DEFAULT_FORMATS = ("png", "geojson", "tiff", "html")
 FORMATS = (*DEFAULT_FORMATS, *clinical.FORMATS)
@@ -70,6 +74,19 @@ class SlideResult:
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: WsiEngineError | None = None
+    seconds: float = 0.0
+
+    def outcome(self) -> StageResult:
+        """The slide's result in the shape every stage shares (``files`` in its record)."""
+        if self.error is not None:
+            return StageResult.failure(STAGE, self.slide_id, self.error, self.seconds)
+        return StageResult(
+            STAGE,
+            self.slide_id,
+            "done",
+            seconds=self.seconds,
+            record={"files": [str(f) for f in self.files]},
+        )
 
 
 @dataclass
@@ -99,7 +116,7 @@ def make_heatmaps(
     smooth_um: float = 0.0,
     top_k: int = 8,
     labels: dict[str, str] | None = None,
-    on_slide: Callable[[SlideResult], None] | None = None,
+    observer: StageObserver | None = None,
 ) -> HeatmapReport:
     """Write heatmaps of run ``run_id`` for every store in ``store_paths`` (stores or folders of stores).
 
@@ -119,14 +136,17 @@ def make_heatmaps(
             path=", ".join(str(p) for p in store_paths) or None,
             hint="pass store folders (<slide_id>.zarr) or folders holding them; create them with `wsi-engine tile`",
         )
+    observer = observer or StageObserver()
+    observer.stage_started(STAGE, len(paths))
     results, entries, class_names = [], [], []
     for path in paths:
+        began = time.perf_counter()
         result, entry, names = _render_store(path, out_dir, options, labels or {})
+        result.seconds = time.perf_counter() - began
         results.append(result)
         entries.append(entry)
         class_names = class_names or names
-        if on_slide is not None:
-            on_slide(result)
+        observer.slide_finished(result.outcome())
     report_path = None
     if "html" in options.formats:
         report_path = out_dir / "report.html"

@@ -11,7 +11,6 @@ score (Libra-MIL) or attention logit (ABMIL). The default score id is
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from wsi_engine.errors import DataError
 from wsi_engine.mil.base import MILModel
 from wsi_engine.mil.metrics import classification_metrics
 from wsi_engine.mil.rundir import load_checkpoint, read_run
+from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore, sanitize_name
 from wsi_engine.training.rundir import write_rows
 from wsi_engine.training.stores import predict_stores
@@ -73,6 +73,68 @@ def predict_bag(models: list[MILModel], features: torch.Tensor) -> dict[str, np.
     return result
 
 
+class Predictor:
+    """A fit run's chosen fold models, loaded once, scoring one store at a time.
+
+    ``score(store, features)`` returns the store's row (``slide_id``, ``predicted``,
+    ``prob_<class>``, ``n_patches``) and writes ``scores/<score_id>`` unless
+    ``write_scores`` is false.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        shots: int | None = None,
+        fold: str = "all",
+        score_id: str | None = None,
+        write_scores: bool = True,
+    ):
+        self.run_dir = Path(run_dir)
+        run = read_run(self.run_dir)
+        self.shots, self.entries = select_checkpoints(run, shots, fold)
+        loaded = [load_checkpoint(self.run_dir / e["path"]) for e in self.entries]
+        self.models = [m for m, _ in loaded]
+        self.meta = loaded[0][1]
+        self.run_id = run["run_id"]
+        self.class_names: list[str] = list(self.meta["class_names"])
+        self.encoder_id: str = self.meta["encoder_id"]
+        self.feature_dim = int(self.meta["feature_dim"])
+        self.write_scores = write_scores
+        self.score_id = sanitize_name(
+            score_id
+            or f"{self.run_id}-{self.shots}shot-{'all' if fold == 'all' else 'fold' + fold}"
+        )
+
+    def score(self, store: PatchStore, features: np.ndarray) -> dict[str, Any]:
+        """The store's prediction row; ``scores/<score_id>`` written into it when asked."""
+        out = predict_bag(self.models, torch.from_numpy(features))
+        probs = out["probs"]
+        predicted = self.class_names[int(np.argmax(probs))]
+        if self.write_scores:
+            arrays = {k: v.astype(np.float32) for k, v in out.items() if k != "probs"}
+            attrs = {
+                "kind": "bag",
+                "model": self.meta["model"],
+                "task": self.meta["task"],
+                "class_names": list(self.class_names),
+                "encoder_id": self.encoder_id,
+                "slide_probs": [float(p) for p in probs],
+                "predicted_class": predicted,
+                "fit_run": str(self.run_dir.resolve()),
+                "fit_run_id": self.run_id,
+                "shots": self.shots,
+                "folds": [e["fold"] for e in self.entries],
+            }
+            PatchStore.open(store.path, mode="r+").write_scores(self.score_id, arrays, attrs)
+        return {
+            "slide_id": store.slide_id,
+            "predicted": predicted,
+            **{f"prob_{c}": float(p) for c, p in zip(self.class_names, probs, strict=True)},
+            "n_patches": store.n_patches,
+        }
+
+
 def predict(
     run_dir: str | Path,
     store_dirs: list[str | Path],
@@ -83,58 +145,28 @@ def predict(
     score_id: str | None = None,
     write_scores: bool = True,
     labels: dict[str, str] | None = None,
-    on_slide: Callable[[str], None] | None = None,
+    observer: StageObserver | None = None,
 ) -> PredictResult:
     """Predict every store in ``store_dirs``; write ``out_csv`` and (optionally) ``scores/<score_id>``.
 
     The fold models are loaded once. Stores that cannot be predicted (no
     features for the run's encoder, no patches, NaN features, unreadable) are
-    skipped and returned in ``failures`` by slide id; ``on_slide(slide_id)``
-    follows every store, predicted or not.
+    skipped and returned in ``failures`` by slide id; ``observer`` hears of
+    every store, predicted or not (stage ``predict``).
     """
-    run_dir = Path(run_dir)
-    run = read_run(run_dir)
-    shots, entries = select_checkpoints(run, shots, fold)
-    loaded = [load_checkpoint(run_dir / e["path"]) for e in entries]
-    models = [m for m, _ in loaded]
-    meta = loaded[0][1]
-    class_names, encoder_id = meta["class_names"], meta["encoder_id"]
-    score_id = sanitize_name(
-        score_id or f"{run['run_id']}-{shots}shot-{'all' if fold == 'all' else 'fold' + fold}"
+    predictor = Predictor(
+        run_dir, shots=shots, fold=fold, score_id=score_id, write_scores=write_scores
     )
+    class_names = predictor.class_names
 
     def predict_one(store: PatchStore, features: np.ndarray) -> dict[str, Any]:
-        out = predict_bag(models, torch.from_numpy(features))
-        probs = out["probs"]
-        predicted = class_names[int(np.argmax(probs))]
-        if write_scores:
-            arrays = {k: v.astype(np.float32) for k, v in out.items() if k != "probs"}
-            attrs = {
-                "kind": "bag",
-                "model": meta["model"],
-                "task": meta["task"],
-                "class_names": list(class_names),
-                "encoder_id": encoder_id,
-                "slide_probs": [float(p) for p in probs],
-                "predicted_class": predicted,
-                "fit_run": str(run_dir.resolve()),
-                "fit_run_id": run["run_id"],
-                "shots": shots,
-                "folds": [e["fold"] for e in entries],
-            }
-            PatchStore.open(store.path, mode="r+").write_scores(score_id, arrays, attrs)
-        row = {
-            "slide_id": store.slide_id,
-            "predicted": predicted,
-            **{f"prob_{c}": float(p) for c, p in zip(class_names, probs, strict=True)},
-        }
+        row = predictor.score(store, features)
         if labels is not None:
             row["label"] = labels.get(store.slide_id, "")
-        row["n_patches"] = store.n_patches
         return row
 
     rows, failures = predict_stores(
-        store_dirs, encoder_id, meta["feature_dim"], predict_one, on_slide
+        store_dirs, predictor.encoder_id, predictor.feature_dim, predict_one, observer
     )
     columns = [
         "slide_id",
@@ -144,7 +176,7 @@ def predict(
         "n_patches",
     ]
     write_rows(Path(out_csv), rows, columns)
-    result = PredictResult(score_id, rows, failures)
+    result = PredictResult(predictor.score_id, rows, failures)
     if labels is not None:
         known = [r for r in rows if r["label"] in class_names]
         if known and len({r["label"] for r in known}) > 1:

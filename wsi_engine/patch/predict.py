@@ -11,7 +11,6 @@ width, NaN features) are skipped and returned in ``failures`` by slide id.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 
 from wsi_engine.patch.rundir import CHECKPOINT_NAME, load_head, read_patch_run
 from wsi_engine.patch.train import predict_probs
+from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore, sanitize_name
 from wsi_engine.training.rundir import write_rows
 from wsi_engine.training.stores import predict_stores
@@ -41,11 +41,11 @@ def predict_patches(
     *,
     score_id: str | None = None,
     out_csv: str | Path | None = None,
-    on_slide: Callable[[str], None] | None = None,
+    observer: StageObserver | None = None,
 ) -> PatchPredictResult:
     """Write ``scores/<score_id>`` with ``probs`` into every usable store of ``store_dirs``; optional per-slide CSV.
 
-    ``on_slide(slide_id)`` follows every store, predicted or not.
+    ``observer`` hears of every store (stage ``predict-patches``), predicted or not.
     """
     run_dir = Path(run_dir)
     run = read_patch_run(run_dir)
@@ -75,7 +75,7 @@ def predict_patches(
         }
 
     rows, failures = predict_stores(
-        store_dirs, encoder_id, int(meta["feature_dim"]), predict_one, on_slide
+        store_dirs, encoder_id, int(meta["feature_dim"]), predict_one, observer, "predict-patches"
     )
     if out_csv is not None:
         columns = [

@@ -1,37 +1,16 @@
-"""Configuration of ``wsi-engine run``: which tiling, encoder and heatmap settings each slide goes through."""
+"""Configuration of ``wsi-engine run``: which tiling, encoder and heatmap settings each slide goes through.
+
+Each stage's settings model lives with its stage; this module composes them.
+"""
 
 from __future__ import annotations
-
-from typing import Literal
 
 from pydantic import Field
 
 from wsi_engine.config import StrictModel
+from wsi_engine.encoders.settings import EmbedSettings
+from wsi_engine.heatmap.settings import HeatmapSettings
 from wsi_engine.tiling.config import TilingConfig
-
-
-class EmbedSettings(StrictModel):
-    """The embedding stage: encoder preset and how it runs."""
-
-    encoder: str = Field("conch_ViT-B-16", description="encoder preset name or YAML path")
-    checkpoint: str | None = Field(None, description="weights file overriding the preset's")
-    device: Literal["auto", "cuda", "cpu"] = "auto"
-    batch_size: int = Field(64, ge=1)
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
-    workers: int | None = Field(
-        None, ge=0, description="background decode workers (default: by cores)"
-    )
-
-
-class HeatmapSettings(StrictModel):
-    """The heatmap stage (runs when a fitted run is given)."""
-
-    formats: list[Literal["png", "geojson", "tiff", "html", "dicom", "dsa"]] = Field(
-        default_factory=lambda: ["png", "geojson", "tiff", "html"]
-    )
-    scale: Literal["fixed", "percentile"] = "fixed"
-    top_k: int = Field(8, ge=1)
-    smooth_um: float = Field(0.0, ge=0)
 
 
 class PipelineConfig(StrictModel):
@@ -44,3 +23,6 @@ class PipelineConfig(StrictModel):
         None, ge=1, description="tiling worker processes (default: by cores)"
     )
     recursive: bool = False
+
+
+__all__ = ["EmbedSettings", "HeatmapSettings", "PipelineConfig"]

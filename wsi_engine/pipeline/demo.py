@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from wsi_engine.pipeline import load_pipeline_config
-from wsi_engine.pipeline.run import STORES_DIR, PipelineObserver, PipelineReport, run_pipeline
+from wsi_engine.pipeline.run import STORES_DIR, PipelineReport, run_pipeline
+from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore, store_path
 
 DEMO_ENCODER = "tiny-clip"
@@ -58,7 +59,7 @@ def run_demo(
     *,
     seed: int = 0,
     say: Callable[[str], None] = print,
-    observer: PipelineObserver | None = None,
+    observer: StageObserver | None = None,
 ) -> DemoResult:
     """Run the demo into ``out_dir``; rerunning reuses what is already there."""
     from wsi_engine.encoders import create_random_checkpoint

@@ -11,19 +11,12 @@ The file is rewritten atomically after every update.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 MANIFEST_NAME = "manifest.json"
-
-
-def stage_key(*parts: Any) -> str:
-    """Stable short hash of JSON-serialisable ``parts`` (parameters, fingerprints, upstream keys)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Manifest:

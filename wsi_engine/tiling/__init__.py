@@ -15,7 +15,7 @@ Modules, one job each:
 
 from wsi_engine.tiling.config import TilingConfig
 from wsi_engine.tiling.grid import GridGeometry, PatchGrid, grid_geometry, plan_grid
-from wsi_engine.tiling.pipeline import TilingObserver, dask_client, default_workers, tile_slides
+from wsi_engine.tiling.pipeline import dask_client, default_workers, tile_slides
 from wsi_engine.tiling.report import REPORT_NAME, SlideResult, TilingReport
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "PatchGrid",
     "SlideResult",
     "TilingConfig",
-    "TilingObserver",
     "TilingReport",
     "dask_client",
     "default_workers",

@@ -51,7 +51,8 @@ from distributed import Client, Future, LocalCluster, as_completed
 from wsi_engine.config import write_effective_config
 from wsi_engine.errors import ConfigError, OutputError, SlideError
 from wsi_engine.slide import SLIDE_EXTENSIONS, find_slides, load_mpp_table
-from wsi_engine.store import layout
+from wsi_engine.stage import StageObserver
+from wsi_engine.store import PatchStore, layout
 from wsi_engine.store.writer import StoreWriter
 from wsi_engine.tiling.config import TilingConfig
 from wsi_engine.tiling.provenance import file_fingerprint
@@ -77,22 +78,7 @@ PLAN_PRIORITY = 1_000_000
 
 GEOJSON_NAMES = ("{id}.geojson", "{id}.tissue.geojson", "{id}.json")
 MASK_NAMES = ("{id}.png", "{id}.tissue.png")
-
-
-class TilingObserver:
-    """Progress hooks of :func:`tile_slides`, called in the caller's thread; the defaults do nothing."""
-
-    def run_started(self, n_slides: int) -> None:
-        """The run has ``n_slides`` slides (including those skipped or failed up front)."""
-
-    def slide_planned(self, slide_id: str, n_patches: int, n_to_write: int) -> None:
-        """A slide's grid is known: ``n_patches`` in all, ``n_to_write`` still to write this run."""
-
-    def patches_written(self, slide_id: str, n: int) -> None:
-        """``n`` more patches of the slide are in its store."""
-
-    def slide_finished(self, result: SlideResult) -> None:
-        """A slide is done (any status)."""
+STAGE = "tile"
 
 
 def default_workers() -> int:
@@ -185,7 +171,7 @@ def tile_slides(
     mpp_table: str | Path | Mapping[str, tuple[float, float]] | None = None,
     tissue_geojson: str | Path | None = None,
     tissue_mask: str | Path | None = None,
-    observer: TilingObserver | None = None,
+    observer: StageObserver | None = None,
 ) -> TilingReport:
     """Tile the slides named by ``inputs`` (files or folders) into ``out_dir/<slide_id>.zarr``.
 
@@ -203,7 +189,7 @@ def tile_slides(
     """
     started = time.perf_counter()
     config = config or TilingConfig()
-    observer = observer or TilingObserver()
+    observer = observer or StageObserver()
     out_dir = prepare_output_dir(out_dir)
     if tissue_geojson is not None and tissue_mask is not None:
         raise ConfigError("give either a tissue GeoJSON or a tissue mask, not both")
@@ -219,11 +205,11 @@ def tile_slides(
     names = GEOJSON_NAMES if tissue_geojson is not None else MASK_NAMES
     for path in paths:
         run.add(path, overwrite, mpp, table, tissue_option, names, len(paths))
-    observer.run_started(len(run.results))
+    observer.stage_started(STAGE, len(run.results))
     queued = {slide.request.path for slide in run.queue}
     for path, result in run.results.items():
         if path not in queued:
-            observer.slide_finished(result)
+            observer.slide_finished(result.outcome())
     if run.queue:
         with dask_client(workers, scheduler) as client:
             run.execute(client)
@@ -267,7 +253,7 @@ class _Slide:
 class _Run:
     """The client side of one run: which slides wait, which are in flight, their results."""
 
-    def __init__(self, out_dir: Path, config: TilingConfig, observer: TilingObserver):
+    def __init__(self, out_dir: Path, config: TilingConfig, observer: StageObserver):
         self.out_dir = out_dir
         self.config = config
         self.observer = observer
@@ -308,6 +294,7 @@ class _Run:
                 return
             if not overwrite:
                 result.status, result.store = "skipped", store
+                result.n_patches = PatchStore.open(store).n_patches
                 result.reason = "a complete store exists (use --overwrite to tile again)"
                 return
         try:
@@ -371,8 +358,8 @@ class _Run:
             return
         result.n_patches, result.flags = plan.n_patches, plan.flags
         result.mpp, result.mpp_source = plan.mpp, plan.mpp_source
-        self.observer.slide_planned(
-            result.slide_id, plan.n_patches, sum(len(job.coords) for job in plan.shards)
+        self.observer.work_planned(
+            STAGE, result.slide_id, sum(len(job.coords) for job in plan.shards)
         )
         if not plan.shards:
             self._finalize(slide, plan.n_shards)
@@ -391,7 +378,7 @@ class _Run:
             return
         slide.pending.discard(outcome.index)
         slide.result.new_patches += outcome.n_patches
-        self.observer.patches_written(slide.result.slide_id, outcome.n_patches)
+        self.observer.work_done(STAGE, slide.result.slide_id, outcome.n_patches)
         if not slide.pending:
             self._finalize(slide, slide.n_shards)
 
@@ -415,7 +402,7 @@ class _Run:
         result.seconds = time.perf_counter() - slide.started
         slide.futures.clear()
         self.active.pop(result.slide_id, None)
-        self.observer.slide_finished(result)
+        self.observer.slide_finished(result.outcome())
         self._start_more()
 
 

@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wsi_engine.stage import StageResult
+
 REPORT_NAME = "tiling_report.csv"
 
 CSV_COLUMNS = (
@@ -55,6 +57,22 @@ class SlideResult:
     def patches_per_s(self) -> float:
         """Patches written by this run per second of the slide's wall time."""
         return self.new_patches / self.seconds if self.seconds > 0 else 0.0
+
+    def outcome(self) -> StageResult:
+        """The slide's result in the shape every stage shares (``ok`` is ``done`` there)."""
+        return StageResult(
+            "tile",
+            self.slide_id,
+            "done" if self.status == "ok" else self.status,  # type: ignore[arg-type]
+            self.reason,
+            seconds=self.seconds,
+            counts={"patches": self.n_patches, "processed": self.new_patches},
+            record={
+                "n_patches": self.n_patches,
+                "new_patches": self.new_patches,
+                "patches_per_s": round(self.patches_per_s, 2),
+            },
+        )
 
     def row(self) -> dict[str, str]:
         return {

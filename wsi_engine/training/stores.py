@@ -8,6 +8,7 @@ Whether failures are an error is the caller's decision (:func:`failures_error`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from wsi_engine.errors import BatchFailures, DataError, StoreError
+from wsi_engine.stage import StageObserver, StageResult
 from wsi_engine.store import PatchStore, find_stores
 from wsi_engine.store.layout import STORE_SUFFIX
 
@@ -57,11 +59,12 @@ def predict_stores(
     encoder_id: str,
     feature_dim: int,
     predict_one: Callable[[PatchStore, np.ndarray], dict[str, Any]],
-    on_slide: Callable[[str], None] | None = None,
+    observer: StageObserver | None = None,
+    stage: str = "predict",
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """(rows, failures): ``predict_one(store, features)`` of every usable store, {slide_id: reason} of the others.
 
-    ``on_slide(slide_id)`` is called after each store, predicted or not.
+    ``observer`` hears of every store as a result of ``stage``, predicted or not.
     """
     paths = find_stores(list(store_dirs))
     if not paths:
@@ -70,15 +73,39 @@ def predict_stores(
             path=", ".join(map(str, store_dirs)),
             hint="give store folders or <id>.zarr paths",
         )
+    observer = observer or StageObserver()
+    observer.stage_started(stage, len(paths))
     rows, failures = [], {}
     for path in paths:
-        try:
-            rows.append(predict_one(*usable_features(path, encoder_id, feature_dim)))
-        except (StoreError, DataError) as error:
-            failures[store_slide_id(path)] = str(error)
-        if on_slide is not None:
-            on_slide(store_slide_id(path))
+        result = predict_store(path, encoder_id, feature_dim, predict_one, stage)
+        if result.failed:
+            failures[result.slide_id] = result.reason
+        else:
+            rows.append(result.record)
+        observer.slide_finished(result)
     return rows, failures
+
+
+def predict_store(
+    path: Path,
+    encoder_id: str,
+    feature_dim: int,
+    predict_one: Callable[[PatchStore, np.ndarray], dict[str, Any]],
+    stage: str = "predict",
+) -> StageResult:
+    """``predict_one`` of one store as a stage result (its row in ``record``), or why it failed."""
+    began = time.perf_counter()
+    slide_id = store_slide_id(path)
+    try:
+        store, features = usable_features(path, encoder_id, feature_dim)
+        row = predict_one(store, features)
+    except (StoreError, DataError) as error:
+        return StageResult.failure(stage, slide_id, error, time.perf_counter() - began)
+    n = store.n_patches
+    counts = {"patches": n, "processed": n}
+    return StageResult(
+        stage, slide_id, "done", seconds=time.perf_counter() - began, counts=counts, record=row
+    )
 
 
 def failures_error(failures: dict[str, str], n_predicted: int, hint: str) -> BatchFailures:

@@ -1,0 +1,107 @@
+"""The ``embed`` stage of ``wsi-engine run``: patch stores → ``features/<encoder_id>`` (:func:`embed_stores`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from wsi_engine.encoders.config import load_encoder_config
+from wsi_engine.encoders.embed import EmbedReport, embed_stores
+from wsi_engine.encoders.settings import EmbedSettings
+from wsi_engine.stage import (
+    ProgressOnly,
+    SlideJob,
+    StageObserver,
+    StageResult,
+    by_overwrite,
+    stage_key,
+)
+from wsi_engine.store import PatchStore
+
+TIMINGS = ("load_seconds", "read_seconds", "wait_seconds", "model_seconds", "write_seconds")
+
+
+class EmbedStage:
+    """Key: the encoder preset, the weights file's identity and the tile key; complete: features exist.
+
+    ``scheduler``: the address of a running Dask cluster; the stores are then
+    embedded on one of its workers (where the GPUs are), without progress hooks.
+    """
+
+    name = "embed"
+
+    def __init__(self, settings: EmbedSettings, *, scheduler: str | None = None):
+        self.settings = settings
+        self.scheduler = scheduler
+        self.encoder_config = load_encoder_config(settings.encoder)
+        self.encoder_id = self.encoder_config.encoder_id
+        self.weights = _weights_identity(settings.checkpoint)
+        self.details: dict[str, float] = {}
+
+    def key(self, job: SlideJob) -> str:
+        return stage_key(
+            "embed", self.encoder_config.model_dump(mode="json"), self.weights, job.keys["tile"]
+        )
+
+    def complete(self, job: SlideJob, record: dict[str, Any]) -> bool:
+        return PatchStore.open(job.store).has_features(self.encoder_id)
+
+    def select(self, todo: list[SlideJob], ready: list[SlideJob]) -> list[SlideJob]:
+        return todo
+
+    def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult]:
+        for overwrite, group in by_overwrite(jobs):
+            report = self._embed([str(job.store) for job in group], overwrite, observer)
+            for name in TIMINGS:
+                self.details[name] = round(self.details.get(name, 0.0) + getattr(report, name), 3)
+            by_id = {r.slide_id: r for r in report.results}
+            for job in group:
+                embedded = by_id.get(job.slide_id)
+                if embedded is None:
+                    yield StageResult.failure(self.name, job.slide_id, "not embedded")
+                    continue
+                result = embedded.outcome()
+                result.record |= {
+                    "encoder_id": self.encoder_id,
+                    "patches_per_s": round(embedded.embedded / embedded.seconds, 2)
+                    if embedded.seconds > 0
+                    else None,
+                    "device": report.device_name,
+                    "precision": report.precision,
+                }
+                yield result
+
+    def _embed(self, paths: list[str], overwrite: bool, observer: StageObserver) -> EmbedReport:
+        settings = self.settings
+        arguments: dict[str, Any] = dict(
+            checkpoint=settings.checkpoint,
+            device=settings.device,
+            batch_size=settings.batch_size,
+            precision=settings.precision,
+            workers=settings.workers,
+            overwrite=overwrite,
+        )
+        if not self.scheduler:
+            return embed_stores(
+                paths, settings.encoder, observer=ProgressOnly(observer), **arguments
+            )
+        from wsi_engine.tiling import dask_client
+
+        with dask_client(None, self.scheduler) as client:
+            return client.submit(
+                embed_stores, paths, settings.encoder, pure=False, **arguments
+            ).result()
+
+
+def _weights_identity(checkpoint: str | None) -> list[Any]:
+    """(resolved path, size, mtime ns) of a weights file: a changed file re-embeds."""
+    if not checkpoint:
+        return []
+    stat = os.stat(checkpoint) if os.path.exists(checkpoint) else None
+    return [
+        str(Path(checkpoint).resolve()),
+        stat.st_size if stat else None,
+        stat.st_mtime_ns if stat else None,
+    ]

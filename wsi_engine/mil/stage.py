@@ -1,0 +1,64 @@
+"""The ``predict`` stage of ``wsi-engine run``: features → ``scores/<score_id>`` and slide probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from wsi_engine.errors import WsiEngineError
+from wsi_engine.mil.predict import Predictor
+from wsi_engine.mil.rundir import read_run
+from wsi_engine.stage import SlideJob, StageObserver, StageResult, stage_key
+from wsi_engine.store import PatchStore
+from wsi_engine.training.stores import predict_store
+
+
+class PredictStage:
+    """Key: the fit run's ``run.json`` and the embed key; complete: scores and the slide's probabilities.
+
+    The run's models are loaded once for all slides; an unusable run fails
+    every slide, a store that cannot be predicted only its own. Each result's
+    record holds the score id, class names, probabilities and predicted class
+    (what ``predictions.csv`` is written from).
+    """
+
+    name = "predict"
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.run_key = stage_key(read_run(self.run_dir))
+        self.details: dict[str, float] = {}
+
+    def key(self, job: SlideJob) -> str:
+        return stage_key("predict", self.run_key, job.keys["embed"])
+
+    def complete(self, job: SlideJob, record: dict[str, Any]) -> bool:
+        return "probs" in record and bool(PatchStore.open(job.store).score_runs())
+
+    def select(self, todo: list[SlideJob], ready: list[SlideJob]) -> list[SlideJob]:
+        return todo
+
+    def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult]:
+        if not jobs:
+            return
+        try:
+            predictor = Predictor(self.run_dir)
+        except WsiEngineError as error:
+            for job in jobs:
+                yield StageResult.failure(self.name, job.slide_id, error)
+            return
+        names = predictor.class_names
+        for job in jobs:
+            result = predict_store(
+                job.store, predictor.encoder_id, predictor.feature_dim, predictor.score
+            )
+            if not result.failed:
+                row = result.record
+                result.record = {
+                    "score_id": predictor.score_id,
+                    "class_names": names,
+                    "probs": [row[f"prob_{c}"] for c in names],
+                    "predicted": row["predicted"],
+                }
+            yield result

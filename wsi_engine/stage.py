@@ -1,0 +1,160 @@
+"""One shape for every stage: a per-slide result, one observer, the :class:`Stage` protocol.
+
+Tiling, embedding, prediction and heatmaps each turn one slide's input in
+the patch store into more of the store (or files beside it). Whatever a
+stage does inside, what it says about a slide is one :class:`StageResult`
+(``done | skipped | empty | failed``, why, how long, counts) and its progress
+goes through one :class:`StageObserver`; the commands draw their bars from
+those, and :mod:`wsi_engine.pipeline.run` only orders stages, consults the
+manifest and records what the stages report (docs/adr/0002-stage-protocol.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+
+def stage_key(*parts: Any) -> str:
+    """Stable short hash of JSON-serialisable ``parts`` (parameters, fingerprints, upstream keys)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+StageStatus = Literal["done", "skipped", "empty", "failed"]
+STATUSES: tuple[StageStatus, ...] = ("done", "skipped", "empty", "failed")
+
+
+@dataclass
+class StageResult:
+    """What one stage did to one slide.
+
+    ``status``: ``done`` (output written), ``skipped`` (already complete),
+    ``empty`` (complete but holds no patch) or ``failed`` (``reason`` says why,
+    ``category`` names the error class). ``seconds``: the slide's wall time in
+    the stage. ``counts``: patches (``patches`` in the store, ``processed`` by
+    this run). ``record``: stage-specific facts worth keeping (the manifest
+    stores them), e.g. the encoder id, the score id, the files written.
+    """
+
+    stage: str
+    slide_id: str
+    status: StageStatus
+    reason: str = ""
+    category: str = ""
+    seconds: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    @property
+    def patches(self) -> int:
+        """Patches in the slide's store (0 when unknown)."""
+        return int(self.counts.get("patches", 0))
+
+    @property
+    def processed(self) -> int:
+        """Patches this run processed for the slide (tiled, encoded, scored)."""
+        return int(self.counts.get("processed", 0))
+
+    @classmethod
+    def failure(
+        cls, stage: str, slide_id: str, error: BaseException | str, seconds: float = 0.0
+    ) -> StageResult:
+        """A ``failed`` result whose reason is ``error``'s message and category its class name."""
+        category = "" if isinstance(error, str) else type(error).__name__
+        return cls(stage, slide_id, "failed", str(error), category, seconds)
+
+
+class StageObserver:
+    """Progress of any stage; every hook is called in the caller's thread and does nothing here.
+
+    A command subclasses it to draw bars; the pipeline forwards its stages' hooks.
+    """
+
+    def stage_started(self, stage: str, n_slides: int) -> None:
+        """``n_slides`` slides enter ``stage`` (0: nothing to do)."""
+
+    def work_planned(self, stage: str, slide_id: str, n_patches: int) -> None:
+        """``n_patches`` more patches of ``slide_id`` are to be processed by ``stage``."""
+
+    def work_done(self, stage: str, slide_id: str, n_patches: int) -> None:
+        """``n_patches`` more patches of ``slide_id`` were processed (``slide_id`` may be ``""``)."""
+
+    def slide_finished(self, result: StageResult) -> None:
+        """One slide left ``result.stage`` (any status)."""
+
+
+@dataclass
+class SlideJob:
+    """A slide as the orchestrator hands it to a stage.
+
+    ``keys``: the stage keys computed so far (``fingerprint`` of the file, then
+    one per stage). ``overwrite``: the stage ran before with another key, its
+    output must be replaced. ``needed``: the slide's own output is out of date
+    (a cohort stage may still be given slides that are not).
+    """
+
+    slide_id: str
+    path: Path
+    store: Path
+    keys: dict[str, str] = field(default_factory=dict)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """what each earlier stage recorded for this slide (its manifest record)"""
+    n_patches: int = 0
+    order: int = 0
+    """position in the run's input (results are kept in this order)"""
+    overwrite: bool = False
+    needed: bool = True
+
+
+class Stage(Protocol):
+    """A step of the pipeline: its key, how to tell its output is complete, and its run."""
+
+    name: str
+    details: dict[str, float]
+    """stage-wide timings of the last :meth:`run` (s), e.g. model and read time"""
+
+    def key(self, job: SlideJob) -> str:
+        """What invalidates the slide's output: parameters, inputs and the previous stage's key."""
+        ...
+
+    def complete(self, job: SlideJob, record: dict[str, Any]) -> bool:
+        """Whether the output recorded as done (``record``, from the manifest) is still there."""
+        ...
+
+    def select(self, todo: list[SlideJob], ready: list[SlideJob]) -> list[SlideJob]:
+        """The slides to run, given those out of date (``todo``) and those up to date (``ready``)."""
+        ...
+
+    def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult]:
+        """Process ``jobs``: one result per job; one bad slide never stops the others."""
+        ...
+
+
+class ProgressOnly(StageObserver):
+    """Forwards the per-patch hooks to ``observer``; the orchestrator reports starts and results itself."""
+
+    def __init__(self, observer: StageObserver):
+        self.observer = observer
+
+    def work_planned(self, stage: str, slide_id: str, n_patches: int) -> None:
+        self.observer.work_planned(stage, slide_id, n_patches)
+
+    def work_done(self, stage: str, slide_id: str, n_patches: int) -> None:
+        self.observer.work_done(stage, slide_id, n_patches)
+
+
+def by_overwrite(jobs: list[SlideJob]) -> Iterator[tuple[bool, list[SlideJob]]]:
+    """``jobs`` in two groups: (False, new or resumable outputs), then (True, outputs to replace)."""
+    for overwrite in (False, True):
+        group = [job for job in jobs if job.overwrite == overwrite]
+        if group:
+            yield overwrite, group
