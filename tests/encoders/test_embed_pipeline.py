@@ -117,7 +117,7 @@ def test_cpu_runs_in_fp32_only(stores, tiny_encoder):
 
 
 def test_coordinate_only_store_reads_pixels_from_the_slide(tiled, tiny_encoder, tmp_path):
-    from wsi_engine.encoders.patch_source import PatchSource
+    from wsi_engine.tiling import PatchSource
 
     coords_store = shutil.copytree(tiled["none"] / "a.zarr", tmp_path / "a.zarr")
     lossless = PatchStore.open(tiled["lossless"] / "a.zarr")

@@ -10,9 +10,10 @@ import numpy as np
 import tifffile
 from scipy.stats import rankdata
 
-from wsi_engine.heatmap import make_heatmaps, patch_truth_fraction
+from wsi_engine.heatmap import make_heatmaps
 from wsi_engine.heatmap.gallery import extremes, load_patches
 from wsi_engine.store.patch_store import PatchStore
+from wsi_engine.tissue import patch_truth_fraction
 
 from .conftest import CLASSES, build_store, patch_colour, plant_scores
 

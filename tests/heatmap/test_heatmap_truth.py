@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from wsi_engine.errors import DataError
-from wsi_engine.heatmap import patch_truth_fraction
+from wsi_engine.tissue import patch_truth_fraction
 
 
 def _write(tmp_path: Path, geometries: list[dict]) -> Path:

@@ -8,15 +8,22 @@
 """
 
 from wsi_engine.encoders.config import EncoderConfig, load_encoder_config
-from wsi_engine.encoders.embed import EmbedReport, embed_stores
+from wsi_engine.encoders.embed import (
+    EmbedReport,
+    autocast,
+    embed_stores,
+    resolve_device,
+    resolve_precision,
+)
 from wsi_engine.encoders.encoder import Encoder, create_random_checkpoint, load_encoder
 from wsi_engine.encoders.interop import export_features, import_features
-from wsi_engine.encoders.text import encode_text, token_lengths
+from wsi_engine.encoders.text import encode_text, prompt_token_limit, token_lengths
 
 __all__ = [
     "EmbedReport",
     "Encoder",
     "EncoderConfig",
+    "autocast",
     "create_random_checkpoint",
     "embed_stores",
     "encode_text",
@@ -24,5 +31,8 @@ __all__ = [
     "import_features",
     "load_encoder",
     "load_encoder_config",
+    "prompt_token_limit",
+    "resolve_device",
+    "resolve_precision",
     "token_lengths",
 ]

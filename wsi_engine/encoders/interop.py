@@ -207,7 +207,7 @@ def store_attrs(
             hint="pass --mpp, or --slides with the slide files",
         )
     if reader is not None:
-        from wsi_engine.tiling.provenance import slide_attrs
+        from wsi_engine.tiling import slide_attrs
 
         slide_section = slide_attrs(reader, slide_id)
         reader.close()

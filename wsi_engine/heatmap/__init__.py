@@ -5,13 +5,11 @@ map inside the tissue + labelled colour bar), QuPath tile objects (GeoJSON),
 a pyramidal TIFF of the score map that OpenSlide and tiffslide open, a top-k /
 bottom-k patch gallery, and one HTML report per cohort. Colour scales are
 described in :mod:`wsi_engine.heatmap.scales`; the output layout in
-:mod:`wsi_engine.heatmap.render`. :func:`patch_truth_fraction` labels patches
-from ground-truth polygons for evaluation.
+:mod:`wsi_engine.heatmap.render`.
 """
 
 from wsi_engine.heatmap.render import FORMATS, HeatmapReport, SlideResult, make_heatmaps
 from wsi_engine.heatmap.scales import MODES, QUANTITIES, ColourScale, make_scale
-from wsi_engine.heatmap.truth import patch_truth_fraction
 
 __all__ = [
     "FORMATS",
@@ -22,5 +20,4 @@ __all__ = [
     "SlideResult",
     "make_heatmaps",
     "make_scale",
-    "patch_truth_fraction",
 ]

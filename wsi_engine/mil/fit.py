@@ -86,7 +86,7 @@ class FitResult:
 
 def resolve_encoder(name: str) -> tuple[str, Any]:
     """(features id, encoder preset or ``None``): a name without a preset is taken as a features id (imported features)."""
-    from wsi_engine.encoders.config import load_encoder_config
+    from wsi_engine.encoders import load_encoder_config
 
     try:
         preset = load_encoder_config(name)
@@ -114,8 +114,7 @@ def language_priors(
         return LanguagePriors(
             False, f"text-free form: encoder '{preset.encoder_id}' is image-only (no text tower)"
         )
-    from wsi_engine.encoders import load_encoder
-    from wsi_engine.encoders.text import prompt_token_limit, token_lengths
+    from wsi_engine.encoders import load_encoder, prompt_token_limit, token_lengths
 
     encoder = load_encoder(preset, checkpoint=checkpoint)
     long = validate_task(task, prompt_token_limit(encoder), partial(token_lengths, encoder))

@@ -2,7 +2,7 @@
 
 For a class c of interest (e.g. ``tumor``) and per patch a ground-truth value
 (the fraction of the patch inside annotated lesions,
-:func:`wsi_engine.heatmap.truth.patch_truth_fraction`), a patch is positive
+:func:`wsi_engine.tissue.patch_truth_fraction`), a patch is positive
 when its truth is ≥ ``threshold`` (0.5). Scores:
 
 (a) bag attention: N · A_jc, the class-c attention relative to the bag
@@ -103,7 +103,7 @@ def slide_scores_from_store(
     store_path: str | Path, bag_score_id: str, patch_score_id: str, truth_geojson: str | Path
 ) -> SlidePatchScores:
     """A slide's truth (from ``truth_geojson``), bag ``attention`` and patch ``probs`` read from its store."""
-    from wsi_engine.heatmap.truth import patch_truth_fraction
+    from wsi_engine.tissue import patch_truth_fraction
 
     store = PatchStore.open(store_path)
     bag, bag_attrs = store.read_scores(bag_score_id)

@@ -145,7 +145,7 @@ def encode_folder(
 
 def encoder_embedder(encoder, device: str = "auto") -> Callable[[torch.Tensor], torch.Tensor]:
     """``embed`` for :func:`encode_folder`: the encoder's image path on ``device``, inference mode, autocast."""
-    from wsi_engine.encoders.embed import autocast, resolve_device, resolve_precision
+    from wsi_engine.encoders import autocast, resolve_device, resolve_precision
 
     target = resolve_device(device)
     encoder.to(target)

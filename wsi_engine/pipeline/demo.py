@@ -149,8 +149,8 @@ def lesion_auc(
     stores_dir: Path, truth_dir: Path, score_id: str | None
 ) -> tuple[float, list[float]]:
     """AUC of the tumour-class evidence for patches inside planted lesions: pooled, and per lesion slide."""
-    from wsi_engine.heatmap.truth import patch_truth_fraction
     from wsi_engine.patch.evaluate import attention_evidence, patch_auc
+    from wsi_engine.tissue import patch_truth_fraction
 
     truths, scores, per_slide = [], [], []
     for geojson in sorted(truth_dir.glob("*.lesions.geojson")):

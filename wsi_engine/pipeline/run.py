@@ -244,7 +244,7 @@ def _select(
     paths: list[Path], manifest: Manifest, report: PipelineReport, retry_failed: bool
 ) -> list[SlideJob]:
     """The slides this run works on; duplicates and (without ``retry_failed``) earlier failures are set aside."""
-    from wsi_engine.tiling.provenance import file_fingerprint
+    from wsi_engine.tiling import file_fingerprint
 
     previously_failed = set(manifest.failed_slides())
     chosen: dict[str, SlideJob] = {}

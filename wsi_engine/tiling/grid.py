@@ -98,18 +98,29 @@ class GridGeometry:
 
     @classmethod
     def from_attrs(cls, store_attrs: dict[str, Any]) -> GridGeometry:
-        """The geometry a store was tiled with, from its attributes (the inverse of :meth:`attrs`)."""
+        """The geometry a store was tiled with, from its attributes (the inverse of :meth:`attrs`).
+
+        Stores written before ``read_window`` and ``overlap`` were recorded (or
+        imported without a level-0 µm/px) get the window from the level-0 patch
+        size, no overlap, and a NaN µm/px.
+        """
         tiling = store_attrs["tiling"]
-        patch_size, window = int(tiling["patch_size"]), int(tiling["read_window"])
+        patch_size = int(tiling["patch_size"])
+        read_downsample = float(tiling["read_downsample"])
+        window = int(
+            tiling.get("read_window") or round(float(tiling["patch_size_level0"]) / read_downsample)
+        )
+        overlap = int(tiling.get("overlap", 0))
+        mpp = store_attrs["slide"].get("mpp") or [float("nan")]
         return cls(
             patch_size=patch_size,
             target_mpp=float(tiling["target_mpp"]),
-            level0_mpp=float(store_attrs["slide"]["mpp"][0]),
+            level0_mpp=float(mpp[0]),
             read_level=int(tiling["read_level"]),
-            read_downsample=float(tiling["read_downsample"]),
+            read_downsample=read_downsample,
             window=window,
-            stride=(patch_size - int(tiling["overlap"])) * window / patch_size,
-            overlap=int(tiling["overlap"]),
+            stride=(patch_size - overlap) * window / patch_size,
+            overlap=overlap,
         )
 
     def attrs(self) -> dict[str, Any]:

@@ -1,10 +1,11 @@
-"""Tissue detection: which parts of a slide hold tissue, as a low-resolution mask or level-0 polygons."""
+"""Regions of a slide: tissue (a low-resolution mask or level-0 polygons) and annotated ground truth per patch."""
 
 from wsi_engine.tissue.config import TissueConfig
 from wsi_engine.tissue.detect import detect_tissue
 from wsi_engine.tissue.geojson import load_tissue_geojson, tissue_to_geojson
 from wsi_engine.tissue.mask import TissueMask, segmentation_size
 from wsi_engine.tissue.png import load_tissue_mask_png, save_mask_png
+from wsi_engine.tissue.truth import patch_truth_fraction
 
 __all__ = [
     "TissueConfig",
@@ -12,6 +13,7 @@ __all__ = [
     "detect_tissue",
     "load_tissue_geojson",
     "load_tissue_mask_png",
+    "patch_truth_fraction",
     "save_mask_png",
     "segmentation_size",
     "tissue_to_geojson",

@@ -1,4 +1,4 @@
-"""Ground truth for heatmap evaluation: how much of each patch lies inside annotated polygons.
+"""Ground truth for heatmap and patch evaluation: how much of each patch lies inside annotated polygons.
 
 The synthetic cohort (and any QuPath export) gives lesions as GeoJSON polygons
 in level-0 pixel coordinates. :func:`patch_truth_fraction` turns them into one

@@ -1,9 +1,11 @@
-"""Patch pixels for embedding: from a store's ``patches`` array, or cut from the slide on the fly.
+"""The one pixel reader of later stages: a store's ``patches`` array, or patches cut from the slide.
 
 A store tiled with ``pixel_mode: none`` holds coordinates only; its patches
-are then read from the source slide with tiling's own geometry and
-extraction code (:mod:`wsi_engine.tiling.extract`: same read level, same
-window, same Lanczos resize), so features match those of a store with pixels.
+are then read from the source slide with tiling's own geometry
+(:meth:`GridGeometry.from_attrs`) and extraction code
+(:mod:`wsi_engine.tiling.extract`: same read level, same window, same
+Lanczos resize), so features match those of a store with pixels. Embedding,
+galleries and any later stage read patches through :class:`PatchSource`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import numpy as np
 
 from wsi_engine.errors import StoreError
 from wsi_engine.store import PatchStore
+from wsi_engine.tiling.config import TilingConfig
+from wsi_engine.tiling.extract import extract_patches
+from wsi_engine.tiling.grid import GridGeometry
+from wsi_engine.tiling.tasks import cached_reader
 
 
 class PatchSource:
@@ -22,7 +28,7 @@ class PatchSource:
     def __init__(self, store_path: str | Path):
         self.store = PatchStore.open(store_path)
         self._coords: np.ndarray | None = None
-        self._geometry = None
+        self._geometry: GridGeometry | None = None
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Patches ``[start, stop)`` of the store, in store order."""
@@ -31,10 +37,6 @@ class PatchSource:
         return self._read_from_slide(start, stop)
 
     def _read_from_slide(self, start: int, stop: int) -> np.ndarray:
-        from wsi_engine.tiling.config import TilingConfig
-        from wsi_engine.tiling.extract import extract_patches
-        from wsi_engine.tiling.tasks import cached_reader
-
         slide = self.store.attrs["slide"]
         path = self.store.slide_path
         if not path.is_file():
@@ -45,31 +47,8 @@ class PatchSource:
             )
         if self._coords is None:
             self._coords = self.store.coords()
-            self._geometry = _geometry(self.store)
+            self._geometry = GridGeometry.from_attrs(self.store.attrs)
         reader = cached_reader(path, slide.get("backend") or "auto")
         return extract_patches(
             reader, self._geometry, self._coords[start:stop], TilingConfig().region_size
         )
-
-
-def _geometry(store: PatchStore):
-    """The tiling :class:`~wsi_engine.tiling.grid.GridGeometry` recorded in the store's attributes."""
-    from wsi_engine.tiling.grid import GridGeometry
-
-    tiling = store.attrs["tiling"]
-    mpp = store.attrs["slide"].get("mpp") or [float("nan")]
-    read_downsample = float(tiling["read_downsample"])
-    window = int(
-        tiling.get("read_window") or round(float(tiling["patch_size_level0"]) / read_downsample)
-    )
-    patch_size = int(tiling["patch_size"])
-    return GridGeometry(
-        patch_size=patch_size,
-        target_mpp=float(tiling["target_mpp"]),
-        level0_mpp=float(mpp[0]),
-        read_level=int(tiling["read_level"]),
-        read_downsample=read_downsample,
-        window=window,
-        stride=(patch_size - int(tiling.get("overlap", 0))) * window / patch_size,
-        overlap=int(tiling.get("overlap", 0)),
-    )
