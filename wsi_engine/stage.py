@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -150,6 +150,39 @@ class ProgressOnly(StageObserver):
 
     def work_done(self, stage: str, slide_id: str, n_patches: int) -> None:
         self.observer.work_done(stage, slide_id, n_patches)
+
+
+class HasOutcome(Protocol):
+    """A stage's own per-slide report item that converts to a :class:`StageResult`."""
+
+    slide_id: str
+
+    def outcome(self) -> StageResult: ...
+
+
+class SlideStage:
+    """Defaults of a :class:`Stage`: run the out-of-date slides only, no stage-wide timings yet."""
+
+    name: str
+
+    def __init__(self) -> None:
+        self.details: dict[str, float] = {}
+
+    def select(self, todo: list[SlideJob], ready: list[SlideJob]) -> list[SlideJob]:
+        return todo
+
+
+def matched(
+    stage: str, jobs: list[SlideJob], items: Iterable[HasOutcome]
+) -> Iterator[tuple[SlideJob, StageResult]]:
+    """Each job with its item's result (a failure when the stage's report has no item for it)."""
+    by_id = {item.slide_id: item for item in items}
+    for job in jobs:
+        item = by_id.get(job.slide_id)
+        if item is None:
+            yield job, StageResult.failure(stage, job.slide_id, "no result from the stage")
+        else:
+            yield job, item.outcome()
 
 
 def by_overwrite(jobs: list[SlideJob]) -> Iterator[tuple[bool, list[SlideJob]]]:

@@ -7,23 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from wsi_engine import stage
 from wsi_engine.encoders.config import load_encoder_config
 from wsi_engine.encoders.embed import EmbedReport, embed_stores
 from wsi_engine.encoders.settings import EmbedSettings
-from wsi_engine.stage import (
-    ProgressOnly,
-    SlideJob,
-    StageObserver,
-    StageResult,
-    by_overwrite,
-    stage_key,
-)
+from wsi_engine.stage import SlideJob, StageObserver, StageResult
 from wsi_engine.store import PatchStore
 
 TIMINGS = ("load_seconds", "read_seconds", "wait_seconds", "model_seconds", "write_seconds")
 
 
-class EmbedStage:
+class EmbedStage(stage.SlideStage):
     """Key: the encoder preset, the weights file's identity and the tile key; complete: features exist.
 
     ``scheduler``: the address of a running Dask cluster; the stores are then
@@ -33,44 +27,35 @@ class EmbedStage:
     name = "embed"
 
     def __init__(self, settings: EmbedSettings, *, scheduler: str | None = None):
+        super().__init__()
         self.settings = settings
         self.scheduler = scheduler
         self.encoder_config = load_encoder_config(settings.encoder)
         self.encoder_id = self.encoder_config.encoder_id
         self.weights = _weights_identity(settings.checkpoint)
-        self.details: dict[str, float] = {}
 
     def key(self, job: SlideJob) -> str:
-        return stage_key(
+        return stage.stage_key(
             "embed", self.encoder_config.model_dump(mode="json"), self.weights, job.keys["tile"]
         )
 
     def complete(self, job: SlideJob, record: dict[str, Any]) -> bool:
         return PatchStore.open(job.store).has_features(self.encoder_id)
 
-    def select(self, todo: list[SlideJob], ready: list[SlideJob]) -> list[SlideJob]:
-        return todo
-
     def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult]:
-        for overwrite, group in by_overwrite(jobs):
+        for overwrite, group in stage.by_overwrite(jobs):
             report = self._embed([str(job.store) for job in group], overwrite, observer)
             for name in TIMINGS:
                 self.details[name] = round(self.details.get(name, 0.0) + getattr(report, name), 3)
-            by_id = {r.slide_id: r for r in report.results}
-            for job in group:
-                embedded = by_id.get(job.slide_id)
-                if embedded is None:
-                    yield StageResult.failure(self.name, job.slide_id, "not embedded")
-                    continue
-                result = embedded.outcome()
-                result.record |= {
-                    "encoder_id": self.encoder_id,
-                    "patches_per_s": round(embedded.embedded / embedded.seconds, 2)
-                    if embedded.seconds > 0
-                    else None,
-                    "device": report.device_name,
-                    "precision": report.precision,
-                }
+            for _, result in stage.matched(self.name, group, report.results):
+                if not result.failed:
+                    rate = result.processed / result.seconds if result.seconds > 0 else None
+                    result.record |= {
+                        "encoder_id": self.encoder_id,
+                        "patches_per_s": None if rate is None else round(rate, 2),
+                        "device": report.device_name,
+                        "precision": report.precision,
+                    }
                 yield result
 
     def _embed(self, paths: list[str], overwrite: bool, observer: StageObserver) -> EmbedReport:
@@ -85,7 +70,7 @@ class EmbedStage:
         )
         if not self.scheduler:
             return embed_stores(
-                paths, settings.encoder, observer=ProgressOnly(observer), **arguments
+                paths, settings.encoder, observer=stage.ProgressOnly(observer), **arguments
             )
         from wsi_engine.tiling import dask_client
 

@@ -6,14 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from wsi_engine import stage
 from wsi_engine.heatmap.render import make_heatmaps
 from wsi_engine.heatmap.settings import HeatmapSettings
-from wsi_engine.stage import ProgressOnly, SlideJob, StageObserver, StageResult, stage_key
+from wsi_engine.stage import SlideJob, StageObserver, StageResult
 
 REPORT_NAME = "report.html"
 
 
-class HeatmapStage:
+class HeatmapStage(stage.SlideStage):
     """Key: the heatmap settings and the predict key; complete: the slide's folder exists.
 
     The cohort report lists every slide, so when any slide is out of date (or
@@ -25,12 +26,14 @@ class HeatmapStage:
     name = "heatmap"
 
     def __init__(self, out_dir: Path, settings: HeatmapSettings):
+        super().__init__()
         self.out_dir = out_dir
         self.settings = settings
-        self.details: dict[str, float] = {}
 
     def key(self, job: SlideJob) -> str:
-        return stage_key("heatmap", self.settings.model_dump(mode="json"), job.keys["predict"])
+        return stage.stage_key(
+            "heatmap", self.settings.model_dump(mode="json"), job.keys["predict"]
+        )
 
     def complete(self, job: SlideJob, record: dict[str, Any]) -> bool:
         return (self.out_dir / job.slide_id).is_dir()
@@ -53,15 +56,9 @@ class HeatmapStage:
             scale=self.settings.scale,
             top_k=self.settings.top_k,
             smooth_um=self.settings.smooth_um,
-            observer=ProgressOnly(observer),
+            observer=stage.ProgressOnly(observer),
         )
-        by_id = {r.slide_id: r for r in rendered.slides}
-        for job in jobs:
-            drawn = by_id.get(job.slide_id)
-            if drawn is None:
-                yield StageResult.failure(self.name, job.slide_id, "not rendered")
-                continue
-            result = drawn.outcome()
+        for job, result in stage.matched(self.name, jobs, rendered.slides):
             if not result.failed and not job.needed:
                 result.status = "skipped"
             result.counts = {"patches": job.n_patches, "processed": job.n_patches}

@@ -6,15 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from wsi_engine import stage
 from wsi_engine.errors import WsiEngineError
 from wsi_engine.mil.predict import Predictor
 from wsi_engine.mil.rundir import read_run
-from wsi_engine.stage import SlideJob, StageObserver, StageResult, stage_key
+from wsi_engine.stage import SlideJob, StageObserver, StageResult
 from wsi_engine.store import PatchStore
 from wsi_engine.training.stores import predict_store
 
 
-class PredictStage:
+class PredictStage(stage.SlideStage):
     """Key: the fit run's ``run.json`` and the embed key; complete: scores and the slide's probabilities.
 
     The run's models are loaded once for all slides; an unusable run fails
@@ -26,18 +27,15 @@ class PredictStage:
     name = "predict"
 
     def __init__(self, run_dir: str | Path):
+        super().__init__()
         self.run_dir = Path(run_dir)
-        self.run_key = stage_key(read_run(self.run_dir))
-        self.details: dict[str, float] = {}
+        self.run_key = stage.stage_key(read_run(self.run_dir))
 
     def key(self, job: SlideJob) -> str:
-        return stage_key("predict", self.run_key, job.keys["embed"])
+        return stage.stage_key("predict", self.run_key, job.keys["embed"])
 
     def complete(self, job: SlideJob, record: dict[str, Any]) -> bool:
         return "probs" in record and bool(PatchStore.open(job.store).score_runs())
-
-    def select(self, todo: list[SlideJob], ready: list[SlideJob]) -> list[SlideJob]:
-        return todo
 
     def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult]:
         if not jobs:
