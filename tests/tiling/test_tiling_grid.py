@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from wsi_engine.store.attrs import TilingSection
 from wsi_engine.tiling import GridGeometry, TilingConfig, grid_geometry, plan_grid
 from wsi_engine.tiling.grid import axis_positions
 from wsi_engine.tiling.regions import plan_regions
@@ -132,8 +133,8 @@ def test_dense_rows_become_long_strips_and_rows_do_not_merge():
 
 def test_geometry_round_trips_through_store_attributes():
     geometry, _ = grid_geometry(PYRAMID, (0.25, 0.25), TilingConfig(overlap=64))
-    attrs = {"tiling": geometry.attrs(), "slide": {"mpp": [0.25, 0.25]}}
-    assert GridGeometry.from_attrs(attrs) == geometry
+    tiling = TilingSection(**geometry.attrs(), pixel_mode="jpeg", shard_patches=64)
+    assert GridGeometry.from_attrs(tiling, 0.25) == geometry
 
 
 def test_segmentation_resolution_is_capped_for_huge_slides():

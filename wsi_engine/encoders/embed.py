@@ -334,7 +334,7 @@ def _prepare_store(
             "pixels": "store" if store.has_pixels else "slide",
         },
     }
-    block_rows = int(store.attrs["tiling"]["shard_patches"])
+    block_rows = store.sections.tiling.shard_patches
     array, progress = store.create_features(
         encoder_id, encoder.embed_dim, attrs, block_rows=block_rows, dtype=dtype
     )

@@ -28,7 +28,7 @@ def match_locations(
 
 def view_mismatch(first: PatchStore, second: PatchStore) -> str | None:
     """Why ``second`` cannot give a second view of ``first`` (another slide, same µm/px), or None."""
-    if first.attrs["slide"].get("fingerprint") != second.attrs["slide"].get("fingerprint"):
+    if first.sections.slide.fingerprint != second.sections.slide.fingerprint:
         return "the second store is of another slide (fingerprints differ)"
     if np.isclose(first.target_mpp, second.target_mpp, rtol=0.01):
         return (

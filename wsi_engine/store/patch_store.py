@@ -20,6 +20,7 @@ import zarr
 
 from wsi_engine.errors import StoreError
 from wsi_engine.store import layout
+from wsi_engine.store.attrs import StoreAttrs, read_attrs
 from wsi_engine.store.progress import BlockProgress
 
 
@@ -35,6 +36,7 @@ class PatchStore:
         self.path = path
         self.root = root
         self.attrs: dict[str, Any] = dict(root.attrs.get(layout.ATTRS_KEY, {}))
+        self.sections: StoreAttrs = read_attrs(self.attrs, path)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -59,56 +61,45 @@ class PatchStore:
                 path=path,
                 hint="re-tile the slide with `wsi-engine tile --overwrite`",
             ) from error
-        attrs = root.attrs.get(layout.ATTRS_KEY)
-        if not isinstance(attrs, dict) or "schema_version" not in attrs:
-            raise StoreError("not a wsi-engine patch store (no schema attributes)", path=path)
-        if attrs["schema_version"] != layout.SCHEMA_VERSION:
-            raise StoreError(
-                f"store schema version {attrs['schema_version']} is not supported "
-                f"(this engine reads version {layout.SCHEMA_VERSION})",
-                path=path,
-                hint="re-tile the slide with this engine version",
-            )
         return cls(path, root)
 
     # --------------------------------------------------------------- geometry
     @property
     def slide_id(self) -> str:
-        return str(self.attrs["slide"]["id"])
+        return self.sections.slide.id
 
     @property
     def slide_path(self) -> Path:
-        """Absolute path of the source slide as recorded at tiling time."""
-        return Path(self.attrs["slide"]["path"])
+        """Absolute path of the source slide as recorded at tiling time (empty for imported stores)."""
+        return Path(self.sections.slide.path or "")
 
     @property
     def slide_dimensions(self) -> tuple[int, int]:
         """(width, height) of level 0 in pixels."""
-        w, h = self.attrs["slide"]["dimensions"]
-        return int(w), int(h)
+        return self.sections.slide.dimensions
 
     @property
     def n_patches(self) -> int:
-        return int(self.attrs["n_patches"])
+        return self.sections.n_patches
 
     @property
     def patch_size(self) -> int:
         """Side of a stored patch in pixels at ``target_mpp``."""
-        return int(self.attrs["tiling"]["patch_size"])
+        return self.sections.tiling.patch_size
 
     @property
     def patch_size_level0(self) -> float:
         """Side of a patch in level-0 pixels."""
-        return float(self.attrs["tiling"]["patch_size_level0"])
+        return self.sections.tiling.patch_size_level0
 
     @property
     def target_mpp(self) -> float:
         """µm/px of the stored patches."""
-        return float(self.attrs["tiling"]["target_mpp"])
+        return self.sections.tiling.target_mpp
 
     @property
     def pixel_mode(self) -> str:
-        return str(self.attrs["tiling"]["pixel_mode"])
+        return self.sections.tiling.pixel_mode
 
     @property
     def has_pixels(self) -> bool:

@@ -24,6 +24,7 @@ import zarr
 from wsi_engine import __version__
 from wsi_engine.errors import StoreError
 from wsi_engine.store import layout
+from wsi_engine.store.attrs import checked_sections
 from wsi_engine.store.codecs import JpegCodec, patch_array_options
 from wsi_engine.store.patch_store import utc_now
 from wsi_engine.store.progress import BlockProgress
@@ -64,7 +65,7 @@ class StoreWriter:
         ``flags`` extra store flags (``no-tissue`` is added when N = 0).
         """
         out_dir = Path(out_dir)
-        attrs = _as_json(attrs)
+        attrs = checked_sections(_as_json(attrs))
         coords = np.ascontiguousarray(coords, dtype=np.int64).reshape(-1, 2)
         tissue_fraction = np.ascontiguousarray(tissue_fraction, dtype=np.float32).reshape(-1)
         partial = layout.partial_store_path(out_dir, slide_id)

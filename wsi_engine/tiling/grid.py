@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from wsi_engine.store.attrs import TilingSection
 from wsi_engine.tiling.config import TilingConfig
 from wsi_engine.tissue.mask import TissueMask
 
@@ -97,30 +98,23 @@ class GridGeometry:
         return to_level0(level_xy, self.read_downsample)
 
     @classmethod
-    def from_attrs(cls, store_attrs: dict[str, Any]) -> GridGeometry:
-        """The geometry a store was tiled with, from its attributes (the inverse of :meth:`attrs`).
+    def from_attrs(cls, tiling: TilingSection, level0_mpp: float | None) -> GridGeometry:
+        """The geometry a store was tiled with, from its ``tiling`` section (the inverse of :meth:`attrs`).
 
-        Stores written before ``read_window`` and ``overlap`` were recorded (or
-        imported without a level-0 µm/px) get the window from the level-0 patch
-        size, no overlap, and a NaN µm/px.
+        ``level0_mpp``: the slide's level-0 µm/px (NaN when unknown, e.g. an
+        import). Stores that did not record ``read_window`` get it from the
+        level-0 patch size.
         """
-        tiling = store_attrs["tiling"]
-        patch_size = int(tiling["patch_size"])
-        read_downsample = float(tiling["read_downsample"])
-        window = int(
-            tiling.get("read_window") or round(float(tiling["patch_size_level0"]) / read_downsample)
-        )
-        overlap = int(tiling.get("overlap", 0))
-        mpp = store_attrs["slide"].get("mpp") or [float("nan")]
+        window = tiling.read_window or round(tiling.patch_size_level0 / tiling.read_downsample)
         return cls(
-            patch_size=patch_size,
-            target_mpp=float(tiling["target_mpp"]),
-            level0_mpp=float(mpp[0]),
-            read_level=int(tiling["read_level"]),
-            read_downsample=read_downsample,
+            patch_size=tiling.patch_size,
+            target_mpp=tiling.target_mpp,
+            level0_mpp=float("nan") if level0_mpp is None else level0_mpp,
+            read_level=tiling.read_level,
+            read_downsample=tiling.read_downsample,
             window=window,
-            stride=(patch_size - overlap) * window / patch_size,
-            overlap=overlap,
+            stride=(tiling.patch_size - tiling.overlap) * window / tiling.patch_size,
+            overlap=tiling.overlap,
         )
 
     def attrs(self) -> dict[str, Any]:

@@ -37,9 +37,9 @@ class PatchSource:
         return self._read_from_slide(start, stop)
 
     def _read_from_slide(self, start: int, stop: int) -> np.ndarray:
-        slide = self.store.attrs["slide"]
+        slide = self.store.sections.slide
         path = self.store.slide_path
-        if not path.is_file():
+        if slide.path is None or not path.is_file():
             raise StoreError(
                 f"this store holds no pixels and its slide is missing ({path})",
                 path=self.store.path,
@@ -47,8 +47,9 @@ class PatchSource:
             )
         if self._coords is None:
             self._coords = self.store.coords()
-            self._geometry = GridGeometry.from_attrs(self.store.attrs)
-        reader = cached_reader(path, slide.get("backend") or "auto")
+            mpp = slide.mpp[0] if slide.mpp else None
+            self._geometry = GridGeometry.from_attrs(self.store.sections.tiling, mpp)
+        reader = cached_reader(path, slide.backend or "auto")
         return extract_patches(
             reader, self._geometry, self._coords[start:stop], TilingConfig().region_size
         )
