@@ -30,6 +30,7 @@ def test_two_processes_give_the_single_process_features(
         checkpoint=tiny_checkpoint,
         batch_size=16,
         workers=0,
+        embed=embed_stores,
     )
     assert sorted(r.status for r in report.results) == [
         "done"

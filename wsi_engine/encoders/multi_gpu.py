@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from wsi_engine.encoders.config import EncoderConfig
+from wsi_engine.encoders.report import STAGE, EmbedReport
 from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore
+
+EmbedFunction = Callable[..., EmbedReport]
+"""``embed_stores``'s signature: (paths, encoder, *, gpus, **options) → report."""
 
 
 def shard_stores(paths: list[Path], n_shards: int) -> list[list[Path]]:
@@ -67,10 +72,10 @@ def _cluster(n_processes: int, device_type: str) -> Any:
     )
 
 
-def _embed_share(paths: list[Path], encoder: Any, options: dict[str, Any]) -> Any:
-    from wsi_engine.encoders.embed import embed_stores
-
-    return embed_stores(paths, encoder, gpus=1, **options)
+def _embed_share(
+    embed: EmbedFunction, paths: list[Path], encoder: Any, options: dict[str, Any]
+) -> EmbedReport:
+    return embed(paths, encoder, gpus=1, **options)
 
 
 def embed_sharded(
@@ -80,13 +85,16 @@ def embed_sharded(
     n_processes: int,
     device_type: str = "cuda",
     observer: StageObserver | None = None,
+    embed: EmbedFunction,
     **options: Any,
-) -> Any:
-    """Embed ``paths`` with one worker process per device; returns the merged :class:`EmbedReport`."""
+) -> EmbedReport:
+    """Embed ``paths`` with one worker process per device; returns the merged :class:`EmbedReport`.
+
+    ``embed`` embeds one share on one device
+    (:func:`~wsi_engine.encoders.embed.embed_stores`, which passes itself in).
+    """
     import dask
     from distributed import Client, as_completed
-
-    from wsi_engine.encoders.embed import STAGE, EmbedReport
 
     observer = observer or StageObserver()
     began = time.perf_counter()
@@ -106,7 +114,9 @@ def embed_sharded(
             client.wait_for_workers(n_processes)
             addresses = sorted(client.scheduler_info()["workers"])
             futures = [
-                client.submit(_embed_share, shard, encoder, options, workers=[address], pure=False)
+                client.submit(
+                    _embed_share, embed, shard, encoder, options, workers=[address], pure=False
+                )
                 for shard, address in zip(shards, addresses, strict=True)
                 if shard
             ]
@@ -123,7 +133,7 @@ def embed_sharded(
     return merged
 
 
-def _merge(a: Any, b: Any) -> Any:
+def _merge(a: EmbedReport, b: EmbedReport) -> EmbedReport:
     a.results.extend(b.results)
     for name in ("read_seconds", "wait_seconds", "model_seconds", "write_seconds"):
         setattr(a, name, getattr(a, name) + getattr(b, name))
