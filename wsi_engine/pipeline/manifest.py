@@ -12,9 +12,10 @@ The file is rewritten atomically after every update.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from wsi_engine.atomic import write_json
 
 MANIFEST_NAME = "manifest.json"
 
@@ -56,7 +57,4 @@ class Manifest:
         self.save()
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        write_json(self.path, self.data, sort_keys=True)

@@ -22,13 +22,12 @@ only the failed ones. ``OUT/.wsi-engine.lock`` keeps a second run out.
 from __future__ import annotations
 
 import csv
-import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wsi_engine.atomic import atomic_output, write_json
 from wsi_engine.config import write_effective_config
 from wsi_engine.errors import SlideError
 from wsi_engine.pipeline.config import PipelineConfig
@@ -132,7 +131,7 @@ def run_pipeline(
             report.score_id = _score_id(predicted)
             _write_predictions(out_dir / PREDICTIONS_CSV, predicted)
         report.seconds = time.perf_counter() - began
-        _write_json(out_dir / SUMMARY_JSON, report.to_json())
+        write_json(out_dir / SUMMARY_JSON, report.to_json(), sort_keys=True)
     return report
 
 
@@ -334,17 +333,9 @@ def _write_predictions(path: Path, jobs: list[SlideJob]) -> None:
         }
         for slide_id, record in records
     ]
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(
             handle, fieldnames=["slide_id", "predicted", *[f"prob_{c}" for c in class_names]]
         )
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
-    os.replace(tmp, path)

@@ -13,10 +13,10 @@ Statuses:
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wsi_engine.atomic import atomic_output
 from wsi_engine.stage import StageResult
 
 REPORT_NAME = "tiling_report.csv"
@@ -118,10 +118,8 @@ class TilingReport:
     def write_csv(self, path: str | Path | None = None) -> Path:
         """Write the report (default ``<out_dir>/tiling_report.csv``) atomically; returns its path."""
         path = Path(path) if path is not None else self.out_dir / REPORT_NAME
-        tmp = path.with_name(f"{path.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
             writer.writeheader()
             writer.writerows(result.row() for result in self.results)
-        os.replace(tmp, path)
         return path

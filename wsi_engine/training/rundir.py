@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from wsi_engine import __version__
+from wsi_engine import __version__, atomic
 from wsi_engine.errors import DataError, OutputError
 from wsi_engine.pipeline.lock import LOCK_NAME, RunLock
 from wsi_engine.store import sanitize_name, utc_now
@@ -88,9 +87,7 @@ def run_record(kind: str, run_id: str, status: str) -> dict[str, Any]:
 
 def write_json(path: Path, payload: Any) -> None:
     """Write JSON atomically (temporary file, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_json(path, payload)
 
 
 def write_rows(
