@@ -185,9 +185,9 @@ def run_stage(
             todo.append(job)
     selected = stage.select(todo, ready)
     observer.stage_started(stage.name, len(selected))
+    telemetry = report.telemetry.setdefault(stage.name, StageTelemetry())
     if not selected:
         return _going_on(ready, report)
-    telemetry = report.telemetry.setdefault(stage.name, StageTelemetry())
     chosen = {job.slide_id for job in selected}
     going = [job for job in ready if job.slide_id not in chosen]
     by_id = {job.slide_id: job for job in selected}
