@@ -121,12 +121,11 @@ def test_gallery_says_when_no_pixels_can_be_found(tmp_path: Path) -> None:
 def test_gallery_reads_the_slide_when_the_store_has_no_pixels(real_store) -> None:
     store = PatchStore.open(real_store[0])
     stored = {i: store.read_patches(i, i + 1)[0] for i in (0, 5)}
-    store.attrs["tiling"] = {
-        **store.attrs["tiling"],
-        "pixel_mode": "none",
-    }  # as a coords-only store
+    tiling = store.sections.tiling.model_copy(update={"pixel_mode": "none"})
+    store.sections = store.sections.model_copy(update={"tiling": tiling})  # as a coords-only store
+    assert not store.has_pixels
     pixels, note = load_patches(store, np.array([0, 5]))
     assert note is None
     for index, patch in stored.items():
-        assert pixels[index].shape == patch.shape
+        assert pixels[index].shape == patch.shape  # the stored patch size, as tiling cut it
         assert np.abs(pixels[index].astype(int) - patch).mean() < 8

@@ -1,20 +1,20 @@
 """Top-k and bottom-k patches of one class as a captioned PNG grid.
 
 Pixels come from the store's ``patches`` array when it has one, else from the
-slide file (if it is still at the path recorded at tiling time); without
-either the tiles are drawn blank and the figure says why.
+slide file (if it is still at the path recorded at tiling time), through the
+one pixel reader of later stages (:class:`wsi_engine.tiling.PatchSource`);
+without either the tiles are drawn blank and the figure says why.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
-from wsi_engine.errors import SlideError
+from wsi_engine.errors import SlideError, StoreError
 from wsi_engine.heatmap.files import atomic_output
 from wsi_engine.heatmap.scales import ColourScale
 from wsi_engine.store.patch_store import PatchStore
@@ -46,29 +46,25 @@ def extremes(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 def load_patches(
     store: PatchStore, indices: np.ndarray
 ) -> tuple[dict[int, np.ndarray], str | None]:
-    """({patch index: (S, S, 3) uint8}, note) for ``indices``; the note says why pixels are missing."""
+    """({patch index: (S, S, 3) uint8}, note) for ``indices``; the note says why pixels are missing.
+
+    Pixels come from :class:`~wsi_engine.tiling.PatchSource`: the store's own, or for a
+    coordinates-only store the patches cut from the slide as tiling would have stored them.
+    """
     wanted = sorted({int(i) for i in indices})
     if not wanted:
         return {}, None
-    if store.has_pixels:
-        return {i: store.read_patches(i, i + 1)[0] for i in wanted}, None
-    if not store.slide_path.is_file():
+    if not store.has_pixels and not store.slide_path.is_file():
         return (
             {},
             f"no pixels: the store keeps coordinates only and the slide is not at {store.slide_path}",
         )
-    from wsi_engine.slide import open_slide
+    from wsi_engine.tiling import PatchSource  # Dask and slide readers only when needed
 
-    coords = store.coords()
-    size0, size = store.patch_size_level0, store.patch_size
+    source = PatchSource(store)
     try:
-        with open_slide(store.slide_path, require_mpp=False) as slide:
-            level = slide.best_level_for_downsample(size0 / size)
-            side = max(1, math.ceil(size0 / slide.level_downsamples[level]))
-            return {
-                i: slide.read_region(tuple(coords[i]), level, (side, side)) for i in wanted
-            }, None
-    except SlideError as error:
+        return {i: source.read(i, i + 1)[0] for i in wanted}, None
+    except (SlideError, StoreError) as error:
         return {}, f"no pixels: {error}"
 
 

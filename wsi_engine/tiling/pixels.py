@@ -25,8 +25,8 @@ from wsi_engine.tiling.tasks import cached_reader
 class PatchSource:
     """Reads row ranges of one store as (n, S, S, 3) uint8 RGB patches. Opened lazily, one per process."""
 
-    def __init__(self, store_path: str | Path):
-        self.store = PatchStore.open(store_path)
+    def __init__(self, store: str | Path | PatchStore):
+        self.store = store if isinstance(store, PatchStore) else PatchStore.open(store)
         self._coords: np.ndarray | None = None
         self._geometry: GridGeometry | None = None
 
