@@ -214,7 +214,8 @@ def test_a_pt_file_carrying_code_is_refused_and_never_run(tmp_path):
     payload = _Payload()
     payload.path = str(tmp_path / "pwned")
     with open(folder / "s7.pt", "wb") as handle:
-        pickle.dump(payload, handle, protocol=2)  # a plain pickle: torch.load would run it if unrestricted
+        # a plain pickle: torch.load would run it if unrestricted
+        pickle.dump(payload, handle, protocol=2)
     torch.save({"features": payload}, folder / "s8.pt")
     results = import_features([folder], tmp_path / "out", "x")
     assert [r.status for r in results] == ["failed", "failed"]

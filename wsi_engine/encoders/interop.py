@@ -30,7 +30,7 @@ from wsi_engine import __version__
 from wsi_engine.encoders import foreign
 from wsi_engine.encoders.feature_export import ENGINE_META_ATTR, export_features
 from wsi_engine.errors import DataError
-from wsi_engine.store import PatchStore, sanitize_name, slide_id_from_path, store_path, utc_now
+from wsi_engine.store import PatchStore, sanitize_name, store_path, utc_now
 from wsi_engine.store.writer import StoreWriter
 
 __all__ = ["ImportResult", "export_features", "import_features", "read_feature_file"]
@@ -87,14 +87,9 @@ def _number(value: Any) -> float | None:
 
 
 def _find_slide(slides: Path | None, slide_id: str) -> Path | None:
-    if slides is None:
-        return None
-    from wsi_engine.slide import find_slides
+    from wsi_engine.slide import find_slide_by_id
 
-    return next(
-        (p for p in find_slides([slides], recursive=True) if slide_id_from_path(p) == slide_id),
-        None,
-    )
+    return find_slide_by_id(slides, slide_id) if slides is not None else None
 
 
 def patch_geometry(

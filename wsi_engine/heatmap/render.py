@@ -19,7 +19,7 @@ others go on.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from PIL import Image
 from wsi_engine import __version__
 from wsi_engine.config.loader import write_effective_config
 from wsi_engine.errors import ConfigError, StoreError, WsiEngineError
-from wsi_engine.heatmap import gallery, geojson, overlay, pyramid_tiff, report
+from wsi_engine.heatmap import gallery, geojson, overlay, pyramid_tiff, report, slide_source
 from wsi_engine.heatmap.files import atomic_output, class_file_name, ensure_dir
 from wsi_engine.heatmap.scales import MODES, QUANTITIES, ColourScale, make_scale
 from wsi_engine.heatmap.scoremap import canvas_shape, score_canvas
@@ -56,6 +56,7 @@ class HeatmapOptions:
     quantity: str = "auto"
     smooth_um: float = 0.0
     top_k: int = 8
+    slides: Path | None = None  # folder of slides, for stores without pixels or thumbnail
 
 
 @dataclass
@@ -97,6 +98,7 @@ def make_heatmaps(
     top_k: int = 8,
     labels: dict[str, str] | None = None,
     on_slide: Callable[[SlideResult], None] | None = None,
+    slides: str | Path | None = None,
 ) -> HeatmapReport:
     """Write heatmaps of run ``run_id`` for every store in ``store_paths`` (stores or folders of stores).
 
@@ -106,8 +108,12 @@ def make_heatmaps(
     ``attention`` or ``auto`` (probs when the run has them, else attention).
     ``smooth_um``: Gaussian sigma in µm (0 = none). ``top_k``: patches per row of
     the gallery. ``labels``: {slide_id: true label} for the report's table.
+    ``slides``: folder of the slides of stores without a thumbnail (imported
+    features) whose recorded slide path is gone; without a slide such a store
+    gets only GeoJSON and TIFF, and a note naming what was skipped.
     """
     options = _validated(run_id, class_name, formats, scale, quantity, smooth_um, top_k)
+    options = replace(options, slides=Path(slides) if slides else None)
     out_dir = ensure_dir(Path(out_dir))
     paths = find_stores(list(store_paths))
     if not paths:
@@ -138,7 +144,11 @@ def make_heatmaps(
         out_dir,
         "heatmap",
         {
-            "heatmap": {**asdict(options), "formats": list(options.formats)},
+            "heatmap": {
+                **asdict(options),
+                "formats": list(options.formats),
+                "slides": str(options.slides) if options.slides else None,
+            },
             "stores": [str(p) for p in paths],
         },
     )
@@ -227,17 +237,21 @@ class _SlideRenderer:
         self.quantity = self._quantity()
         self.coords = store.coords()
         self.mpp = self._mpp()
-        if THUMBNAIL not in store.root:
-            raise StoreError(
-                "store has no thumbnail",
-                path=store.path,
-                hint="re-tile the slide with `wsi-engine tile`",
+        self.slide_file = slide_source.locate_slide(store, options.slides)
+        self.thumbnail = None
+        if THUMBNAIL in store.root:
+            self.thumbnail, self.thumbnail_downsample = store.thumbnail()
+        elif self.slide_file is not None:
+            self.thumbnail, self.thumbnail_downsample = slide_source.slide_thumbnail(
+                self.slide_file
             )
-        self.thumbnail, self.thumbnail_downsample = store.thumbnail()
         self.tissue = store.tissue_mask() if TISSUE_MASK in store.root else None
 
     def run(self) -> None:
         formats = self.options.formats
+        if self.thumbnail is None and set(formats) & set(slide_source.PIXEL_FORMATS):
+            self.result.notes.append(slide_source.skipped_note(formats))
+            formats = tuple(f for f in formats if f not in slide_source.PIXEL_FORMATS)
         classes = self._classes()
         if "html" in formats:
             self._thumbnail()
@@ -345,7 +359,9 @@ class _SlideRenderer:
 
     def _gallery(self, name: str, scale: ColourScale, values: np.ndarray) -> None:
         top, bottom = gallery.extremes(values, self.options.top_k)
-        pixels, note = gallery.load_patches(self.store, np.concatenate([top, bottom]))
+        pixels, note = gallery.load_patches(
+            self.store, np.concatenate([top, bottom]), self.slide_file
+        )
         if note and note not in self.result.notes:
             self.result.notes.append(note)
         if not len(top):
