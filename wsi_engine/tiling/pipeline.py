@@ -64,6 +64,7 @@ from wsi_engine.tiling.tasks import (
     prepare_slide,
     write_shard,
 )
+from wsi_engine.tiling.tissue_export import write_tissue_geojson
 
 log = logging.getLogger(__name__)
 
@@ -404,6 +405,11 @@ class _Run:
             result.store = writer.finalize()
         except Exception as error:
             self._finish(slide, "failed", f"cannot complete the store: {describe(error)}")
+            return
+        try:
+            write_tissue_geojson(result.store)
+        except Exception as error:
+            self._finish(slide, "failed", f"cannot write the tissue GeoJSON: {describe(error)}")
             return
         self._finish(
             slide, "ok" if result.n_patches else "empty", _empty_reason(result, self.config)

@@ -36,6 +36,7 @@ import zarr
 
 from wsi_engine.errors import WsiEngineError
 from wsi_engine.slide import SlideReader, open_slide
+from wsi_engine.slide.bounds import slide_bounds
 from wsi_engine.store import layout
 from wsi_engine.store.progress import BlockProgress
 from wsi_engine.store.shards import write_shard as write_patch_shard
@@ -266,7 +267,8 @@ def _tissue(reader: SlideReader, request: SlideRequest) -> tuple[TissueMask, np.
         mpp = reader.mpp.x * reader.dimensions[0] / size[0]
         return detect_tissue(image, mpp, request.config.tissue, reader.dimensions), image
     if file.suffix.lower() in (".geojson", ".json"):
-        return load_tissue_geojson(file, reader.dimensions, reader.mpp.x, seg_mpp), None
+        offset = tuple((slide_bounds(reader.properties) or [0, 0])[:2])  # GeoJSON: viewer frame
+        return load_tissue_geojson(file, reader.dimensions, reader.mpp.x, seg_mpp, offset), None
     return load_tissue_mask_png(file, reader.dimensions, reader.mpp.x), None
 
 
