@@ -11,6 +11,7 @@ Nothing is recomputed: coordinates, thumbnail, tissue mask, patch pixels and
     OUT/<slide_id>/tiles.geojson          QuPath tile objects    (format geojson)
     OUT/<slide_id>/scoremap_<class>.tiff  pyramidal colour map   (format tiff)
         + scoremap_<class>.tiff.json (geometry and scale) and scoremap_<class>.values.tiff (float32)
+        + scoremap_<class>.ome.tiff (OME pyramid, physical extent = the slide's: QuPath overlay)
 
 A store that fails (no such run, unknown class...) is reported and the
 others go on.
@@ -29,10 +30,19 @@ from PIL import Image
 from wsi_engine import __version__
 from wsi_engine.config.loader import write_effective_config
 from wsi_engine.errors import ConfigError, StoreError, WsiEngineError
-from wsi_engine.heatmap import gallery, geojson, overlay, pyramid_tiff, report, slide_source
+from wsi_engine.heatmap import (
+    gallery,
+    geojson,
+    ome_tiff,
+    overlay,
+    pyramid_tiff,
+    report,
+    slide_source,
+)
 from wsi_engine.heatmap.files import atomic_output, class_file_name, ensure_dir
 from wsi_engine.heatmap.scales import MODES, QUANTITIES, ColourScale, make_scale
 from wsi_engine.heatmap.scoremap import canvas_shape, score_canvas
+from wsi_engine.slide.bounds import ViewerFrame
 from wsi_engine.store.layout import (
     STORE_SUFFIX,
     THUMBNAIL,
@@ -266,12 +276,17 @@ class _SlideRenderer:
         if "geojson" in formats:
             path = self.slide_dir / "tiles.geojson"
             measurements = geojson.patch_measurements(self.arrays, self.class_names)
+            slide = self.store.attrs["slide"]
             geojson.write_tiles_geojson(
                 path,
                 self.coords,
                 self.store.patch_size_level0,
                 self.store.slide_dimensions,
                 measurements,
+                classes=geojson.tile_classes(self.arrays, self.class_names),
+                class_names=self.class_names,
+                slide_key=slide.get("fingerprint") or self.store.slide_id,
+                offset=ViewerFrame.of(slide).offset,
             )
             self.result.files.append(path)
 
@@ -399,14 +414,22 @@ class _SlideRenderer:
             "smooth_um": self.options.smooth_um,
         }
         path = self.slide_dir / class_file_name("scoremap", name, ".tiff")
+        rgba = scale.colours(canvas)
         pyramid_tiff.write_pyramid_tiff(
-            path, scale.colours(canvas), downsample=downsample, mpp=self.mpp, record=record
+            path, rgba, downsample=downsample, mpp=self.mpp, record=record
         )
+        frame = ViewerFrame.of(self.store.attrs["slide"])
+        ome_path = self.slide_dir / class_file_name("scoremap", name, ".ome.tiff")
+        mpp = self.store.attrs["slide"].get("mpp")
+        ome_tiff.write_ome_tiff(
+            ome_path, ome_tiff.crop_to_frame(rgba, frame, downsample), frame=frame,
+            mpp=tuple(mpp) if mpp else None, downsample=downsample, record=record,
+        )  # fmt: skip
         values_path = self.slide_dir / class_file_name("scoremap", name, ".values.tiff")
         pyramid_tiff.write_values_tiff(
             values_path, canvas, downsample=downsample, mpp=self.mpp, record=record
         )
-        self.result.files.extend([path, Path(f"{path}.json"), values_path])
+        self.result.files.extend([path, Path(f"{path}.json"), ome_path, values_path])
 
     def _relative(self, path: Path) -> str:
         return path.relative_to(self.out_dir).as_posix()
