@@ -1,7 +1,7 @@
 """import-features on files laid out exactly as CLAM and TRIDENT write them.
 
 The fixtures follow the tools' documented layouts (dataset names, dtypes and
-attributes, docs/features-interop.md); none of their code is used.
+attributes, docs/interop.md); none of their code is used.
 """
 
 from __future__ import annotations
