@@ -70,13 +70,14 @@ def discover(paths: list[str | Path]) -> dict[str, list[FeatureFile]]:
     for path in map(Path, paths):
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         for file in files:
-            candidate = _candidate(file)
-            if candidate is not None:
-                found.setdefault(candidate.slide_id, []).append(candidate)
+            feature_file = candidate(file)
+            if feature_file is not None:
+                found.setdefault(feature_file.slide_id, []).append(feature_file)
     return dict(sorted(found.items()))
 
 
-def _candidate(file: Path) -> FeatureFile | None:
+def candidate(file: Path) -> FeatureFile | None:
+    """``file`` as a feature file (``None``: not one, e.g. a coordinates-only HDF5 or a slide embedding)."""
     suffix = file.suffix.lower()
     if suffix not in H5_SUFFIXES + PT_SUFFIXES:
         return None

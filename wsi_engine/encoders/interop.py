@@ -33,7 +33,7 @@ from wsi_engine.errors import DataError
 from wsi_engine.store import PatchStore, sanitize_name, store_path, utc_now
 from wsi_engine.store.writer import StoreWriter
 
-__all__ = ["ImportResult", "export_features", "import_features", "read_feature_file"]
+__all__ = ["ImportResult", "export_features", "import_features"]
 
 OUTPUT_KINDS = ("joint", "pre_projection", "image_only")
 DTYPES = ("float16", "float32")
@@ -65,17 +65,6 @@ class PatchGeometry:
     downsample: float
     size0: float
     note: str = ""
-
-
-def read_feature_file(
-    path: str | Path, coord_dirs: list[Path] | None = None
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(features (N, D) float32, coords (N, 2) int64, attributes) of one CLAM/TRIDENT file."""
-    candidate = foreign._candidate(Path(path))
-    if candidate is None:
-        raise DataError("not a feature file (.h5 with 'features', or .pt)", path=path)
-    found = foreign.read(candidate, coord_dirs or [])
-    return found.features, found.coords, found.attrs
 
 
 def _number(value: Any) -> float | None:
