@@ -24,9 +24,10 @@ SLIDE_MPP = 0.25  # the stores are resampled: 64-px patches at 0.5 µm/px read f
 
 
 @pytest.fixture(scope="module")
-def resampled_store(tmp_path_factory):
+def resampled_store(tmp_path_factory, tiny_encoder):
     """A real tiled store (lossless pixels) of a synthetic 0.25 µm/px slide at 0.5 µm/px, tiny-CLIP features."""
-    from wsi_engine.encoders import create_random_checkpoint, load_encoder
+    from distributed import Client
+
     from wsi_engine.synthetic import generate_slide
     from wsi_engine.tiling import TilingConfig, tile_slides
 
@@ -34,12 +35,10 @@ def resampled_store(tmp_path_factory):
     slide = root / "slide-r.tiff"
     generate_slide(slide, width=1536, height=1024, mpp=SLIDE_MPP, seed=2)
     config = TilingConfig(patch_size=64, target_mpp=0.5, pixel_mode="lossless", shard_patches=64)
-    (result,) = tile_slides([slide], root / "stores", config, workers=1).results
+    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as c:
+        (result,) = tile_slides([slide], root / "stores", config, scheduler=c).results
     assert result.status == "ok", result.reason
-    encoder = load_encoder(
-        "tiny-clip", checkpoint=create_random_checkpoint("tiny-clip", root / "tiny.safetensors")
-    )
-    embed_stores([result.store], encoder, device="cpu", workers=0, dtype="float32")
+    embed_stores([result.store], tiny_encoder, device="cpu", workers=0, dtype="float32")
     return PatchStore.open(result.store), slide
 
 
@@ -145,3 +144,14 @@ def test_export_then_import_is_bit_exact_and_keeps_text_alignment(
         store.patch_size, store.patch_size_level0, store.target_mpp,
     )  # fmt: skip
     assert back.slide_path == store.slide_path and back.slide_dimensions == store.slide_dimensions
+
+
+def test_export_command_layouts_and_a_bad_layout(resampled_store, tmp_path, capsys):
+    from wsi_engine.cli import main
+
+    store, _ = resampled_store
+    common = ["export-features", str(store.path), "--encoder", "tiny-clip"]
+    assert main([*common, "--out", str(tmp_path / "c"), "--layout", "clam"]) == 0
+    assert (tmp_path / "c" / "pt_files" / f"{store.slide_id}.pt").is_file()
+    assert main([*common, "--out", str(tmp_path / "x"), "--layout", "stamp"]) == 3
+    assert "unknown layout 'stamp'" in capsys.readouterr().err
