@@ -74,6 +74,8 @@ def test_openslide_bounds_shift_tiles_and_crop_the_ome_overlay(tmp_path):
     with tifffile.TiffFile(tmp_path / "plain" / "slide-b" / "scoremap_tumor.ome.tiff") as tif:
         whole = tif.series[0].levels[0].asarray()
     np.testing.assert_array_equal(pixels, whole[4 : 4 + 88, 6 : 6 + 119])  # origin 60/16, 100/16
+    for name in ("scoremap_tumor.tiff", "scoremap_tumor.values.tiff"):  # every map: viewer frame
+        assert tifffile.imread(tmp_path / "shifted" / "slide-b" / name).shape[:2] == (88, 119)
 
 
 @pytest.fixture(scope="module")

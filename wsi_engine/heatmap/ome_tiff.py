@@ -48,7 +48,7 @@ def write_ome_tiff(
     downsample: float,
     record: dict[str, Any],
 ) -> tuple[float, float] | None:
-    """Write the (H, W, 4) uint8 ``rgba`` (already cropped to ``frame``); returns the (x, y) µm per px written.
+    """Write the (H, W, 4) uint8 ``rgba`` (cropped to ``frame``: :func:`crop_to_frame`); returns its µm per px (x, y).
 
     ``mpp``: µm per slide level-0 px (x, y); without it no physical size is written.
     """

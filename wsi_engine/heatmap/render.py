@@ -392,9 +392,11 @@ class _SlideRenderer:
 
     def _tiff(self, name: str, scale: ColourScale, values: np.ndarray) -> None:
         downsample = pyramid_tiff.tiff_downsample(self.store.patch_size_level0)
-        canvas = self._canvas(
-            values, canvas_shape(self.store.slide_dimensions, downsample), downsample
-        )
+        frame = ViewerFrame.of(self.store.attrs["slide"])
+        canvas = ome_tiff.crop_to_frame(
+            self._canvas(values, canvas_shape(self.store.slide_dimensions, downsample), downsample),
+            frame, downsample,
+        )  # fmt: skip
         record = {
             "software": f"wsi-engine {__version__}",
             "slide_id": self.store.slide_id,
@@ -412,18 +414,19 @@ class _SlideRenderer:
             "mpp": None if self.mpp is None else self.mpp * downsample,
             "slide_mpp": self.mpp,
             "smooth_um": self.options.smooth_um,
+            "frame": [frame.x, frame.y, frame.width, frame.height],
+            "frame_meaning": "level-0 rectangle covered (OpenSlide bounds, else the whole slide)",
         }
         path = self.slide_dir / class_file_name("scoremap", name, ".tiff")
         rgba = scale.colours(canvas)
         pyramid_tiff.write_pyramid_tiff(
             path, rgba, downsample=downsample, mpp=self.mpp, record=record
         )
-        frame = ViewerFrame.of(self.store.attrs["slide"])
         ome_path = self.slide_dir / class_file_name("scoremap", name, ".ome.tiff")
         mpp = self.store.attrs["slide"].get("mpp")
         ome_tiff.write_ome_tiff(
-            ome_path, ome_tiff.crop_to_frame(rgba, frame, downsample), frame=frame,
-            mpp=tuple(mpp) if mpp else None, downsample=downsample, record=record,
+            ome_path, rgba, frame=frame, mpp=tuple(mpp) if mpp else None,
+            downsample=downsample, record=record,
         )  # fmt: skip
         values_path = self.slide_dir / class_file_name("scoremap", name, ".values.tiff")
         pyramid_tiff.write_values_tiff(
