@@ -8,6 +8,7 @@ import numpy as np
 
 from wsi_engine.store import PatchStore
 from wsi_engine.tiling import TilingConfig, tile_slides
+from wsi_engine.tiling.tissue_export import from_viewer_frame, shifted
 from wsi_engine.tissue import TissueMask, load_tissue_geojson, tissue_to_geojson
 
 
@@ -46,11 +47,12 @@ def test_viewer_offset_shifts_written_coordinates_and_is_undone_on_reading(tmp_p
     mask[10:30, 20:50] = True
     tissue = TissueMask.spanning(mask, (960, 640), 0.5, "test")
     plain = tissue_to_geojson(tissue)
-    shifted = tissue_to_geojson(tissue, offset=(100, 200))
+    moved = shifted(tissue_to_geojson(tissue), (96, 160))  # OpenSlide bounds origin
     a = np.array(plain["features"][0]["geometry"]["coordinates"][0])
-    b = np.array(shifted["features"][0]["geometry"]["coordinates"][0])
-    np.testing.assert_allclose(a - b, np.broadcast_to([100, 200], a.shape))
+    b = np.array(moved["features"][0]["geometry"]["coordinates"][0])
+    np.testing.assert_allclose(a - b, np.broadcast_to([96, 160], a.shape))
     path = tmp_path / "t.geojson"
-    path.write_text(json.dumps(shifted))
-    back = load_tissue_geojson(path, (960, 640), 0.5, 8.0, offset=(100, 200))
-    assert np.array_equal(back.mask, mask)
+    path.write_text(json.dumps(moved))
+    read = load_tissue_geojson(path, (960, 640), 0.5, 8.0)  # viewer frame, as QuPath exports it
+    assert not np.array_equal(read.mask, mask)
+    assert np.array_equal(from_viewer_frame(read, (96, 160)).mask, mask)

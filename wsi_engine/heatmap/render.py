@@ -11,10 +11,13 @@ Nothing is recomputed: coordinates, thumbnail, tissue mask, patch pixels and
     OUT/<slide_id>/tiles.geojson          QuPath tile objects    (format geojson)
     OUT/<slide_id>/scoremap_<class>.tiff  pyramidal colour map   (format tiff)
         + scoremap_<class>.tiff.json (geometry and scale) and scoremap_<class>.values.tiff (float32)
-        + scoremap_<class>.ome.tiff (OME pyramid, physical extent = the slide's: QuPath overlay)
 
 A store that fails (no such run, unknown class...) is reported and the
 others go on.
+
+Format tiff also writes ``scoremap_<class>.ome.tiff`` (OME pyramid whose
+physical extent is the slide's, to lay over it in QuPath). Level-0
+coordinates are written in the viewer frame (:mod:`wsi_engine.slide.bounds`).
 """
 
 from __future__ import annotations
@@ -30,15 +33,8 @@ from PIL import Image
 from wsi_engine import __version__
 from wsi_engine.config.loader import write_effective_config
 from wsi_engine.errors import ConfigError, StoreError, WsiEngineError
-from wsi_engine.heatmap import (
-    gallery,
-    geojson,
-    ome_tiff,
-    overlay,
-    pyramid_tiff,
-    report,
-    slide_source,
-)
+from wsi_engine.heatmap import gallery, geojson, overlay, pyramid_tiff, report
+from wsi_engine.heatmap import ome_tiff, slide_source
 from wsi_engine.heatmap.files import atomic_output, class_file_name, ensure_dir
 from wsi_engine.heatmap.scales import MODES, QUANTITIES, ColourScale, make_scale
 from wsi_engine.heatmap.scoremap import canvas_shape, score_canvas

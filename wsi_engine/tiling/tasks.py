@@ -46,6 +46,7 @@ from wsi_engine.tiling.extract import extract_patches
 from wsi_engine.tiling.grid import GridGeometry, plan_grid
 from wsi_engine.tiling.lowres import fit_size, read_downsampled, shrink
 from wsi_engine.tiling.provenance import slide_attrs, tiling_attrs, tissue_attrs
+from wsi_engine.tiling.tissue_export import GEOJSON, from_viewer_frame
 from wsi_engine.tissue import (
     TissueMask,
     detect_tissue,
@@ -182,6 +183,8 @@ def _prepare(request: SlideRequest) -> SlidePlan:
         assert reader.mpp is not None  # require_mpp=True
         mpp = (reader.mpp.x, reader.mpp.y)
         mask, seg_image = _tissue(reader, request)
+        if request.tissue_file is not None and request.tissue_file.suffix.lower() in GEOJSON:
+            mask = from_viewer_frame(mask, tuple((slide_bounds(reader.properties) or [0, 0])[:2]))
         grid = plan_grid(reader.level_dimensions, reader.level_downsamples, mpp, config, mask)
         attrs = {
             "slide": slide_attrs(reader, request.slide_id),
@@ -267,8 +270,7 @@ def _tissue(reader: SlideReader, request: SlideRequest) -> tuple[TissueMask, np.
         mpp = reader.mpp.x * reader.dimensions[0] / size[0]
         return detect_tissue(image, mpp, request.config.tissue, reader.dimensions), image
     if file.suffix.lower() in (".geojson", ".json"):
-        offset = tuple((slide_bounds(reader.properties) or [0, 0])[:2])  # GeoJSON: viewer frame
-        return load_tissue_geojson(file, reader.dimensions, reader.mpp.x, seg_mpp, offset), None
+        return load_tissue_geojson(file, reader.dimensions, reader.mpp.x, seg_mpp), None
     return load_tissue_mask_png(file, reader.dimensions, reader.mpp.x), None
 
 

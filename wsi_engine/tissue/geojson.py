@@ -38,24 +38,16 @@ GEOJSON_HINT = "expected GeoJSON Polygon/MultiPolygon features in level-0 px of 
 Ring = np.ndarray  # (n, 2) float64 x, y in level-0 px
 
 
-def tissue_to_geojson(mask: TissueMask, offset: tuple[float, float] = (0.0, 0.0)) -> dict:
-    """FeatureCollection of the mask's tissue pieces as QuPath ``Tissue`` annotations.
-
-    Coordinates are level-0 px minus ``offset`` (OpenSlide's bounds origin, for
-    viewers that crop to it: :mod:`wsi_engine.slide.bounds`).
-    """
+def tissue_to_geojson(mask: TissueMask) -> dict:
+    """FeatureCollection of the mask's tissue pieces as QuPath ``Tissue`` annotations (level-0 px)."""
     level0_mpp = mask.mpp / mask.downsample[0]
-    shift = np.asarray(offset, dtype=np.float64)
     features = []
     for rings in _piece_rings(mask):
         area_px = _signed_area(rings[0]) + sum(_signed_area(hole) for hole in rings[1:])
         features.append(
             {
                 "type": "Feature",
-                "geometry": {
-                    "type": "Polygon",
-                    "coordinates": [(ring - shift).tolist() for ring in rings],
-                },
+                "geometry": {"type": "Polygon", "coordinates": [ring.tolist() for ring in rings]},
                 "properties": {
                     "objectType": "annotation",
                     "classification": dict(TISSUE_CLASS),
@@ -67,19 +59,11 @@ def tissue_to_geojson(mask: TissueMask, offset: tuple[float, float] = (0.0, 0.0)
 
 
 def load_tissue_geojson(
-    path: str | Path,
-    level0_size: tuple[int, int],
-    level0_mpp: float,
-    seg_mpp: float,
-    offset: tuple[float, float] = (0.0, 0.0),
+    path: str | Path, level0_size: tuple[int, int], level0_mpp: float, seg_mpp: float
 ) -> TissueMask:
-    """Rasterise the polygons of a GeoJSON file into a mask at about ``seg_mpp`` µm/px.
-
-    The file's coordinates are level-0 px minus ``offset`` (the viewer frame, as QuPath exports them).
-    """
+    """Rasterise the polygons of a GeoJSON file (level-0 px) into a mask at about ``seg_mpp`` µm/px."""
     path = Path(path)
-    shift = np.asarray(offset, dtype=np.float64)
-    polygons = [[ring + shift for ring in rings] for rings in _polygons_in(_read_json(path), path)]
+    polygons = list(_polygons_in(_read_json(path), path))
     if not polygons:
         raise ConfigError("no Polygon or MultiPolygon geometry found", path=path, hint=GEOJSON_HINT)
     w, h = segmentation_size(level0_size, level0_mpp, seg_mpp)
