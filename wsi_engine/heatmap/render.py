@@ -34,10 +34,16 @@ from wsi_engine import __version__
 from wsi_engine.config.loader import write_effective_config
 from wsi_engine.errors import ConfigError, StoreError, WsiEngineError
 from wsi_engine.heatmap import gallery, geojson, overlay, pyramid_tiff, report
-from wsi_engine.heatmap import ome_tiff, slide_source
 from wsi_engine.heatmap.files import atomic_output, class_file_name, ensure_dir
+from wsi_engine.heatmap.ome_tiff import crop_to_frame, write_ome_tiff
 from wsi_engine.heatmap.scales import MODES, QUANTITIES, ColourScale, make_scale
 from wsi_engine.heatmap.scoremap import canvas_shape, score_canvas
+from wsi_engine.heatmap.slide_source import (
+    PIXEL_FORMATS,
+    locate_slide,
+    skipped_note,
+    slide_thumbnail,
+)
 from wsi_engine.slide.bounds import ViewerFrame
 from wsi_engine.store.layout import (
     STORE_SUFFIX,
@@ -243,21 +249,19 @@ class _SlideRenderer:
         self.quantity = self._quantity()
         self.coords = store.coords()
         self.mpp = self._mpp()
-        self.slide_file = slide_source.locate_slide(store, options.slides)
+        self.slide_file = locate_slide(store, options.slides)
         self.thumbnail = None
         if THUMBNAIL in store.root:
             self.thumbnail, self.thumbnail_downsample = store.thumbnail()
         elif self.slide_file is not None:
-            self.thumbnail, self.thumbnail_downsample = slide_source.slide_thumbnail(
-                self.slide_file
-            )
+            self.thumbnail, self.thumbnail_downsample = slide_thumbnail(self.slide_file)
         self.tissue = store.tissue_mask() if TISSUE_MASK in store.root else None
 
     def run(self) -> None:
         formats = self.options.formats
-        if self.thumbnail is None and set(formats) & set(slide_source.PIXEL_FORMATS):
-            self.result.notes.append(slide_source.skipped_note(formats))
-            formats = tuple(f for f in formats if f not in slide_source.PIXEL_FORMATS)
+        if self.thumbnail is None and set(formats) & set(PIXEL_FORMATS):
+            self.result.notes.append(skipped_note(formats))
+            formats = tuple(f for f in formats if f not in PIXEL_FORMATS)
         classes = self._classes()
         if "html" in formats:
             self._thumbnail()
@@ -389,7 +393,7 @@ class _SlideRenderer:
     def _tiff(self, name: str, scale: ColourScale, values: np.ndarray) -> None:
         downsample = pyramid_tiff.tiff_downsample(self.store.patch_size_level0)
         frame = ViewerFrame.of(self.store.attrs["slide"])
-        canvas = ome_tiff.crop_to_frame(
+        canvas = crop_to_frame(
             self._canvas(values, canvas_shape(self.store.slide_dimensions, downsample), downsample),
             frame, downsample,
         )  # fmt: skip
@@ -420,7 +424,7 @@ class _SlideRenderer:
         )
         ome_path = self.slide_dir / class_file_name("scoremap", name, ".ome.tiff")
         mpp = self.store.attrs["slide"].get("mpp")
-        ome_tiff.write_ome_tiff(
+        write_ome_tiff(
             ome_path, rgba, frame=frame, mpp=tuple(mpp) if mpp else None,
             downsample=downsample, record=record,
         )  # fmt: skip
