@@ -30,6 +30,12 @@ def test_tissue_geojson_beside_the_store_matches_its_mask(synthetic_slide, dask_
     assert back.mask.shape == mask.shape
     assert np.mean(back.mask != mask) < 0.01  # polygons simplified within half a mask pixel
 
+    path.unlink()  # a store tiled before tissue GeoJSON existed gets it when skipped
+    (skipped,) = tile_slides(
+        [synthetic_slide[0]], tmp_path, TilingConfig(pixel_mode="none"), scheduler=dask_cluster
+    ).results
+    assert skipped.status == "skipped" and json.loads(path.read_text()) == collection
+
     # fed back to tiling as a folder of <slide_id>.tissue.geojson files: the same patches
     (again,) = tile_slides(
         [synthetic_slide[0]], tmp_path / "again", TilingConfig(pixel_mode="none"),

@@ -64,7 +64,7 @@ from wsi_engine.tiling.tasks import (
     prepare_slide,
     write_shard,
 )
-from wsi_engine.tiling.tissue_export import write_tissue_geojson
+from wsi_engine.tiling.tissue_export import tissue_geojson_path, write_tissue_geojson
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +310,13 @@ class _Run:
             if not overwrite:
                 result.status, result.store = "skipped", store
                 result.reason = "a complete store exists (use --overwrite to tile again)"
+                if not tissue_geojson_path(store, slide_id).exists():  # tiled by an older version
+                    try:
+                        write_tissue_geojson(store)
+                    except Exception as error:
+                        result.reason += (
+                            f"; its tissue GeoJSON could not be written: {describe(error)}"
+                        )
                 return
         try:
             tissue_file = _tissue_file(tissue_option, names, slide_id, n_slides)
