@@ -105,6 +105,13 @@ def test_clam_h5_without_attributes_needs_geometry_and_names_the_options(tmp_pat
     )
     assert level1.status == "failed" and "--slides" in level1.reason  # level 1's downsample
 
+    clam_patches(tmp_path / "other", "s1", _grid(N, 512), level=0, size=512, ds=1.0)  # another run
+    (mismatch,) = import_features(
+        [tmp_path / "feat"], tmp_path / "d", "uni", mpp=0.5, coords=[tmp_path / "other" / "patches"]
+    )
+    assert mismatch.status == "failed" and "--patch-size" in mismatch.reason
+    assert any("not used (other coordinates)" in note for note in mismatch.notes)
+
     (done,) = import_features([tmp_path / "feat"], tmp_path / "c", "uni", mpp=0.5, patch_size=256)
     store = PatchStore.open(done.store)
     assert done.status == "done" and np.array_equal(store.coords(), coords)

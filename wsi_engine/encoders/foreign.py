@@ -62,6 +62,7 @@ class ForeignFeatures:
     coords: np.ndarray
     attrs: dict[str, Any]
     coordinate_files: list[Path] = field(default_factory=list)
+    ignored_files: list[Path] = field(default_factory=list)  # companions with other coordinates
 
 
 def discover(paths: list[str | Path]) -> dict[str, list[FeatureFile]]:
@@ -160,7 +161,7 @@ def read(file: FeatureFile, coord_dirs: list[Path]) -> ForeignFeatures:
                 attrs.update(_attrs(handle["coords"].attrs))
     else:
         features = read_pt_features(path)
-    used = []
+    used, ignored = [], []
     for companion in _companions(file, coord_dirs):
         other, other_attrs = read_coords(companion)
         if coords is None:
@@ -168,6 +169,8 @@ def read(file: FeatureFile, coord_dirs: list[Path]) -> ForeignFeatures:
         if np.array_equal(other, coords):
             attrs = {**other_attrs, **attrs}
             used.append(companion)
+        else:
+            ignored.append(companion)
     if coords is None:
         raise DataError(
             "a .pt file holds features only; its coordinates file was not found",
@@ -183,7 +186,7 @@ def read(file: FeatureFile, coord_dirs: list[Path]) -> ForeignFeatures:
         )
     if len(features) != len(coords):
         raise DataError(f"{len(features)} feature rows but {len(coords)} coordinates", path=path)
-    return ForeignFeatures(features.astype(np.float32, copy=False), coords, attrs, used)
+    return ForeignFeatures(features.astype(np.float32, copy=False), coords, attrs, used, ignored)
 
 
 def _companions(file: FeatureFile, coord_dirs: list[Path]) -> list[Path]:

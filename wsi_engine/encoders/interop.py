@@ -339,6 +339,7 @@ class _ImportOptions:
 
 def _import_one(file: foreign.FeatureFile, options: _ImportOptions, result: ImportResult) -> None:
     found = foreign.read(file, options.coord_dirs)
+    result.notes += [f"not used (other coordinates): {p}" for p in found.ignored_files]
     features, coords, attrs = found.features, found.coords, found.attrs
     engine = _engine_meta(attrs)
     engine_meta = engine.get("features") or {}
