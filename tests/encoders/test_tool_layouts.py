@@ -255,6 +255,17 @@ def test_two_encoder_job_is_chosen_by_the_files_encoder_attribute(tmp_path):
     assert missing.status == "failed" and "no features of encoder 'virchow'" in missing.reason
 
 
+def test_trident_empty_slide_is_a_clear_failure(tmp_path):
+    """TRIDENT saves (0,) features and (0, 2) coords for a slide without tissue."""
+    job = tmp_path / "job"
+    trident_patches(job, "empty", np.empty((0, 2), np.int64))
+    folder = job / "20x_256px_0px_overlap" / "features_uni_v1"
+    folder.mkdir(parents=True)
+    torch.save(np.empty((0,), np.float32), folder / "empty.pt")
+    (result,) = import_features([folder], tmp_path / "out", "uni_v1")
+    assert result.status == "failed" and "holds no patches" in result.reason
+
+
 def test_two_runs_of_one_encoder_are_refused_as_ambiguous(tmp_path):
     coords = _grid(N, 512)
     trident_h5(tmp_path / "job1", "features_uni_v1", "s10", coords, "uni_v1", 0)

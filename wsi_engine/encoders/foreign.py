@@ -178,6 +178,10 @@ def read(file: FeatureFile, coord_dirs: list[Path]) -> ForeignFeatures:
             hint=f"pass the folder of {file.slide_id}.h5 / {file.slide_id}_patches.h5 (a 'coords' "
             "dataset) with --coords, or keep CLAM's ../h5_files or ../patches beside pt_files",
         )
+    if features.size == 0:
+        raise DataError(
+            "the file holds no patches (empty features: no tissue found by the tool)", path=path
+        )
     if features.ndim == 3 and features.shape[0] == 1:
         features = features[0]
     if features.ndim != 2:
@@ -210,7 +214,8 @@ def read_pt_features(path: Path) -> np.ndarray:
     """A ``.pt`` tensor or numpy array, unpickled with torch's weights-only loader (numpy arrays allowed)."""
     import torch
 
-    allowed = [np.ndarray, np.dtype, *_numpy_reconstructors(), *_numpy_dtype_classes()]
+    # numpy's own reconstruction of an array (bytes: the empty-array payload); nothing callable beyond
+    allowed = [np.ndarray, np.dtype, bytes, *_numpy_reconstructors(), *_numpy_dtype_classes()]
     try:
         with torch.serialization.safe_globals(allowed):
             value = torch.load(str(path), map_location="cpu", weights_only=True)
