@@ -44,25 +44,30 @@ def extremes(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_patches(
-    store: PatchStore, indices: np.ndarray
+    store: PatchStore, indices: np.ndarray, slide_path: Path | None = None
 ) -> tuple[dict[int, np.ndarray], str | None]:
-    """({patch index: (S, S, 3) uint8}, note) for ``indices``; the note says why pixels are missing."""
+    """({patch index: (S, S, 3) uint8}, note) for ``indices``; the note says why pixels are missing.
+
+    ``slide_path``: the slide to read when the store has no pixels (default: the recorded one).
+    """
     wanted = sorted({int(i) for i in indices})
     if not wanted:
         return {}, None
     if store.has_pixels:
         return {i: store.read_patches(i, i + 1)[0] for i in wanted}, None
-    if not store.slide_path.is_file():
+    recorded = store.attrs["slide"].get("path")
+    slide_path = slide_path or (Path(recorded) if recorded else None)
+    if slide_path is None or not slide_path.is_file():
         return (
             {},
-            f"no pixels: the store keeps coordinates only and the slide is not at {store.slide_path}",
+            f"no pixels: the store keeps coordinates only and the slide is not at {slide_path}",
         )
     from wsi_engine.slide import open_slide
 
     coords = store.coords()
     size0, size = store.patch_size_level0, store.patch_size
     try:
-        with open_slide(store.slide_path, require_mpp=False) as slide:
+        with open_slide(slide_path, require_mpp=False) as slide:
             level = slide.best_level_for_downsample(size0 / size)
             side = max(1, math.ceil(size0 / slide.level_downsamples[level]))
             return {
