@@ -146,6 +146,7 @@ def test_complete_stores_are_skipped_unless_overwrite(synthetic_slide, dask_clus
     ]
     assert redone.status == "ok" and redone.n_patches == first.n_patches
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "synthetic-a.tissue.geojson",
         "synthetic-a.zarr",
         "tiling_config.yaml",
         REPORT_NAME,

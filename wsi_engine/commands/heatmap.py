@@ -45,6 +45,12 @@ def heatmap_command(
     labels: Path | None = typer.Option(
         None, "--labels", help="labels.csv (slide_id,label) to show true labels in the report."
     ),
+    slides: Path | None = typer.Option(
+        None,
+        "--slides",
+        help="Folder of the slides, for stores without thumbnail (imported features) whose recorded "
+        "slide is gone; without a slide they get GeoJSON and TIFF only.",
+    ),
 ) -> None:
     """Draw heatmaps from scores already in the stores (nothing is recomputed)."""
     from wsi_engine.commands.progress import StageBars, stage_progress
@@ -68,6 +74,7 @@ def heatmap_command(
             smooth_um=smooth_um,
             top_k=top_k,
             labels=truth,
+            slides=slides,
             observer=StageBars(progress),
         )
     console.print(_table(report))

@@ -44,24 +44,28 @@ def extremes(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_patches(
-    store: PatchStore, indices: np.ndarray
+    store: PatchStore, indices: np.ndarray, slide_path: Path | None = None
 ) -> tuple[dict[int, np.ndarray], str | None]:
     """({patch index: (S, S, 3) uint8}, note) for ``indices``; the note says why pixels are missing.
 
     Pixels come from :class:`~wsi_engine.tiling.PatchSource`: the store's own, or for a
     coordinates-only store the patches cut from the slide as tiling would have stored them.
+    ``slide_path``: the slide to read when the store has no pixels (default: the recorded one).
     """
     wanted = sorted({int(i) for i in indices})
     if not wanted:
         return {}, None
-    if not store.has_pixels and not store.slide_path.is_file():
-        return (
-            {},
-            f"no pixels: the store keeps coordinates only and the slide is not at {store.slide_path}",
-        )
+    if not store.has_pixels:
+        recorded = store.sections.slide.path
+        slide_path = slide_path or (Path(recorded) if recorded else None)
+        if slide_path is None or not slide_path.is_file():
+            return (
+                {},
+                f"no pixels: the store keeps coordinates only and the slide is not at {slide_path}",
+            )
     from wsi_engine.tiling import PatchSource  # Dask and slide readers only when needed
 
-    source = PatchSource(store)
+    source = PatchSource(store, slide_path=slide_path)
     try:
         return {i: source.read(i, i + 1)[0] for i in wanted}, None
     except (SlideError, StoreError) as error:

@@ -16,13 +16,17 @@ Nothing is recomputed: coordinates, thumbnail, tissue mask, patch pixels and
 
 A store that fails (no such run, unknown class...) is reported and the
 others go on.
+
+Format tiff also writes ``scoremap_<class>.ome.tiff`` (OME pyramid whose
+physical extent is the slide's, to lay over it in QuPath). Level-0
+coordinates are written in the viewer frame (:mod:`wsi_engine.slide.bounds`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +38,16 @@ from wsi_engine.config.loader import write_effective_config
 from wsi_engine.errors import ConfigError, StoreError, WsiEngineError
 from wsi_engine.heatmap import clinical, gallery, geojson, overlay, pyramid_tiff, report
 from wsi_engine.heatmap.files import atomic_output, class_file_name, ensure_dir
+from wsi_engine.heatmap.ome_tiff import crop_to_frame, write_ome_tiff
 from wsi_engine.heatmap.scales import MODES, QUANTITIES, ColourScale, make_scale
 from wsi_engine.heatmap.scoremap import canvas_shape, score_canvas
+from wsi_engine.heatmap.slide_source import (
+    PIXEL_FORMATS,
+    locate_slide,
+    skipped_note,
+    slide_thumbnail,
+)
+from wsi_engine.slide.bounds import ViewerFrame
 from wsi_engine.stage import StageObserver, StageResult
 from wsi_engine.store.layout import (
     STORE_SUFFIX,
@@ -63,6 +75,7 @@ class HeatmapOptions:
     quantity: str = "auto"
     smooth_um: float = 0.0
     top_k: int = 8
+    slides: Path | None = None  # folder of slides, for stores without pixels or thumbnail
 
 
 @dataclass
@@ -117,6 +130,7 @@ def make_heatmaps(
     top_k: int = 8,
     labels: dict[str, str] | None = None,
     observer: StageObserver | None = None,
+    slides: str | Path | None = None,
 ) -> HeatmapReport:
     """Write heatmaps of run ``run_id`` for every store in ``store_paths`` (stores or folders of stores).
 
@@ -126,8 +140,12 @@ def make_heatmaps(
     ``attention`` or ``auto`` (probs when the run has them, else attention).
     ``smooth_um``: Gaussian sigma in µm (0 = none). ``top_k``: patches per row of
     the gallery. ``labels``: {slide_id: true label} for the report's table.
+    ``slides``: folder of the slides of stores without a thumbnail (imported
+    features) whose recorded slide path is gone; without a slide such a store
+    gets only GeoJSON and TIFF, and a note naming what was skipped.
     """
     options = _validated(run_id, class_name, formats, scale, quantity, smooth_um, top_k)
+    options = replace(options, slides=Path(slides) if slides else None)
     out_dir = ensure_dir(Path(out_dir))
     paths = find_stores(list(store_paths))
     if not paths:
@@ -161,7 +179,11 @@ def make_heatmaps(
         out_dir,
         "heatmap",
         {
-            "heatmap": {**asdict(options), "formats": list(options.formats)},
+            "heatmap": {
+                **asdict(options),
+                "formats": list(options.formats),
+                "slides": str(options.slides) if options.slides else None,
+            },
             "stores": [str(p) for p in paths],
         },
     )
@@ -250,17 +272,19 @@ class _SlideRenderer:
         self.quantity = self._quantity()
         self.coords = store.coords()
         self.mpp = self._mpp()
-        if THUMBNAIL not in store.root:
-            raise StoreError(
-                "store has no thumbnail",
-                path=store.path,
-                hint="re-tile the slide with `wsi-engine tile`",
-            )
-        self.thumbnail, self.thumbnail_downsample = store.thumbnail()
+        self.slide_file = locate_slide(store, options.slides)
+        self.thumbnail = None
+        if THUMBNAIL in store.root:
+            self.thumbnail, self.thumbnail_downsample = store.thumbnail()
+        elif self.slide_file is not None:
+            self.thumbnail, self.thumbnail_downsample = slide_thumbnail(self.slide_file)
         self.tissue = store.tissue_mask() if TISSUE_MASK in store.root else None
 
     def run(self) -> None:
         formats = self.options.formats
+        if self.thumbnail is None and set(formats) & set(PIXEL_FORMATS):
+            self.result.notes.append(skipped_note(formats))
+            formats = tuple(f for f in formats if f not in PIXEL_FORMATS)
         classes = self._classes()
         if "html" in formats:
             self._thumbnail()
@@ -275,12 +299,17 @@ class _SlideRenderer:
         if "geojson" in formats:
             path = self.slide_dir / "tiles.geojson"
             measurements = geojson.patch_measurements(self.arrays, self.class_names)
+            slide = self.store.attrs["slide"]
             geojson.write_tiles_geojson(
                 path,
                 self.coords,
                 self.store.patch_size_level0,
                 self.store.slide_dimensions,
                 measurements,
+                classes=geojson.tile_classes(self.arrays, self.class_names),
+                class_names=self.class_names,
+                slide_key=slide.get("fingerprint") or self.store.slide_id,
+                offset=ViewerFrame.of(slide).offset,
             )
             self.result.files.append(path)
         if set(clinical.FORMATS) & set(formats):
@@ -379,7 +408,9 @@ class _SlideRenderer:
 
     def _gallery(self, name: str, scale: ColourScale, values: np.ndarray) -> None:
         top, bottom = gallery.extremes(values, self.options.top_k)
-        pixels, note = gallery.load_patches(self.store, np.concatenate([top, bottom]))
+        pixels, note = gallery.load_patches(
+            self.store, np.concatenate([top, bottom]), self.slide_file
+        )
         if note and note not in self.result.notes:
             self.result.notes.append(note)
         if not len(top):
@@ -395,9 +426,11 @@ class _SlideRenderer:
 
     def _tiff(self, name: str, scale: ColourScale, values: np.ndarray) -> None:
         downsample = pyramid_tiff.tiff_downsample(self.store.patch_size_level0)
-        canvas = self._canvas(
-            values, canvas_shape(self.store.slide_dimensions, downsample), downsample
-        )
+        frame = ViewerFrame.of(self.store.attrs["slide"])
+        canvas = crop_to_frame(
+            self._canvas(values, canvas_shape(self.store.slide_dimensions, downsample), downsample),
+            frame, downsample,
+        )  # fmt: skip
         record = {
             "software": f"wsi-engine {__version__}",
             "slide_id": self.store.slide_id,
@@ -415,16 +448,25 @@ class _SlideRenderer:
             "mpp": None if self.mpp is None else self.mpp * downsample,
             "slide_mpp": self.mpp,
             "smooth_um": self.options.smooth_um,
+            "frame": [frame.x, frame.y, frame.width, frame.height],
+            "frame_meaning": "level-0 rectangle covered (OpenSlide bounds, else the whole slide)",
         }
         path = self.slide_dir / class_file_name("scoremap", name, ".tiff")
+        rgba = scale.colours(canvas)
         pyramid_tiff.write_pyramid_tiff(
-            path, scale.colours(canvas), downsample=downsample, mpp=self.mpp, record=record
+            path, rgba, downsample=downsample, mpp=self.mpp, record=record
         )
+        ome_path = self.slide_dir / class_file_name("scoremap", name, ".ome.tiff")
+        mpp = self.store.attrs["slide"].get("mpp")
+        write_ome_tiff(
+            ome_path, rgba, frame=frame, mpp=tuple(mpp) if mpp else None,
+            downsample=downsample, record=record,
+        )  # fmt: skip
         values_path = self.slide_dir / class_file_name("scoremap", name, ".values.tiff")
         pyramid_tiff.write_values_tiff(
             values_path, canvas, downsample=downsample, mpp=self.mpp, record=record
         )
-        self.result.files.extend([path, Path(f"{path}.json"), values_path])
+        self.result.files.extend([path, Path(f"{path}.json"), ome_path, values_path])
 
     def _relative(self, path: Path) -> str:
         return path.relative_to(self.out_dir).as_posix()

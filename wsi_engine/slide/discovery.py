@@ -85,3 +85,13 @@ def _series_uid(path: Path) -> str | None:
     except Exception:  # not DICOM, truncated, unreadable: opened alone, the slide reader says why
         return None
     return str(header.get("SeriesInstanceUID", "")) or None
+
+
+def find_slide_by_id(folder: str | Path, slide_id: str) -> Path | None:
+    """The slide under ``folder`` (searched recursively) whose store id is ``slide_id``, or ``None``."""
+    from wsi_engine.store.layout import slide_id_from_path
+
+    return next(
+        (p for p in find_slides([folder], recursive=True) if slide_id_from_path(p) == slide_id),
+        None,
+    )

@@ -65,6 +65,7 @@ from wsi_engine.tiling.tasks import (
     prepare_slide,
     write_shard,
 )
+from wsi_engine.tiling.tissue_export import tissue_geojson_path, write_tissue_geojson
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +297,13 @@ class _Run:
                 result.status, result.store = "skipped", store
                 result.n_patches = PatchStore.open(store).n_patches
                 result.reason = "a complete store exists (use --overwrite to tile again)"
+                if not tissue_geojson_path(store, slide_id).exists():  # tiled by an older version
+                    try:
+                        write_tissue_geojson(store)
+                    except Exception as error:
+                        result.reason += (
+                            f"; its tissue GeoJSON could not be written: {describe(error)}"
+                        )
                 return
         try:
             tissue_file = _tissue_file(tissue_option, names, slide_id, n_slides)
@@ -391,6 +399,11 @@ class _Run:
             result.store = writer.finalize()
         except Exception as error:
             self._finish(slide, "failed", f"cannot complete the store: {describe(error)}")
+            return
+        try:
+            write_tissue_geojson(result.store)
+        except Exception as error:
+            self._finish(slide, "failed", f"cannot write the tissue GeoJSON: {describe(error)}")
             return
         self._finish(
             slide, "ok" if result.n_patches else "empty", _empty_reason(result, self.config)

@@ -25,8 +25,10 @@ from wsi_engine.tiling.tasks import cached_reader
 class PatchSource:
     """Reads row ranges of one store as (n, S, S, 3) uint8 RGB patches. Opened lazily, one per process."""
 
-    def __init__(self, store: str | Path | PatchStore):
+    def __init__(self, store: str | Path | PatchStore, slide_path: Path | None = None):
+        """``slide_path``: the slide to cut patches from (default: the path recorded at tiling)."""
         self.store = store if isinstance(store, PatchStore) else PatchStore.open(store)
+        self.slide_path = slide_path
         self._coords: np.ndarray | None = None
         self._geometry: GridGeometry | None = None
 
@@ -38,8 +40,8 @@ class PatchSource:
 
     def _read_from_slide(self, start: int, stop: int) -> np.ndarray:
         slide = self.store.sections.slide
-        path = self.store.slide_path
-        if slide.path is None or not path.is_file():
+        path = self.slide_path or (Path(slide.path) if slide.path else None)
+        if path is None or not path.is_file():
             raise StoreError(
                 f"this store holds no pixels and its slide is missing ({path})",
                 path=self.store.path,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from wsi_engine.slide import SlideReader
+from wsi_engine.slide.bounds import slide_bounds
 from wsi_engine.tiling.config import TilingConfig
 from wsi_engine.tiling.grid import GridGeometry
 from wsi_engine.tissue import TissueMask
@@ -49,6 +50,7 @@ def slide_attrs(reader: SlideReader, slide_id: str) -> dict[str, Any]:
         "mpp": [mpp.x, mpp.y] if mpp else None,
         "mpp_source": mpp.source if mpp else None,
         "objective_power": reader.objective_power,
+        "bounds": slide_bounds(reader.properties),
     }
 
 

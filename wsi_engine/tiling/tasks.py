@@ -36,6 +36,7 @@ import zarr
 
 from wsi_engine.errors import WsiEngineError
 from wsi_engine.slide import SlideReader, open_slide
+from wsi_engine.slide.bounds import slide_bounds
 from wsi_engine.store import layout
 from wsi_engine.store.progress import BlockProgress
 from wsi_engine.store.shards import write_shard as write_patch_shard
@@ -45,6 +46,7 @@ from wsi_engine.tiling.extract import extract_patches
 from wsi_engine.tiling.grid import GridGeometry, plan_grid
 from wsi_engine.tiling.lowres import fit_size, read_downsampled, shrink
 from wsi_engine.tiling.provenance import slide_attrs, tiling_attrs, tissue_attrs
+from wsi_engine.tiling.tissue_export import GEOJSON, from_viewer_frame
 from wsi_engine.tissue import (
     TissueMask,
     detect_tissue,
@@ -181,6 +183,8 @@ def _prepare(request: SlideRequest) -> SlidePlan:
         assert reader.mpp is not None  # require_mpp=True
         mpp = (reader.mpp.x, reader.mpp.y)
         mask, seg_image = _tissue(reader, request)
+        if request.tissue_file is not None and request.tissue_file.suffix.lower() in GEOJSON:
+            mask = from_viewer_frame(mask, tuple((slide_bounds(reader.properties) or [0, 0])[:2]))
         grid = plan_grid(reader.level_dimensions, reader.level_downsamples, mpp, config, mask)
         attrs = {
             "slide": slide_attrs(reader, request.slide_id),
