@@ -31,24 +31,24 @@ STATUSES: tuple[StageStatus, ...] = ("done", "skipped", "empty", "failed")
 
 @dataclass
 class StageResult:
-    """What one stage did to one slide.
-
-    ``status``: ``done`` (output written), ``skipped`` (already complete),
-    ``empty`` (complete but holds no patch) or ``failed`` (``reason`` says why,
-    ``category`` names the error class). ``seconds``: the slide's wall time in
-    the stage. ``counts``: patches (``patches`` in the store, ``processed`` by
-    this run). ``record``: stage-specific facts worth keeping (the manifest
-    stores them), e.g. the encoder id, the score id, the files written.
-    """
+    """What one stage did to one slide (the one result type every stage reports)."""
 
     stage: str
+    """``tile``, ``embed``, ``predict``, ``heatmap`` (or a command's own stage name)"""
     slide_id: str
     status: StageStatus
+    """``done`` (output written), ``skipped`` (already complete), ``empty`` (complete, no
+    patch) or ``failed``"""
     reason: str = ""
+    """why it failed, was skipped or is empty (one line)"""
     category: str = ""
+    """class name of the error of a failure (``StoreError``...), '' when unknown"""
     seconds: float = 0.0
+    """the slide's wall time in the stage (s)"""
     counts: dict[str, int] = field(default_factory=dict)
+    """``patches`` in the store, ``processed`` by this run"""
     record: dict[str, Any] = field(default_factory=dict)
+    """stage-specific facts the manifest keeps: encoder id, score id and probabilities, files"""
 
     @property
     def failed(self) -> bool:

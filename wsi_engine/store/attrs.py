@@ -29,16 +29,21 @@ class SlideSection(Section):
 
     id: str
     path: str | None = None
+    """absolute path of the slide file when it was tiled"""
     size_bytes: int | None = None
     fingerprint: str | None = None
+    """``sha256:<hex>`` of the file's size and first and last MiB"""
     vendor: str | None = None
     format: str | None = None
     backend: str | None = None
+    """``openslide`` or ``tiffslide``: the reader that tiled it"""
     dimensions: tuple[int, int]
+    """level-0 (width, height) in px"""
     level_count: int | None = None
     mpp: tuple[float, float] | None = None
     """level-0 µm/px (x, y)"""
     mpp_source: str | None = None
+    """where the µm/px came from (metadata key, ``option``, ``table``, ``imported``)"""
     objective_power: float | None = None
 
 
@@ -46,19 +51,26 @@ class TilingSection(Section):
     """``tiling``: the patch grid (sizes in px at ``target_mpp`` unless ``_level0``) and pixel storage."""
 
     patch_size: int
+    """side of a stored patch (px at ``target_mpp``)"""
     target_mpp: float
+    """µm/px of the stored patches"""
     effective_mpp: float | None = None
     patch_size_level0: float
+    """side of a patch in level-0 px"""
     overlap: int = 0
+    """px at ``target_mpp`` shared by neighbouring patches"""
     read_level: int = 0
     read_downsample: float = 1.0
+    """level-0 px per px of ``read_level``"""
     read_window: int | None = None
     """side of the region read at ``read_level`` for one patch (px)"""
     mpp_tolerance: float | None = None
     min_tissue_fraction: float | None = None
     pixel_mode: Literal["jpeg", "lossless", "none"]
+    """``none``: coordinates only (pixels are cut from the slide when needed)"""
     jpeg_quality: int | None = None
     shard_patches: int
+    """patches per pixel shard (and per feature block)"""
 
 
 class TissueSection(Section):
