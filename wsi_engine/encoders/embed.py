@@ -38,7 +38,7 @@ from wsi_engine.encoders.loader import BlockTask, Rebatcher, Segment, iter_block
 from wsi_engine.encoders.report import STAGE, EmbedReport, StoreResult
 from wsi_engine.errors import ConfigError
 from wsi_engine.stage import StageObserver
-from wsi_engine.store import PatchStore, find_stores, utc_now
+from wsi_engine.store import PatchStore, find_stores, store_slide_id, utc_now
 from wsi_engine.store.progress import BlockProgress
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ def _plan(
     tasks: list[BlockTask] = []
     observer.stage_started(STAGE, len(paths))
     for index, path in enumerate(paths):
-        result = StoreResult(str(path), path.name.split(".")[0], 0)
+        result = StoreResult(str(path), store_slide_id(path), 0)
         report.results.append(result)
         try:
             store = PatchStore.open(path, mode="r+")

@@ -50,11 +50,11 @@ from wsi_engine.heatmap.slide_source import (
 from wsi_engine.slide.bounds import ViewerFrame
 from wsi_engine.stage import StageObserver, StageResult
 from wsi_engine.store.layout import (
-    STORE_SUFFIX,
     THUMBNAIL,
     TISSUE_MASK,
     find_stores,
     sanitize_name,
+    store_slide_id,
 )
 from wsi_engine.store.patch_store import PatchStore
 
@@ -228,7 +228,7 @@ def _scale_note(options: HeatmapOptions) -> str:
 def _render_store(
     path: Path, out_dir: Path, options: HeatmapOptions, labels: dict[str, str]
 ) -> tuple[SlideResult, report.SlideEntry, list[str]]:
-    slide_id = path.name.removesuffix(STORE_SUFFIX)
+    slide_id = store_slide_id(path)
     result = SlideResult(path, slide_id)
     entry = report.SlideEntry(slide_id, true_label=labels.get(slide_id))
     try:

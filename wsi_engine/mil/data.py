@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from wsi_engine.errors import DataError
-from wsi_engine.store import PatchStore, find_stores
-from wsi_engine.training.stores import read_bag, store_slide_id
+from wsi_engine.store import PatchStore, find_stores, store_slide_id
+from wsi_engine.training.stores import read_bag
 
 
 @dataclass(frozen=True)

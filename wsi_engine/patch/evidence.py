@@ -29,8 +29,8 @@ from wsi_engine.mil.rundir import load_checkpoint, read_run
 from wsi_engine.patch.dataset import PatchSet
 from wsi_engine.patch.multiscale import second_views, view_mismatch
 from wsi_engine.patch.targets import SlideEvidence, TargetConfig, resolve_background, slide_targets
-from wsi_engine.store import PatchStore, find_stores
-from wsi_engine.training.stores import store_slide_id, usable_features
+from wsi_engine.store import PatchStore, find_stores, store_slide_id
+from wsi_engine.training.stores import usable_features
 
 
 @dataclass(frozen=True)

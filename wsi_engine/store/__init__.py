@@ -11,6 +11,7 @@ from wsi_engine.store.layout import (
     sanitize_name,
     slide_id_from_path,
     store_path,
+    store_slide_id,
 )
 from wsi_engine.store.patch_store import PatchStore, iter_stores, utc_now
 
@@ -23,5 +24,6 @@ __all__ = [
     "sanitize_name",
     "slide_id_from_path",
     "store_path",
+    "store_slide_id",
     "utc_now",
 ]

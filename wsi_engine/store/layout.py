@@ -45,6 +45,11 @@ def slide_id_from_path(path: str | Path) -> str:
     return sanitize_name(stem)
 
 
+def store_slide_id(path: str | Path) -> str:
+    """Slide id of a store path: its folder name without ``.zarr`` (the inverse of :func:`store_path`)."""
+    return Path(path).name.removesuffix(STORE_SUFFIX)
+
+
 def store_path(out_dir: str | Path, slide_id: str) -> Path:
     """Path of the complete store of ``slide_id`` in ``out_dir``."""
     return Path(out_dir) / f"{sanitize_name(slide_id)}{STORE_SUFFIX}"

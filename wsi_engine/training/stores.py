@@ -17,13 +17,7 @@ import numpy as np
 
 from wsi_engine.errors import BatchFailures, DataError, StoreError
 from wsi_engine.stage import StageObserver, StageResult
-from wsi_engine.store import PatchStore, find_stores
-from wsi_engine.store.layout import STORE_SUFFIX
-
-
-def store_slide_id(path: str | Path) -> str:
-    """Slide id of a store path: its folder name without ``.zarr``."""
-    return Path(path).name.removesuffix(STORE_SUFFIX)
+from wsi_engine.store import PatchStore, find_stores, store_slide_id
 
 
 def read_bag(store_path: Path, encoder_id: str) -> np.ndarray:
