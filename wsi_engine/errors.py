@@ -87,3 +87,10 @@ class BatchFailures(WsiEngineError):
 
 
 INTERNAL_ERROR_EXIT_CODE = 70
+
+
+def describe(error: BaseException) -> str:
+    """One-line reason for a report: the message and hint of engine errors, else type and text."""
+    if isinstance(error, WsiEngineError):
+        return f"{error.message} ({error.hint})" if error.hint else error.message
+    return f"internal error: {type(error).__name__}: {error}"

@@ -7,7 +7,7 @@ import shutil
 
 from wsi_engine.cli import main
 from wsi_engine.errors import BatchFailures, OutputError
-from wsi_engine.pipeline.lock import RunLock
+from wsi_engine.locks import RunLock
 from wsi_engine.pipeline.manifest import Manifest
 from wsi_engine.pipeline.run import run_pipeline
 from wsi_engine.store import PatchStore, find_stores

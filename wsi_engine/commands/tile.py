@@ -89,7 +89,7 @@ def tile_command(
 ) -> None:
     """Tile slides into patch stores; exit 1 if any slide failed (reasons in OUT/tiling_report.csv)."""
     from wsi_engine.config import load_config, with_overrides
-    from wsi_engine.pipeline.lock import RunLock
+    from wsi_engine.locks import RunLock
     from wsi_engine.slide import SLIDE_EXTENSIONS
     from wsi_engine.tiling import TilingConfig, tile_slides
     from wsi_engine.tiling.pipeline import prepare_output_dir

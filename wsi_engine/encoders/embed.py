@@ -217,7 +217,7 @@ def _plan(
             result.slide_id, result.n_patches = store.slide_id, store.n_patches
             run = _prepare_store(store, encoder, overwrite, dtype, result)
         except Exception as error:
-            from wsi_engine.tiling.tasks import describe
+            from wsi_engine.errors import describe
 
             result.status, result.reason = "failed", describe(error)
         else:
@@ -342,7 +342,7 @@ class _Outputs:
             run.array[task.start : task.stop] = rows
             run.progress.mark_done(task.block)
         except Exception as error:
-            from wsi_engine.tiling.tasks import describe
+            from wsi_engine.errors import describe
 
             self.fail(index, f"cannot write features: {describe(error)}")
             return

@@ -315,7 +315,7 @@ def import_features(
                 result.notes.append(f"source encoder '{chosen.encoder}' stored as '{encoder_id}'")
             _import_one(chosen, options, result)
         except Exception as error:
-            from wsi_engine.tiling.tasks import describe
+            from wsi_engine.errors import describe
 
             result.status, result.reason = "failed", describe(error)
         results.append(result)

@@ -78,7 +78,7 @@ class BlockDataset(Dataset):
             tensor = torch.from_numpy(np.ascontiguousarray(pixels))
             return BlockData(index, tensor, "", time.perf_counter() - began)
         except Exception as error:  # reported per store by the caller
-            from wsi_engine.tiling.tasks import describe
+            from wsi_engine.errors import describe
 
             return BlockData(index, None, describe(error), time.perf_counter() - began)
 

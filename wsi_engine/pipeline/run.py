@@ -30,8 +30,8 @@ from typing import Any
 from wsi_engine.atomic import atomic_output, write_json
 from wsi_engine.config import write_effective_config
 from wsi_engine.errors import SlideError
+from wsi_engine.locks import RunLock
 from wsi_engine.pipeline.config import PipelineConfig
-from wsi_engine.pipeline.lock import RunLock
 from wsi_engine.pipeline.manifest import Manifest
 from wsi_engine.stage import SlideJob, Stage, StageObserver, StageResult
 from wsi_engine.store import slide_id_from_path, store_path

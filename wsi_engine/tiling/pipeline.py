@@ -49,7 +49,7 @@ import zarr
 from distributed import Client, Future, LocalCluster, as_completed
 
 from wsi_engine.config import write_effective_config
-from wsi_engine.errors import ConfigError, OutputError, SlideError
+from wsi_engine.errors import ConfigError, OutputError, SlideError, describe
 from wsi_engine.slide import SLIDE_EXTENSIONS, find_slides, load_mpp_table
 from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore, layout
@@ -61,7 +61,6 @@ from wsi_engine.tiling.tasks import (
     ShardOutcome,
     SlidePlan,
     SlideRequest,
-    describe,
     prepare_slide,
     write_shard,
 )
@@ -185,7 +184,7 @@ def tile_slides(
     an unusable ``out_dir``, :class:`ConfigError` for bad options and
     :class:`SlideError` when ``inputs`` hold no slide. Two runs must not
     write one ``out_dir`` at once: ``wsi-engine tile`` holds
-    ``out_dir/.wsi-engine.lock`` (:class:`wsi_engine.pipeline.lock.RunLock`);
+    ``out_dir/.wsi-engine.lock`` (:class:`wsi_engine.locks.RunLock`);
     callers of this function take that lock themselves.
     """
     started = time.perf_counter()

@@ -20,7 +20,7 @@ from typing import Any
 
 from wsi_engine import __version__, atomic
 from wsi_engine.errors import DataError, OutputError
-from wsi_engine.pipeline.lock import LOCK_NAME, RunLock
+from wsi_engine.locks import LOCK_NAME, RunLock
 from wsi_engine.store import sanitize_name, utc_now
 
 RUN_FILE = "run.json"
