@@ -11,7 +11,7 @@ from wsi_engine.errors import WsiEngineError
 from wsi_engine.mil.predict import Predictor
 from wsi_engine.mil.rundir import read_run
 from wsi_engine.stage import SlideJob, StageObserver, StageResult
-from wsi_engine.store import PatchStore
+from wsi_engine.store import PatchStore, store_slide_id
 from wsi_engine.training.stores import predict_store
 
 
@@ -46,17 +46,28 @@ class PredictStage(stage.SlideStage):
             for job in jobs:
                 yield StageResult.failure(self.name, job.slide_id, error)
             return
-        names = predictor.class_names
         for job in jobs:
-            result = predict_store(
-                job.store, predictor.encoder_id, predictor.feature_dim, predictor.score
-            )
-            if not result.failed:
-                row = result.record
-                result.record = {
-                    "score_id": predictor.score_id,
-                    "class_names": names,
-                    "probs": [row[f"prob_{c}"] for c in names],
-                    "predicted": row["predicted"],
-                }
-            yield result
+            yield predict_one(predictor, job.store)
+
+
+def predict_one(predictor: Predictor, store: Path) -> StageResult:
+    """The predict result of one store; its record holds what ``predictions.csv`` needs."""
+    result = predict_store(store, predictor.encoder_id, predictor.feature_dim, predictor.score)
+    if not result.failed:
+        row, names = result.record, predictor.class_names
+        result.record = {
+            "score_id": predictor.score_id,
+            "class_names": names,
+            "probs": [row[f"prob_{c}"] for c in names],
+            "predicted": row["predicted"],
+        }
+    return result
+
+
+def predict_task(run_dir: str, store: str) -> StageResult:
+    """:func:`predict_one` in a Dask worker: loads the run's models itself (they are small)."""
+    try:
+        predictor = Predictor(run_dir)
+    except WsiEngineError as error:
+        return StageResult.failure(PredictStage.name, store_slide_id(store), error)
+    return predict_one(predictor, Path(store))
