@@ -90,8 +90,14 @@ def test_a_killed_run_resumes_into_the_same_store(synthetic_slide, dask_cluster,
 
 def _attrs(fingerprint="sha256:1", patch_size=64):
     return {
-        "slide": {"id": "s", "fingerprint": fingerprint},
-        "tiling": {"patch_size": patch_size, "pixel_mode": "lossless", "shard_patches": 2},
+        "slide": {"id": "s", "fingerprint": fingerprint, "dimensions": [128, 128]},
+        "tiling": {
+            "patch_size": patch_size,
+            "target_mpp": 0.5,
+            "patch_size_level0": float(patch_size),
+            "pixel_mode": "lossless",
+            "shard_patches": 2,
+        },
         "tissue": {"source": "detected"},
     }
 
