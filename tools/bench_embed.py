@@ -42,6 +42,7 @@ from wsi_engine.encoders.embed import (
     resolve_device,
     resolve_precision,
 )
+from wsi_engine.store.attrs import SlideSection, TilingSection
 from wsi_engine.store.writer import StoreWriter
 
 MODELS = {
@@ -79,33 +80,19 @@ def texture_patches(n: int, size: int, seed: int = 0) -> np.ndarray:
 def make_store(folder: Path, slide_id: str, patches: np.ndarray, shard: int) -> Path:
     """A JPEG (quality 90) store holding ``patches``, like tiling's default."""
     n, size = len(patches), patches.shape[1]
+    slide = SlideSection(id=slide_id, dimensions=(n * size, size), mpp=(0.5, 0.5))
+    tiling = TilingSection(
+        patch_size=size,
+        target_mpp=0.5,
+        patch_size_level0=size,
+        read_window=size,
+        pixel_mode="jpeg",
+        jpeg_quality=90,
+        shard_patches=shard,
+    )
     attrs = {
-        "slide": {
-            "id": slide_id,
-            "path": None,
-            "size_bytes": None,
-            "fingerprint": None,
-            "vendor": "bench",
-            "backend": None,
-            "dimensions": [n * size, size],
-            "level_count": 1,
-            "mpp": [0.5, 0.5],
-            "mpp_source": "bench",
-            "objective_power": None,
-        },
-        "tiling": {
-            "patch_size": size,
-            "target_mpp": 0.5,
-            "patch_size_level0": float(size),
-            "overlap": 0,
-            "min_tissue_fraction": 0.0,
-            "read_level": 0,
-            "read_downsample": 1.0,
-            "read_window": size,
-            "pixel_mode": "jpeg",
-            "jpeg_quality": 90,
-            "shard_patches": shard,
-        },
+        "slide": slide.model_dump(mode="json"),
+        "tiling": tiling.model_dump(mode="json"),
         "tissue": {"source": "bench"},
     }
     coords = np.stack([np.arange(n) * size, np.zeros(n, dtype=np.int64)], axis=1)

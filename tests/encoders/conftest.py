@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wsi_engine.store.attrs import SlideSection, TilingSection
 from wsi_engine.store.writer import StoreWriter
 
 SHARED_MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "models"
@@ -43,33 +44,25 @@ def make_store(
     """A complete store of ``n`` random lossless ``size``-px patches in shards of ``shard``."""
     rng = np.random.default_rng(seed)
     coords = np.stack([np.arange(n) % 40 * size, np.arange(n) // 40 * size], axis=1)
+    slide = SlideSection(
+        id=slide_id,
+        path=str(out_dir / f"{slide_id}.tif"),
+        fingerprint="test",
+        backend="tiffslide",
+        dimensions=(40 * size, (n // 40 + 1) * size),
+        mpp=(0.5, 0.5),
+    )
+    tiling = TilingSection(
+        patch_size=size,
+        target_mpp=0.5,
+        patch_size_level0=size,
+        read_window=size,
+        pixel_mode="lossless" if pixels else "none",
+        shard_patches=shard,
+    )
     attrs = {
-        "slide": {
-            "id": slide_id,
-            "path": str(out_dir / f"{slide_id}.tif"),
-            "size_bytes": 0,
-            "fingerprint": "test",
-            "vendor": "synthetic",
-            "backend": "tiffslide",
-            "dimensions": [40 * size, (n // 40 + 1) * size],
-            "level_count": 1,
-            "mpp": [0.5, 0.5],
-            "mpp_source": "test",
-            "objective_power": None,
-        },
-        "tiling": {
-            "patch_size": size,
-            "target_mpp": 0.5,
-            "patch_size_level0": float(size),
-            "overlap": 0,
-            "min_tissue_fraction": 0.0,
-            "read_level": 0,
-            "read_downsample": 1.0,
-            "read_window": size,
-            "pixel_mode": "lossless" if pixels else "none",
-            "jpeg_quality": None,
-            "shard_patches": shard,
-        },
+        "slide": slide.model_dump(mode="json"),
+        "tiling": tiling.model_dump(mode="json"),
         "tissue": {"source": "test"},
     }
     writer = StoreWriter.open_or_create(out_dir, slide_id, attrs, coords, np.ones(n, np.float32))

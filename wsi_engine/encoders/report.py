@@ -47,10 +47,15 @@ class EmbedReport:
 
     encoder_id: str
     device: str
+    """``cpu``, ``cuda``, ``cuda:N`` (``cuda x2`` for sharded runs)"""
     device_name: str
+    """the GPU's model, or the CPU and its threads"""
     precision: str
+    """``fp32``, ``fp16`` or ``bf16``: the autocast precision used"""
     batch_size: int
+    """patches per forward pass"""
     workers: int
+    """decode worker processes"""
     results: list[StoreResult] = field(default_factory=list)
     load_seconds: float = 0.0
     """loading the encoder (not part of ``wall_seconds``)"""

@@ -25,7 +25,7 @@ import numpy as np
 import tifffile
 
 from wsi_engine.heatmap.files import atomic_output
-from wsi_engine.heatmap.pyramid_tiff import MIN_LEVELS, TILE, _halve
+from wsi_engine.heatmap.pyramid_tiff import TILE, pyramid_levels
 from wsi_engine.slide.bounds import ViewerFrame
 
 _OPTIONS = {"tile": (TILE, TILE), "compression": "adobe_deflate"}
@@ -52,13 +52,8 @@ def write_ome_tiff(
 
     ``mpp``: µm per slide level-0 px (x, y); without it no physical size is written.
     """
-    rgba = np.array(rgba, dtype=np.uint8, copy=True)
-    rgba[rgba[..., 3] == 0] = 0
-    levels = [rgba]
-    while len(levels) < MIN_LEVELS or max(levels[-1].shape[:2]) > TILE:
-        if max(levels[-1].shape[:2]) == 1:
-            break
-        levels.append(_halve(levels[-1]))
+    levels = pyramid_levels(rgba)
+    rgba = levels[0]
     height, width = rgba.shape[:2]
     size = (frame.width * mpp[0] / width, frame.height * mpp[1] / height) if mpp else None
     metadata: dict[str, Any] = {

@@ -50,13 +50,8 @@ def write_pyramid_tiff(
     ``mpp`` is µm per level-0 slide px (resolution tags are omitted when ``None``);
     ``record`` is stored as JSON in the ImageDescription and in ``<out_path>.json``.
     """
-    rgba = np.array(rgba, dtype=np.uint8, copy=True)
-    rgba[rgba[..., 3] == 0] = 0
-    levels = [rgba]
-    while len(levels) < MIN_LEVELS or max(levels[-1].shape[:2]) > TILE:
-        if max(levels[-1].shape[:2]) == 1:
-            break
-        levels.append(_halve(levels[-1]))
+    levels = pyramid_levels(rgba)
+    rgba = levels[0]
     description = json.dumps(record, sort_keys=True)
     with (
         atomic_output(out_path) as tmp,
@@ -103,6 +98,19 @@ def _resolution(mpp: float | None, downsample: float) -> dict[str, Any]:
         return {}
     per_cm = 1e4 / (mpp * downsample)
     return {"resolution": (per_cm, per_cm), "resolutionunit": "CENTIMETER"}
+
+
+def pyramid_levels(rgba: np.ndarray) -> list[np.ndarray]:
+    """(H, W, 4) uint8 ``rgba`` (transparent px zeroed) and its halvings: at least
+    :data:`MIN_LEVELS` levels, until the smallest fits one :data:`TILE` (or is 1 px)."""
+    rgba = np.array(rgba, dtype=np.uint8, copy=True)
+    rgba[rgba[..., 3] == 0] = 0
+    levels = [rgba]
+    while len(levels) < MIN_LEVELS or max(levels[-1].shape[:2]) > TILE:
+        if max(levels[-1].shape[:2]) == 1:
+            break
+        levels.append(_halve(levels[-1]))
+    return levels
 
 
 def _halve(rgba: np.ndarray) -> np.ndarray:
