@@ -97,7 +97,19 @@ def test_fit_writes_a_complete_run_and_same_seed_gives_same_results(cohort, caps
     assert {p.name for p in fold.iterdir()} == {"model.pt", "history.json", "test_predictions.csv"}
     assert not (run_a / "text_embeddings.npz").exists()
     summary = list(csv.DictReader(open(run_a / "results.csv")))
-    assert [r["fold"] for r in summary if r["shots"] == "4"] == ["0", "1", "2", "mean", "std"]
+    assert [r["fold"] for r in summary if r["shots"] == "4"] == [
+        "0",
+        "1",
+        "2",
+        "mean",
+        "std",
+        "n",
+        "undefined",
+    ]
+    assert "test_balanced_accuracy" in summary[0] and "balanced_accuracy" not in summary[0]
+    results = json.loads((run_a / "results.json").read_text())
+    assert "test slides only" in results["evaluated_on"]
+    assert results["summary"]["4"]["test_auc"]["undefined"] == 0
 
     assert main(fit_args(stores, labels, run_b)) == 0
     assert (run_a / "splits.json").read_text() == (run_b / "splits.json").read_text()
@@ -136,8 +148,13 @@ def test_splits_file_reproduces_the_split_and_predict_writes_scores(cohort, caps
 
     preds = root / "preds.csv"
     assert main(predict_args(first, stores, preds, "--labels", str(labels))) == 0
-    assert "metrics on labelled slides" in capsys.readouterr().out
+    splits = json.loads((first / "splits.json").read_text())["splits"]
+    seen = {s for split in splits for s in split["train"] + split["val"]}
+    out = capsys.readouterr().out
+    assert f"metrics on {len(bags) - len(seen)} out-of-sample labelled slide(s)" in out
+    assert f"in-sample: {len(seen)} labelled slide(s)" in out
     rows = list(csv.DictReader(open(preds)))
+    assert {r["slide_id"] for r in rows if r["in_sample"] == "True"} == seen
     assert sorted(r["slide_id"] for r in rows) == sorted(b.slide_id for b in bags)
     assert all(abs(float(r["prob_normal"]) + float(r["prob_tumor"]) - 1) < 1e-5 for r in rows)
     store = PatchStore.open(stores / f"{bags[0].slide_id}.zarr")
@@ -156,6 +173,16 @@ def test_splits_file_reproduces_the_split_and_predict_writes_scores(cohort, caps
         and len(attrs["slide_probs"]) == 2
     )
     assert attrs["predicted_class"] in CLASSES and attrs["run_id"] == "run-d-2shot-all"
+
+    one = root / "preds-fold0.csv"
+    args = predict_args(first, stores, one, "--labels", str(labels), "--fold", "0", "--no-scores")
+    assert main(args) == 0
+    split = next(s for s in splits if s["fold"] == 0)
+    marked = {r["slide_id"]: r["in_sample"] == "True" for r in csv.DictReader(open(one))}
+    assert {s for s, inside in marked.items() if inside} == set(split["train"] + split["val"])
+    assert set(split["test"]) <= {s for s, inside in marked.items() if not inside}
+    out = capsys.readouterr().out
+    assert f"metrics on {len(bags) - len(split['train'] + split['val'])} out-of-sample" in out
 
 
 @pytest.mark.parametrize(

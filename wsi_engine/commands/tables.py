@@ -28,5 +28,9 @@ def metric_cells(metrics: Mapping[str, Any], cell: Callable[[Any], str]) -> list
 
 
 def mean_std(stats: Mapping[str, float]) -> str:
-    """``mean ± std`` of a summary entry, 3 decimals (std 0 when absent)."""
-    return f"{stats['mean']:.3f} ± {stats.get('std', 0.0):.3f}"
+    """``mean ± std`` of a summary entry, 3 decimals (std 0 when absent), and how many folds had it undefined."""
+    text = f"{stats['mean']:.3f} ± {stats.get('std', 0.0):.3f}"
+    undefined = int(stats.get("undefined", 0))
+    if undefined:
+        text += f" ({undefined} of {undefined + int(stats.get('n', 0))} folds undefined)"
+    return text

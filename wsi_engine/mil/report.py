@@ -11,11 +11,17 @@ import numpy as np
 
 from wsi_engine.mil.metrics import METRICS, summarize
 
+TEST_PREFIX = "test_"
+EVALUATED_ON = (
+    "test_* metrics: each fold's test slides only, never used for training or checkpoint "
+    "selection; mean/std over the folds where a metric is defined, n_* and undefined_* count "
+    "the folds with and without it (an AUC over a single class is undefined)"
+)
 FOLD_COLUMNS = (
     "model",
     "shots",
     "fold",
-    *METRICS,
+    *(TEST_PREFIX + m for m in METRICS),
     "best_epoch",
     "epochs_run",
     "n_train",
@@ -25,8 +31,13 @@ FOLD_COLUMNS = (
 )
 
 
+def test_named(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its :data:`METRICS` renamed ``test_<metric>``."""
+    return {(TEST_PREFIX + k if k in METRICS else k): v for k, v in row.items()}
+
+
 def summary_by_shots(rows: list[dict[str, Any]]) -> dict[int, dict[str, dict[str, float]]]:
-    """{shots: {metric: {"mean", "std"}}} from per-fold rows."""
+    """{shots: {metric: {"mean", "std", "n", "undefined"}}} from per-fold rows."""
     shots = sorted({r["shots"] for r in rows})
     return {m: summarize([r for r in rows if r["shots"] == m]) for m in shots}
 
@@ -34,23 +45,29 @@ def summary_by_shots(rows: list[dict[str, Any]]) -> dict[int, dict[str, dict[str
 def write_results(
     run_dir: Path, rows: list[dict[str, Any]], model: str
 ) -> dict[int, dict[str, dict[str, float]]]:
-    """Write ``results.csv`` (fold rows, then ``mean`` and ``std`` rows per shots) and ``results.json``."""
+    """Write ``results.csv`` (fold rows, then ``mean``, ``std``, ``n`` and ``undefined`` rows per
+    shots) and ``results.json``; metric columns are named ``test_<metric>``."""
     summary = summary_by_shots(rows)
     with open(run_dir / "results.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=FOLD_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(test_named(r) for r in rows)
         for shots, metrics in summary.items():
-            for stat in ("mean", "std"):
+            for stat in ("mean", "std", "n", "undefined"):
                 writer.writerow(
                     {
                         "model": model,
                         "shots": shots,
                         "fold": stat,
-                        **{k: v[stat] for k, v in metrics.items()},
+                        **{TEST_PREFIX + k: v[stat] for k, v in metrics.items()},
                     }
                 )
-    payload = {"model": model, "folds": rows, "summary": {str(k): v for k, v in summary.items()}}
+    payload = {
+        "model": model,
+        "evaluated_on": EVALUATED_ON,
+        "folds": [test_named(r) for r in rows],
+        "summary": {str(k): test_named(v) for k, v in summary.items()},
+    }
     (run_dir / "results.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
     return summary
 
