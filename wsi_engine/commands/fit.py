@@ -95,6 +95,12 @@ def fit_command(
         "--patience",
         help="Stop after this many epochs without a better validation score [10].",
     ),
+    val_loss_tolerance: float | None = typer.Option(
+        None,
+        "--val-loss-tolerance",
+        help="Validation losses closer than this tie in model selection; the earlier epoch is "
+        "kept [1e-3; 0: any decrease counts].",
+    ),
     lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate [1e-4]."),
     loss: str | None = typer.Option(None, "--loss", help="ce, focal or reinforced-focal [ce]."),
     resample: bool | None = typer.Option(
@@ -135,6 +141,7 @@ def fit_command(
     train_values = {
         "epochs": epochs,
         "patience": patience,
+        "val_loss_tolerance": val_loss_tolerance,
         "lr": lr,
         "loss": loss,
         "resample": resample,
