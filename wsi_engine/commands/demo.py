@@ -49,7 +49,7 @@ def demo_command(
     )
     title = (
         f"few-shot Libra-MIL on held-out test slides ({shots} shots/class, {folds} folds, "
-        "mean ± std [bootstrap 95 % CI])"
+        "mean ± std \\[bootstrap 95 % CI])"
     )
     console.print(result_table(title, ("metric", "value"), rows))
     heatmaps = result.pipeline_dir / "heatmaps"

@@ -189,7 +189,7 @@ def fit_command(
     console.print(results_table(result.summary, model))
     console.print(
         "test slides only (never used for training or checkpoint selection); "
-        "[brackets]: bootstrap 95 % CI over the pooled test slides",
+        "\\[brackets]: bootstrap 95 % CI over the pooled test slides",
         highlight=False,
     )
     console.print(
@@ -202,7 +202,7 @@ def results_table(summary: dict[int, dict[str, dict[str, float]]], model: str) -
     first = next(iter(next(iter(summary.values())).values()), {}) if summary else {}
     over = f"{first['seeds']} seeds" if first.get("seeds", 1) > 1 else "folds"
     return result_table(
-        f"{model}: test metrics over {over} (mean ± std [95 % CI])",
+        f"{model}: test metrics over {over} (mean ± std \\[95 % CI])",
         ("shots", "accuracy", "balanced acc.", "macro AUC", "macro F1"),
         (
             [str(shots), *metric_cells(metrics, mean_std)]
