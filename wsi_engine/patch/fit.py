@@ -43,6 +43,12 @@ from wsi_engine.patch.rundir import CHECKPOINT_NAME, PATCH_RUN_FORMAT, save_head
 from wsi_engine.patch.targets import TargetConfig
 from wsi_engine.patch.train import PatchTrainConfig, evaluate, train_head
 from wsi_engine.prompts import LanguagePriors, TaskEmbeddings
+from wsi_engine.reports.patch_fit import (
+    PrivilegedTextConfig,
+    distill_patch_head,
+    load_privileged_corpus,
+)
+from wsi_engine.reports.quality import write_pairing
 from wsi_engine.training.rundir import (
     RUN_FILE,
     check_run_dir,
@@ -77,6 +83,7 @@ class FitPatchesConfig(StrictModel):
     text_free: bool = Field(
         False, description="start from random class weights even when prompt embeddings fit"
     )
+    privileged_text: PrivilegedTextConfig = Field(default_factory=PrivilegedTextConfig)
 
     @model_validator(mode="after")
     def _metric_needs_mlp(self) -> FitPatchesConfig:
@@ -110,6 +117,7 @@ class _Source:
     provenance: dict[str, Any]
     skipped: list[Skipped]
     slide_rows: list[dict[str, Any]] = field(default_factory=list)
+    feature_attrs: dict[str, Any] = field(default_factory=dict)
 
 
 def head_language(
@@ -187,6 +195,7 @@ def _bag_source(
         provenance,
         evidence.skipped,
         evidence.slide_rows,
+        {"encoder_id": bag.encoder_id, "output_kind": bag.run.get("feature_output_kind")},
     )
 
 
@@ -224,6 +233,11 @@ def _image_source(
         language,
         provenance,
         folder.skipped + unreadable,
+        feature_attrs={
+            "encoder_id": encoder.encoder_id,
+            "checkpoint_sha256": encoder.checkpoint_sha256,
+            "output_kind": encoder.output_kind,
+        },
     )
 
 
@@ -292,6 +306,12 @@ def _train_and_write(
 ) -> PatchFitResult:
     patches, class_names = source.patches, source.class_names
     n_classes, feature_dim = len(class_names), patches.features.shape[1]
+    privileged = config.privileged_text
+    corpus = (
+        load_privileged_corpus(privileged, source.feature_attrs, feature_dim, source.task)
+        if privileged.corpus
+        else None
+    )
     train, val = split_patch_set(patches, config.train.val_fraction, config.seed)
     held_out = bool(val.labelled().any())
     check = val if held_out else train
@@ -304,6 +324,17 @@ def _train_and_write(
         (result.val_targets, result.val_probs) if held_out else evaluate(head, train)[:2]
     )
     rows = [before, _metrics_row("trained", where, targets, probs)]
+    model, clip = head, None
+    if corpus is not None:
+        clip = distill_patch_head(
+            head, train, val, n_classes, class_names, corpus, config.train, privileged, config.seed
+        )
+        model, result = clip.model, clip.train
+        rows[-1]["stage"] = "trained (image only)"
+        targets, probs = (
+            (result.val_targets, result.val_probs) if held_out else evaluate(model, train)[:2]
+        )
+        rows.append(_metrics_row("clip-it (image path)", where, targets, probs))
     counts = {c: int(n) for c, n in zip(class_names, patches.counts(n_classes), strict=True)}
     run_id = run_id_for(out, run_id)
     with writing_run(out):
@@ -320,7 +351,10 @@ def _train_and_write(
             "language_priors": source.language.used,
             "best_epoch": result.best_epoch,
         }
-        save_head(out / CHECKPOINT_NAME, head, meta)
+        if clip is not None:
+            meta["late_fusion"] = {"text_dim": corpus.dim, "corpus": corpus.corpus_id}
+            write_pairing(out, clip.pairs, corpus, clip.quality)
+        save_head(out / CHECKPOINT_NAME, model, meta)
         write_json(out / "history.json", result.history)
         report.write_metrics(out, rows)
         matrix = report.confusion_matrix(targets, probs.argmax(1), n_classes)
@@ -347,6 +381,15 @@ def _train_and_write(
             "confusion": matrix.tolist(),
             "checkpoint": CHECKPOINT_NAME,
         }
+        if clip is not None:
+            run["privileged_text"] = {
+                "corpus": str(Path(privileged.corpus).resolve()),
+                "corpus_id": corpus.corpus_id,
+                "paired": "training patches only",
+                "lora_targets": clip.lora_targets,
+                "text_classifier_losses": clip.text_losses,
+                "pairing": clip.quality.to_json(),
+            }
         write_json(out / RUN_FILE, run)
     return PatchFitResult(
         out, run_id, rows, source.language, counts, result.best_epoch, source.skipped
