@@ -179,7 +179,10 @@ def print_quality(quality, what: str) -> None:
         result_table(
             "top-1 score distribution",
             ("cosine bin", "items"),
-            ([f"{a:.3f} – {b:.3f}", str(n)] for a, b, n in zip(edges, edges[1:], counts)),
+            (
+                [f"{a:.3f} – {b:.3f}", str(n)]
+                for a, b, n in zip(edges[:-1], edges[1:], counts, strict=True)
+            ),
         )
     )
     for title, rows in (
@@ -193,4 +196,153 @@ def print_quality(quality, what: str) -> None:
                 ([r.item, r.report_id, f"{r.score:.3f}", r.excerpt] for r in rows),
                 labels=2,
             )
+        )
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r} is not a comma-separated list of integers") from None
+    if not values or len(set(values)) != len(values):
+        raise ConfigError(
+            f"--seeds {text!r} must list distinct integers", hint="e.g. --seeds 0,1,2"
+        )
+    return values
+
+
+@app.command("ablation")
+def ablation_command(
+    images: Path = typer.Option(
+        ..., "--images", help="Labelled patch folder: one sub-folder of images per class."
+    ),
+    privileged_text: Path = typer.Option(
+        ..., "--privileged-text", help="Report corpus of `reports import`."
+    ),
+    encoder: str = typer.Option(..., "--encoder", help="Encoder preset that encodes --images."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Encoder weights file."),
+    device: str = typer.Option("cpu", "--device", help="Device that encodes --images."),
+    task: str | None = typer.Option(
+        None, "--task", help="Task prompt set: its prompts start the head (zero-shot start)."
+    ),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds of the splits and training."),
+    train_per_class: int | None = typer.Option(
+        None, "--train-per-class", help="Images per class drawn for training+validation [all]."
+    ),
+    test_fraction: float = typer.Option(
+        0.3, "--test-fraction", help="Images per class held out for testing."
+    ),
+    hidden: int | None = typer.Option(None, "--hidden", help="Head MLP width (0: linear) [0]."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Epochs per training stage [30]."),
+    val_fraction: float | None = typer.Option(
+        None,
+        "--val-fraction",
+        help="Validation share of the training images (epoch selection) [0.2].",
+    ),
+    privileged_weight: float | None = typer.Option(
+        None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."
+    ),
+    lora: bool | None = typer.Option(None, "--lora/--no-lora", help="LoRA in CLIP-IT \\[on]."),
+    n_boot: int = typer.Option(300, "--bootstrap", help="Bootstrap resamples per seed."),
+    out: Path | None = typer.Option(None, "--out", help="Optional JSON file of all figures."),
+) -> None:
+    """Patch classifiers with and without privileged text on the same splits and seeds: paired differences with 95 % CIs."""
+    from dataclasses import asdict
+
+    from wsi_engine.commands.patches import _given, _privileged
+    from wsi_engine.config.loader import validate
+    from wsi_engine.patch.fit import FitPatchesConfig, _image_source
+    from wsi_engine.reports.ablation import ABLATION_METRICS, ablate
+    from wsi_engine.reports.patch_fit import load_privileged_corpus
+    from wsi_engine.training.rundir import write_json
+
+    config = validate(
+        FitPatchesConfig,
+        {
+            "head": _given({"hidden": hidden}),
+            "train": _given({"epochs": epochs, "val_fraction": val_fraction}),
+            "privileged_text": _privileged(privileged_text, privileged_weight, lora, None, None),
+        },
+        "command line",
+    )
+    seed_list = _seeds(seeds)
+    with Console(stderr=True).status("encoding the images"):
+        source = _image_source(config, images, encoder, task, checkpoint, device, 64)
+    corpus = load_privileged_corpus(
+        config.privileged_text,
+        source.feature_attrs,
+        source.patches.features.shape[1],
+        source.task,
+    )
+    with Console(stderr=True).status(f"training both arms on {len(seed_list)} seed(s)"):
+        result = ablate(
+            source.patches,
+            source.class_names,
+            corpus,
+            seed_list,
+            head=config.head,
+            train=config.train,
+            privileged=config.privileged_text,
+            text=source.language.embeddings,
+            train_per_class=train_per_class,
+            test_fraction=test_fraction,
+            n_boot=n_boot,
+        )
+    console = Console()
+    console.print(
+        f"evaluated on: {result.evaluated_on}; 'without' = image-only head trained twice "
+        "(same budget), 'with' = CLIP-IT on the same first stage",
+        highlight=False,
+    )
+    console.print(
+        result_table(
+            "per seed: balanced accuracy and AUC (test), with − without [95 % paired bootstrap CI]",
+            (
+                "seed",
+                "train",
+                "test",
+                "bal.acc. without",
+                "with",
+                "difference",
+                "AUC without",
+                "with",
+                "difference",
+            ),
+            (
+                [
+                    str(o.seed),
+                    str(o.n_train),
+                    str(o.n_test),
+                    *(
+                        cell
+                        for m in ("balanced_accuracy", "auc")
+                        for cell in (
+                            f"{o.without[m]:.3f}",
+                            f"{o.with_text[m]:.3f}",
+                            f"{o.difference[m]:+.3f} [{o.interval[m][0]:+.3f}, {o.interval[m][1]:+.3f}]",
+                        )
+                    ),
+                ]
+                for o in result.seeds
+            ),
+            labels=1,
+        )
+    )
+    console.print(
+        result_table(
+            f"mean paired difference over {len(seed_list)} seed(s) [95 % t interval]",
+            ("metric", "with − without", "95 % CI"),
+            (
+                [
+                    m,
+                    f"{result.mean_difference[m]:+.3f}",
+                    f"[{result.interval[m][0]:+.3f}, {result.interval[m][1]:+.3f}]",
+                ]
+                for m in ABLATION_METRICS
+            ),
+        )
+    )
+    if out is not None:
+        write_json(
+            out, {"corpus": corpus.corpus_id, "images": str(images.resolve()), **asdict(result)}
         )
