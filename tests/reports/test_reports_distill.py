@@ -262,10 +262,15 @@ def test_fit_with_privileged_text_distils_into_the_bag_representation(tmp_path, 
     assert not any(
         "to_text" in k for k in checkpoint["state_dict"]
     )  # W is dropped: inference is image-only
-    history = json.loads((tmp_path / "text" / "folds" / "shots_2" / "fold_0" / "history.json").read_text())
-    plain = json.loads((tmp_path / "plain" / "folds" / "shots_2" / "fold_0" / "history.json").read_text())
+    history = json.loads(
+        (tmp_path / "text" / "folds" / "shots_2" / "fold_0" / "history.json").read_text()
+    )
+    plain = json.loads(
+        (tmp_path / "plain" / "folds" / "shots_2" / "fold_0" / "history.json").read_text()
+    )
     # same seeds and splits: the first epoch's loss differs by the added λ·(1 − cos) term
     assert history[0]["train_loss"] > plain[0]["train_loss"] + 0.5
+
 
 def test_fit_refuses_privileged_text_for_models_without_a_bag_representation(tmp_path, capsys):
     space = JointSpace(dim=16, semantic=4, n_classes=2)

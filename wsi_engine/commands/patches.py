@@ -196,6 +196,19 @@ def fit_patches_command(
             f"[yellow]skipped {len(result.skipped)} input(s)[/] (see skipped.csv); first: {result.skipped[0].item}: {result.skipped[0].reason}",
             highlight=False,
         )
+    if result.privileged is not None:
+        pairing = result.privileged["pairing"]
+        agreement = (
+            f"; top-1 report of the patch's class {pairing['class_agreement']:.1%} (chance {pairing['chance_agreement']:.1%})"
+            if pairing["class_agreement"] is not None
+            else ""
+        )
+        console.print(
+            f"privileged text: {pairing['n_items']} training patches paired with corpus "
+            f"'{result.privileged['corpus_id']}' (top-1 cosine mean {pairing['score_stats']['mean']:.3f}, "
+            f"{pairing['distinct_top1']} distinct reports){agreement}; inference is image-only",
+            highlight=False,
+        )
     console.print(metrics_table(result.metrics))
     console.print(
         f"run: {result.run_dir} (model.pt, metrics.csv, metrics.json, confusion.png); best epoch {result.best_epoch}",

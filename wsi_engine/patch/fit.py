@@ -103,6 +103,7 @@ class PatchFitResult:
     counts: dict[str, int]
     best_epoch: int
     skipped: list[Skipped] = field(default_factory=list)
+    privileged: dict[str, Any] | None = None
 
 
 @dataclass
@@ -392,5 +393,12 @@ def _train_and_write(
             }
         write_json(out / RUN_FILE, run)
     return PatchFitResult(
-        out, run_id, rows, source.language, counts, result.best_epoch, source.skipped
+        out,
+        run_id,
+        rows,
+        source.language,
+        counts,
+        result.best_epoch,
+        source.skipped,
+        run.get("privileged_text"),
     )

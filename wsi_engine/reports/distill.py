@@ -7,14 +7,17 @@ paired report, frozen text tower; D_t its width)::
     z_v = head.logits_from_embedding(h_v)  (C,)
     u   = W h_v                            (D_t,) W: Linear(D → D_t)
     z_t = g(û)                             (C,)   g = text classifier, Linear-LeakyReLU(0.1)-Linear
-    out = F [z_v ; z_t]                    (C,)   F: Linear(2C → C), starts as z_v + z_t
+    out = F [log σ(z_v) ; log σ(z_t)]      (C,)   F: Linear(2C → C), starts as the sum
     L   = L_cls(out, y) + λ · mean_b (1 − cos(h_t, u))
 
 L_cls acts on logits (the released code's cross-entropy on probabilities is a
 double softmax; reference §4.2 [I]). g reads û = u / ‖u‖ (our choice; the
 paper feeds u): g is trained in stage 1 on unit report embeddings and the
 1 − cos term fixes only u's direction, so without it g's logits on u had an
-arbitrary scale and the text branch vanished beside the image logits. g is first trained alone on the paired
+arbitrary scale and the text branch vanished beside the image logits. For
+the same reason F fuses the branches' log-probabilities (log-softmax), not
+their raw logits (the paper's choice): it starts as a product of the two
+experts, so neither branch's logit scale drowns the other. g is first trained alone on the paired
 reports' embeddings (stage 1, :func:`train_text_classifier`). At inference
 only the image path runs: the text branch's logits come from u = W h_v.
 
@@ -86,7 +89,7 @@ class LateFusionHead(nn.Module):
     def logits_from_embedding(self, embedded: torch.Tensor) -> torch.Tensor:
         z_v = self.image.logits_from_embedding(embedded)
         z_t = self.text(F.normalize(self.text_space(embedded), dim=-1))
-        return self.fuse(torch.cat([z_v, z_t], dim=-1))
+        return self.fuse(torch.cat([F.log_softmax(z_v, -1), F.log_softmax(z_t, -1)], dim=-1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.logits_from_embedding(self.embed(features))

@@ -32,8 +32,8 @@ class JointSpace:
     dim: int = 64
     semantic: int = 8
     n_classes: int = 3
-    image_semantic_noise: float = 0.8
-    image_nuisance_noise: float = 2.0
+    image_semantic_noise: float = 2.0
+    image_nuisance_noise: float = 0.5
     report_noise: float = 0.3
     seed: int = 0
 
