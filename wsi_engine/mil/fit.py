@@ -332,7 +332,6 @@ def _privileged_targets(
     """CLIP-IT targets of the slides in any training part, or None without ``privileged_text``."""
     if config.privileged_text is None:
         return None
-    train_ids = sorted({s for split in splits for s in split.train})
     reader = BagReader.for_cohort(cohort, cache_bytes=0)
     return slide_text_targets(
         config.privileged_text,
@@ -340,7 +339,8 @@ def _privileged_targets(
         task,
         cohort.feature_attrs,
         cohort.feature_dim,
-        {s: reader.get(s).numpy() for s in train_ids},
+        sorted({s for split in splits for s in split.train}),
+        lambda slide_id: reader.get(slide_id).numpy(),
         labels,
         config.privileged_weight,
     )

@@ -11,6 +11,7 @@ training bag's loss (b = the head's ``bag_embedding``; Libra-MIL and ABMIL).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,11 +48,12 @@ def slide_text_targets(
     task: str,
     feature_attrs: dict,
     feature_dim: int,
-    bags: dict[str, np.ndarray],
+    slide_ids: list[str],
+    read_bag: Callable[[str], np.ndarray],
     labels: dict[str, str],
     weight: float,
 ) -> SlideTextTargets:
-    """Pair the training slides ``bags`` ({slide_id: (N, D) features}) with the corpus's reports."""
+    """Pair the training slides ``slide_ids`` (features (N, D) from ``read_bag``) with the corpus's reports."""
     if model not in BAG_MODELS:
         raise ConfigError(
             f"--privileged-text applies to --model {' or '.join(BAG_MODELS)} (a bag representation to distil into), not '{model}'"
@@ -64,8 +66,8 @@ def slide_text_targets(
             path=corpus_path,
             hint=f"re-import it with --task {task}",
         )
-    ids = sorted(bags)
-    pairs = pair(np.stack([pooled_embedding(bags[s]) for s in ids]), corpus, ids, 1)
+    ids = sorted(slide_ids)
+    pairs = pair(np.stack([pooled_embedding(read_bag(s)) for s in ids]), corpus, ids, 1)
     quality = pairing_quality(pairs, corpus, [labels.get(s) for s in ids])
     targets = dict(zip(ids, pairs.top1(corpus), strict=True))
     return SlideTextTargets(corpus, targets, pairs, quality, weight)
