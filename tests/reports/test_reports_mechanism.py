@@ -1,9 +1,13 @@
-"""The mechanism in a synthetic joint image-text space: class-informative reports help at small training sizes,
-unrelated text does not (negative control). Figures with more seeds: docs/clip-it.md (tools/clip_it_mechanism.py)."""
+"""The mechanism in a synthetic joint image-text space (figures with 10 seeds: docs/clip-it.md).
+
+What holds robustly and is asserted here: reports that carry class information teach a text branch that
+transfers to images (an unrelated corpus does not), and CLIP-IT improves the image-only head at a small
+training size. What does NOT hold robustly (docs/clip-it.md): the gain over the same procedure run with an
+unrelated corpus (the negative control) is small and not significant over 10 seeds, so most of the
+small-size gain comes from the fusion stage itself, not from the text's content."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -35,26 +39,23 @@ def test_informative_reports_teach_a_text_branch_that_transfers_to_images():
     assert informative > unrelated + 0.1  # measured 0.63 vs 0.37 (chance 0.33)
 
 
-def test_distillation_helps_at_small_sizes_and_unrelated_text_does_not():
+def test_distillation_helps_the_image_only_head_at_a_small_training_size():
     space = JointSpace()
     images = space.images(60, seed=1)
     config = PatchTrainConfig(epochs=30, loss="ce", resample=False, val_fraction=0.0)
-    gains = {}
-    for informative in (True, False):
-        result = ablate(
-            images,
-            space.class_names,
-            space.corpus(40, informative, seed=2),
-            [0, 1, 2, 3],
-            head=HeadConfig(),
-            train=config,
-            privileged=PrivilegedTextConfig(),
-            train_per_class=4,
-            n_boot=1,
-        )
-        gains[informative] = result.mean_difference["balanced_accuracy"]
-    assert (
-        gains[True] > 0
-    )  # measured +0.037 (4 seeds) vs +0.009 unrelated; same splits, seeds and training budget as the image-only arm
-    assert gains[True] > gains[False]  # the text's content, not the extra stage, makes the gain
-    assert np.isfinite(list(gains.values())).all()
+    result = ablate(
+        images,
+        space.class_names,
+        space.corpus(40, True, seed=2),
+        [0, 1, 2, 3],
+        head=HeadConfig(),
+        train=config,
+        privileged=PrivilegedTextConfig(),
+        train_per_class=4,
+        n_boot=1,
+    )
+    # measured +0.037 over 4 seeds (10 seeds, 135 test images each: +0.030 [+0.006, +0.053]);
+    # same splits, seeds and training budget as the image-only arm
+    assert result.mean_difference["balanced_accuracy"] > 0
+    assert sum(o.difference["balanced_accuracy"] >= 0 for o in result.seeds) >= 3
+    assert all(o.class_agreement > o.chance_agreement for o in result.seeds)
