@@ -89,6 +89,26 @@ def test_slides_are_paired_into_their_stores(tmp_path, capsys):
     quality = json.loads((corpus_dir / "pairs-slides" / "pairing_quality.json").read_text())
     assert quality["n_items"] == 6 and quality["k"] == 2
 
+    labels = tmp_path / "labels.csv"
+    assert (
+        main(
+            [
+                "reports",
+                "quality",
+                "--corpus",
+                str(corpus_dir),
+                "--stores",
+                str(stores),
+                "--labels",
+                str(labels),
+            ]
+        )
+        == 0
+    )
+    out = " ".join(capsys.readouterr().out.split())
+    assert "6 item(s) paired with top-2 of 12 reports" in out
+    assert f"top-1 report of the item's class: {hits / 6:.1%} (chance 50.0%)" in out
+
 
 def test_train_only_pairs_only_training_slides(tmp_path):
     space = JointSpace(n_classes=2)

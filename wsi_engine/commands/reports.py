@@ -157,6 +157,30 @@ def pair_command(
     Console().print(f"pairs and pairing quality: {outcome.folder}", highlight=False)
 
 
+@app.command("quality")
+def quality_command(
+    corpus: Path = typer.Option(..., "--corpus", help="Corpus folder of `reports import`."),
+    stores: list[Path] = typer.Option(
+        ..., "--stores", help="Store folder(s) or <slide_id>.zarr paths paired with it."
+    ),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="Labels CSV (slide_id,label): class agreement with labelled reports."
+    ),
+) -> None:
+    """The pairing-quality report of slide pairs already in the stores (reports/<corpus_id>)."""
+    from wsi_engine.mil.data import read_labels
+    from wsi_engine.reports.pair_inputs import stored_slide_pairs
+    from wsi_engine.reports.quality import pairing_quality
+
+    pairs, loaded = stored_slide_pairs(corpus, list(stores))
+    slide_labels = read_labels(labels) if labels is not None else None
+    item_labels = None if slide_labels is None else [slide_labels.get(i) for i in pairs.item_ids]
+    print_quality(
+        pairing_quality(pairs, loaded, item_labels),
+        f"slides in the stores (corpus '{loaded.corpus_id}')",
+    )
+
+
 def print_quality(quality, what: str) -> None:
     """The pairing-quality tables of ``quality`` (:class:`wsi_engine.reports.quality.PairingQuality`)."""
     console = Console()

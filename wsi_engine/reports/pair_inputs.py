@@ -8,7 +8,8 @@ only the images ``fit-patches`` would train on (same seed and validation
 fraction) are. Either way ``pairs.csv`` and ``pairing_quality.json`` are
 written: for slides to ``<corpus>/pairs-slides`` by default, for images
 beside the folder, ``<folder>.reports-<corpus_id>/`` (also ``pairs.npz``:
-item ids, indices (M, k), scores (M, k)).
+item ids, indices (M, k), scores (M, k)). :func:`stored_slide_pairs` reads
+the slide pairs back from the stores (``reports quality``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from wsi_engine.reports.corpus import ReportCorpus
+from wsi_engine.reports.pairing import Pairs
 from wsi_engine.reports.quality import PairingQuality, pairing_quality, write_pairing
 
 
@@ -101,3 +103,26 @@ def pair_image_folder(
     )
     failures = {s.item: s.reason for s in folder.skipped + unreadable}
     return PairOutcome(f"patches ({selection})", quality, target, failures)
+
+
+def stored_slide_pairs(corpus_path: Path, store_dirs: list[Path]) -> tuple[Pairs, ReportCorpus]:
+    """The pairs of ``corpus_path``'s corpus already in the stores (``reports/<corpus_id>``), k = the smallest stored."""
+    from wsi_engine.errors import DataError
+    from wsi_engine.store import iter_stores
+
+    corpus = ReportCorpus.load(corpus_path)
+    ids, indices, scores = [], [], []
+    for store in iter_stores(list(store_dirs)):
+        if corpus.corpus_id in store.report_pairs():
+            arrays, _ = store.read_report_pairs(corpus.corpus_id)
+            ids.append(store.slide_id)
+            indices.append(arrays["indices"])
+            scores.append(arrays["scores"])
+    if not ids:
+        raise DataError(
+            f"no store holds report pairs of corpus '{corpus.corpus_id}'",
+            path=", ".join(map(str, store_dirs)),
+            hint="pair them first with `wsi-engine reports pair --corpus ... --stores ...`",
+        )
+    k = min(len(i) for i in indices)
+    return Pairs(ids, np.stack([i[:k] for i in indices]), np.stack([s[:k] for s in scores])), corpus
