@@ -200,7 +200,7 @@ def test_patch_folder_is_paired_beside_the_folder(tmp_path, image_folder, tiny_c
     assert main([*args, "--train-only"]) == 0
     beside = image_folder.parent / f"images.reports-{corpus.corpus_id}"
     with np.load(beside / "pairs.npz") as data:
-        assert data["indices"].shape == (12, 3)  # 16 images less 2 validation images per class
+        assert data["indices"].shape == (10, 3)  # 16 images less 2 test and 1 validation per class
         assert set(data["indices"][0]) == {0, 1, 2}
     assert main(args) == 0
     with np.load(beside / "pairs.npz") as data:

@@ -71,7 +71,7 @@ def pair_image_folder(
 ) -> PairOutcome:
     """Encode and pair the (training) images of a labelled folder; write the pairs beside it."""
     from wsi_engine.encoders import load_encoder
-    from wsi_engine.patch.dataset import split_patch_set
+    from wsi_engine.patch.dataset import split_three_ways
     from wsi_engine.patch.images import encode_folder, encoder_embedder, scan_image_folder
     from wsi_engine.reports.pairing import check_compatible, pair
 
@@ -87,7 +87,7 @@ def pair_image_folder(
     patches, unreadable = encode_folder(folder, encoder_embedder(encoder, device))
     selection = "all images"
     if train_only:
-        patches = split_patch_set(patches, val_fraction, seed)[0]
+        patches = split_three_ways(patches, None, val_fraction, seed)[0]
         selection = f"training images (seed {seed}, validation fraction {val_fraction})"
     ids = [patches.group_names[g] for g in patches.group]
     pairs = pair(patches.features, corpus, ids, k)
