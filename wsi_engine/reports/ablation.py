@@ -15,8 +15,8 @@ Per seed s:
 4. both are evaluated on the test patches (metrics of :mod:`wsi_engine.mil.metrics`).
 
 Per seed, the difference (with − without) gets a 95 % paired bootstrap
-interval over the test patches (both arms resampled together,
-``n_boot`` resamples, percentile interval). Over seeds, the mean difference
+interval over the test patches (both arms resampled together, stratified
+by class, ``n_boot`` resamples, percentile interval). Over seeds, the mean difference
 gets a 95 % Student-t interval (n − 1 degrees of freedom); with a single seed
 that interval is undefined (NaN).
 """
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from wsi_engine.mil.metrics import classification_metrics
+from wsi_engine.mil.seeds import fast_metrics
 from wsi_engine.patch.dataset import PatchSet, split_groups, split_patch_set
 from wsi_engine.patch.head import HeadConfig, build_head
 from wsi_engine.patch.train import PatchTrainConfig, predict_probs, train_head
@@ -73,13 +74,18 @@ def paired_bootstrap(
     n_boot: int,
     seed: int,
 ) -> dict[str, tuple[float, float]]:
-    """Per metric, the 95 % percentile interval of metric(a) − metric(b) over resamples of the same test rows."""
+    """Per metric, the 95 % percentile interval of metric(a) − metric(b) over resamples of the same test rows.
+
+    Resamples are stratified by class (every class keeps its count), as in
+    :func:`wsi_engine.mil.seeds.bootstrap_ci`, whose numpy metrics they use.
+    """
     rng = np.random.default_rng(seed)
+    by_class = [np.flatnonzero(targets == c) for c in np.unique(targets)]
     values: dict[str, list[float]] = {m: [] for m in metrics}
     for _ in range(n_boot):
-        rows = rng.integers(0, len(targets), len(targets))
-        a = classification_metrics(targets[rows], probs_a[rows])
-        b = classification_metrics(targets[rows], probs_b[rows])
+        rows = np.concatenate([rng.choice(members, len(members)) for members in by_class])
+        a = fast_metrics(targets[rows], probs_a[rows])
+        b = fast_metrics(targets[rows], probs_b[rows])
         for m in metrics:
             if not (math.isnan(a[m]) or math.isnan(b[m])):
                 values[m].append(a[m] - b[m])
