@@ -25,7 +25,7 @@ import torch
 from wsi_engine.patch.head import HeadConfig
 from wsi_engine.patch.train import PatchTrainConfig
 from wsi_engine.reports.ablation import ablate, t_interval
-from wsi_engine.reports.patch_fit import PrivilegedTextConfig
+from wsi_engine.reports.settings import PrivilegedTextConfig
 from wsi_engine.reports.synthetic import JointSpace
 
 

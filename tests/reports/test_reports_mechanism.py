@@ -16,7 +16,7 @@ from wsi_engine.patch.train import PatchTrainConfig
 from wsi_engine.reports.ablation import ablate
 from wsi_engine.reports.distill import TextClassifier, train_text_classifier
 from wsi_engine.reports.pairing import pair
-from wsi_engine.reports.patch_fit import PrivilegedTextConfig
+from wsi_engine.reports.settings import PrivilegedTextConfig
 from wsi_engine.reports.synthetic import JointSpace
 
 

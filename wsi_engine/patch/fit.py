@@ -58,12 +58,8 @@ from wsi_engine.patch.rundir import CHECKPOINT_NAME, PATCH_RUN_FORMAT, save_head
 from wsi_engine.patch.targets import TargetConfig
 from wsi_engine.patch.train import PatchTrainConfig, evaluate, train_head
 from wsi_engine.prompts import LanguagePriors, TaskEmbeddings
-from wsi_engine.reports.patch_fit import (
-    PrivilegedTextConfig,
-    distill_patch_head,
-    load_privileged_corpus,
-)
 from wsi_engine.reports.quality import write_pairing
+from wsi_engine.reports.settings import PrivilegedTextConfig
 from wsi_engine.training.rundir import (
     RUN_FILE,
     check_run_dir,
@@ -356,6 +352,8 @@ def _train_and_write(
 ) -> PatchFitResult:
     patches, class_names = source.patches, source.class_names
     n_classes, feature_dim = len(class_names), patches.features.shape[1]
+    from wsi_engine.reports.patch_fit import distill_patch_head, load_privileged_corpus
+
     privileged = config.privileged_text
     corpus = (
         load_privileged_corpus(privileged, source.feature_attrs, feature_dim, source.task)

@@ -36,7 +36,8 @@ from wsi_engine.patch.head import HeadConfig, build_head
 from wsi_engine.patch.train import PatchTrainConfig, predict_probs, train_head
 from wsi_engine.prompts import TaskEmbeddings
 from wsi_engine.reports.corpus import ReportCorpus
-from wsi_engine.reports.patch_fit import PrivilegedTextConfig, distill_patch_head
+from wsi_engine.reports.patch_fit import distill_patch_head
+from wsi_engine.reports.settings import PrivilegedTextConfig
 
 ABLATION_METRICS = ("balanced_accuracy", "auc", "macro_f1", "accuracy")
 

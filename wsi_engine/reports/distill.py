@@ -29,12 +29,15 @@ Slide classifiers: the same term on the bag representation b of a MIL head
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsi_engine.patch.head import PatchHead
+if TYPE_CHECKING:  # the patch package imports this module (no import cycle at run time)
+    from wsi_engine.patch.head import PatchHead
 
 
 def cosine_distance(target: torch.Tensor, mapped: torch.Tensor) -> torch.Tensor:

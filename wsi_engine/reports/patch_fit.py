@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import Field
 
-from wsi_engine.config.loader import StrictModel
 from wsi_engine.errors import DataError
 from wsi_engine.patch.dataset import PatchSet
 from wsi_engine.patch.head import PatchHead
@@ -35,22 +33,10 @@ from wsi_engine.reports.distill import (
     TextClassifier,
     train_text_classifier,
 )
-from wsi_engine.reports.lora import LoraSettings, linear_names, merged, with_lora
+from wsi_engine.reports.lora import linear_names, merged, with_lora
 from wsi_engine.reports.pairing import Pairs, check_compatible, pair
 from wsi_engine.reports.quality import PairingQuality, pairing_quality
-
-
-class PrivilegedTextConfig(StrictModel):
-    """CLIP-IT settings of a patch classifier; off unless ``corpus`` is set."""
-
-    corpus: str | None = Field(None, description="imported report corpus folder")
-    weight: float = Field(1.0, ge=0, description="λ of mean(1 − cos(h_t, W h_v))")
-    top_k: int = Field(
-        1, ge=1, description="reports kept per patch in pairs.csv (h_t uses the best)"
-    )
-    text_epochs: int = Field(50, ge=1, description="epochs of the stage-1 text classifier")
-    text_lr: float = Field(1e-3, gt=0, description="Adam learning rate of stage 1")
-    lora: LoraSettings = Field(default_factory=LoraSettings)
+from wsi_engine.reports.settings import PrivilegedTextConfig
 
 
 @dataclass
