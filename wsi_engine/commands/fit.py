@@ -119,6 +119,14 @@ def fit_command(
         [], "--set", help="Model option KEY=VALUE (repeatable), e.g. --set dim=256."
     ),
     text_free: bool = typer.Option(False, "--text-free", help="Do not use language priors."),
+    privileged_text: Path | None = typer.Option(
+        None,
+        "--privileged-text",
+        help="Report corpus of `reports import`: CLIP-IT 1 − cos distillation into the bag representation (libra, abmil; training only).",
+    ),
+    privileged_weight: float | None = typer.Option(
+        None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."
+    ),
     cache_mb: int = typer.Option(2048, "--cache-mb", help="Memory for cached feature bags, MiB."),
     run_id: str | None = typer.Option(
         None, "--run-id", help="Run id used to name scores in stores [the --out folder name]."
@@ -165,6 +173,7 @@ def fit_command(
             "text_free": text_free,
             "cache_mb": cache_mb,
             "train": train.model_dump(),
+            **_privileged(privileged_text, privileged_weight),
         },
         "command line",
     )
@@ -195,6 +204,18 @@ def fit_command(
     console.print(
         f"run: {result.run_dir} (results.csv, results.json, roc.png, curves.png)", highlight=False
     )
+
+
+def _privileged(corpus: Path | None, weight: float | None) -> dict[str, Any]:
+    """FitConfig entries of ``--privileged-text``/``--privileged-weight``."""
+    if corpus is None:
+        if weight is not None:
+            raise ConfigError("--privileged-weight needs --privileged-text")
+        return {}
+    return {
+        "privileged_text": str(corpus),
+        **({} if weight is None else {"privileged_weight": weight}),
+    }
 
 
 def results_table(summary: dict[int, dict[str, dict[str, float]]], model: str) -> Table:

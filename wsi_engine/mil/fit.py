@@ -32,6 +32,8 @@ from wsi_engine.prompts import (
     load_task,
     validate_task,
 )
+from wsi_engine.reports.quality import write_pairing
+from wsi_engine.reports.slide_fit import SlideTextTargets, slide_text_targets
 from wsi_engine.store import sanitize_name, utc_now
 from wsi_engine.training.rundir import (
     RUN_FILE,
@@ -65,6 +67,10 @@ class FitConfig(StrictModel):
     )
     cache_mb: int = Field(2048, ge=0, description="memory for cached feature bags (MiB)")
     train: TrainConfig = Field(default_factory=TrainConfig)
+    privileged_text: str | None = Field(
+        None, description="imported report corpus: CLIP-IT text distillation (training only)"
+    )
+    privileged_weight: float = Field(1.0, ge=0, description="λ of the 1 − cos text term")
 
 
 class FitProgress:
@@ -174,6 +180,7 @@ def fit(
         source = "generated"
     fewshot.check_splits(splits, labels, task.class_names)
     language = language_priors(config, task, preset, cohort, checkpoint)
+    text_targets = _privileged_targets(config, cohort, task.name, splits, labels)
 
     training_seeds = config.seeds or [config.seed]
     run_id = run_id_for(run_dir, run_id)
@@ -213,6 +220,15 @@ def fit(
         write_json(run_dir / RUN_FILE, run)
 
         reader = BagReader.for_cohort(cohort, cache_bytes=config.cache_mb << 20)
+        if text_targets is not None:
+            write_pairing(run_dir, text_targets.pairs, text_targets.corpus, text_targets.quality)
+            run["privileged_text"] = {
+                "corpus": str(Path(config.privileged_text).resolve()),
+                "corpus_id": text_targets.corpus.corpus_id,
+                "paired": "slides of the training parts only",
+                "pairing": text_targets.quality.to_json(),
+            }
+            write_json(run_dir / RUN_FILE, run)
         progress.start([s for _ in training_seeds for s in splits], config.train.epochs)
         rows, curves, histories = [], {}, {}
         pooled: dict[tuple[int, int], list[tuple[list[str], np.ndarray]]] = {}
@@ -228,6 +244,7 @@ def fit(
                     language.embeddings,
                     progress,
                     train_seed,
+                    text_targets,
                 )
                 out = rundir.fold_dir(run_dir, split.shots, split.fold)
                 if len(training_seeds) > 1:
@@ -307,10 +324,14 @@ def _fit_split(
     text: TaskEmbeddings | None,
     progress: FitProgress,
     train_seed: int,
+    text_targets: SlideTextTargets | None = None,
 ) -> _SplitOutcome:
     seed = seed_everything(train_seed, split.shots, split.fold)
     model = create_model(config.model, options, cohort.feature_dim, len(cohort.class_names), text)
     train, val, test = _parts(cohort, split)
+    auxiliary = (
+        None if text_targets is None else text_targets.distiller(options.dim, list(train.ids))
+    )
     if model.wants_instance_sample:
         model.prepare(reader.sample_instances(train.ids, config.train.kmeans_patches, seed), seed)
     result = train_fold(
@@ -323,8 +344,33 @@ def _fit_split(
         config.train,
         seed,
         partial(progress.epoch, split),
+        auxiliary,
     )
     return _SplitOutcome(model, result)
+
+
+def _privileged_targets(
+    config: FitConfig,
+    cohort: Cohort,
+    task: str,
+    splits: list[fewshot.Split],
+    labels: dict[str, str],
+) -> SlideTextTargets | None:
+    """CLIP-IT targets of the slides in any training part, or None without ``privileged_text``."""
+    if config.privileged_text is None:
+        return None
+    reader = BagReader.for_cohort(cohort, cache_bytes=0)
+    return slide_text_targets(
+        config.privileged_text,
+        config.model,
+        task,
+        cohort.feature_attrs,
+        cohort.feature_dim,
+        sorted({s for split in splits for s in split.train}),
+        lambda slide_id: reader.get(slide_id).numpy(),
+        labels,
+        config.privileged_weight,
+    )
 
 
 def _summary(

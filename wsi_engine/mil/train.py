@@ -107,12 +107,20 @@ def train_fold(
     config: TrainConfig,
     seed: int,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    auxiliary: torch.nn.Module | None = None,
 ) -> FoldResult:
-    """Train ``model`` on ``train``, select the checkpoint on ``val``, evaluate it on ``test``."""
+    """Train ``model`` on ``train``, select the checkpoint on ``val``, evaluate it on ``test``.
+
+    ``auxiliary(output.bag_embedding, slide_id)``, optional, adds a loss term per
+    training bag; its own parameters train with the model and are not kept.
+    """
     start = time.perf_counter()
     loss_fn = make_loss(config.loss, config.gamma, config.reinforce)
+    parameters = list(model.parameters())
+    if auxiliary is not None:
+        parameters += list(auxiliary.parameters())
     optimiser = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
+        parameters, lr=config.lr, weight_decay=config.weight_decay, foreach=True
     )
     rng = np.random.default_rng(seed)
     resampler = (
@@ -127,8 +135,11 @@ def train_fold(
         order = resampler.epoch() if resampler is not None else rng.permutation(len(train.ids))
         losses = []
         for index in order:
-            logits = model(reader.get(train.ids[index])).logits
+            output = model(reader.get(train.ids[index]))
+            logits = output.logits
             loss = loss_fn(logits[None], targets[index : index + 1])
+            if auxiliary is not None:
+                loss = loss + auxiliary(output.bag_embedding, train.ids[index])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -58,6 +58,8 @@ from wsi_engine.patch.rundir import CHECKPOINT_NAME, PATCH_RUN_FORMAT, save_head
 from wsi_engine.patch.targets import TargetConfig
 from wsi_engine.patch.train import PatchTrainConfig, evaluate, train_head
 from wsi_engine.prompts import LanguagePriors, TaskEmbeddings
+from wsi_engine.reports.quality import write_pairing
+from wsi_engine.reports.settings import PrivilegedTextConfig
 from wsi_engine.training.rundir import (
     RUN_FILE,
     check_run_dir,
@@ -96,6 +98,7 @@ class FitPatchesConfig(StrictModel):
     text_free: bool = Field(
         False, description="start from random class weights even when prompt embeddings fit"
     )
+    privileged_text: PrivilegedTextConfig = Field(default_factory=PrivilegedTextConfig)
 
     @model_validator(mode="after")
     def _metric_needs_mlp(self) -> FitPatchesConfig:
@@ -115,6 +118,7 @@ class PatchFitResult:
     counts: dict[str, int]
     best_epoch: int
     skipped: list[Skipped] = field(default_factory=list)
+    privileged: dict[str, Any] | None = None
 
 
 @dataclass
@@ -130,6 +134,7 @@ class _Source:
     skipped: list[Skipped]
     slide_rows: list[dict[str, Any]] = field(default_factory=list)
     roles: list[str] | None = None
+    feature_attrs: dict[str, Any] = field(default_factory=dict)
 
 
 def head_language(
@@ -217,6 +222,7 @@ def _bag_source(
         evidence.skipped,
         evidence.slide_rows,
         evidence.roles,
+        {"encoder_id": bag.encoder_id, "output_kind": bag.run.get("feature_output_kind")},
     )
 
 
@@ -254,6 +260,11 @@ def _image_source(
         language,
         provenance,
         folder.skipped + unreadable,
+        feature_attrs={
+            "encoder_id": encoder.encoder_id,
+            "checkpoint_sha256": encoder.checkpoint_sha256,
+            "output_kind": encoder.output_kind,
+        },
     )
 
 
@@ -341,6 +352,14 @@ def _train_and_write(
 ) -> PatchFitResult:
     patches, class_names = source.patches, source.class_names
     n_classes, feature_dim = len(class_names), patches.features.shape[1]
+    from wsi_engine.reports.patch_fit import distill_patch_head, load_privileged_corpus
+
+    privileged = config.privileged_text
+    corpus = (
+        load_privileged_corpus(privileged, source.feature_attrs, feature_dim, source.task)
+        if privileged.corpus
+        else None
+    )
     train, val, test = split_three_ways(
         patches, source.roles, config.train.val_fraction, config.seed
     )
@@ -357,6 +376,15 @@ def _train_and_write(
     result = train_head(head, train, val, n_classes, config.train, config.seed)
     targets, probs = evaluate(head, check)[:2]
     rows = [before, _metrics_row("trained", where, targets, probs)]
+    model, clip = head, None
+    if corpus is not None:
+        clip = distill_patch_head(
+            head, train, val, n_classes, class_names, corpus, config.train, privileged, config.seed
+        )
+        model, result = clip.model, clip.train
+        rows[-1]["stage"] = "trained (image only)"
+        targets, probs = evaluate(model, check)[:2]
+        rows.append(_metrics_row("clip-it (image path)", where, targets, probs))
     counts = {c: int(n) for c, n in zip(class_names, patches.counts(n_classes), strict=True)}
     run_id = run_id_for(out, run_id)
     with writing_run(out):
@@ -373,7 +401,10 @@ def _train_and_write(
             "language_priors": source.language.used,
             "best_epoch": result.best_epoch,
         }
-        save_head(out / CHECKPOINT_NAME, head, meta)
+        if clip is not None:
+            meta["late_fusion"] = {"text_dim": corpus.dim, "corpus": corpus.corpus_id}
+            write_pairing(out, clip.pairs, corpus, clip.quality)
+        save_head(out / CHECKPOINT_NAME, model, meta)
         write_json(out / "history.json", result.history)
         report.write_metrics(out, rows)
         matrix = report.confusion_matrix(targets, probs.argmax(1), n_classes)
@@ -401,7 +432,23 @@ def _train_and_write(
             "confusion": matrix.tolist(),
             "checkpoint": CHECKPOINT_NAME,
         }
+        if clip is not None:
+            run["privileged_text"] = {
+                "corpus": str(Path(privileged.corpus).resolve()),
+                "corpus_id": corpus.corpus_id,
+                "paired": "training patches only",
+                "lora_targets": clip.lora_targets,
+                "text_classifier_losses": clip.text_losses,
+                "pairing": clip.quality.to_json(),
+            }
         write_json(out / RUN_FILE, run)
     return PatchFitResult(
-        out, run_id, rows, source.language, counts, result.best_epoch, source.skipped
+        out,
+        run_id,
+        rows,
+        source.language,
+        counts,
+        result.best_epoch,
+        source.skipped,
+        run.get("privileged_text"),
     )
