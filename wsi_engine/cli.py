@@ -27,6 +27,7 @@ from wsi_engine.commands import (
     info,
     patches,
     predict,
+    reports,
     run,
     synth,
     tasks,
@@ -56,6 +57,7 @@ app.command("predict-patches")(patches.predict_patches_command)
 app.command("fit")(fit.fit_command)
 app.command("predict")(predict.predict_command)
 app.command("tasks")(tasks.tasks_command)
+app.add_typer(reports.app, name="reports")
 
 _state = {"debug": False}
 err_console = Console(stderr=True)

@@ -29,6 +29,20 @@ def _shots(text: str) -> list[int]:
     return values
 
 
+def _seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or len(set(values)) != len(values) or min(values) < 0:
+        raise ConfigError(
+            f"--seeds {text!r} must list distinct non-negative integers", hint="e.g. --seeds 0,1,2"
+        )
+    return values
+
+
 def _model_options(pairs: list[str]) -> dict[str, Any]:
     import yaml
 
@@ -61,6 +75,12 @@ def fit_command(
     ),
     folds: int = typer.Option(5, "--folds", help="Folds of the cross-validation (at least 3)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the splits and the training."),
+    seeds: str | None = typer.Option(
+        None,
+        "--seeds",
+        help="Training seeds, e.g. 0,1,2,3,4: the protocol repeated per seed on the same splits "
+        "(made with --seed); mean ± std over seeds.",
+    ),
     splits: list[Path] = typer.Option(
         [],
         "--splits",
@@ -74,6 +94,12 @@ def fit_command(
         None,
         "--patience",
         help="Stop after this many epochs without a better validation score [10].",
+    ),
+    val_loss_tolerance: float | None = typer.Option(
+        None,
+        "--val-loss-tolerance",
+        help="Validation losses closer than this tie in model selection; the earlier epoch is "
+        "kept [1e-3; 0: any decrease counts].",
     ),
     lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate [1e-4]."),
     loss: str | None = typer.Option(None, "--loss", help="ce, focal or reinforced-focal [ce]."),
@@ -93,6 +119,14 @@ def fit_command(
         [], "--set", help="Model option KEY=VALUE (repeatable), e.g. --set dim=256."
     ),
     text_free: bool = typer.Option(False, "--text-free", help="Do not use language priors."),
+    privileged_text: Path | None = typer.Option(
+        None,
+        "--privileged-text",
+        help="Report corpus of `reports import`: CLIP-IT 1 − cos distillation into the bag representation (libra, abmil; training only).",
+    ),
+    privileged_weight: float | None = typer.Option(
+        None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."
+    ),
     cache_mb: int = typer.Option(2048, "--cache-mb", help="Memory for cached feature bags, MiB."),
     run_id: str | None = typer.Option(
         None, "--run-id", help="Run id used to name scores in stores [the --out folder name]."
@@ -115,6 +149,7 @@ def fit_command(
     train_values = {
         "epochs": epochs,
         "patience": patience,
+        "val_loss_tolerance": val_loss_tolerance,
         "lr": lr,
         "loss": loss,
         "resample": resample,
@@ -134,9 +169,11 @@ def fit_command(
             "shots": _shots(shots),
             "folds": folds,
             "seed": seed,
+            "seeds": _seeds(seeds),
             "text_free": text_free,
             "cache_mb": cache_mb,
             "train": train.model_dump(),
+            **_privileged(privileged_text, privileged_weight),
         },
         "command line",
     )
@@ -160,14 +197,33 @@ def fit_command(
         )
     console.print(results_table(result.summary, model))
     console.print(
+        "test slides only (never used for training or checkpoint selection); "
+        "\\[brackets]: bootstrap 95 % CI over the pooled test slides",
+        highlight=False,
+    )
+    console.print(
         f"run: {result.run_dir} (results.csv, results.json, roc.png, curves.png)", highlight=False
     )
 
 
+def _privileged(corpus: Path | None, weight: float | None) -> dict[str, Any]:
+    """FitConfig entries of ``--privileged-text``/``--privileged-weight``."""
+    if corpus is None:
+        if weight is not None:
+            raise ConfigError("--privileged-weight needs --privileged-text")
+        return {}
+    return {
+        "privileged_text": str(corpus),
+        **({} if weight is None else {"privileged_weight": weight}),
+    }
+
+
 def results_table(summary: dict[int, dict[str, dict[str, float]]], model: str) -> Table:
-    """Test metrics (mean ± std over folds) per shot setting."""
+    """Test metrics (mean ± std over folds, or over seeds, and the bootstrap CI) per shot setting."""
+    first = next(iter(next(iter(summary.values())).values()), {}) if summary else {}
+    over = f"{first['seeds']} seeds" if first.get("seeds", 1) > 1 else "folds"
     return result_table(
-        f"{model}: test metrics over folds (mean ± std)",
+        f"{model}: test metrics over {over} (mean ± std \\[95 % CI])",
         ("shots", "accuracy", "balanced acc.", "macro AUC", "macro F1"),
         (
             [str(shots), *metric_cells(metrics, mean_std)]

@@ -58,7 +58,10 @@ def fit_patches_command(
         None, "--shots", help="Bag models of this shot setting \\[the largest]."
     ),
     fold: str = typer.Option(
-        "all", "--fold", help="Bag fold model to use, or 'all' to average them."
+        "auto",
+        "--fold",
+        help="Bag fold whose model gives the targets and whose training/validation/test slides "
+        "train, select and test the head \\[auto: the first fold; 'all' only for runs without splits].",
     ),
     evidence: str | None = typer.Option(
         None,
@@ -101,6 +104,19 @@ def fit_patches_command(
         None, "--run-id", help="Run id, also the default score id \\[the --out folder name]."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    privileged_text: Path | None = typer.Option(
+        None,
+        "--privileged-text",
+        help="Report corpus of `reports import`: CLIP-IT late fusion + 1 − cos distillation (training only).",
+    ),
+    privileged_weight: float | None = typer.Option(
+        None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."
+    ),
+    lora: bool | None = typer.Option(
+        None, "--lora/--no-lora", help="LoRA (peft) in the CLIP-IT stage \\[on]."
+    ),
+    lora_r: int | None = typer.Option(None, "--lora-r", help="LoRA rank [16]."),
+    lora_alpha: float | None = typer.Option(None, "--lora-alpha", help="LoRA alpha [8]."),
 ) -> None:
     """Train a patch classifier from a bag run's evidence (--from-run) or a labelled image folder (--images)."""
     from wsi_engine.config.loader import validate
@@ -142,6 +158,9 @@ def fit_patches_command(
             "bag": {"shots": shots, "fold": fold},
             "seed": seed,
             "text_free": text_free,
+            "privileged_text": _privileged(
+                privileged_text, privileged_weight, lora, lora_r, lora_alpha
+            ),
         },
         "command line",
     )
@@ -180,11 +199,40 @@ def fit_patches_command(
             f"[yellow]skipped {len(result.skipped)} input(s)[/] (see skipped.csv); first: {result.skipped[0].item}: {result.skipped[0].reason}",
             highlight=False,
         )
+    if result.privileged is not None:
+        pairing = result.privileged["pairing"]
+        agreement = (
+            f"; top-1 report of the patch's class {pairing['class_agreement']:.1%} (chance {pairing['chance_agreement']:.1%})"
+            if pairing["class_agreement"] is not None
+            else ""
+        )
+        console.print(
+            f"privileged text: {pairing['n_items']} training patches paired with corpus "
+            f"'{result.privileged['corpus_id']}' (top-1 cosine mean {pairing['score_stats']['mean']:.3f}, "
+            f"{pairing['distinct_top1']} distinct reports){agreement}; inference is image-only",
+            highlight=False,
+        )
     console.print(metrics_table(result.metrics))
     console.print(
         f"run: {result.run_dir} (model.pt, metrics.csv, metrics.json, confusion.png); best epoch {result.best_epoch}",
         highlight=False,
     )
+
+
+def _privileged(
+    corpus: Path | None,
+    weight: float | None,
+    lora: bool | None,
+    r: int | None,
+    alpha: float | None,
+) -> dict[str, Any]:
+    """The ``privileged_text`` entries of FitPatchesConfig from the CLIP-IT options."""
+    extra = {"weight": weight, "lora": _given({"enabled": lora, "r": r, "alpha": alpha})}
+    if corpus is None:
+        if weight is not None or extra["lora"]:
+            raise ConfigError("--privileged-weight and the --lora options need --privileged-text")
+        return {}
+    return {"corpus": str(corpus), **_given(extra)}
 
 
 def metrics_table(rows: list[dict[str, Any]]) -> Table:

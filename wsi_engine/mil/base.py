@@ -15,12 +15,15 @@ class MILOutput:
 
     ``logits`` (C,); ``attention`` (N, C), each column summing to 1 over the
     bag, or ``None``; ``instance_score`` (N,) one scalar of evidence per
-    instance, or ``None``.
+    instance, or ``None``; ``bag_embedding`` (H,) the bag representation
+    before the classifier (for auxiliary losses such as CLIP-IT's text
+    distillation), or ``None``.
     """
 
     logits: torch.Tensor
     attention: torch.Tensor | None = None
     instance_score: torch.Tensor | None = None
+    bag_embedding: torch.Tensor | None = None
 
 
 class MILModel(nn.Module):

@@ -58,7 +58,7 @@ class GatedABMIL(MILModel):
     """Gated attention MIL with one attention branch and one linear classifier per class.
 
     h = Linear-LN-GELU(x) (N, H); a = W (tanh(V h) ⊙ σ(U h)) (N, C);
-    A = softmax_j a; z_c = Σ_j A_jc h_j; logit_c = w_cᵀ z_c + b_c.
+    A = softmax_j a; z_c = Σ_j A_jc h_j; logit_c = w_cᵀ z_c + b_c; bag embedding mean_c z_c (H,).
     """
 
     def __init__(self, config: ABMILConfig, feature_dim: int, n_classes: int):
@@ -77,4 +77,9 @@ class GatedABMIL(MILModel):
         attention = torch.softmax(scores, dim=0)
         pooled = attention.T @ h  # (C, H)
         logits = (pooled * self.classifiers).sum(-1) + self.bias
-        return MILOutput(logits=logits, attention=attention, instance_score=scores.max(-1).values)
+        return MILOutput(
+            logits=logits,
+            attention=attention,
+            instance_score=scores.max(-1).values,
+            bag_embedding=pooled.mean(0),
+        )

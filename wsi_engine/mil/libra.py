@@ -29,6 +29,7 @@ For one bag X (N, D) and C classes:
    bag_low, bag_high by default) combined with learned softmax weights,
    Q = φ_t(Σ_l softmax(ω)_l · E_l) (C, H).
 5. H = CrossAttention(Q, X', log w) (C, H); logits = g(H) (C,), g shared over classes.
+   The bag representation (``bag_embedding``) is the class mean of H (H,).
 
 Text-free form (no language priors): P_t is a second learned prototype set
 (``config.kt_text_free`` rows, random) and the class queries are learned
@@ -181,7 +182,10 @@ class LibraMIL(MILModel):
             )  # log w, w = N·softmax(s/τ_f)
         summaries, attn = self.attention(self.class_queries(), x, log_weights)
         return MILOutput(
-            logits=self.scorer(summaries), attention=attn.mean(0).T, instance_score=score
+            logits=self.scorer(summaries),
+            attention=attn.mean(0).T,
+            instance_score=score,
+            bag_embedding=summaries.mean(0),
         )
 
     def diagnostics(self) -> dict[str, float]:

@@ -34,25 +34,37 @@ CHECKPOINT_NAME = "model.pt"
 
 
 def save_head(path: Path, head: PatchHead, meta: dict[str, Any]) -> None:
-    """Write the checkpoint of ``head``; ``meta`` must hold ``feature_dim`` and ``class_names``."""
+    """Write the checkpoint of ``head``; ``meta`` must hold ``feature_dim`` and ``class_names``.
+
+    ``head`` may be a CLIP-IT late-fusion head (its image head gives the head config).
+    """
+    image = getattr(head, "image", head)
     meta = {
         **meta,
-        "head_config": head.config.model_dump(mode="json"),
-        "level_names": head.level_names,
+        "head_config": image.config.model_dump(mode="json"),
+        "level_names": image.level_names,
     }
     checkpoint.save_checkpoint(path, PATCH_CHECKPOINT_FORMAT, meta, head.state_dict())
 
 
 def load_head(path: Path) -> tuple[PatchHead, dict[str, Any]]:
-    """The head of a checkpoint, in eval mode, and its ``meta``."""
+    """The head of a checkpoint, in eval mode, and its ``meta``.
+
+    A CLIP-IT run (``meta["late_fusion"]``) gives its late-fusion head, whose
+    forward pass is image-only (:class:`wsi_engine.reports.distill.LateFusionHead`).
+    """
     payload = checkpoint.load_checkpoint(
         path, PATCH_CHECKPOINT_FORMAT, "wsi-engine patch-classifier checkpoint"
     )
     meta = payload["meta"]
     config = HeadConfig.model_validate(meta["head_config"])
-    head = empty_head(
-        config, int(meta["feature_dim"]), len(meta["class_names"]), list(meta["level_names"])
-    )
+    n_classes = len(meta["class_names"])
+    head = empty_head(config, int(meta["feature_dim"]), n_classes, list(meta["level_names"]))
+    if "late_fusion" in meta:
+        from wsi_engine.reports.distill import LateFusionHead, TextClassifier
+
+        text_dim = int(meta["late_fusion"]["text_dim"])
+        head = LateFusionHead(head, text_dim, TextClassifier(text_dim, n_classes))
     head.load_state_dict(payload["state_dict"])
     return head.eval(), meta
 

@@ -45,6 +45,8 @@ from wsi_engine.patch.losses import MetricName, distillation_l2, multiscale_metr
 from wsi_engine.training.loop import run_epochs, selection_key
 from wsi_engine.training.seeding import seed_everything
 
+Auxiliary = Callable[[torch.nn.Module, np.ndarray, torch.Tensor], torch.Tensor]
+
 
 class PatchTrainConfig(StrictModel):
     """Optimisation settings of a patch classifier."""
@@ -146,6 +148,7 @@ def _batch_loss(
     rows: np.ndarray,
     config: PatchTrainConfig,
     loss_fn: Callable,
+    auxiliary: Auxiliary | None = None,
 ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """(loss, its parts, logits (B, C)) of training rows ``rows``."""
     features = torch.from_numpy(patches.features[rows])
@@ -169,6 +172,8 @@ def _batch_loss(
                 embedded[has_view], positive, hard[has_view], config.metric, config.metric_margin
             )
             parts["metric"] = config.metric_weight * metric
+    if auxiliary is not None:
+        parts["text"] = auxiliary(head, rows, embedded)
     loss = sum(parts.values(), torch.zeros(()))
     return loss, {k: float(v.detach()) for k, v in parts.items()}, logits
 
@@ -181,8 +186,12 @@ def train_head(
     config: PatchTrainConfig,
     seed: int,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    auxiliary: Auxiliary | None = None,
 ) -> TrainResult:
-    """Train ``head`` in place on ``train``, keep the best epoch on ``val`` (module docstring)."""
+    """Train ``head`` in place on ``train``, keep the best epoch on ``val`` (module docstring).
+
+    ``auxiliary(head, rows, h)`` adds a loss term for training ``rows`` of embeddings ``h``.
+    """
     start = time.perf_counter()
     seed_everything(seed)
     loss_fn = make_loss(config.loss, config.gamma, config.reinforce)
@@ -196,7 +205,7 @@ def train_head(
         batches = range(0, len(order), config.batch_size)
         for first in batches:
             rows = order[first : first + config.batch_size]
-            loss, parts, logits = _batch_loss(head, train, rows, config, loss_fn)
+            loss, parts, logits = _batch_loss(head, train, rows, config, loss_fn, auxiliary)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

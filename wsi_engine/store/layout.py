@@ -18,6 +18,7 @@ THUMBNAIL = "thumbnail"
 TISSUE_MASK = "tissue_mask"
 FEATURES = "features"
 SCORES = "scores"
+REPORTS = "reports"
 PROGRESS = "_progress"
 TMP_PREFIX = ".tmp-"
 

@@ -274,24 +274,62 @@ class PatchStore:
                 raise ValueError(
                     f"scores '{name}' has {values.shape[0]} rows, store has {n} patches"
                 )
-        self.root.require_group(layout.SCORES)
-        tmp_key = f"{layout.SCORES}/{layout.TMP_PREFIX}{run_id}"
-        tmp = self.root.create_group(tmp_key, overwrite=True)
-        for name, values in arrays.items():
-            values = np.ascontiguousarray(values, dtype=np.float32)
+        self._replace_group(layout.SCORES, run_id, arrays, {**attrs, "run_id": run_id}, "float32")
+
+    # ----------------------------------------------------------------- report pairs
+    def report_pairs(self) -> list[str]:
+        """Corpus ids with report pairs in this store (``reports/<corpus_id>``)."""
+        if layout.REPORTS not in self.root:
+            return []
+        return sorted(
+            n for n in self.root[layout.REPORTS].group_keys() if not n.startswith(layout.TMP_PREFIX)
+        )
+
+    def read_report_pairs(self, corpus_id: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """({"indices", "scores"}, attributes) of ``reports/<corpus_id>``."""
+        if corpus_id not in self.report_pairs():
+            available = ", ".join(self.report_pairs()) or "none"
+            raise StoreError(
+                f"no report pairs for corpus '{corpus_id}' (available: {available})",
+                path=self.path,
+                hint="run `wsi-engine reports pair --corpus CORPUS --stores ...` first",
+            )
+        group = self.root[f"{layout.REPORTS}/{corpus_id}"]
+        arrays = {name: np.asarray(group[name][:]) for name in group.array_keys()}
+        return arrays, dict(group.attrs.get(layout.ATTRS_KEY, {}))
+
+    def write_report_pairs(
+        self, corpus_id: str, arrays: dict[str, np.ndarray], attrs: dict[str, Any]
+    ) -> None:
+        """Write ``reports/<corpus_id>`` atomically (docs/store.md); replaces an old one."""
+        self._replace_group(layout.REPORTS, corpus_id, arrays, {**attrs, "corpus_id": corpus_id})
+
+    def _replace_group(
+        self,
+        parent: str,
+        name: str,
+        arrays: dict[str, np.ndarray],
+        attrs: dict[str, Any],
+        dtype: str | None = None,
+    ) -> None:
+        """Write ``<parent>/<name>`` under a temporary name, then rename it over any old one."""
+        self.root.require_group(parent)
+        tmp = self.root.create_group(f"{parent}/{layout.TMP_PREFIX}{name}", overwrite=True)
+        for key, values in arrays.items():
+            values = np.ascontiguousarray(values, dtype=dtype or values.dtype)
             tmp.create_array(
-                name, shape=values.shape, chunks=values.shape or (1,), dtype="float32"
+                key, shape=values.shape, chunks=values.shape or (1,), dtype=values.dtype
             )[...] = values
-        tmp.attrs[layout.ATTRS_KEY] = {**attrs, "run_id": run_id, "created": utc_now()}
-        scores_dir = self.path / layout.SCORES
-        final_dir = scores_dir / run_id
+        tmp.attrs[layout.ATTRS_KEY] = {**attrs, "created": utc_now()}
+        folder = self.path / parent
+        final_dir = folder / name
         if final_dir.exists():
-            old = scores_dir / f"{layout.TMP_PREFIX}old-{run_id}"
+            old = folder / f"{layout.TMP_PREFIX}old-{name}"
             os.replace(final_dir, old)
-            os.replace(scores_dir / f"{layout.TMP_PREFIX}{run_id}", final_dir)
+            os.replace(folder / f"{layout.TMP_PREFIX}{name}", final_dir)
             shutil.rmtree(old)
         else:
-            os.replace(scores_dir / f"{layout.TMP_PREFIX}{run_id}", final_dir)
+            os.replace(folder / f"{layout.TMP_PREFIX}{name}", final_dir)
 
 
 def iter_stores(paths: list[str | Path]) -> Iterator[PatchStore]:
