@@ -26,8 +26,7 @@ def store_slide_id(path: str | Path) -> str:
 
 def read_bag(store_path: Path, encoder_id: str) -> np.ndarray:
     """(N, D) features as stored (float16/float32); DataError if any value is NaN or infinite."""
-    array = PatchStore.open(store_path).feature_array(encoder_id)
-    values = np.asarray(array[:])
+    values = PatchStore.open(store_path).read_features(encoder_id, dtype=None)
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():
         raise DataError(
