@@ -53,7 +53,7 @@ def load_head(path: Path) -> tuple[PatchHead, dict[str, Any]]:
     head = empty_head(
         config, int(meta["feature_dim"]), len(meta["class_names"]), list(meta["level_names"])
     )
-    head.load_state_dict(payload["state_dict"])
+    checkpoint.restore(head, payload, path)
     return head.eval(), meta
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from wsi_engine.errors import WsiEngineError
+from wsi_engine.errors import WsiEngineError, describe
 from wsi_engine.slide import SlideReader, open_slide
 from wsi_engine.store import layout
 from wsi_engine.store.progress import BlockProgress
@@ -150,13 +150,6 @@ def drop_reader(path: Path) -> None:
     cache: OrderedDict[tuple, SlideReader] = _local.__dict__.get("readers", OrderedDict())
     for key in [key for key in cache if key[0] == str(path)]:
         cache.pop(key).close()
-
-
-def describe(error: BaseException) -> str:
-    """One-line reason for a report: the message and hint of engine errors, else type and text."""
-    if isinstance(error, WsiEngineError):
-        return f"{error.message} ({error.hint})" if error.hint else error.message
-    return f"internal error: {type(error).__name__}: {error}"
 
 
 # ------------------------------------------------------------------------------ planning

@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from wsi_engine.errors import BatchFailures, DataError, StoreError
+from wsi_engine.errors import (
+    BatchFailures,
+    DataError,
+    StoreError,
+    batch_failures,
+    describe,
+    exit_code_of_reason,
+)
 from wsi_engine.store import PatchStore, find_stores
 from wsi_engine.store.layout import STORE_SUFFIX
 
@@ -74,7 +81,7 @@ def predict_stores(
         try:
             rows.append(predict_one(*usable_features(path, encoder_id, feature_dim)))
         except (StoreError, DataError) as error:
-            failures[store_slide_id(path)] = str(error)
+            failures[store_slide_id(path)] = describe(error)
         if on_slide is not None:
             on_slide(store_slide_id(path))
     return rows, failures
@@ -83,7 +90,9 @@ def predict_stores(
 def failures_error(failures: dict[str, str], n_predicted: int, hint: str) -> BatchFailures:
     """The exit-1 error of a batch with ``failures`` ({slide_id: reason}) beside ``n_predicted`` predicted stores."""
     total = len(failures) + n_predicted
-    return BatchFailures(
+    return batch_failures(
         f"{len(failures)} of {total} store(s) could not be predicted; first: {next(iter(failures.values()))}",
+        [exit_code_of_reason(reason) for reason in failures.values()],
+        total,
         hint=hint,
     )
