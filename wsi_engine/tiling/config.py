@@ -35,6 +35,15 @@ class TilingConfig(StrictModel):
     )
     backend: Literal["auto", "openslide", "tiffslide"] = "auto"
     tissue: TissueConfig = Field(default_factory=TissueConfig)
+    max_slide_pixels: float = Field(
+        1e11, gt=0, description="slides with more level-0 px (width × height) are refused"
+    )
+    geojson_max_vertices: int = Field(
+        1_000_000, ge=3, description="tissue GeoJSON files with more polygon vertices are refused"
+    )
+    geojson_max_depth: int = Field(
+        32, ge=2, description="tissue GeoJSON files nested deeper than this are refused"
+    )
 
     @model_validator(mode="after")
     def _overlap_below_patch(self) -> TilingConfig:

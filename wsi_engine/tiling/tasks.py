@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from wsi_engine.errors import WsiEngineError, describe
+from wsi_engine.errors import SlideError, WsiEngineError, describe
 from wsi_engine.slide import SlideReader, open_slide
 from wsi_engine.store import layout
 from wsi_engine.store.progress import BlockProgress
@@ -172,6 +172,7 @@ def _prepare(request: SlideRequest) -> SlidePlan:
         request.path, config.backend, mpp=request.mpp, mpp_table=request.mpp_table
     ) as reader:
         assert reader.mpp is not None  # require_mpp=True
+        _check_size(reader, request)
         mpp = (reader.mpp.x, reader.mpp.y)
         mask, seg_image = _tissue(reader, request)
         grid = plan_grid(reader.level_dimensions, reader.level_downsamples, mpp, config, mask)
@@ -259,8 +260,29 @@ def _tissue(reader: SlideReader, request: SlideRequest) -> tuple[TissueMask, np.
         mpp = reader.mpp.x * reader.dimensions[0] / size[0]
         return detect_tissue(image, mpp, request.config.tissue, reader.dimensions), image
     if file.suffix.lower() in (".geojson", ".json"):
-        return load_tissue_geojson(file, reader.dimensions, reader.mpp.x, seg_mpp), None
+        config = request.config
+        mask = load_tissue_geojson(
+            file,
+            reader.dimensions,
+            reader.mpp.x,
+            seg_mpp,
+            max_vertices=config.geojson_max_vertices,
+            max_depth=config.geojson_max_depth,
+        )
+        return mask, None
     return load_tissue_mask_png(file, reader.dimensions, reader.mpp.x), None
+
+
+def _check_size(reader: SlideReader, request: SlideRequest) -> None:
+    """Refuse a slide larger than ``tiling.max_slide_pixels`` level-0 px (a damaged or hostile header)."""
+    width, height = reader.dimensions
+    limit = request.config.max_slide_pixels
+    if float(width) * float(height) > limit:
+        raise SlideError(
+            f"the slide declares {width:,} × {height:,} level-0 px, more than the limit of {limit:.3g}",
+            path=request.path,
+            hint="raise tiling.max_slide_pixels in the tiling YAML if the slide is genuine",
+        )
 
 
 def _thumbnail(reader: SlideReader, seg_image: np.ndarray | None, seg_mpp: float) -> np.ndarray:
