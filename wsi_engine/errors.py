@@ -172,8 +172,10 @@ def batch_failures(
 
 
 def exit_code_of_reason(reason: str) -> int:
-    """The exit code of a reason written by :func:`describe` (by its category prefix; 1 if none)."""
-    for cls, name in _CATEGORY.items():
-        if reason.startswith(f"{name}: "):
-            return cls.exit_code
-    return 1
+    """The exit code of a reason holding a :func:`describe` text (its first category; 1 if none).
+
+    Reasons may wrap that text (``embed: store error: ...``).
+    """
+    found = [(reason.find(f"{name}: "), cls) for cls, name in _CATEGORY.items()]
+    found = [(at, cls) for at, cls in found if at >= 0]
+    return min(found, key=lambda item: item[0])[1].exit_code if found else 1
