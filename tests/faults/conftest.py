@@ -77,7 +77,18 @@ def fit_args(stores: Path, labels: Path, out: Path) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory, tiny_checkpoint) -> World:
+def dask_cluster():
+    """Address of a LocalCluster of one single-thread worker process, shared by the suite."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory, tiny_checkpoint, dask_cluster) -> World:
     """A 1024 × 768 px synthetic slide run through tile + embed, a fit run, and predict on the store."""
     from wsi_engine.pipeline import load_pipeline_config
     from wsi_engine.pipeline.run import run_pipeline
@@ -88,7 +99,7 @@ def world(tmp_path_factory, tiny_checkpoint) -> World:
     slide.parent.mkdir()
     generate_slide(slide, width=1024, height=768, mpp=0.5, seed=5)
     config = load_pipeline_config(None, pipeline_overrides(tiny_checkpoint))
-    report = run_pipeline([slide.parent], root / "out", config)
+    report = run_pipeline([slide.parent], root / "out", config, scheduler=dask_cluster)
     assert not report.failed, report.errors
     stores, labels = fit_cohort(root / "fit")
     assert main(fit_args(stores, labels, root / "run")) == 0
