@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from wsi_engine.errors import OutputError
+from wsi_engine.errors import OutputError, output_error
 
 LOCK_NAME = ".wsi-engine.lock"
 """Lock file of an output folder."""
@@ -68,7 +68,11 @@ class FileLock:
                 os.close(fd)
                 continue
             self._fd = fd
-            self._write_owner(fd)
+            try:
+                self._write_owner(fd)
+            except OSError as error:  # a full disk
+                self.release()
+                raise output_error(error, self.path) from error
             return
         raise OutputError("could not take the lock", path=self.path)
 
