@@ -12,7 +12,7 @@ import pytest
 
 from wsi_engine.cli import main
 from wsi_engine.errors import OutputError
-from wsi_engine.locks import LOCK_NAME, RunLock, StoreLock
+from wsi_engine.pipeline.lock import LOCK_NAME, RunLock
 from wsi_engine.store import PatchStore
 
 from .conftest import ENCODER
@@ -29,7 +29,7 @@ def test_a_lock_naming_this_very_process_but_not_held_is_stale(tmp_path):
 
 def test_a_lock_held_by_a_live_process_is_refused_and_freed_when_it_is_killed(tmp_path):
     code = (
-        "import sys, time; from wsi_engine.locks import RunLock\n"
+        "import sys, time; from wsi_engine.pipeline.lock import RunLock\n"
         "lock = RunLock(sys.argv[1]); lock.acquire(); print('held', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen(
@@ -47,6 +47,8 @@ def test_a_lock_held_by_a_live_process_is_refused_and_freed_when_it_is_killed(tm
 
 
 def test_a_second_embed_on_a_store_being_embedded_is_refused(store_copy, tiny_clip_args, capsys):
+    from wsi_engine.locks import StoreLock
+
     PatchStore.open(store_copy, mode="r+").delete_features(ENCODER)
     with StoreLock(store_copy):  # another run is writing this store
         assert main(["embed", str(store_copy), *tiny_clip_args, "--workers", "0"]) == 8
@@ -57,3 +59,13 @@ def test_a_second_embed_on_a_store_being_embedded_is_refused(store_copy, tiny_cl
     assert main(["embed", str(store_copy), *tiny_clip_args, "--workers", "0"]) == 0
     assert PatchStore.open(store_copy).has_features(ENCODER)
     assert not store_copy.with_name(store_copy.name + ".lock").exists()
+
+
+def test_predict_into_a_store_another_run_is_writing_is_refused(
+    world, store_copy, tmp_path, capsys
+):
+    args = ["predict", "--run", str(world.run), "--stores", str(store_copy)]
+    with StoreLock(store_copy):
+        assert main([*args, "--out", str(tmp_path / "p.csv"), "--score-id", "locked"]) == 8
+    assert "is writing this store" in capsys.readouterr().err
+    assert not PatchStore.open(store_copy).has_scores("locked")

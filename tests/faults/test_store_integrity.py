@@ -10,7 +10,6 @@ import pytest
 from wsi_engine.cli import main
 from wsi_engine.errors import StoreError
 from wsi_engine.store import PatchStore
-from wsi_engine.store.integrity import INTEGRITY_KEY, verify_store
 
 from .conftest import ENCODER, chunk_files
 
@@ -22,6 +21,8 @@ def _flip_byte(path, at: int = 40) -> None:
 
 
 def test_every_array_of_a_complete_store_is_sealed(world):
+    from wsi_engine.store.integrity import INTEGRITY_KEY, verify_store
+
     store = PatchStore.open(world.store)
     for name in ("coords", "tissue_fraction", "patches", "thumbnail", "tissue_mask",
                  f"features/{ENCODER}", f"scores/{world.score_id}/attention"):  # fmt: skip

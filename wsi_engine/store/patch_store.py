@@ -19,6 +19,7 @@ import numpy as np
 import zarr
 
 from wsi_engine.errors import StoreError
+from wsi_engine.locks import StoreLock
 from wsi_engine.store import layout
 from wsi_engine.store.integrity import ArrayGuard, seal, unseal
 from wsi_engine.store.progress import BlockProgress
@@ -301,13 +302,23 @@ class PatchStore:
     def write_scores(
         self, run_id: str, arrays: dict[str, np.ndarray], attrs: dict[str, Any]
     ) -> None:
-        """Write ``scores/<run_id>`` atomically (temporary group, then rename); replaces an old one."""
+        """Write ``scores/<run_id>`` atomically (temporary group, then rename); replaces an old one.
+
+        Holds the store's lock meanwhile (:class:`~wsi_engine.locks.StoreLock`):
+        a store another run is writing is an OutputError.
+        """
         n = self.n_patches
         for name, values in arrays.items():
             if values.shape[0] != n:
                 raise ValueError(
                     f"scores '{name}' has {values.shape[0]} rows, store has {n} patches"
                 )
+        with StoreLock(self.path):
+            self._write_scores(run_id, arrays, attrs)
+
+    def _write_scores(
+        self, run_id: str, arrays: dict[str, np.ndarray], attrs: dict[str, Any]
+    ) -> None:
         self.root.require_group(layout.SCORES)
         tmp_key = f"{layout.SCORES}/{layout.TMP_PREFIX}{run_id}"
         tmp = self.root.create_group(tmp_key, overwrite=True)

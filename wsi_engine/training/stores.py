@@ -17,6 +17,7 @@ import numpy as np
 from wsi_engine.errors import (
     BatchFailures,
     DataError,
+    OutputError,
     StoreError,
     batch_failures,
     describe,
@@ -80,7 +81,7 @@ def predict_stores(
     for path in paths:
         try:
             rows.append(predict_one(*usable_features(path, encoder_id, feature_dim)))
-        except (StoreError, DataError) as error:
+        except (StoreError, DataError, OutputError) as error:  # OutputError: store locked
             failures[store_slide_id(path)] = describe(error)
         if on_slide is not None:
             on_slide(store_slide_id(path))
