@@ -64,6 +64,8 @@ def test_a_second_embed_on_a_store_being_embedded_is_refused(store_copy, tiny_cl
 def test_predict_into_a_store_another_run_is_writing_is_refused(
     world, store_copy, tmp_path, capsys
 ):
+    from wsi_engine.locks import StoreLock
+
     args = ["predict", "--run", str(world.run), "--stores", str(store_copy)]
     with StoreLock(store_copy):
         assert main([*args, "--out", str(tmp_path / "p.csv"), "--score-id", "locked"]) == 8
