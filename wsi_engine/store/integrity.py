@@ -119,6 +119,9 @@ class ArrayGuard:
         self.array = array
         self.directory = array_dir(self.store_path, array)
         self.chunks = record(array)
+        self._by_block: dict[int, list[str]] = {}
+        for key in self.chunks or ():
+            self._by_block.setdefault(_row_block(key), []).append(key)
         self._checked: set[str] = set()
 
     def problem(self, chunk: str, what: str) -> Problem:
@@ -164,7 +167,12 @@ class ArrayGuard:
             return
         rows = (self.array.shards or self.array.chunks)[0]
         first, last = start // rows, (stop - 1) // rows
-        keys = [k for k in self.chunks if first <= _row_block(k) <= last and k not in self._checked]
+        keys = [
+            key
+            for block in range(first, last + 1)
+            for key in self._by_block.get(block, ())
+            if key not in self._checked
+        ]
         for key in keys:
             if not (self.directory / key).is_file():
                 raise self.problem(key, "missing").error()
