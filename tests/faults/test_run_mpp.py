@@ -21,9 +21,6 @@ def test_run_with_mpp_and_mpp_table(world, dask_cluster, tiny_clip_args, tmp_pat
     slide = _slide_without_mpp(world, tmp_path / "slides")
     common = [*tiny_clip_args, "--patch-size", "128", "--mpp-target", "1.0",
               "--scheduler", dask_cluster]  # fmt: skip
-    assert main(["run", str(slide), "--out", str(tmp_path / "none"), *common]) == 4
-    assert "--mpp" in capsys.readouterr().out
-
     assert main(["run", str(slide), "--out", str(tmp_path / "a"), *common, "--mpp", "0.5"]) == 0
     store = PatchStore.open(tmp_path / "a" / "stores" / "nompp.zarr")
     assert (
@@ -37,6 +34,10 @@ def test_run_with_mpp_and_mpp_table(world, dask_cluster, tiny_clip_args, tmp_pat
     assert main(args) == 0
     store = PatchStore.open(tmp_path / "b" / "stores" / "nompp.zarr")
     assert store.attrs["slide"]["mpp_source"] == "table" and store.n_patches > 0
+
+    # without either: the slide fails with the hint (exit 4: every slide failed for lack of µm/px)
+    assert main(["run", str(slide), "--out", str(tmp_path / "none"), *common]) == 4
+    assert "--mpp" in capsys.readouterr().out
 
 
 def test_the_pipeline_yaml_accepts_tiling_mpp(tmp_path):
