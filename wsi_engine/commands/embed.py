@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from wsi_engine.errors import BatchFailures
+from wsi_engine.errors import batch_failures
 
 
 def embed_command(
@@ -103,8 +103,10 @@ def embed_command(
     )
     failed = report.failed
     if failed:
-        raise BatchFailures(
+        raise batch_failures(
             f"{len(failed)} of {len(report.results)} stores failed",
+            [r.exit_code for r in failed],
+            len(report.results),
             hint=f"the first: {failed[0].reason}",
         )
 

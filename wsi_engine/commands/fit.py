@@ -46,12 +46,21 @@ def _seeds(text: str | None) -> list[int] | None:
 def _model_options(pairs: list[str]) -> dict[str, Any]:
     import yaml
 
+    from wsi_engine.config.loader import parse_yaml, short_repr
+
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {pair!r} is not KEY=VALUE", hint="e.g. --set dim=256")
-        options[key.strip()] = yaml.safe_load(value)
+            raise ConfigError(
+                f"--set {short_repr(pair)} is not KEY=VALUE", hint="e.g. --set dim=256"
+            )
+        try:
+            options[key.strip()] = parse_yaml(value)
+        except yaml.YAMLError as error:
+            raise ConfigError(
+                f"--set {short_repr(pair)}: not a YAML value ({getattr(error, 'problem', None)})"
+            ) from None
     return options
 
 

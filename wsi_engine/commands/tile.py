@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wsi_engine.errors import BatchFailures
+from wsi_engine.errors import batch_failures, exit_code_of_reason
 
 _STATUS_STYLE = {"ok": "green", "empty": "yellow", "skipped": "cyan", "failed": "bold red"}
 _MAX_FAILURES_SHOWN = 20
@@ -135,8 +135,10 @@ def tile_command(
         console.print(f"... and {len(failed) - _MAX_FAILURES_SHOWN} more")
     console.print(f"report: {out_dir / 'tiling_report.csv'}", highlight=False)
     if failed:
-        raise BatchFailures(
+        raise batch_failures(
             f"{len(failed)} of {len(report.results)} slides failed",
+            [exit_code_of_reason(r.reason) for r in failed],
+            len(report.results),
             hint=f"reasons in {out_dir / 'tiling_report.csv'}; rerun to resume",
         )
 

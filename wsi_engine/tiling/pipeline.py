@@ -191,7 +191,8 @@ def tile_slides(
     """Tile the slides named by ``inputs`` (files or folders) into ``out_dir/<slide_id>.zarr``.
 
     ``mpp`` (µm/px of level 0) overrides every slide's metadata; ``mpp_table``
-    (CSV path or ``{slide_id: (x, y)}``) overrides it per slide.
+    (CSV path or ``{slide_id: (x, y)}``) overrides it per slide; either
+    defaults to the config's ``mpp`` / ``mpp_table``.
     ``tissue_geojson`` / ``tissue_mask``: a file (one slide) or a folder of
     ``<slide_id>.geojson`` / ``<slide_id>.png`` files replacing tissue detection.
     Returns the report (also written to ``out_dir/tiling_report.csv``); slide
@@ -208,6 +209,8 @@ def tile_slides(
     out_dir = prepare_output_dir(out_dir)
     if tissue_geojson is not None and tissue_mask is not None:
         raise ConfigError("give either a tissue GeoJSON or a tissue mask, not both")
+    mpp = config.mpp if mpp is None else mpp
+    mpp_table = config.mpp_table if mpp_table is None else mpp_table
     table = load_mpp_table(mpp_table) if isinstance(mpp_table, str | Path) else mpp_table
     paths = find_slides(inputs, recursive, extensions)
     if not paths:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from wsi_engine.errors import WsiEngineError
+from wsi_engine.errors import SlideError, WsiEngineError, describe
 from wsi_engine.slide import SlideReader, open_slide
 from wsi_engine.slide.bounds import slide_bounds
 from wsi_engine.store import layout
@@ -154,13 +154,6 @@ def drop_reader(path: Path) -> None:
         cache.pop(key).close()
 
 
-def describe(error: BaseException) -> str:
-    """One-line reason for a report: the message and hint of engine errors, else type and text."""
-    if isinstance(error, WsiEngineError):
-        return f"{error.message} ({error.hint})" if error.hint else error.message
-    return f"internal error: {type(error).__name__}: {error}"
-
-
 # ------------------------------------------------------------------------------ planning
 def prepare_slide(request: SlideRequest) -> SlidePlan:
     """Plan ``request``'s slide and create or resume its partial store (a Dask task)."""
@@ -181,6 +174,7 @@ def _prepare(request: SlideRequest) -> SlidePlan:
         request.path, config.backend, mpp=request.mpp, mpp_table=request.mpp_table
     ) as reader:
         assert reader.mpp is not None  # require_mpp=True
+        _check_size(reader, request)
         mpp = (reader.mpp.x, reader.mpp.y)
         mask, seg_image = _tissue(reader, request)
         if request.tissue_file is not None and request.tissue_file.suffix.lower() in GEOJSON:
@@ -270,8 +264,29 @@ def _tissue(reader: SlideReader, request: SlideRequest) -> tuple[TissueMask, np.
         mpp = reader.mpp.x * reader.dimensions[0] / size[0]
         return detect_tissue(image, mpp, request.config.tissue, reader.dimensions), image
     if file.suffix.lower() in (".geojson", ".json"):
-        return load_tissue_geojson(file, reader.dimensions, reader.mpp.x, seg_mpp), None
+        config = request.config
+        mask = load_tissue_geojson(
+            file,
+            reader.dimensions,
+            reader.mpp.x,
+            seg_mpp,
+            max_vertices=config.geojson_max_vertices,
+            max_depth=config.geojson_max_depth,
+        )
+        return mask, None
     return load_tissue_mask_png(file, reader.dimensions, reader.mpp.x), None
+
+
+def _check_size(reader: SlideReader, request: SlideRequest) -> None:
+    """Refuse a slide larger than ``tiling.max_slide_pixels`` level-0 px (a damaged or hostile header)."""
+    width, height = reader.dimensions
+    limit = request.config.max_slide_pixels
+    if float(width) * float(height) > limit:
+        raise SlideError(
+            f"the slide declares {width:,} × {height:,} level-0 px, more than the limit of {limit:.3g}",
+            path=request.path,
+            hint="raise tiling.max_slide_pixels in the tiling YAML if the slide is genuine",
+        )
 
 
 def _thumbnail(reader: SlideReader, seg_image: np.ndarray | None, seg_mpp: float) -> np.ndarray:

@@ -14,7 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from wsi_engine.errors import BatchFailures, DataError, StoreError
+from wsi_engine.errors import (
+    BatchFailures,
+    DataError,
+    OutputError,
+    StoreError,
+    batch_failures,
+    describe,
+    exit_code_of_reason,
+)
 from wsi_engine.store import PatchStore, find_stores
 from wsi_engine.store.layout import STORE_SUFFIX
 
@@ -26,8 +34,7 @@ def store_slide_id(path: str | Path) -> str:
 
 def read_bag(store_path: Path, encoder_id: str) -> np.ndarray:
     """(N, D) features as stored (float16/float32); DataError if any value is NaN or infinite."""
-    array = PatchStore.open(store_path).feature_array(encoder_id)
-    values = np.asarray(array[:])
+    values = PatchStore.open(store_path).read_features(encoder_id, dtype=None)
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():
         raise DataError(
@@ -74,8 +81,8 @@ def predict_stores(
     for path in paths:
         try:
             rows.append(predict_one(*usable_features(path, encoder_id, feature_dim)))
-        except (StoreError, DataError) as error:
-            failures[store_slide_id(path)] = str(error)
+        except (StoreError, DataError, OutputError) as error:  # OutputError: store locked
+            failures[store_slide_id(path)] = describe(error)
         if on_slide is not None:
             on_slide(store_slide_id(path))
     return rows, failures
@@ -84,7 +91,9 @@ def predict_stores(
 def failures_error(failures: dict[str, str], n_predicted: int, hint: str) -> BatchFailures:
     """The exit-1 error of a batch with ``failures`` ({slide_id: reason}) beside ``n_predicted`` predicted stores."""
     total = len(failures) + n_predicted
-    return BatchFailures(
+    return batch_failures(
         f"{len(failures)} of {total} store(s) could not be predicted; first: {next(iter(failures.values()))}",
+        [exit_code_of_reason(reason) for reason in failures.values()],
+        total,
         hint=hint,
     )
