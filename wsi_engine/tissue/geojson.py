@@ -25,8 +25,6 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.draw import polygon as fill_polygon
-from skimage.measure import approximate_polygon, find_contours
 
 from wsi_engine.errors import ConfigError
 from wsi_engine.tissue.mask import EIGHT_CONNECTED, TissueMask, mask_downsample, segmentation_size
@@ -104,10 +102,13 @@ def _piece_rings(mask: TissueMask) -> Iterator[list[Ring]]:
 
 def _outline(region: np.ndarray, fully_connected: str) -> np.ndarray:
     """Longest closed iso-contour (row, col) of a padded binary region, simplified."""
+    from skimage import measure  # half a second to import: only when exporting polygons
+
     contour = max(
-        find_contours(region.astype(np.float32), 0.5, fully_connected=fully_connected), key=len
+        measure.find_contours(region.astype(np.float32), 0.5, fully_connected=fully_connected),
+        key=len,
     )
-    simplified = approximate_polygon(contour, SIMPLIFY_TOLERANCE_PX)
+    simplified = measure.approximate_polygon(contour, SIMPLIFY_TOLERANCE_PX)
     return simplified if len(simplified) >= 4 else contour
 
 
@@ -206,6 +207,8 @@ def _rings(coordinates: Any, path: Path) -> list[Ring]:
 def _rasterise(ring: Ring, dsx: float, dsy: float, shape: tuple[int, int]) -> np.ndarray:
     """Mask pixels whose centre lies inside a level-0 ring."""
     out = np.zeros(shape, dtype=bool)
+    from skimage.draw import polygon as fill_polygon  # imported only when rasterising
+
     rows, cols = fill_polygon(ring[:, 1] / dsy - 0.5, ring[:, 0] / dsx - 0.5, shape)
     out[rows, cols] = True
     return out
