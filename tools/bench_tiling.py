@@ -271,7 +271,8 @@ def cohort_slides(cache: Path, count: int, size: int, mpp: float) -> list[Path]:
 
     slides = []
     for index in range(count):
-        path = cache / f"cohort-{size}-{mpp:g}-{index}.tiff"
+        mpp_text = f"{mpp:g}".replace(".", "p")  # no dot: slide ids end at the first dot
+        path = cache / f"cohort-{size}-{mpp_text}-{index}.tiff"
         if not path.exists():
             print(f"generating {path} (once; cached) ...", flush=True)
             tmp = path.with_suffix(".tmp.tiff")

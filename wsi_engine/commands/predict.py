@@ -34,6 +34,11 @@ def predict_command(
         None, "--labels", help="Optional labels CSV: adds a label column and prints metrics."
     ),
     threads: int | None = THREADS,
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help="Address of a running Dask scheduler: one task per store on its workers.",
+    ),
 ) -> None:
     """Predict every store; write OUT and, per store, scores/<score_id> (attention, instance_score) for heatmaps."""
     from rich.progress import Progress
@@ -49,7 +54,7 @@ def predict_command(
     known = read_labels(labels) if labels is not None else None
     with Progress(console=Console(stderr=True), transient=True) as progress:
         bar = progress.add_task("predicting", total=len(find_stores(list(stores))))
-        result = predict(
+        result = (_on_cluster(scheduler) if scheduler else predict)(
             run,
             list(stores),
             out,
@@ -70,3 +75,15 @@ def predict_command(
     if result.metrics is not None:
         text = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
         console.print(f"metrics on labelled slides: {text}", highlight=False)
+
+
+def _on_cluster(scheduler: str):
+    """``predict`` as one task per store on the cluster at ``scheduler``."""
+    from wsi_engine.cluster.predict import predict_on_cluster
+    from wsi_engine.tiling import dask_client
+
+    def run(*args, **kwargs):
+        with dask_client(None, scheduler) as client:
+            return predict_on_cluster(client, *args, **kwargs)
+
+    return run

@@ -50,6 +50,7 @@ from typing import Any
 
 import zarr
 
+from wsi_engine.cluster.workers import absolute, prepare_cluster
 from wsi_engine.config import write_effective_config
 from wsi_engine.errors import ConfigError, OutputError, SlideError
 from wsi_engine.slide import SLIDE_EXTENSIONS, find_slides, load_mpp_table
@@ -213,6 +214,9 @@ def tile_slides(
     if tissue_geojson is not None and tissue_mask is not None:
         raise ConfigError("give either a tissue GeoJSON or a tissue mask, not both")
     table = load_mpp_table(mpp_table) if isinstance(mpp_table, str | Path) else mpp_table
+    inputs = [absolute(p) for p in inputs]  # workers may run in another folder
+    tissue_geojson = None if tissue_geojson is None else absolute(tissue_geojson)
+    tissue_mask = None if tissue_mask is None else absolute(tissue_mask)
     paths = find_slides(inputs, recursive, extensions)
     if not paths:
         raise SlideError(
@@ -235,6 +239,10 @@ def tile_slides(
                 run.execute(executor)
         else:
             with dask_client(workers, scheduler) as client:
+                if scheduler is not None:  # a cluster of its own: may not see our paths
+                    reads = [slide.request.path for slide in run.queue]
+                    reads += [s.request.tissue_file for s in run.queue if s.request.tissue_file]
+                    prepare_cluster(client, reads, [out_dir])
                 run.execute(DaskExecutor(client))
     report = TilingReport(out_dir, list(run.results.values()), time.perf_counter() - started)
     report.write_csv()
@@ -244,7 +252,7 @@ def tile_slides(
         {
             "tiling": config,
             "options": {
-                "inputs": [str(Path(p).absolute()) for p in inputs],
+                "inputs": [str(p) for p in inputs],
                 "recursive": recursive,
                 "extensions": list(extensions),
                 "workers": workers,
