@@ -43,6 +43,7 @@ def predict_on_cluster(
     write_scores: bool = True,
     labels: dict[str, str] | None = None,
     on_slide: Callable[[str], None] | None = None,
+    device: str = "auto",
 ) -> Any:
     """:func:`wsi_engine.mil.predict.predict` with one task per store on ``client``'s workers.
 
@@ -67,6 +68,7 @@ def predict_on_cluster(
         "score_id": score_id,
         "write_scores": write_scores,
         "labels": labels,
+        "device": device,  # resolved on each worker
     }
     token = uuid.uuid4().hex[:8]
     futures = {

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from wsi_engine.commands.options import THREADS
+from wsi_engine.commands.options import THREADS, TRAINING_DEVICE
 
 
 def predict_command(
@@ -34,6 +34,7 @@ def predict_command(
         None, "--labels", help="Optional labels CSV: adds a label column and prints metrics."
     ),
     threads: int | None = THREADS,
+    device: str = TRAINING_DEVICE,
     scheduler: str | None = typer.Option(
         None,
         "--scheduler",
@@ -63,6 +64,7 @@ def predict_command(
             score_id=score_id,
             write_scores=not no_scores,
             labels=known,
+            device=device,
             on_slide=lambda slide_id: progress.update(bar, advance=1, description=slide_id),
         )
     if result.failures:

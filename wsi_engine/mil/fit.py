@@ -33,6 +33,7 @@ from wsi_engine.prompts import (
     validate_task,
 )
 from wsi_engine.store import sanitize_name, utc_now
+from wsi_engine.training.device import DeviceBags, resolve_device
 from wsi_engine.training.rundir import (
     RUN_FILE,
     check_run_dir,
@@ -148,9 +149,11 @@ def fit(
     overwrite: bool = False,
     run_id: str | None = None,
     progress: FitProgress | None = None,
+    device: str = "auto",
 ) -> FitResult:
     """Run the few-shot protocol and write the run directory; returns per-fold rows and the summary."""
     progress = progress or FitProgress()
+    training_device = resolve_device(device)  # a bad --device fails before any work
     run_dir = Path(run_dir)
     check_run_dir(run_dir, overwrite)
     spec = get_spec(config.model)
@@ -206,7 +209,9 @@ def fit(
         }
         write_json(run_dir / RUN_FILE, run)
 
-        reader = BagReader.for_cohort(cohort, cache_bytes=config.cache_mb << 20)
+        reader = DeviceBags(
+            BagReader.for_cohort(cohort, cache_bytes=config.cache_mb << 20), training_device
+        )
         progress.start(splits, config.train.epochs)
         rows, curves, histories = [], {}, {}
         for split in splits:
@@ -277,7 +282,7 @@ def _fit_split(
     config: FitConfig,
     options: StrictModel,
     cohort: Cohort,
-    reader: BagReader,
+    reader: DeviceBags,
     split: fewshot.Split,
     text: TaskEmbeddings | None,
     progress: FitProgress,
@@ -287,6 +292,7 @@ def _fit_split(
     train, val, test = _parts(cohort, split)
     if model.wants_instance_sample:
         model.prepare(reader.sample_instances(train.ids, config.train.kmeans_patches, seed), seed)
+    model.to(reader.device)
     result = train_fold(
         model,
         reader,
@@ -298,7 +304,7 @@ def _fit_split(
         seed,
         partial(progress.epoch, split),
     )
-    return _SplitOutcome(model, result)
+    return _SplitOutcome(model.to("cpu"), result)  # checkpoints are saved from the CPU
 
 
 def _write_test_predictions(path: Path, result: FoldResult, cohort: Cohort) -> None:

@@ -75,7 +75,9 @@ class FoldResult:
 def predict_probs(model: MILModel, reader: BagReader, slide_ids: list[str]) -> np.ndarray:
     """(n, C) softmax probabilities of ``slide_ids``."""
     model.eval()
-    return np.stack([torch.softmax(model(reader.get(s)).logits, -1).numpy() for s in slide_ids])
+    return np.stack(
+        [torch.softmax(model(reader.get(s)).logits, -1).cpu().numpy() for s in slide_ids]
+    )
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def train_fold(
         losses = []
         for index in order:
             logits = model(reader.get(train.ids[index])).logits
-            loss = loss_fn(logits[None], targets[index : index + 1])
+            loss = loss_fn(logits[None], targets[index : index + 1].to(logits.device))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
