@@ -140,3 +140,15 @@ def test_lazy_packages_still_export_their_names(name):
         assert getattr(package, attribute) is not None
     with pytest.raises(AttributeError):
         package.no_such_name  # noqa: B018
+
+
+def test_only_structurally_intact_tiles_pass_through():
+    from wsi_engine.slide.tiles import jpeg_frame
+
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    file = imagecodecs.jpeg8_encode(image, level=80)
+    assert jpeg_frame(file) == (48, 64, 3)
+    assert jpeg_frame(file[:-2]) is None  # no end of image
+    assert jpeg_frame(file[:40] + file[-2:]) is None  # headers cut short
+    garbage = bytes(np.random.default_rng(1).integers(0, 256, len(file), dtype=np.uint8))
+    assert jpeg_frame(garbage) is None

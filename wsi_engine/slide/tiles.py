@@ -104,7 +104,9 @@ class TiledLevel:
         """Complete JPEG files of tiles ``indices`` (row-major), each decoding to exactly the
         tile's pixels; ``None`` for every tile when the level's tiles cannot be passed through
         (not JPEG, not RGB, a colour conversion a plain decoder would not make), and for
-        missing tiles and edge tiles (which may be stored cropped)."""
+        missing tiles, edge tiles (which may be stored cropped) and tiles whose JPEG
+        structure is broken or of another size (:func:`jpeg_frame`): those go through the
+        decoder, which reports the damage."""
         if not indices or not self._passthrough_possible():
             return [None] * len(indices)
         page = self._page
@@ -113,8 +115,10 @@ class TiledLevel:
         counts = [page.databytecounts[index] for index in inside]
         handle = page.parent.filehandle
         files: dict[int, bytes | None] = {}
+        expected = (self.tile[1], self.tile[0], 3)
         for data, index in handle.read_segments(offsets, counts, inside, lock=handle.lock):
-            files[index] = None if data is None else self._jpeg_file(data)
+            file = None if data is None else self._jpeg_file(data)
+            files[index] = file if file and jpeg_frame(file) == expected else None
         if self._passthrough is None:
             first = next((index for index, data in files.items() if data is not None), None)
             if first is None:
@@ -182,6 +186,47 @@ class TiledLevel:
         row, column = divmod(index, self._columns)
         (tile_w, tile_h), (width, height) = self.tile, self.size
         return (column + 1) * tile_w <= width and (row + 1) * tile_h <= height
+
+
+EOI = b"\xff\xd9"
+"""JPEG end-of-image marker."""
+
+_NOT_FRAMES = (0xC4, 0xC8, 0xCC)
+"""Markers in SOF0..SOF15's range that are not frame headers (DHT, JPG, DAC)."""
+
+
+def jpeg_frame(file: bytes) -> tuple[int, int, int] | None:
+    """(height, width, components) of a JPEG file whose structure is intact, else ``None``.
+
+    Intact: it starts with SOI and ends with EOI, and its marker segments up to
+    the start of scan have consistent lengths and include a frame header. The
+    entropy-coded data is not checked (that would mean decoding it): a tile
+    damaged only there is passed through as the file holds it.
+    """
+    if file[:2] != SOI or file[-2:] != EOI:
+        return None
+    position, frame = 2, None
+    while position + 4 <= len(file):
+        if file[position] != 0xFF:
+            return None
+        marker = file[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        length = int.from_bytes(file[position + 2 : position + 4], "big")
+        if length < 2 or position + 2 + length > len(file):
+            return None
+        if 0xC0 <= marker <= 0xCF and marker not in _NOT_FRAMES and length >= 8:
+            segment = file[position + 4 : position + 2 + length]
+            frame = (
+                int.from_bytes(segment[1:3], "big"),
+                int.from_bytes(segment[3:5], "big"),
+                segment[5],
+            )
+        if marker == 0xDA:  # start of scan: the entropy-coded data follows
+            return frame
+        position += 2 + length
+    return None
 
 
 def jpeg_decode_arguments(page: tifffile.TiffPage) -> dict[str, Any]:
