@@ -14,5 +14,5 @@ TRAINING_DEVICE = typer.Option(
     "auto",
     "--device",
     help="Where MIL models run: auto (a CUDA GPU if there is one), cuda, cuda:N or cpu "
-    "[float32 throughout, Sinkhorn included].",
+    "\\[float32 throughout, Sinkhorn included].",
 )
