@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wsi_engine.commands.options import THREADS
+from wsi_engine.commands.options import THREADS, TRAINING_DEVICE
 from wsi_engine.commands.tables import mean_std, metric_cells, result_table
 from wsi_engine.errors import ConfigError
 
@@ -142,6 +142,7 @@ def fit_command(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
     threads: int | None = THREADS,
+    device: str = TRAINING_DEVICE,
 ) -> None:
     """Learn a slide classifier from a few labelled slides per class; write checkpoints and results to --out."""
     from wsi_engine.mil.fit import FitConfig, fit
@@ -198,6 +199,7 @@ def fit_command(
             overwrite=overwrite,
             run_id=run_id,
             progress=progress,
+            device=device,
         )
     console.print(f"language priors: {result.language.note}", highlight=False)
     for prompt in result.language.long_prompts:

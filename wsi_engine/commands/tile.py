@@ -75,7 +75,8 @@ def tile_command(
         "--workers",
         "-w",
         min=1,
-        help="Worker processes of the local cluster (default: CPU cores).",
+        help="Worker processes of a local cluster (default: small jobs in this process, "
+        "one thread per core; larger ones one process per core).",
     ),
     scheduler: str | None = typer.Option(
         None,

@@ -31,6 +31,7 @@ from wsi_engine.mil.base import MILModel
 from wsi_engine.mil.metrics import classification_metrics
 from wsi_engine.mil.rundir import load_checkpoint, read_run
 from wsi_engine.store import PatchStore, sanitize_name
+from wsi_engine.training.device import resolve_device
 from wsi_engine.training.rundir import write_rows
 from wsi_engine.training.stores import predict_stores
 
@@ -107,11 +108,12 @@ def predict_bag(models: list[MILModel], features: torch.Tensor) -> dict[str, np.
     """Fold-averaged ``probs`` (C,), ``attention`` (N, C) and, when every model has one, ``instance_score`` (N,)."""
     outputs = [m(features) for m in models]
     result = {
-        "probs": torch.stack([torch.softmax(o.logits, -1) for o in outputs]).mean(0).numpy(),
-        "attention": torch.stack([o.attention for o in outputs]).mean(0).numpy(),
+        "probs": torch.stack([torch.softmax(o.logits, -1) for o in outputs]).mean(0).cpu().numpy(),
+        "attention": torch.stack([o.attention for o in outputs]).mean(0).cpu().numpy(),
     }
     if all(o.instance_score is not None for o in outputs):
-        result["instance_score"] = torch.stack([o.instance_score for o in outputs]).mean(0).numpy()
+        scores = torch.stack([o.instance_score for o in outputs]).mean(0)
+        result["instance_score"] = scores.cpu().numpy()
     return result
 
 
@@ -126,6 +128,7 @@ def predict(
     write_scores: bool = True,
     labels: dict[str, str] | None = None,
     on_slide: Callable[[str], None] | None = None,
+    device: str = "auto",
 ) -> PredictResult:
     """Predict every store in ``store_dirs``; write ``out_csv`` and (optionally) ``scores/<score_id>``.
 
@@ -137,8 +140,9 @@ def predict(
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     shots, entries = select_checkpoints(run, shots, fold)
+    target = resolve_device(device)
     loaded = [load_checkpoint(run_dir / e["path"]) for e in entries]
-    models = [m for m, _ in loaded]
+    models = [m.to(target) for m, _ in loaded]
     meta = loaded[0][1]
     class_names, encoder_id = meta["class_names"], meta["encoder_id"]
     seen = seen_slides(run_dir, shots, [e["fold"] for e in entries]) if labels else set()
@@ -147,7 +151,7 @@ def predict(
     )
 
     def predict_one(store: PatchStore, features: np.ndarray) -> dict[str, Any]:
-        out = predict_bag(models, torch.from_numpy(features))
+        out = predict_bag(models, torch.from_numpy(features).to(target))
         probs = out["probs"]
         predicted = class_names[int(np.argmax(probs))]
         if write_scores:

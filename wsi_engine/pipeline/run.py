@@ -367,13 +367,12 @@ def _embed(
             overwrite=overwrite,
         )
         paths = [str(store_path(stores, s.slide_id)) for s in group]
-        if scheduler:  # an existing cluster: embed on one of its workers (where the GPUs are)
+        if scheduler:  # an existing cluster: one task per store, on GPU workers if any
+            from wsi_engine.cluster.embed import embed_on_cluster
             from wsi_engine.tiling import dask_client
 
             with dask_client(None, scheduler) as client:
-                embedded = client.submit(
-                    embed_stores, paths, settings.encoder, pure=False, **arguments
-                ).result()
+                embedded = embed_on_cluster(client, paths, settings.encoder, **arguments)
         else:
             embedded = embed_stores(paths, settings.encoder, **arguments)
         telemetry.seconds += embedded.wall_seconds
@@ -455,7 +454,7 @@ def _predict(
     observer.stage_started("predict", len(todo))
     telemetry = report.telemetry.setdefault("predict", StageTelemetry())
     began = time.perf_counter()
-    score_id, failures = _predict_stores(run_dir, todo, report.out_dir, observer)
+    score_id, failures = _predict_stores(run_dir, todo, report.out_dir, observer, scheduler)
     for slide in todo:
         if slide.slide_id in failures:
             _fail(report, manifest, slide.slide_id, "predict", failures[slide.slide_id], slide.path)
@@ -473,12 +472,17 @@ def _predict(
 
 
 def _predict_stores(
-    run_dir: Path, slides: list[_Slide], out_dir: Path, observer: PipelineObserver
+    run_dir: Path,
+    slides: list[_Slide],
+    out_dir: Path,
+    observer: PipelineObserver,
+    scheduler: str | None = None,
 ) -> tuple[str | None, dict[str, str]]:
     """(score id, {slide_id: reason}) of one prediction over the stores of ``slides``.
 
-    The run's models are loaded once; a store that cannot be predicted fails
-    only its slide, an unusable run fails them all.
+    The run's models are loaded once (once per store on a cluster: one task
+    each); a store that cannot be predicted fails only its slide, an unusable
+    run fails them all.
     """
     from wsi_engine.mil.predict import predict
 
@@ -486,12 +490,25 @@ def _predict_stores(
         return None, {}
     scratch = out_dir / ".predict-scratch.csv"
     try:
-        result = predict(
-            run_dir,
-            [store_path(out_dir / STORES_DIR, s.slide_id) for s in slides],
-            scratch,
-            on_slide=lambda slide_id: observer.slide_advanced("predict", slide_id),
-        )
+        if scheduler:
+            from wsi_engine.cluster.predict import predict_on_cluster
+            from wsi_engine.tiling import dask_client
+
+            with dask_client(None, scheduler) as client:
+                result = predict_on_cluster(
+                    client,
+                    run_dir,
+                    [store_path(out_dir / STORES_DIR, s.slide_id) for s in slides],
+                    scratch,
+                    on_slide=lambda slide_id: observer.slide_advanced("predict", slide_id),
+                )
+        else:
+            result = predict(
+                run_dir,
+                [store_path(out_dir / STORES_DIR, s.slide_id) for s in slides],
+                scratch,
+                on_slide=lambda slide_id: observer.slide_advanced("predict", slide_id),
+            )
     except WsiEngineError as error:
         for slide in slides:
             observer.slide_advanced("predict", slide.slide_id)

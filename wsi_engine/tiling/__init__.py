@@ -8,20 +8,48 @@ Modules, one job each:
   region reads cut into patches, antialiased resize;
 * :mod:`~wsi_engine.tiling.lowres`: bounded-memory low-resolution images (tissue, thumbnail);
 * :mod:`~wsi_engine.tiling.provenance`: store attributes and the slide fingerprint;
-* :mod:`~wsi_engine.tiling.tasks`: the Dask tasks (plan a slide, write one shard);
+* :mod:`~wsi_engine.tiling.tasks`: the tasks (plan a slide, write one shard);
+* :mod:`~wsi_engine.tiling.executors`: where they run (threads of this process, or Dask);
 * :mod:`~wsi_engine.tiling.pipeline`: :func:`tile_slides`, the client-side orchestration;
 * :mod:`~wsi_engine.tiling.report`: :class:`TilingReport` and ``tiling_report.csv``.
+
+The names below are imported on first use, so ``import wsi_engine.tiling.config``
+does not load Dask, zarr or the slide readers (the command line starts faster).
 """
 
-from wsi_engine.tiling.config import TilingConfig
-from wsi_engine.tiling.grid import GridGeometry, PatchGrid, grid_geometry, plan_grid
-from wsi_engine.tiling.pipeline import TilingObserver, dask_client, default_workers, tile_slides
-from wsi_engine.tiling.report import REPORT_NAME, SlideResult, TilingReport
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wsi_engine.tiling.config import TilingConfig
+    from wsi_engine.tiling.grid import GridGeometry, PatchGrid, grid_geometry, plan_grid
+    from wsi_engine.tiling.pipeline import (
+        TilingObserver,
+        dask_client,
+        default_workers,
+        tile_slides,
+    )
+    from wsi_engine.tiling.report import REPORT_NAME, SlideResult, TilingReport
+
+_HOMES = {
+    "TilingConfig": "config",
+    "GridGeometry": "grid",
+    "PatchGrid": "grid",
+    "grid_geometry": "grid",
+    "plan_grid": "grid",
+    "TilingObserver": "pipeline",
+    "dask_client": "pipeline",
+    "default_workers": "pipeline",
+    "tile_slides": "pipeline",
+    "REPORT_NAME": "report",
+    "SlideResult": "report",
+    "TilingReport": "report",
+}
 
 __all__ = [
-    "REPORT_NAME",
     "GridGeometry",
     "PatchGrid",
+    "REPORT_NAME",
     "SlideResult",
     "TilingConfig",
     "TilingObserver",
@@ -32,3 +60,9 @@ __all__ = [
     "plan_grid",
     "tile_slides",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'wsi_engine.tiling' has no attribute {name!r}")
+    return getattr(import_module(f"wsi_engine.tiling.{_HOMES[name]}"), name)

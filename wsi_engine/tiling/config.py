@@ -29,6 +29,10 @@ class TilingConfig(StrictModel):
         "jpeg", description="how patch pixels are stored"
     )
     jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality for pixel_mode 'jpeg'")
+    jpeg_passthrough: bool = Field(
+        True,
+        description="pixel_mode 'jpeg': store a source JPEG tile unchanged where a patch is exactly one",
+    )
     shard_patches: int = Field(128, ge=1, description="patches per shard file (one Dask task each)")
     region_size: int = Field(
         2048, ge=256, description="side in read-level px of the regions read at once"

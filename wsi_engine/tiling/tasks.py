@@ -39,12 +39,14 @@ from wsi_engine.slide import SlideReader, open_slide
 from wsi_engine.slide.bounds import slide_bounds
 from wsi_engine.store import layout
 from wsi_engine.store.progress import BlockProgress
+from wsi_engine.store.shards import jpeg_layout_quality, write_jpeg_shard
 from wsi_engine.store.shards import write_shard as write_patch_shard
 from wsi_engine.store.writer import SHARD_PROGRESS, StoreWriter
 from wsi_engine.tiling.config import TilingConfig
 from wsi_engine.tiling.extract import extract_patches
 from wsi_engine.tiling.grid import GridGeometry, plan_grid
 from wsi_engine.tiling.lowres import fit_size, read_downsampled, shrink
+from wsi_engine.tiling.passthrough import jpeg_chunks
 from wsi_engine.tiling.provenance import slide_attrs, tiling_attrs, tissue_attrs
 from wsi_engine.tiling.tissue_export import GEOJSON, from_viewer_frame
 from wsi_engine.tissue import (
@@ -98,6 +100,8 @@ class ShardJob:
     coords: np.ndarray
     geometry: GridGeometry
     region_size: int
+    passthrough: bool = False
+    """store source JPEG tiles unchanged where a patch is exactly one (:mod:`~wsi_engine.tiling.passthrough`)"""
 
 
 @dataclass
@@ -232,6 +236,7 @@ def _prepare(request: SlideRequest) -> SlidePlan:
                 coords=grid.coords[start : start + config.shard_patches].copy(),
                 geometry=grid.geometry,
                 region_size=config.region_size,
+                passthrough=config.jpeg_passthrough,
             )
         )
     return plan
@@ -310,9 +315,16 @@ def write_shard(job: ShardJob) -> ShardOutcome:
     started = time.perf_counter()
     try:
         reader = cached_reader(job.slide_path, job.backend)
-        patches = extract_patches(reader, job.geometry, job.coords, job.region_size)
         array = zarr.open_array(str(job.store_path / layout.PATCHES), mode="r+")
-        write_patch_shard(array, job.index, patches)
+        quality = jpeg_layout_quality(array)
+        if quality is None:
+            patches = extract_patches(reader, job.geometry, job.coords, job.region_size)
+            write_patch_shard(array, job.index, patches)
+        else:
+            chunks = jpeg_chunks(
+                reader, job.geometry, job.coords, job.region_size, quality, job.passthrough
+            )
+            write_jpeg_shard(array, job.index, chunks)
         root = zarr.open_group(str(job.store_path), mode="r+")
         BlockProgress(root, SHARD_PROGRESS, job.n_shards).mark_done(job.index)
     except Exception as error:
@@ -322,4 +334,4 @@ def write_shard(job: ShardJob) -> ShardOutcome:
         stop = job.start + len(job.coords)
         reason = f"shard {job.index} (patches {job.start}-{stop - 1}): {describe(error)}"
         return ShardOutcome(job.slide_id, job.index, 0, time.perf_counter() - started, reason)
-    return ShardOutcome(job.slide_id, job.index, len(patches), time.perf_counter() - started)
+    return ShardOutcome(job.slide_id, job.index, len(job.coords), time.perf_counter() - started)

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.measure import approximate_polygon, find_contours
 
 from wsi_engine.errors import ConfigError
 from wsi_engine.tissue.mask import EIGHT_CONNECTED, TissueMask, mask_downsample, segmentation_size
@@ -126,10 +125,13 @@ def _piece_rings(mask: TissueMask) -> Iterator[list[Ring]]:
 
 def _outline(region: np.ndarray, fully_connected: str) -> np.ndarray:
     """Longest closed iso-contour (row, col) of a padded binary region, simplified."""
+    from skimage import measure  # half a second to import: only when exporting polygons
+
     contour = max(
-        find_contours(region.astype(np.float32), 0.5, fully_connected=fully_connected), key=len
+        measure.find_contours(region.astype(np.float32), 0.5, fully_connected=fully_connected),
+        key=len,
     )
-    simplified = approximate_polygon(contour, SIMPLIFY_TOLERANCE_PX)
+    simplified = measure.approximate_polygon(contour, SIMPLIFY_TOLERANCE_PX)
     return simplified if len(simplified) >= 4 else contour
 
 
