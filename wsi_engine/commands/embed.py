@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from wsi_engine.errors import BatchFailures
+from wsi_engine.errors import batch_failures
 
 
 def embed_command(
@@ -48,6 +48,12 @@ def embed_command(
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Recompute features that are already complete."
+    ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help="Address of a running Dask scheduler: one task per store on its workers "
+        "(GPU workers: --resources GPU=1; docs/scaling.md).",
     ),
 ) -> None:
     """Encode every patch of the stores; resumable, skips complete features unless --overwrite."""
@@ -80,10 +86,12 @@ def embed_command(
             if elapsed > 0:
                 self.progress.update(self.task, rate=f"{done / elapsed:,.0f} patches/s")
 
-    with Progress(*columns, console=console, transient=True) as progress:
-        report = embed_stores(
+    if scheduler:
+        report = _embed_on_cluster(
+            scheduler,
             stores,
             encoder,
+            console,
             checkpoint=checkpoint,
             device=device,
             batch_size=batch_size,
@@ -91,9 +99,22 @@ def embed_command(
             workers=workers,
             overwrite=overwrite,
             dtype=dtype,
-            gpus=gpus,
-            observer=_Bar(progress),
         )
+    else:
+        with Progress(*columns, console=console, transient=True) as progress:
+            report = embed_stores(
+                stores,
+                encoder,
+                checkpoint=checkpoint,
+                device=device,
+                batch_size=batch_size,
+                precision=precision,
+                workers=workers,
+                overwrite=overwrite,
+                dtype=dtype,
+                gpus=gpus,
+                observer=_Bar(progress),
+            )
     console.print(summary_table(report))
     console.print(
         f"{report.embedded:,} patches in {report.wall_seconds:.1f} s ({report.patches_per_second:,.1f} patches/s; "
@@ -105,9 +126,35 @@ def embed_command(
     )
     failed = report.failed
     if failed:
-        raise BatchFailures(
+        raise batch_failures(
             f"{len(failed)} of {len(report.results)} stores failed",
+            [r.exit_code for r in failed],
+            len(report.results),
             hint=f"the first: {failed[0].reason}",
+        )
+
+
+def _embed_on_cluster(
+    scheduler: str, stores: list[Path], encoder: str, console: Console, **options
+):
+    """``embed_stores`` as one task per store on the cluster at ``scheduler``, with a store bar."""
+    from wsi_engine.cluster.embed import embed_on_cluster
+    from wsi_engine.tiling import dask_client
+
+    with (
+        dask_client(None, scheduler) as client,
+        Progress(
+            TextColumn("[bold]embed[/] (stores on the cluster)"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress,
+    ):
+        task = progress.add_task("stores", total=None)
+        return embed_on_cluster(
+            client, stores, encoder, on_store=lambda _: progress.advance(task), **options
         )
 
 

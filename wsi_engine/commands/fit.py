@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wsi_engine.commands.options import THREADS
+from wsi_engine.commands.options import THREADS, TRAINING_DEVICE
 from wsi_engine.commands.tables import mean_std, metric_cells, result_table
 from wsi_engine.errors import ConfigError
 
@@ -46,12 +46,21 @@ def _seeds(text: str | None) -> list[int] | None:
 def _model_options(pairs: list[str]) -> dict[str, Any]:
     import yaml
 
+    from wsi_engine.config.loader import parse_yaml, short_repr
+
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {pair!r} is not KEY=VALUE", hint="e.g. --set dim=256")
-        options[key.strip()] = yaml.safe_load(value)
+            raise ConfigError(
+                f"--set {short_repr(pair)} is not KEY=VALUE", hint="e.g. --set dim=256"
+            )
+        try:
+            options[key.strip()] = parse_yaml(value)
+        except yaml.YAMLError as error:
+            raise ConfigError(
+                f"--set {short_repr(pair)}: not a YAML value ({getattr(error, 'problem', None)})"
+            ) from None
     return options
 
 
@@ -133,6 +142,7 @@ def fit_command(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
     threads: int | None = THREADS,
+    device: str = TRAINING_DEVICE,
 ) -> None:
     """Learn a slide classifier from a few labelled slides per class; write checkpoints and results to --out."""
     from wsi_engine.mil.fit import FitConfig, fit
@@ -189,6 +199,7 @@ def fit_command(
             overwrite=overwrite,
             run_id=run_id,
             progress=progress,
+            device=device,
         )
     console.print(f"language priors: {result.language.note}", highlight=False)
     for prompt in result.language.long_prompts:

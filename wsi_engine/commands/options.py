@@ -9,3 +9,10 @@ THREADS = typer.Option(
     "--threads",
     help="CPU threads for torch \\[all cores; 1 is fastest for small bags on a busy machine].",
 )
+
+TRAINING_DEVICE = typer.Option(
+    "auto",
+    "--device",
+    help="Where MIL models run: auto (a CUDA GPU if there is one), cuda, cuda:N or cpu "
+    "\\[float32 throughout, Sinkhorn included].",
+)

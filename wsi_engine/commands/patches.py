@@ -52,7 +52,9 @@ def fit_patches_command(
         None, "--checkpoint", help="Encoder weights file (with --images)."
     ),
     device: str = typer.Option(
-        "auto", "--device", help="Device that encodes --images: auto, cpu, cuda, cuda:N."
+        "auto",
+        "--device",
+        help="Device that trains the head (and encodes --images): auto, cpu, cuda, cuda:N.",
     ),
     shots: int | None = typer.Option(
         None, "--shots", help="Bag models of this shot setting \\[the largest]."
@@ -176,6 +178,7 @@ def fit_patches_command(
                 task=task,
                 overwrite=overwrite,
                 run_id=run_id,
+                device=device,
             )
         else:
             result = fit_patches_from_images(

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from wsi_engine.commands.options import THREADS
+from wsi_engine.commands.options import THREADS, TRAINING_DEVICE
 
 
 def predict_command(
@@ -34,6 +34,12 @@ def predict_command(
         None, "--labels", help="Optional labels CSV: adds a label column and prints metrics."
     ),
     threads: int | None = THREADS,
+    device: str = TRAINING_DEVICE,
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help="Address of a running Dask scheduler: one task per store on its workers.",
+    ),
 ) -> None:
     """Predict every store; write OUT and, per store, scores/<score_id> (attention, instance_score) for heatmaps."""
     from wsi_engine.commands.progress import StageBars, stage_progress
@@ -46,7 +52,7 @@ def predict_command(
     console = Console()
     known = read_labels(labels) if labels is not None else None
     with stage_progress(Console(stderr=True)) as progress:
-        result = predict(
+        result = (_on_cluster(scheduler) if scheduler else predict)(
             run,
             list(stores),
             out,
@@ -55,6 +61,7 @@ def predict_command(
             score_id=score_id,
             write_scores=not no_scores,
             labels=known,
+            device=device,
             observer=StageBars(progress, name_slides=True),
         )
     if result.failures:
@@ -88,3 +95,15 @@ def _print_metrics(console: Console, result) -> None:
             f"optimistic: {text(result.metrics_in_sample)}",
             highlight=False,
         )
+
+
+def _on_cluster(scheduler: str):
+    """``predict`` as one task per store on the cluster at ``scheduler``."""
+    from wsi_engine.cluster.predict import predict_on_cluster
+    from wsi_engine.tiling import dask_client
+
+    def run(*args, **kwargs):
+        with dask_client(None, scheduler) as client:
+            return predict_on_cluster(client, *args, **kwargs)
+
+    return run

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from wsi_engine.commands.progress import StageBars, stage_progress
-from wsi_engine.errors import BatchFailures
+from wsi_engine.errors import batch_failures, exit_code_of_reason
 
 
 def run_command(
@@ -51,6 +51,12 @@ def run_command(
         "--heatmap-formats",
         help="Comma-separated heatmap formats (png, geojson, tiff, html, dicom, dsa).",
     ),
+    mpp: float | None = typer.Option(
+        None, "--mpp", help="µm/px of level 0 for every slide (overrides metadata)."
+    ),
+    mpp_table: Path | None = typer.Option(
+        None, "--mpp-table", help="CSV of per-slide µm/px: slide_id,mpp (or slide_id,mpp_x,mpp_y)."
+    ),
 ) -> None:
     """Run every stage for each slide; resumable (manifest in OUT), a failing slide never stops the batch.
 
@@ -71,6 +77,8 @@ def run_command(
             "workers": workers,
             "recursive": recursive,
             "heatmap.formats": heatmap_formats.split(",") if heatmap_formats else None,
+            "tiling.mpp": mpp,
+            "tiling.mpp_table": str(mpp_table) if mpp_table else None,
         },
     )
     console = Console()
@@ -86,8 +94,10 @@ def run_command(
         )
     print_summary(console, report)
     if report.failed:
-        raise BatchFailures(
+        raise batch_failures(
             f"{len(report.failed)} of {len(report.status)} slide(s) failed",
+            [exit_code_of_reason(report.errors.get(s, "")) for s in report.failed],
+            len(report.status),
             path=out / "summary.json",
             hint="reasons above and in manifest.json; fix them and rerun with --retry-failed",
         )

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wsi_engine.errors import BatchFailures
+from wsi_engine.errors import batch_failures, exit_code_of_reason
 from wsi_engine.stage import StageObserver
 
 _STATUS_STYLE = {"ok": "green", "empty": "yellow", "skipped": "cyan", "failed": "bold red"}
@@ -76,7 +76,8 @@ def tile_command(
         "--workers",
         "-w",
         min=1,
-        help="Worker processes of the local cluster (default: CPU cores).",
+        help="Worker processes of a local cluster (default: small jobs in this process, "
+        "one thread per core; larger ones one process per core).",
     ),
     scheduler: str | None = typer.Option(
         None,
@@ -136,8 +137,10 @@ def tile_command(
         console.print(f"... and {len(failed) - _MAX_FAILURES_SHOWN} more")
     console.print(f"report: {out_dir / 'tiling_report.csv'}", highlight=False)
     if failed:
-        raise BatchFailures(
+        raise batch_failures(
             f"{len(failed)} of {len(report.results)} slides failed",
+            [exit_code_of_reason(r.reason) for r in failed],
+            len(report.results),
             hint=f"reasons in {out_dir / 'tiling_report.csv'}; rerun to resume",
         )
 

@@ -9,6 +9,7 @@ effective configuration is written next to every output for provenance.
 from __future__ import annotations
 
 import os
+import reprlib
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,11 +64,46 @@ def resolve_preset(name_or_path: str | Path, kind: str) -> Path:
     return preset
 
 
+MAX_YAML_BYTES = 1 << 20
+"""Largest configuration file read (1 MiB): a configuration is a few kB."""
+
+MAX_VALUE_CHARS = 80
+"""Longest rendering of a value quoted in an error message."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases (``*name``): a few lines of nested aliases
+    (a "billion laughs" document) expand to gigabytes, and configurations never need them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text safely: plain data only, no aliases (:class:`_NoAliasLoader`)."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters (error messages quote values, never whole documents)."""
+    text = reprlib.repr(value) if not isinstance(value, str | int | float | bool) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Parse a YAML mapping; syntax errors name the file and line."""
+    """Parse a YAML mapping (at most 1 MiB, no aliases); syntax errors name the file and line."""
     try:
+        if Path(path).stat().st_size > MAX_YAML_BYTES:
+            raise ConfigError(
+                f"configuration file is larger than {MAX_YAML_BYTES // 1024} KiB", path=path
+            )
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            data = parse_yaml(handle.read())
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -94,7 +130,8 @@ def describe_validation_error(error: ValidationError) -> str:
         elif item["type"] == "missing":
             parts.append(f"missing key '{key}'")
         else:
-            parts.append(f"key '{key}': {item['msg']} (got {item.get('input')!r})")
+            message = item["msg"][:200]
+            parts.append(f"key '{key}': {message} (got {short_repr(item.get('input'))})")
     return "; ".join(parts)
 
 

@@ -36,7 +36,8 @@ from wsi_engine.encoders.config import EncoderConfig
 from wsi_engine.encoders.encoder import Encoder, load_encoder
 from wsi_engine.encoders.loader import BlockTask, Rebatcher, Segment, iter_blocks
 from wsi_engine.encoders.report import STAGE, EmbedReport, StoreResult
-from wsi_engine.errors import ConfigError
+from wsi_engine.errors import ConfigError, EncoderError, describe, exit_code_of
+from wsi_engine.locks import StoreLock
 from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore, find_stores, store_slide_id, utc_now
 from wsi_engine.store.progress import BlockProgress
@@ -191,8 +192,15 @@ def embed_stores(
         load_seconds=time.perf_counter() - began,
     )
     began = time.perf_counter()
-    runs, tasks = _plan(paths, encoder, overwrite, dtype, report, observer)
-    _run(runs, tasks, paths, encoder, resolved, precision, batch_size, workers, report, observer)
+    locks: list[StoreLock] = []
+    try:
+        runs, tasks = _plan(paths, encoder, overwrite, dtype, report, observer, locks)
+        _run(
+            runs, tasks, paths, encoder, resolved, precision, batch_size, workers, report, observer
+        )
+    finally:
+        for lock in locks:
+            lock.release()
     report.wall_seconds = time.perf_counter() - began
     return report
 
@@ -204,8 +212,12 @@ def _plan(
     dtype: str,
     report: EmbedReport,
     observer: StageObserver,
+    locks: list[StoreLock],
 ) -> tuple[dict[int, _StoreRun], list[BlockTask]]:
-    """Open each store, decide skip / resume / start, and list the blocks to encode."""
+    """Lock and open each store, decide skip / resume / start, and list the blocks to encode.
+
+    The stores' locks are appended to ``locks``; the caller releases them.
+    """
     runs: dict[int, _StoreRun] = {}
     tasks: list[BlockTask] = []
     observer.stage_started(STAGE, len(paths))
@@ -213,13 +225,15 @@ def _plan(
         result = StoreResult(str(path), store_slide_id(path), 0)
         report.results.append(result)
         try:
+            lock = StoreLock(path)
+            lock.acquire()
+            locks.append(lock)
             store = PatchStore.open(path, mode="r+")
             result.slide_id, result.n_patches = store.slide_id, store.n_patches
             run = _prepare_store(store, encoder, overwrite, dtype, result)
         except Exception as error:
-            from wsi_engine.errors import describe
-
             result.status, result.reason = "failed", describe(error)
+            result.exit_code = exit_code_of(error)
         else:
             if run is not None:
                 runs[index] = run
@@ -246,6 +260,7 @@ def _prepare_store(
     if store.has_features(encoder_id) and not overwrite:
         old = store.feature_attrs(encoder_id).get("checkpoint_sha256")
         if old == encoder.checkpoint_sha256:
+            store.feature_array(encoder_id)  # its chunks present, else StoreError (rebuild hint)
             result.status, result.reason = "skipped", "features already complete"
         else:
             result.status = "failed"
@@ -302,7 +317,9 @@ class _Outputs:
         dtype: np.dtype,
         report: EmbedReport,
         observer: StageObserver,
+        checkpoint: Path,
     ):
+        self.checkpoint = checkpoint
         self.runs = runs
         self.tasks = tasks
         self.dtype = dtype
@@ -311,11 +328,12 @@ class _Outputs:
         self.buffers: dict[int, np.ndarray] = {}
         self.filled: dict[int, int] = {}
 
-    def fail(self, index: int, reason: str) -> None:
-        """Block ``index`` could not be read: fail its store, drop its pending blocks."""
+    def fail(self, index: int, reason: str, exit_code: int = 1) -> None:
+        """Block ``index`` could not be read or written: fail its store, drop its pending blocks."""
         run = self.runs.pop(self.tasks[index].store, None)
         if run is not None:
             run.result.status, run.result.reason = "failed", reason
+            run.result.exit_code = exit_code
             self.observer.slide_finished(run.result.outcome())
 
     def add(self, features: np.ndarray, segments: list[Segment]) -> None:
@@ -337,14 +355,20 @@ class _Outputs:
 
     def _write(self, run: _StoreRun, index: int, rows: np.ndarray) -> None:
         task = self.tasks[index]
+        if not np.isfinite(rows).all():
+            error = EncoderError(
+                f"the encoder produced NaN or infinite features for patches {task.start}-{task.stop - 1}"
+                f" of {run.result.slide_id} (checkpoint {self.checkpoint})",
+                hint="the checkpoint's weights are unusable: check or replace the file",
+            )
+            self.fail(index, describe(error), error.exit_code)
+            return
         began = time.perf_counter()
         try:
             run.array[task.start : task.stop] = rows
             run.progress.mark_done(task.block)
         except Exception as error:
-            from wsi_engine.errors import describe
-
-            self.fail(index, f"cannot write features: {describe(error)}")
+            self.fail(index, f"cannot write features: {describe(error)}", exit_code_of(error))
             return
         finally:
             self.report.write_seconds += time.perf_counter() - began
@@ -380,7 +404,7 @@ def _run(
     if not tasks:
         return
     out_dtype = np.dtype(next(iter(runs.values())).array.dtype)
-    outputs = _Outputs(runs, tasks, out_dtype, report, observer)
+    outputs = _Outputs(runs, tasks, out_dtype, report, observer, encoder.checkpoint_path)
     cuda = device.type == "cuda"
     batcher = Rebatcher(batch_size, pin_memory=cuda)
     in_flight: _InFlight | None = None
@@ -396,7 +420,7 @@ def _run(
                 if run is not None and not run.began:
                     run.began = time.perf_counter()
                 if item.error:
-                    outputs.fail(item.index, item.error)
+                    outputs.fail(item.index, item.error, item.exit_code)
                     continue
                 if run is None:
                     continue

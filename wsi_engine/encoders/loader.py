@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from wsi_engine.tiling import PatchSource
+from wsi_engine.encoders.patch_source import PatchSource
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class BlockData:
     pixels: torch.Tensor | None
     error: str
     read_seconds: float
+    exit_code: int = 0
+    """of the error's category (``wsi_engine.errors``), 0 when read"""
 
 
 _sources: dict[str, PatchSource] = {}
@@ -78,9 +80,10 @@ class BlockDataset(Dataset):
             tensor = torch.from_numpy(np.ascontiguousarray(pixels))
             return BlockData(index, tensor, "", time.perf_counter() - began)
         except Exception as error:  # reported per store by the caller
-            from wsi_engine.errors import describe
+            from wsi_engine.errors import describe, exit_code_of
 
-            return BlockData(index, None, describe(error), time.perf_counter() - began)
+            seconds = time.perf_counter() - began
+            return BlockData(index, None, describe(error), seconds, exit_code_of(error))
 
 
 def iter_blocks(

@@ -18,6 +18,8 @@ class StoreResult:
     n_patches: int
     status: str = "done"
     reason: str = ""
+    exit_code: int = 0
+    """of the failure's category (errors.py), 0 unless failed"""
     embedded: int = 0
     """patches encoded in this run (less than ``n_patches`` when resuming)"""
     seconds: float = 0.0

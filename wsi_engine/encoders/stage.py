@@ -20,16 +20,14 @@ TIMINGS = ("load_seconds", "read_seconds", "wait_seconds", "model_seconds", "wri
 class EmbedStage(stage.SlideStage):
     """Key: the encoder preset, the weights file's identity and the tile key; complete: features exist.
 
-    ``scheduler``: the address of a running Dask cluster; the stores are then
-    embedded on one of its workers (where the GPUs are), without progress hooks.
+    Runs in this process; :class:`wsi_engine.cluster.stages.ClusterEmbedStage` runs it on a cluster.
     """
 
     name = "embed"
 
-    def __init__(self, settings: EmbedSettings, *, scheduler: str | None = None):
+    def __init__(self, settings: EmbedSettings):
         super().__init__()
         self.settings = settings
-        self.scheduler = scheduler
         self.encoder_config = load_encoder_config(settings.encoder)
         self.encoder_id = self.encoder_config.encoder_id
         self.weights = _weights_identity(settings.checkpoint)
@@ -58,9 +56,10 @@ class EmbedStage(stage.SlideStage):
                     }
                 yield result
 
-    def _embed(self, paths: list[str], overwrite: bool, observer: StageObserver) -> EmbedReport:
+    def arguments(self, overwrite: bool) -> dict[str, Any]:
+        """The keyword arguments of :func:`embed_stores` for these settings."""
         settings = self.settings
-        arguments: dict[str, Any] = dict(
+        return dict(
             checkpoint=settings.checkpoint,
             device=settings.device,
             batch_size=settings.batch_size,
@@ -68,16 +67,14 @@ class EmbedStage(stage.SlideStage):
             workers=settings.workers,
             overwrite=overwrite,
         )
-        if not self.scheduler:
-            return embed_stores(
-                paths, settings.encoder, observer=stage.ProgressOnly(observer), **arguments
-            )
-        from wsi_engine.tiling import dask_client
 
-        with dask_client(None, self.scheduler) as client:
-            return client.submit(
-                embed_stores, paths, settings.encoder, pure=False, **arguments
-            ).result()
+    def _embed(self, paths: list[str], overwrite: bool, observer: StageObserver) -> EmbedReport:
+        return embed_stores(
+            paths,
+            self.settings.encoder,
+            observer=stage.ProgressOnly(observer),
+            **self.arguments(overwrite),
+        )
 
 
 def _weights_identity(checkpoint: str | None) -> list[Any]:

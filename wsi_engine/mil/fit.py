@@ -35,6 +35,7 @@ from wsi_engine.prompts import (
 from wsi_engine.reports.quality import write_pairing
 from wsi_engine.reports.slide_fit import SlideTextTargets, slide_text_targets
 from wsi_engine.store import sanitize_name, utc_now
+from wsi_engine.training.device import DeviceBags, resolve_device
 from wsi_engine.training.rundir import (
     RUN_FILE,
     check_run_dir,
@@ -157,9 +158,11 @@ def fit(
     overwrite: bool = False,
     run_id: str | None = None,
     progress: FitProgress | None = None,
+    device: str = "auto",
 ) -> FitResult:
     """Run the few-shot protocol and write the run directory; returns per-fold rows and the summary."""
     progress = progress or FitProgress()
+    training_device = resolve_device(device)  # a bad --device fails before any work
     run_dir = Path(run_dir)
     check_run_dir(run_dir, overwrite)
     spec = get_spec(config.model)
@@ -218,7 +221,9 @@ def fit(
         }
         write_json(run_dir / RUN_FILE, run)
 
-        reader = BagReader.for_cohort(cohort, cache_bytes=config.cache_mb << 20)
+        reader = DeviceBags(
+            BagReader.for_cohort(cohort, cache_bytes=config.cache_mb << 20), training_device
+        )
         if text_targets is not None:
             write_pairing(run_dir, text_targets.pairs, text_targets.corpus, text_targets.quality)
             run["privileged_text"] = {
@@ -318,7 +323,7 @@ def _fit_split(
     config: FitConfig,
     options: StrictModel,
     cohort: Cohort,
-    reader: BagReader,
+    reader: DeviceBags,
     split: fewshot.Split,
     text: TaskEmbeddings | None,
     progress: FitProgress,
@@ -333,6 +338,7 @@ def _fit_split(
     )
     if model.wants_instance_sample:
         model.prepare(reader.sample_instances(train.ids, config.train.kmeans_patches, seed), seed)
+    model.to(reader.device)
     result = train_fold(
         model,
         reader,
@@ -345,7 +351,7 @@ def _fit_split(
         partial(progress.epoch, split),
         auxiliary,
     )
-    return _SplitOutcome(model, result)
+    return _SplitOutcome(model.to("cpu"), result)  # checkpoints are saved from the CPU
 
 
 def _privileged_targets(

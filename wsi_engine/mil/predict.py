@@ -31,6 +31,7 @@ from wsi_engine.mil.metrics import classification_metrics
 from wsi_engine.mil.rundir import load_checkpoint, read_run
 from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore, sanitize_name
+from wsi_engine.training.device import resolve_device
 from wsi_engine.training.rundir import write_rows
 from wsi_engine.training.stores import predict_stores
 
@@ -107,11 +108,12 @@ def predict_bag(models: list[MILModel], features: torch.Tensor) -> dict[str, np.
     """Fold-averaged ``probs`` (C,), ``attention`` (N, C) and, when every model has one, ``instance_score`` (N,)."""
     outputs = [m(features) for m in models]
     result = {
-        "probs": torch.stack([torch.softmax(o.logits, -1) for o in outputs]).mean(0).numpy(),
-        "attention": torch.stack([o.attention for o in outputs]).mean(0).numpy(),
+        "probs": torch.stack([torch.softmax(o.logits, -1) for o in outputs]).mean(0).cpu().numpy(),
+        "attention": torch.stack([o.attention for o in outputs]).mean(0).cpu().numpy(),
     }
     if all(o.instance_score is not None for o in outputs):
-        result["instance_score"] = torch.stack([o.instance_score for o in outputs]).mean(0).numpy()
+        scores = torch.stack([o.instance_score for o in outputs]).mean(0)
+        result["instance_score"] = scores.cpu().numpy()
     return result
 
 
@@ -131,12 +133,14 @@ class Predictor:
         fold: str = "all",
         score_id: str | None = None,
         write_scores: bool = True,
+        device: str = "auto",
     ):
         self.run_dir = Path(run_dir)
         run = read_run(self.run_dir)
         self.shots, self.entries = select_checkpoints(run, shots, fold)
+        self.device = resolve_device(device)
         loaded = [load_checkpoint(self.run_dir / e["path"]) for e in self.entries]
-        self.models = [m for m, _ in loaded]
+        self.models = [m.to(self.device) for m, _ in loaded]
         self.meta = loaded[0][1]
         self.run_id = run["run_id"]
         self.class_names: list[str] = list(self.meta["class_names"])
@@ -150,7 +154,7 @@ class Predictor:
 
     def score(self, store: PatchStore, features: np.ndarray) -> dict[str, Any]:
         """The store's prediction row; ``scores/<score_id>`` written into it when asked."""
-        out = predict_bag(self.models, torch.from_numpy(features))
+        out = predict_bag(self.models, torch.from_numpy(features).to(self.device))
         probs = out["probs"]
         predicted = self.class_names[int(np.argmax(probs))]
         if self.write_scores:
@@ -188,6 +192,7 @@ def predict(
     write_scores: bool = True,
     labels: dict[str, str] | None = None,
     observer: StageObserver | None = None,
+    device: str = "auto",
 ) -> PredictResult:
     """Predict every store in ``store_dirs``; write ``out_csv`` and (optionally) ``scores/<score_id>``.
 
@@ -197,7 +202,12 @@ def predict(
     every store, predicted or not (stage ``predict``).
     """
     predictor = Predictor(
-        run_dir, shots=shots, fold=fold, score_id=score_id, write_scores=write_scores
+        run_dir,
+        shots=shots,
+        fold=fold,
+        score_id=score_id,
+        write_scores=write_scores,
+        device=device,
     )
     folds = [e["fold"] for e in predictor.entries]
     seen = seen_slides(predictor.run_dir, predictor.shots, folds) if labels else set()

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from wsi_engine.errors import DataError
 from wsi_engine.mil.base import MILModel
 from wsi_engine.mil.registry import create_model, model_config
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
@@ -73,13 +74,24 @@ def save_checkpoint(
 def load_checkpoint(path: Path) -> tuple[MILModel, dict[str, Any]]:
     """The model of a fold checkpoint, in eval mode, and its ``meta``."""
     payload = checkpoint.load_checkpoint(path, CHECKPOINT_FORMAT, "wsi-engine MIL checkpoint")
-    meta = payload["meta"]
-    text = None
-    if payload["text"]["arrays"]:
-        arrays = {k: v.numpy() for k, v in payload["text"]["arrays"].items()}
-        text_meta = payload["text"]["meta"]
-        text = TaskEmbeddings(text_meta["encoder_id"], tuple(text_meta["class_names"]), **arrays)
-    config = model_config(meta["model"], meta["model_config"], source=str(path))
-    model = create_model(meta["model"], config, meta["feature_dim"], len(meta["class_names"]), text)
-    model.load_state_dict(payload["state_dict"])
+    try:
+        meta = payload["meta"]
+        text = None
+        if payload["text"]["arrays"]:
+            arrays = {k: v.numpy() for k, v in payload["text"]["arrays"].items()}
+            text_meta = payload["text"]["meta"]
+            text = TaskEmbeddings(
+                text_meta["encoder_id"], tuple(text_meta["class_names"]), **arrays
+            )
+        config = model_config(meta["model"], meta["model_config"], source=str(path))
+        model = create_model(
+            meta["model"], config, meta["feature_dim"], len(meta["class_names"]), text
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DataError(
+            f"not a usable wsi-engine MIL checkpoint ({type(error).__name__}: {str(error)[:200]})",
+            path=path,
+            hint="the file is damaged or was edited; refit the run",
+        ) from error
+    checkpoint.restore(model, payload, path)
     return model.eval(), meta

@@ -86,7 +86,9 @@ class FoldResult:
 def predict_probs(model: MILModel, reader: BagReader, slide_ids: list[str]) -> np.ndarray:
     """(n, C) softmax probabilities of ``slide_ids``."""
     model.eval()
-    return np.stack([torch.softmax(model(reader.get(s)).logits, -1).numpy() for s in slide_ids])
+    return np.stack(
+        [torch.softmax(model(reader.get(s)).logits, -1).cpu().numpy() for s in slide_ids]
+    )
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def train_fold(
         for index in order:
             output = model(reader.get(train.ids[index]))
             logits = output.logits
-            loss = loss_fn(logits[None], targets[index : index + 1])
+            loss = loss_fn(logits[None], targets[index : index + 1].to(logits.device))
             if auxiliary is not None:
                 loss = loss + auxiliary(output.bag_embedding, train.ids[index])
             optimiser.zero_grad(set_to_none=True)

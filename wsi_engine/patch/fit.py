@@ -60,6 +60,7 @@ from wsi_engine.patch.train import PatchTrainConfig, evaluate, train_head
 from wsi_engine.prompts import LanguagePriors, TaskEmbeddings
 from wsi_engine.reports.quality import write_pairing
 from wsi_engine.reports.settings import PrivilegedTextConfig
+from wsi_engine.training.device import resolve_device
 from wsi_engine.training.rundir import (
     RUN_FILE,
     check_run_dir,
@@ -279,8 +280,11 @@ def fit_patches_from_run(
     task: str | None = None,
     overwrite: bool = False,
     run_id: str | None = None,
+    device: str = "auto",
 ) -> PatchFitResult:
-    """Train a patch classifier on the targets a bag run's evidence gives on ``store_dirs``; write ``out``."""
+    """Train a patch classifier on the targets a bag run's evidence gives on ``store_dirs``; write ``out``.
+
+    ``device`` (auto, cuda, cuda:N, cpu) is where the head trains."""
     out = Path(out)
     check_run_dir(out, overwrite)
     fold = resolve_bag_fold(Path(bag_run_dir), config.bag.shots, config.bag.fold)
@@ -293,7 +297,7 @@ def fit_patches_from_run(
         labels_path,
         [Path(p) for p in second_store_dirs or []] or None,
     )
-    return _train_and_write(config, source, out, run_id)
+    return _train_and_write(config, source, out, run_id, device)
 
 
 def resolve_bag_fold(run_dir: Path, shots: int | None, fold: str) -> str:
@@ -339,7 +343,7 @@ def fit_patches_from_images(
         device,
         batch_size,
     )
-    return _train_and_write(config, source, out, run_id)
+    return _train_and_write(config, source, out, run_id, device)
 
 
 def _metrics_row(stage: str, where: str, targets: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
@@ -348,7 +352,7 @@ def _metrics_row(stage: str, where: str, targets: np.ndarray, probs: np.ndarray)
 
 
 def _train_and_write(
-    config: FitPatchesConfig, source: _Source, out: Path, run_id: str | None
+    config: FitPatchesConfig, source: _Source, out: Path, run_id: str | None, device: str
 ) -> PatchFitResult:
     patches, class_names = source.patches, source.class_names
     n_classes, feature_dim = len(class_names), patches.features.shape[1]
@@ -371,10 +375,12 @@ def _train_and_write(
         else "training (no test slides: in-sample)"
     )
     head = build_head(config.head, feature_dim, n_classes, source.language.embeddings, config.seed)
+    head.to(resolve_device(device))
     stage = "zero-shot" if source.language.used else "untrained"
     before = _metrics_row(stage, where, *evaluate(head, check)[:2])
     result = train_head(head, train, val, n_classes, config.train, config.seed)
     targets, probs = evaluate(head, check)[:2]
+    head.to("cpu")  # checkpoints are saved from the CPU
     rows = [before, _metrics_row("trained", where, targets, probs)]
     model, clip = head, None
     if corpus is not None:

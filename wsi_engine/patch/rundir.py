@@ -65,7 +65,7 @@ def load_head(path: Path) -> tuple[PatchHead, dict[str, Any]]:
 
         text_dim = int(meta["late_fusion"]["text_dim"])
         head = LateFusionHead(head, text_dim, TextClassifier(text_dim, n_classes))
-    head.load_state_dict(payload["state_dict"])
+    checkpoint.restore(head, payload, path)
     return head.eval(), meta
 
 

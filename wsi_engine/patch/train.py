@@ -91,10 +91,16 @@ class TrainResult:
 def predict_probs(head: PatchHead, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     """(M, C) float32 softmax probabilities of ``features`` (M, D)."""
     head.eval()
+    device = head.bias.device
     out = [
         torch.softmax(
-            head(torch.from_numpy(np.asarray(features[i : i + batch_size], dtype=np.float32))), -1
-        )
+            head(
+                torch.from_numpy(np.asarray(features[i : i + batch_size], dtype=np.float32)).to(
+                    device
+                )
+            ),
+            -1,
+        ).cpu()
         for i in range(0, len(features), batch_size)
     ]
     return torch.cat(out).numpy() if out else np.zeros((0, head.bias.shape[0]), dtype=np.float32)
@@ -150,31 +156,33 @@ def _batch_loss(
     loss_fn: Callable,
     auxiliary: Auxiliary | None = None,
 ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
-    """(loss, its parts, logits (B, C)) of training rows ``rows``."""
-    features = torch.from_numpy(patches.features[rows])
+    """(loss, its parts, logits (B, C)) of training rows ``rows`` (on the head's device)."""
+    device = head.bias.device
+    features = torch.from_numpy(patches.features[rows]).to(device)
     embedded = head.embed(features)
     logits = head.logits_from_embedding(embedded)
-    hard = torch.from_numpy(patches.hard[rows])
+    hard = torch.from_numpy(patches.hard[rows]).to(device)
     labelled = hard >= 0
     parts: dict[str, torch.Tensor] = {}
     if labelled.any():
         parts["cls"] = loss_fn(logits[labelled], hard[labelled])
     if patches.soft is not None and config.distill_weight > 0:
         parts["kd"] = config.distill_weight * distillation_l2(
-            torch.softmax(logits, -1), torch.from_numpy(patches.soft[rows])
+            torch.softmax(logits, -1), torch.from_numpy(patches.soft[rows]).to(device)
         )
     if patches.views is not None and config.metric != "none":
         views = patches.views[rows]
-        has_view = torch.from_numpy(~np.isnan(views).any(axis=1))
-        if has_view.sum() > 1:
-            positive = head.embed(torch.from_numpy(views[has_view.numpy()]))
+        view_rows = ~np.isnan(views).any(axis=1)
+        has_view = torch.from_numpy(view_rows).to(device)
+        if view_rows.sum() > 1:
+            positive = head.embed(torch.from_numpy(views[view_rows]).to(device))
             metric = multiscale_metric_loss(
                 embedded[has_view], positive, hard[has_view], config.metric, config.metric_margin
             )
             parts["metric"] = config.metric_weight * metric
     if auxiliary is not None:
         parts["text"] = auxiliary(head, rows, embedded)
-    loss = sum(parts.values(), torch.zeros(()))
+    loss = sum(parts.values(), torch.zeros((), device=device))
     return loss, {k: float(v.detach()) for k, v in parts.items()}, logits
 
 
@@ -212,7 +220,7 @@ def train_head(
             for key, value in {"loss": float(loss.detach()), **parts}.items():
                 sums[key] = sums.get(key, 0.0) + value
             labelled = train.hard[rows] >= 0
-            p = torch.softmax(logits.detach()[torch.from_numpy(labelled)], -1).numpy()
+            p = torch.softmax(logits.detach().cpu()[torch.from_numpy(labelled)], -1).numpy()
             sampler.record(rows[labelled], p[np.arange(len(p)), train.hard[rows][labelled]])
         return {f"train_{k}": v / max(1, len(batches)) for k, v in sums.items()}
 

@@ -139,18 +139,21 @@ def _stages(
     out_dir: Path, config: PipelineConfig, fitted_run: str | Path | None, scheduler: str | None
 ) -> list[Stage]:
     """The stages of this run, in order (predict and heatmap only with a fitted run)."""
+    from wsi_engine.cluster.stages import ClusterEmbedStage, ClusterPredictStage
     from wsi_engine.encoders.stage import EmbedStage
+    from wsi_engine.heatmap.stage import HeatmapStage
+    from wsi_engine.mil.stage import PredictStage
     from wsi_engine.tiling.stage import TileStage
 
     stages: list[Stage] = [
         TileStage(out_dir / STORES_DIR, config.tiling, workers=config.workers, scheduler=scheduler),
-        EmbedStage(config.embed, scheduler=scheduler),
+        ClusterEmbedStage(config.embed, scheduler) if scheduler else EmbedStage(config.embed),
     ]
     if fitted_run is not None:
-        from wsi_engine.heatmap.stage import HeatmapStage
-        from wsi_engine.mil.stage import PredictStage
-
-        stages += [PredictStage(fitted_run), HeatmapStage(out_dir / HEATMAPS_DIR, config.heatmap)]
+        predict = (
+            ClusterPredictStage(fitted_run, scheduler) if scheduler else PredictStage(fitted_run)
+        )
+        stages += [predict, HeatmapStage(out_dir / HEATMAPS_DIR, config.heatmap)]
     return stages
 
 

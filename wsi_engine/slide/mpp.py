@@ -28,8 +28,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from wsi_engine.errors import ConfigError, SlideError
+from wsi_engine.slide.discovery import SLIDE_EXTENSIONS
 from wsi_engine.slide.reader import Mpp
-from wsi_engine.store.layout import slide_id_from_path
+from wsi_engine.store.layout import sanitize_name, slide_id_from_path
 
 PLAUSIBLE_MPP = (0.05, 20.0)
 """Accepted range of µm/px read from metadata or derived from the objective power."""
@@ -140,7 +141,9 @@ def load_mpp_table(csv_path: str | Path) -> dict[str, tuple[float, float]]:
     for row in rows:
         line = rows.line_num
         try:
-            slide_id = slide_id_from_path((row["slide_id"] or "").strip())
+            name = (row["slide_id"] or "").strip()
+            is_file = Path(name).suffix.lower() in SLIDE_EXTENSIONS  # a file name, else an id
+            slide_id = slide_id_from_path(name) if is_file else sanitize_name(name)
             cells = (row["mpp"], row["mpp"]) if "mpp" in columns else (row["mpp_x"], row["mpp_y"])
             mpp = user_mpp(tuple(float(cell) for cell in cells), "table")
         except (ValueError, TypeError, ConfigError) as error:

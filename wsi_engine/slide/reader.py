@@ -10,7 +10,7 @@ here once. Readers hold an open file handle: open one per worker process with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -167,6 +167,13 @@ class SlideReader:
                 f"read {pixels.shape[1]}x{pixels.shape[0]} px instead of {where}", path=self.path
             )
         return pixels
+
+    def source_jpeg_tiles(self, level: int, tiles: Sequence[tuple[int, int]]) -> list[bytes | None]:
+        """The file's own JPEG tiles (column, row) of ``level`` as complete JPEG files, each
+        decoding to exactly what :meth:`read_region` returns for that tile; ``None`` for a
+        tile this backend cannot pass through unchanged (by default, every tile)."""
+        self._check_level(level)
+        return [None] * len(tiles)
 
     def read_associated_image(self, name: str) -> np.ndarray:
         """The associated image ``name`` (e.g. ``label``, ``macro``) as (h, w, 3) uint8 RGB."""

@@ -9,6 +9,7 @@ from several image series, go through tiffslide's ``read_region``.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,14 @@ class TiffSlideReader(SlideReader):
         canvas = np.full((height, width, *inside.shape[2:]), 255, dtype=inside.dtype)
         canvas[top : top + inside.shape[0], left : left + inside.shape[1]] = inside
         return canvas
+
+    def source_jpeg_tiles(self, level: int, tiles: Sequence[tuple[int, int]]) -> list[bytes | None]:
+        self._check_level(level)
+        tiled = self._tiled[level]
+        if tiled is None:
+            return [None] * len(tiles)
+        columns = -(-tiled.size[0] // tiled.tile[0])
+        return tiled.jpeg_files([row * columns + column for column, row in tiles])
 
     def _associated(self, name: str) -> Image.Image:
         return self._slide.associated_images[name]

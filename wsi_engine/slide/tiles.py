@@ -16,10 +16,19 @@ the page's nodata value, as in tiffslide. Reads are thread-safe.
 
 :func:`tiled_level` says which pages qualify (tiled, 2-D, 8-bit, samples
 interleaved, no NDPI JPEG header); others are read through tiffslide.
+
+Passthrough: :meth:`TiledLevel.jpeg_files` gives a JPEG tile of an RGB level
+as a complete JPEG file (the page's JPEG tables merged in; an Adobe marker
+saying "RGB, no colour transform" added for tiles coded in RGB, as Aperio
+writes them), so a store can keep the source's compressed bytes. Any JPEG
+decoder reads these files without TIFF context; libjpeg-turbo gives pixels
+identical to :meth:`TiledLevel.read` (checked on the level's first file
+before any is handed out, and tested).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import imagecodecs
@@ -32,6 +41,12 @@ JPEG = 7
 
 OUTSIDE = 255
 """Value of every sample outside the level (white, opaque)."""
+
+SOI = b"\xff\xd8"
+"""JPEG start-of-image marker."""
+
+ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
+"""APP14 Adobe marker with transform 0: the three components are R, G, B (no YCbCr)."""
 
 
 def tiled_level(page: tifffile.TiffPage) -> TiledLevel | None:
@@ -60,6 +75,7 @@ class TiledLevel:
         self._columns = -(-self.size[0] // self.tile[0])
         self._samples = int(page.samplesperpixel)
         self._jpeg = jpeg_decode_arguments(page) if page.compression == JPEG else None
+        self._passthrough: bool | None = None  # unknown until the first file is checked
 
     def read(self, x: int, y: int, width: int, height: int) -> np.ndarray:
         """(height, width, samples) uint8 pixels of the box at level px (x, y); white outside the level."""
@@ -83,6 +99,62 @@ class TiledLevel:
                 ay0 - top : ay1 - top, ax0 - left : ax1 - left
             ]
         return region
+
+    def jpeg_files(self, indices: Sequence[int]) -> list[bytes | None]:
+        """Complete JPEG files of tiles ``indices`` (row-major), each decoding to exactly the
+        tile's pixels; ``None`` for every tile when the level's tiles cannot be passed through
+        (not JPEG, not RGB, a colour conversion a plain decoder would not make), and for
+        missing tiles, edge tiles (which may be stored cropped) and tiles whose JPEG
+        structure is broken or of another size (:func:`jpeg_frame`): those go through the
+        decoder, which reports the damage."""
+        if not indices or not self._passthrough_possible():
+            return [None] * len(indices)
+        page = self._page
+        inside = [index for index in indices if self._inside(index)]
+        offsets = [page.dataoffsets[index] for index in inside]
+        counts = [page.databytecounts[index] for index in inside]
+        handle = page.parent.filehandle
+        files: dict[int, bytes | None] = {}
+        expected = (self.tile[1], self.tile[0], 3)
+        for data, index in handle.read_segments(offsets, counts, inside, lock=handle.lock):
+            file = None if data is None else self._jpeg_file(data)
+            files[index] = file if file and jpeg_frame(file) == expected else None
+        if self._passthrough is None:
+            first = next((index for index, data in files.items() if data is not None), None)
+            if first is None:
+                return [None] * len(indices)
+            self._passthrough = self._decodes_identically(first, files[first])
+            if not self._passthrough:
+                return [None] * len(indices)
+        return [files.get(index) for index in indices]
+
+    def _passthrough_possible(self) -> bool:
+        page, arguments = self._page, self._jpeg
+        return (
+            self._passthrough is not False
+            and arguments is not None
+            and self._samples == 3
+            and not page.extrasamples
+            and arguments["colorspace"] in (None, 2)
+            and arguments["outcolorspace"] in (None, 2)
+        )
+
+    def _jpeg_file(self, data: bytes) -> bytes:
+        """A stored JPEG tile as a complete file: the page's tables, then the tile's segments."""
+        tables = self._page.jpegtables
+        head = ADOBE_RGB if self._jpeg and self._jpeg["colorspace"] == 2 else b""
+        body = data[2:] if data[:2] == SOI else data
+        return SOI + head + (tables[2:-2] if tables else b"") + body
+
+    def _decodes_identically(self, index: int, file: bytes | None) -> bool:
+        """Whether a plain JPEG decode of ``file`` (tile ``index``) equals the level's own decode."""
+        row, column = divmod(index, self._columns)
+        expected = self.read(column * self.tile[0], row * self.tile[1], *self.tile)
+        try:
+            decoded = imagecodecs.jpeg8_decode(file)
+        except Exception:  # any decoder complaint: keep decoding and re-encoding this level
+            return False
+        return decoded.shape == expected.shape and np.array_equal(decoded, expected)
 
     def _tiles(self, column0: int, row0: int, x1: int, y1: int, buffer: np.ndarray):
         """(index, (h, w, samples) pixels) of each tile from (column0, row0) to the one holding
@@ -114,6 +186,47 @@ class TiledLevel:
         row, column = divmod(index, self._columns)
         (tile_w, tile_h), (width, height) = self.tile, self.size
         return (column + 1) * tile_w <= width and (row + 1) * tile_h <= height
+
+
+EOI = b"\xff\xd9"
+"""JPEG end-of-image marker."""
+
+_NOT_FRAMES = (0xC4, 0xC8, 0xCC)
+"""Markers in SOF0..SOF15's range that are not frame headers (DHT, JPG, DAC)."""
+
+
+def jpeg_frame(file: bytes) -> tuple[int, int, int] | None:
+    """(height, width, components) of a JPEG file whose structure is intact, else ``None``.
+
+    Intact: it starts with SOI and ends with EOI, and its marker segments up to
+    the start of scan have consistent lengths and include a frame header. The
+    entropy-coded data is not checked (that would mean decoding it): a tile
+    damaged only there is passed through as the file holds it.
+    """
+    if file[:2] != SOI or file[-2:] != EOI:
+        return None
+    position, frame = 2, None
+    while position + 4 <= len(file):
+        if file[position] != 0xFF:
+            return None
+        marker = file[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        length = int.from_bytes(file[position + 2 : position + 4], "big")
+        if length < 2 or position + 2 + length > len(file):
+            return None
+        if 0xC0 <= marker <= 0xCF and marker not in _NOT_FRAMES and length >= 8:
+            segment = file[position + 4 : position + 2 + length]
+            frame = (
+                int.from_bytes(segment[1:3], "big"),
+                int.from_bytes(segment[3:5], "big"),
+                segment[5],
+            )
+        if marker == 0xDA:  # start of scan: the entropy-coded data follows
+            return frame
+        position += 2 + length
+    return None
 
 
 def jpeg_decode_arguments(page: tifffile.TiffPage) -> dict[str, Any]:

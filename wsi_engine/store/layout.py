@@ -39,10 +39,23 @@ def sanitize_name(name: str) -> str:
     return cleaned
 
 
+COMPOUND_SUFFIXES = (".ome",)
+"""Inner suffixes that belong to the extension (``x.ome.tiff`` → ``x``)."""
+
+
 def slide_id_from_path(path: str | Path) -> str:
-    """Slide id of a slide file: its name without extension(s), sanitised."""
+    """Slide id of a slide file: its name without its extension (``.svs``; ``.ome.tiff``), sanitised.
+
+    Only the extension goes: ``a..b.tiff`` is ``a..b`` and
+    ``TCGA-…-DX1.<uuid>.svs`` keeps its UUID.
+    """
     name = Path(path).name
-    stem = name.split(".", 1)[0] if not name.startswith(".") else name
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem or " " in suffix:  # no extension (or a dot file)
+        stem = name
+    for inner in COMPOUND_SUFFIXES:
+        if stem.lower().endswith(inner) and len(stem) > len(inner):
+            stem = stem[: -len(inner)]
     return sanitize_name(stem)
 
 

@@ -19,8 +19,10 @@ import numpy as np
 import zarr
 
 from wsi_engine.errors import StoreError
+from wsi_engine.locks import StoreLock
 from wsi_engine.store import layout
 from wsi_engine.store.attrs import StoreAttrs, read_attrs
+from wsi_engine.store.integrity import ArrayGuard, seal, unseal
 from wsi_engine.store.progress import BlockProgress
 
 
@@ -37,6 +39,7 @@ class PatchStore:
         self.root = root
         self.attrs: dict[str, Any] = dict(root.attrs.get(layout.ATTRS_KEY, {}))
         self.sections: StoreAttrs = read_attrs(self.attrs, path)
+        self._guards: dict[str, ArrayGuard] = {}
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -109,13 +112,13 @@ class PatchStore:
         """(N, 2) int64 level-0 x, y of each patch's top-left corner."""
         if self.n_patches == 0:
             return np.zeros((0, 2), dtype=np.int64)
-        return np.asarray(self.root[layout.COORDS][:], dtype=np.int64)
+        return np.asarray(self._read(layout.COORDS), dtype=np.int64)
 
     def tissue_fraction(self) -> np.ndarray:
         """(N,) float32 fraction of each patch inside the tissue mask."""
         if self.n_patches == 0:
             return np.zeros((0,), dtype=np.float32)
-        return np.asarray(self.root[layout.TISSUE_FRACTION][:], dtype=np.float32)
+        return np.asarray(self._read(layout.TISSUE_FRACTION), dtype=np.float32)
 
     def shard_ranges(self) -> list[tuple[int, int]]:
         """[(start, stop), ...] patch index ranges of the pixel shards (or of equal blocks without pixels)."""
@@ -130,17 +133,32 @@ class PatchStore:
                 path=self.path,
                 hint="read patches from the slide instead, or re-tile with --pixels jpeg",
             )
-        return np.asarray(self.root[layout.PATCHES][start:stop])
+        return np.asarray(self._read(layout.PATCHES, start, stop))
 
     def thumbnail(self) -> tuple[np.ndarray, float]:
         """(thumbnail (h, w, 3) uint8, level-0 px per thumbnail px)."""
-        array = self.root[layout.THUMBNAIL]
-        return np.asarray(array[:]), float(array.attrs["downsample"])
+        image = self._read(layout.THUMBNAIL)
+        return np.asarray(image), float(self.root[layout.THUMBNAIL].attrs["downsample"])
 
     def tissue_mask(self) -> tuple[np.ndarray, float]:
         """(mask (h, w) bool, level-0 px per mask px)."""
-        array = self.root[layout.TISSUE_MASK]
-        return np.asarray(array[:]).astype(bool), float(array.attrs["downsample"])
+        mask = self._read(layout.TISSUE_MASK)
+        return np.asarray(mask).astype(bool), float(
+            self.root[layout.TISSUE_MASK].attrs["downsample"]
+        )
+
+    # -------------------------------------------------------------- integrity
+    def guard(self, name: str) -> ArrayGuard:
+        """The integrity checks of array ``name``; its recorded chunks are checked present on first use."""
+        if name not in self._guards:
+            guard = ArrayGuard(self.path, self.attrs, self.root[name])
+            guard.check_present()
+            self._guards[name] = guard
+        return self._guards[name]
+
+    def _read(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """Rows ``[start, stop)`` of array ``name``, its chunks checked present and intact."""
+        return np.asarray(self.guard(name).read(start, stop))
 
     # --------------------------------------------------------------- features
     def feature_ids(self) -> list[str]:
@@ -160,7 +178,7 @@ class PatchStore:
         return dict(self._feature_array(encoder_id).attrs.get(layout.ATTRS_KEY, {}))
 
     def feature_array(self, encoder_id: str) -> zarr.Array:
-        """The lazy (N, D) feature array of a complete encoder run."""
+        """The lazy (N, D) feature array of a complete encoder run (its chunks checked present)."""
         array = self._feature_array(encoder_id)
         if not self.has_features(encoder_id):
             raise StoreError(
@@ -168,11 +186,15 @@ class PatchStore:
                 path=self.path,
                 hint=f"rerun `wsi-engine embed` with --encoder {encoder_id}",
             )
+        self.guard(f"{layout.FEATURES}/{encoder_id}")
         return array
 
-    def read_features(self, encoder_id: str, dtype: np.dtype | type = np.float32) -> np.ndarray:
-        """(N, D) features of ``encoder_id`` as ``dtype`` (float32 by default)."""
-        return np.asarray(self.feature_array(encoder_id)[:], dtype=dtype)
+    def read_features(
+        self, encoder_id: str, dtype: np.dtype | type | None = np.float32
+    ) -> np.ndarray:
+        """(N, D) features of ``encoder_id`` as ``dtype`` (float32 by default; ``None``: as stored)."""
+        self.feature_array(encoder_id)
+        return np.asarray(self._read(f"{layout.FEATURES}/{encoder_id}"), dtype=dtype)
 
     def _feature_array(self, encoder_id: str) -> zarr.Array:
         key = f"{layout.FEATURES}/{encoder_id}"
@@ -223,6 +245,7 @@ class PatchStore:
             )
         else:
             array = existing
+            unseal(array)
         progress = BlockProgress(self.root, f"{layout.FEATURES}/{encoder_id}", n_blocks)
         array.attrs[layout.ATTRS_KEY] = {**attrs, "encoder_id": encoder_id, "complete": False}
         return array, progress
@@ -231,6 +254,7 @@ class PatchStore:
         """Mark ``features/<encoder_id>`` complete and drop its progress markers."""
         array = self._feature_array(encoder_id)
         meta = dict(array.attrs.get(layout.ATTRS_KEY, {}))
+        seal(self.path, array)
         array.attrs[layout.ATTRS_KEY] = {**meta, "complete": True, "completed": utc_now()}
         progress.clear()
 
@@ -261,20 +285,29 @@ class PatchStore:
                 hint="run `wsi-engine predict --run RUN_DIR` (or `predict-patches`) on this store first",
             )
         group = self.root[f"{layout.SCORES}/{run_id}"]
-        arrays = {name: np.asarray(group[name][:]) for name in group.array_keys()}
+        arrays = {
+            name: self._read(f"{layout.SCORES}/{run_id}/{name}") for name in group.array_keys()
+        }
         return arrays, dict(group.attrs.get(layout.ATTRS_KEY, {}))
 
     def write_scores(
         self, run_id: str, arrays: dict[str, np.ndarray], attrs: dict[str, Any]
     ) -> None:
-        """Write ``scores/<run_id>`` atomically (temporary group, then rename); replaces an old one."""
+        """Write ``scores/<run_id>`` atomically (temporary group, then rename); replaces an old one.
+
+        Holds the store's lock meanwhile (:class:`~wsi_engine.locks.StoreLock`):
+        a store another run is writing is an OutputError.
+        """
         n = self.n_patches
         for name, values in arrays.items():
             if values.shape[0] != n:
                 raise ValueError(
                     f"scores '{name}' has {values.shape[0]} rows, store has {n} patches"
                 )
-        self._replace_group(layout.SCORES, run_id, arrays, {**attrs, "run_id": run_id}, "float32")
+        with StoreLock(self.path):
+            self._replace_group(
+                layout.SCORES, run_id, arrays, {**attrs, "run_id": run_id}, "float32"
+            )
 
     # ----------------------------------------------------------------- report pairs
     def report_pairs(self) -> list[str]:
@@ -295,7 +328,9 @@ class PatchStore:
                 hint="run `wsi-engine reports pair --corpus CORPUS --stores ...` first",
             )
         group = self.root[f"{layout.REPORTS}/{corpus_id}"]
-        arrays = {name: np.asarray(group[name][:]) for name in group.array_keys()}
+        arrays = {
+            name: self._read(f"{layout.REPORTS}/{corpus_id}/{name}") for name in group.array_keys()
+        }
         return arrays, dict(group.attrs.get(layout.ATTRS_KEY, {}))
 
     def write_report_pairs(
@@ -317,9 +352,11 @@ class PatchStore:
         tmp = self.root.create_group(f"{parent}/{layout.TMP_PREFIX}{name}", overwrite=True)
         for key, values in arrays.items():
             values = np.ascontiguousarray(values, dtype=dtype or values.dtype)
-            tmp.create_array(
+            array = tmp.create_array(
                 key, shape=values.shape, chunks=values.shape or (1,), dtype=values.dtype
-            )[...] = values
+            )
+            array[...] = values
+            seal(self.path, array)
         tmp.attrs[layout.ATTRS_KEY] = {**attrs, "created": utc_now()}
         folder = self.path / parent
         final_dir = folder / name

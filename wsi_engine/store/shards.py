@@ -41,11 +41,23 @@ def write_shard(array: zarr.Array, shard: int, patches: np.ndarray) -> None:
         raise ValueError(
             f"shard {shard} holds {expected} patches, got {len(patches)}: write shards whole"
         )
-    quality = _jpeg_quality(array)
+    quality = jpeg_layout_quality(array)
     if quality is None:
         array[start : start + len(patches)] = patches
         return
-    data = shard_bytes([encode_jpeg(patch, quality) for patch in patches], size)
+    write_jpeg_shard(array, shard, [encode_jpeg(patch, quality) for patch in patches])
+
+
+def write_jpeg_shard(array: zarr.Array, shard: int, chunks: list[bytes]) -> None:
+    """Write JPEG files ``chunks`` (one per patch, the shard's full length) as shard ``shard``
+    of an array with the engine's JPEG layout (:func:`jpeg_layout_quality` is not ``None``)."""
+    size = array.shards[0]
+    expected = min(size, array.shape[0] - shard * size)
+    if len(chunks) != expected or expected <= 0:
+        raise ValueError(
+            f"shard {shard} holds {expected} patches, got {len(chunks)}: write shards whole"
+        )
+    data = shard_bytes(chunks, size)
     key = array.metadata.encode_chunk_key((shard,) + (0,) * (array.ndim - 1))
     sync((array.store_path / key).set(default_buffer_prototype().buffer.from_bytes(data)))
 
@@ -61,7 +73,7 @@ def shard_bytes(chunks: list[bytes], chunks_per_shard: int) -> bytes:
     return b"".join([*chunks, index_bytes, checksum])
 
 
-def _jpeg_quality(array: zarr.Array) -> int | None:
+def jpeg_layout_quality(array: zarr.Array) -> int | None:
     """The JPEG quality when ``array`` has the engine's JPEG patch layout, else ``None``."""
     codecs = array.metadata.codecs if array.metadata.zarr_format == 3 else ()
     if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):

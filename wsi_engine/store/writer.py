@@ -26,6 +26,7 @@ from wsi_engine.errors import StoreError
 from wsi_engine.store import layout
 from wsi_engine.store.attrs import checked_sections
 from wsi_engine.store.codecs import JpegCodec, patch_array_options
+from wsi_engine.store.integrity import seal, sealed_arrays
 from wsi_engine.store.patch_store import utc_now
 from wsi_engine.store.progress import BlockProgress
 
@@ -196,7 +197,9 @@ class StoreWriter:
             del self.root[key]
 
     def finalize(self) -> Path:
-        """Drop progress markers, stamp completion and rename to ``<id>.zarr``; returns the final path.
+        """Drop progress markers, seal every array, stamp completion and rename to ``<id>.zarr``.
+
+        Returns the final path.
 
         A complete store of the same slide is replaced: it is moved aside,
         the new one is renamed into place, then the old one is deleted, so
@@ -204,6 +207,8 @@ class StoreWriter:
         """
         if layout.PROGRESS in self.root:
             del self.root[layout.PROGRESS]
+        for array in sealed_arrays(self.root):
+            seal(self.path, array)
         meta = self.attrs
         meta["completed"] = utc_now()
         self.root.attrs[layout.ATTRS_KEY] = meta

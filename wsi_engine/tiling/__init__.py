@@ -8,26 +8,51 @@ Modules, one job each:
   region reads cut into patches, antialiased resize;
 * :mod:`~wsi_engine.tiling.lowres`: bounded-memory low-resolution images (tissue, thumbnail);
 * :mod:`~wsi_engine.tiling.provenance`: store attributes and the slide fingerprint;
-* :mod:`~wsi_engine.tiling.tasks`: the Dask tasks (plan a slide, write one shard);
+* :mod:`~wsi_engine.tiling.tasks`: the tasks (plan a slide, write one shard);
+* :mod:`~wsi_engine.tiling.executors`: where they run (threads of this process, or Dask);
 * :mod:`~wsi_engine.tiling.pipeline`: :func:`tile_slides`, the client-side orchestration;
 * :mod:`~wsi_engine.tiling.report`: :class:`TilingReport` and ``tiling_report.csv``;
 * :mod:`~wsi_engine.tiling.pixels`: :class:`PatchSource`, patch pixels for later stages
   (from the store, or cut from the slide for coordinates-only stores);
 * :mod:`~wsi_engine.tiling.stage`: the ``tile`` stage of ``wsi-engine run``.
+
+The names below are imported on first use, so ``import wsi_engine.tiling.config``
+does not load Dask, zarr or the slide readers (the command line starts faster).
 """
 
-from wsi_engine.tiling.config import TilingConfig
-from wsi_engine.tiling.grid import GridGeometry, PatchGrid, grid_geometry, plan_grid
-from wsi_engine.tiling.pipeline import dask_client, default_workers, tile_slides
-from wsi_engine.tiling.pixels import PatchSource
-from wsi_engine.tiling.provenance import file_fingerprint, slide_attrs
-from wsi_engine.tiling.report import REPORT_NAME, SlideResult, TilingReport
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wsi_engine.tiling.config import TilingConfig
+    from wsi_engine.tiling.grid import GridGeometry, PatchGrid, grid_geometry, plan_grid
+    from wsi_engine.tiling.pipeline import dask_client, default_workers, tile_slides
+    from wsi_engine.tiling.pixels import PatchSource
+    from wsi_engine.tiling.provenance import file_fingerprint, slide_attrs
+    from wsi_engine.tiling.report import REPORT_NAME, SlideResult, TilingReport
+
+_HOMES = {
+    "TilingConfig": "config",
+    "GridGeometry": "grid",
+    "PatchGrid": "grid",
+    "grid_geometry": "grid",
+    "plan_grid": "grid",
+    "dask_client": "pipeline",
+    "default_workers": "pipeline",
+    "tile_slides": "pipeline",
+    "PatchSource": "pixels",
+    "file_fingerprint": "provenance",
+    "slide_attrs": "provenance",
+    "REPORT_NAME": "report",
+    "SlideResult": "report",
+    "TilingReport": "report",
+}
 
 __all__ = [
-    "REPORT_NAME",
     "GridGeometry",
     "PatchGrid",
     "PatchSource",
+    "REPORT_NAME",
     "SlideResult",
     "TilingConfig",
     "TilingReport",
@@ -39,3 +64,9 @@ __all__ = [
     "slide_attrs",
     "tile_slides",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'wsi_engine.tiling' has no attribute {name!r}")
+    return getattr(import_module(f"wsi_engine.tiling.{_HOMES[name]}"), name)

@@ -29,12 +29,31 @@ class TilingConfig(StrictModel):
         "jpeg", description="how patch pixels are stored"
     )
     jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality for pixel_mode 'jpeg'")
+    jpeg_passthrough: bool = Field(
+        True,
+        description="pixel_mode 'jpeg': store a source JPEG tile unchanged where a patch is exactly one",
+    )
     shard_patches: int = Field(128, ge=1, description="patches per shard file (one Dask task each)")
     region_size: int = Field(
         2048, ge=256, description="side in read-level px of the regions read at once"
     )
     backend: Literal["auto", "openslide", "tiffslide"] = "auto"
     tissue: TissueConfig = Field(default_factory=TissueConfig)
+    mpp: float | None = Field(
+        None, gt=0, description="µm/px of level 0 for every slide, overriding metadata"
+    )
+    mpp_table: str | None = Field(
+        None, description="CSV of per-slide µm/px (slide_id,mpp or slide_id,mpp_x,mpp_y)"
+    )
+    max_slide_pixels: float = Field(
+        1e11, gt=0, description="slides with more level-0 px (width × height) are refused"
+    )
+    geojson_max_vertices: int = Field(
+        1_000_000, ge=3, description="tissue GeoJSON files with more polygon vertices are refused"
+    )
+    geojson_max_depth: int = Field(
+        32, ge=2, description="tissue GeoJSON files nested deeper than this are refused"
+    )
 
     @model_validator(mode="after")
     def _overlap_below_patch(self) -> TilingConfig:

@@ -23,7 +23,11 @@ in Dask tasks (:mod:`wsi_engine.tiling.tasks`):
 4. ``tiling_report.csv`` and ``tiling_config.yaml`` (effective configuration)
    are written to the output folder.
 
-Cluster: by default a ``distributed.LocalCluster`` of ``workers`` processes
+Where tasks run (:mod:`wsi_engine.tiling.executors`): with neither ``workers``
+nor ``scheduler``, a small job (slides of at most
+:data:`~wsi_engine.tiling.executors.IN_PROCESS_MAX_BYTES` in all) runs on one
+thread per usable CPU core of the calling process, without starting a cluster.
+Otherwise, by default a ``distributed.LocalCluster`` of ``workers`` processes
 (one per usable CPU core) with one thread each, started without Dask's
 ``MALLOC_TRIM_THRESHOLD_`` (see :data:`TRIM_SETTING`); ``scheduler`` may
 instead be the address of a running Dask scheduler or a ``distributed.Client``:
@@ -44,17 +48,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dask
 import zarr
-from distributed import Client, Future, LocalCluster, as_completed
 
 from wsi_engine.config import write_effective_config
+from wsi_engine.dask_workers import absolute, prepare_cluster
 from wsi_engine.errors import ConfigError, OutputError, SlideError, describe
 from wsi_engine.slide import SLIDE_EXTENSIONS, find_slides, load_mpp_table
 from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore, layout
 from wsi_engine.store.writer import StoreWriter
 from wsi_engine.tiling.config import TilingConfig
+from wsi_engine.tiling.executors import DaskExecutor, ThreadExecutor, choose_in_process
 from wsi_engine.tiling.provenance import file_fingerprint
 from wsi_engine.tiling.report import SlideResult, TilingReport
 from wsi_engine.tiling.tasks import (
@@ -111,10 +115,12 @@ def prepare_output_dir(out_dir: str | Path) -> Path:
 
 
 @contextmanager
-def dask_client(
-    workers: int | None = None, scheduler: str | Client | None = None
-) -> Iterator[Client]:
-    """A client of the given cluster, or of a new local one of ``workers`` single-thread processes."""
+def dask_client(workers: int | None = None, scheduler: Any = None) -> Iterator[Any]:
+    """A client of the given cluster (an address or a ``distributed.Client``), or of a new
+    local one of ``workers`` single-thread processes."""
+    import dask
+    from distributed import Client, LocalCluster
+
     if isinstance(scheduler, Client):
         yield scheduler
         return
@@ -165,7 +171,7 @@ def tile_slides(
     recursive: bool = False,
     extensions: Sequence[str] = SLIDE_EXTENSIONS,
     workers: int | None = None,
-    scheduler: str | Client | None = None,
+    scheduler: Any = None,
     overwrite: bool = False,
     mpp: float | None = None,
     mpp_table: str | Path | Mapping[str, tuple[float, float]] | None = None,
@@ -176,7 +182,8 @@ def tile_slides(
     """Tile the slides named by ``inputs`` (files or folders) into ``out_dir/<slide_id>.zarr``.
 
     ``mpp`` (µm/px of level 0) overrides every slide's metadata; ``mpp_table``
-    (CSV path or ``{slide_id: (x, y)}``) overrides it per slide.
+    (CSV path or ``{slide_id: (x, y)}``) overrides it per slide; either
+    defaults to the config's ``mpp`` / ``mpp_table``.
     ``tissue_geojson`` / ``tissue_mask``: a file (one slide) or a folder of
     ``<slide_id>.geojson`` / ``<slide_id>.png`` files replacing tissue detection.
     Returns the report (also written to ``out_dir/tiling_report.csv``); slide
@@ -193,7 +200,12 @@ def tile_slides(
     out_dir = prepare_output_dir(out_dir)
     if tissue_geojson is not None and tissue_mask is not None:
         raise ConfigError("give either a tissue GeoJSON or a tissue mask, not both")
+    mpp = config.mpp if mpp is None else mpp
+    mpp_table = config.mpp_table if mpp_table is None else mpp_table
     table = load_mpp_table(mpp_table) if isinstance(mpp_table, str | Path) else mpp_table
+    inputs = [absolute(p) for p in inputs]  # workers may run in another folder
+    tissue_geojson = None if tissue_geojson is None else absolute(tissue_geojson)
+    tissue_mask = None if tissue_mask is None else absolute(tissue_mask)
     paths = find_slides(inputs, recursive, extensions)
     if not paths:
         raise SlideError(
@@ -211,8 +223,16 @@ def tile_slides(
         if path not in queued:
             observer.slide_finished(result.outcome())
     if run.queue:
-        with dask_client(workers, scheduler) as client:
-            run.execute(client)
+        if choose_in_process([slide.request.path for slide in run.queue], workers, scheduler):
+            with ThreadExecutor(default_workers()) as executor:
+                run.execute(executor)
+        else:
+            with dask_client(workers, scheduler) as client:
+                if scheduler is not None:  # a cluster of its own: may not see our paths
+                    reads = [slide.request.path for slide in run.queue]
+                    reads += [s.request.tissue_file for s in run.queue if s.request.tissue_file]
+                    prepare_cluster(client, reads, [out_dir])
+                run.execute(DaskExecutor(client))
     report = TilingReport(out_dir, list(run.results.values()), time.perf_counter() - started)
     report.write_csv()
     write_effective_config(
@@ -221,7 +241,7 @@ def tile_slides(
         {
             "tiling": config,
             "options": {
-                "inputs": [str(Path(p).absolute()) for p in inputs],
+                "inputs": [str(p) for p in inputs],
                 "recursive": recursive,
                 "extensions": list(extensions),
                 "workers": workers,
@@ -247,7 +267,7 @@ class _Slide:
     started: float = 0.0
     n_shards: int = 0
     pending: set[int] = field(default_factory=set)
-    futures: dict[str, Future] = field(default_factory=dict)
+    futures: dict[str, Any] = field(default_factory=dict)
 
 
 class _Run:
@@ -313,14 +333,12 @@ class _Run:
         self.queue.append(_Slide(request, result, order=len(self.results)))
 
     # -------------------------------------------------------------- execution
-    def execute(self, client: Client) -> None:
-        """Run every queued slide on ``client`` until each is finalised or failed."""
-        threads = sum(client.nthreads().values()) or 1
-        self.max_active = max(2, 2 * threads)
-        self.client = client
-        self.completed = as_completed(with_results=False)
+    def execute(self, executor: DaskExecutor | ThreadExecutor) -> None:
+        """Run every queued slide on ``executor`` until each is finalised or failed."""
+        self.max_active = max(2, 2 * executor.threads)
+        self.executor = executor
         self._start_more()
-        for future in self.completed:
+        for future in executor.completed():
             slide = self.owners.pop(future.key)
             slide.futures.pop(future.key, None)
             if future.status == "cancelled":
@@ -338,12 +356,9 @@ class _Run:
                 )
 
     def _submit(self, slide: _Slide, function: Any, argument: Any, key: str, priority: int) -> None:
-        future = self.client.submit(
-            function, argument, key=f"{key}-{self.token}", priority=priority
-        )
+        future = self.executor.submit(function, argument, f"{key}-{self.token}", priority)
         self.owners[future.key] = slide
         slide.futures[future.key] = future
-        self.completed.add(future)
 
     def _start_more(self) -> None:
         while self.queue and len(self.active) < self.max_active:
@@ -380,7 +395,7 @@ class _Run:
 
     def _shard_done(self, slide: _Slide, outcome: ShardOutcome) -> None:
         if outcome.error:
-            self.client.cancel(list(slide.futures.values()))
+            self.executor.cancel(list(slide.futures.values()))
             self._finish(slide, "failed", f"read or write error in {outcome.error}")
             return
         slide.pending.discard(outcome.index)

@@ -62,6 +62,7 @@ def tiling_attrs(geometry: GridGeometry, config: TilingConfig) -> dict[str, Any]
         "min_tissue_fraction": config.min_tissue_fraction,
         "pixel_mode": config.pixel_mode,
         "jpeg_quality": config.jpeg_quality if config.pixel_mode == "jpeg" else None,
+        "jpeg_passthrough": config.pixel_mode == "jpeg" and config.jpeg_passthrough,
         "shard_patches": config.shard_patches,
     }
 

@@ -34,17 +34,19 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from wsi_engine.errors import WsiEngineError, describe
+from wsi_engine.errors import SlideError, WsiEngineError, describe
 from wsi_engine.slide import SlideReader, open_slide
 from wsi_engine.slide.bounds import slide_bounds
 from wsi_engine.store import layout
 from wsi_engine.store.progress import BlockProgress
+from wsi_engine.store.shards import jpeg_layout_quality, write_jpeg_shard
 from wsi_engine.store.shards import write_shard as write_patch_shard
 from wsi_engine.store.writer import SHARD_PROGRESS, StoreWriter
 from wsi_engine.tiling.config import TilingConfig
 from wsi_engine.tiling.extract import extract_patches
 from wsi_engine.tiling.grid import GridGeometry, plan_grid
 from wsi_engine.tiling.lowres import fit_size, read_downsampled, shrink
+from wsi_engine.tiling.passthrough import jpeg_chunks
 from wsi_engine.tiling.provenance import slide_attrs, tiling_attrs, tissue_attrs
 from wsi_engine.tiling.tissue_export import GEOJSON, from_viewer_frame
 from wsi_engine.tissue import (
@@ -98,6 +100,8 @@ class ShardJob:
     coords: np.ndarray
     geometry: GridGeometry
     region_size: int
+    passthrough: bool = False
+    """store source JPEG tiles unchanged where a patch is exactly one (:mod:`~wsi_engine.tiling.passthrough`)"""
 
 
 @dataclass
@@ -174,6 +178,7 @@ def _prepare(request: SlideRequest) -> SlidePlan:
         request.path, config.backend, mpp=request.mpp, mpp_table=request.mpp_table
     ) as reader:
         assert reader.mpp is not None  # require_mpp=True
+        _check_size(reader, request)
         mpp = (reader.mpp.x, reader.mpp.y)
         mask, seg_image = _tissue(reader, request)
         if request.tissue_file is not None and request.tissue_file.suffix.lower() in GEOJSON:
@@ -231,6 +236,7 @@ def _prepare(request: SlideRequest) -> SlidePlan:
                 coords=grid.coords[start : start + config.shard_patches].copy(),
                 geometry=grid.geometry,
                 region_size=config.region_size,
+                passthrough=config.jpeg_passthrough,
             )
         )
     return plan
@@ -263,8 +269,29 @@ def _tissue(reader: SlideReader, request: SlideRequest) -> tuple[TissueMask, np.
         mpp = reader.mpp.x * reader.dimensions[0] / size[0]
         return detect_tissue(image, mpp, request.config.tissue, reader.dimensions), image
     if file.suffix.lower() in (".geojson", ".json"):
-        return load_tissue_geojson(file, reader.dimensions, reader.mpp.x, seg_mpp), None
+        config = request.config
+        mask = load_tissue_geojson(
+            file,
+            reader.dimensions,
+            reader.mpp.x,
+            seg_mpp,
+            max_vertices=config.geojson_max_vertices,
+            max_depth=config.geojson_max_depth,
+        )
+        return mask, None
     return load_tissue_mask_png(file, reader.dimensions, reader.mpp.x), None
+
+
+def _check_size(reader: SlideReader, request: SlideRequest) -> None:
+    """Refuse a slide larger than ``tiling.max_slide_pixels`` level-0 px (a damaged or hostile header)."""
+    width, height = reader.dimensions
+    limit = request.config.max_slide_pixels
+    if float(width) * float(height) > limit:
+        raise SlideError(
+            f"the slide declares {width:,} × {height:,} level-0 px, more than the limit of {limit:.3g}",
+            path=request.path,
+            hint="raise tiling.max_slide_pixels in the tiling YAML if the slide is genuine",
+        )
 
 
 def _thumbnail(reader: SlideReader, seg_image: np.ndarray | None, seg_mpp: float) -> np.ndarray:
@@ -288,9 +315,16 @@ def write_shard(job: ShardJob) -> ShardOutcome:
     started = time.perf_counter()
     try:
         reader = cached_reader(job.slide_path, job.backend)
-        patches = extract_patches(reader, job.geometry, job.coords, job.region_size)
         array = zarr.open_array(str(job.store_path / layout.PATCHES), mode="r+")
-        write_patch_shard(array, job.index, patches)
+        quality = jpeg_layout_quality(array)
+        if quality is None:
+            patches = extract_patches(reader, job.geometry, job.coords, job.region_size)
+            write_patch_shard(array, job.index, patches)
+        else:
+            chunks = jpeg_chunks(
+                reader, job.geometry, job.coords, job.region_size, quality, job.passthrough
+            )
+            write_jpeg_shard(array, job.index, chunks)
         root = zarr.open_group(str(job.store_path), mode="r+")
         BlockProgress(root, SHARD_PROGRESS, job.n_shards).mark_done(job.index)
     except Exception as error:
@@ -300,4 +334,4 @@ def write_shard(job: ShardJob) -> ShardOutcome:
         stop = job.start + len(job.coords)
         reason = f"shard {job.index} (patches {job.start}-{stop - 1}): {describe(error)}"
         return ShardOutcome(job.slide_id, job.index, 0, time.perf_counter() - started, reason)
-    return ShardOutcome(job.slide_id, job.index, len(patches), time.perf_counter() - started)
+    return ShardOutcome(job.slide_id, job.index, len(job.coords), time.perf_counter() - started)

@@ -1,11 +1,31 @@
-"""Regions of a slide: tissue (a low-resolution mask or level-0 polygons) and annotated ground truth per patch."""
+"""Regions of a slide: tissue (a low-resolution mask or level-0 polygons) and annotated ground truth per patch.
 
-from wsi_engine.tissue.config import TissueConfig
-from wsi_engine.tissue.detect import detect_tissue
-from wsi_engine.tissue.geojson import load_tissue_geojson, tissue_to_geojson
-from wsi_engine.tissue.mask import TissueMask, segmentation_size
-from wsi_engine.tissue.png import load_tissue_mask_png, save_mask_png
-from wsi_engine.tissue.truth import patch_truth_fraction
+The names below are imported on first use (the GeoJSON module needs scikit-image,
+which the command line should not load before it is needed).
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wsi_engine.tissue.config import TissueConfig
+    from wsi_engine.tissue.detect import detect_tissue
+    from wsi_engine.tissue.geojson import load_tissue_geojson, tissue_to_geojson
+    from wsi_engine.tissue.mask import TissueMask, segmentation_size
+    from wsi_engine.tissue.png import load_tissue_mask_png, save_mask_png
+    from wsi_engine.tissue.truth import patch_truth_fraction
+
+_HOMES = {
+    "TissueConfig": "config",
+    "TissueMask": "mask",
+    "detect_tissue": "detect",
+    "load_tissue_geojson": "geojson",
+    "load_tissue_mask_png": "png",
+    "patch_truth_fraction": "truth",
+    "save_mask_png": "png",
+    "segmentation_size": "mask",
+    "tissue_to_geojson": "geojson",
+}
 
 __all__ = [
     "TissueConfig",
@@ -18,3 +38,9 @@ __all__ = [
     "segmentation_size",
     "tissue_to_geojson",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'wsi_engine.tissue' has no attribute {name!r}")
+    return getattr(import_module(f"wsi_engine.tissue.{_HOMES[name]}"), name)

@@ -13,7 +13,10 @@ Import: every ``Polygon``/``MultiPolygon`` found in a FeatureCollection, a
 Feature, a bare geometry, a GeometryCollection or a JSON list of features
 (older QuPath exports) is tissue; other geometries (points, lines) are
 ignored. Polygons are rasterised at the segmentation resolution by pixel
-centre, holes removed.
+centre (even-odd scanline fill: time proportional to the mask's pixels plus
+the rows the edges cross, not vertices × pixels), holes removed. A file with
+more than ``max_vertices`` vertices or nested deeper than ``max_depth`` is
+refused (``tiling.geojson_max_vertices``, ``tiling.geojson_max_depth``).
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.draw import polygon as fill_polygon
-from skimage.measure import approximate_polygon, find_contours
 
 from wsi_engine.errors import ConfigError
 from wsi_engine.tissue.mask import EIGHT_CONNECTED, TissueMask, mask_downsample, segmentation_size
@@ -58,22 +59,42 @@ def tissue_to_geojson(mask: TissueMask) -> dict:
     return {"type": "FeatureCollection", "features": features}
 
 
+MAX_VERTICES = 1_000_000
+"""Default limit on the vertices of a tissue GeoJSON file (``tiling.geojson_max_vertices``)."""
+
+MAX_DEPTH = 32
+"""Default limit on the nesting of a tissue GeoJSON file (``tiling.geojson_max_depth``)."""
+
+MAX_CROSSINGS_PER_PIXEL = 8
+"""Bound on edge × row crossings per mask pixel (a zigzag of many full-height edges is refused)."""
+
+
 def load_tissue_geojson(
-    path: str | Path, level0_size: tuple[int, int], level0_mpp: float, seg_mpp: float
+    path: str | Path,
+    level0_size: tuple[int, int],
+    level0_mpp: float,
+    seg_mpp: float,
+    *,
+    max_vertices: int = MAX_VERTICES,
+    max_depth: int = MAX_DEPTH,
 ) -> TissueMask:
     """Rasterise the polygons of a GeoJSON file (level-0 px) into a mask at about ``seg_mpp`` µm/px."""
     path = Path(path)
-    polygons = list(_polygons_in(_read_json(path), path))
+    limits = _Limits(path, max_vertices, max_depth)
+    polygons = list(_polygons_in(_read_json(path), path, limits))
     if not polygons:
         raise ConfigError("no Polygon or MultiPolygon geometry found", path=path, hint=GEOJSON_HINT)
     w, h = segmentation_size(level0_size, level0_mpp, seg_mpp)
     dsx, dsy = mask_downsample(level0_size, (h, w))
     tissue = np.zeros((h, w), dtype=bool)
-    for rings in polygons:
-        shape = _rasterise(rings[0], dsx, dsy, tissue.shape)
-        for hole in rings[1:]:
-            shape &= ~_rasterise(hole, dsx, dsy, tissue.shape)
-        tissue |= shape
+    try:
+        for rings in polygons:
+            shape = _rasterise(rings[0], dsx, dsy, tissue.shape)
+            for hole in rings[1:]:
+                shape &= ~_rasterise(hole, dsx, dsy, tissue.shape)
+            tissue |= shape
+    except ValueError as error:
+        raise ConfigError(str(error), path=path, hint="simplify the polygons") from None
     if not tissue.any():
         raise ConfigError("the polygons cover no part of the slide", path=path, hint=GEOJSON_HINT)
     return TissueMask.spanning(tissue, level0_size, level0_mpp, f"geojson:{path.name}")
@@ -104,10 +125,13 @@ def _piece_rings(mask: TissueMask) -> Iterator[list[Ring]]:
 
 def _outline(region: np.ndarray, fully_connected: str) -> np.ndarray:
     """Longest closed iso-contour (row, col) of a padded binary region, simplified."""
+    from skimage import measure  # half a second to import: only when exporting polygons
+
     contour = max(
-        find_contours(region.astype(np.float32), 0.5, fully_connected=fully_connected), key=len
+        measure.find_contours(region.astype(np.float32), 0.5, fully_connected=fully_connected),
+        key=len,
     )
-    simplified = approximate_polygon(contour, SIMPLIFY_TOLERANCE_PX)
+    simplified = measure.approximate_polygon(contour, SIMPLIFY_TOLERANCE_PX)
     return simplified if len(simplified) >= 4 else contour
 
 
@@ -142,6 +166,10 @@ def _read_json(path: Path) -> Any:
         raise ConfigError("GeoJSON file not found", path=path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ConfigError(
+            "the GeoJSON is nested too deeply to read", path=path, hint=GEOJSON_HINT
+        ) from None
     except json.JSONDecodeError as error:
         raise ConfigError(
             f"not valid JSON ({error.msg}, line {error.lineno})", path=path, hint=GEOJSON_HINT
@@ -150,25 +178,53 @@ def _read_json(path: Path) -> Any:
         raise ConfigError(f"cannot read the GeoJSON file ({error})", path=path) from None
 
 
-def _polygons_in(node: Any, path: Path) -> Iterator[list[Ring]]:
+class _Limits:
+    """Vertex and nesting budget of one file; raises ConfigError naming the option when exceeded."""
+
+    def __init__(self, path: Path, max_vertices: int, max_depth: int):
+        self.path, self.max_vertices, self.max_depth = path, max_vertices, max_depth
+        self.vertices = 0
+
+    def count(self, rings: list[Ring]) -> list[Ring]:
+        self.vertices += sum(len(ring) for ring in rings)
+        if self.vertices > self.max_vertices:
+            raise ConfigError(
+                f"the GeoJSON has more than {self.max_vertices:,} polygon vertices",
+                path=self.path,
+                hint="simplify the polygons, or raise tiling.geojson_max_vertices in the tiling YAML",
+            )
+        return rings
+
+    def enter(self, depth: int) -> int:
+        if depth > self.max_depth:
+            raise ConfigError(
+                f"the GeoJSON is nested more than {self.max_depth} levels deep",
+                path=self.path,
+                hint="flatten it, or raise tiling.geojson_max_depth in the tiling YAML",
+            )
+        return depth + 1
+
+
+def _polygons_in(node: Any, path: Path, limits: _Limits, depth: int = 0) -> Iterator[list[Ring]]:
     """Rings ([exterior, *holes], level-0 x, y) of every polygon in a GeoJSON node."""
+    depth = limits.enter(depth)
     if isinstance(node, list):  # a bare list of features (QuPath)
         for item in node:
-            yield from _polygons_in(item, path)
+            yield from _polygons_in(item, path, limits, depth)
         return
     kind = node.get("type") if isinstance(node, dict) else None
     if kind == "FeatureCollection":
-        yield from _polygons_in(_member(node, "features", list, path), path)
+        yield from _polygons_in(_member(node, "features", list, path), path, limits, depth)
     elif kind == "Feature":
         if node.get("geometry") is not None:
-            yield from _polygons_in(node["geometry"], path)
+            yield from _polygons_in(node["geometry"], path, limits, depth)
     elif kind == "GeometryCollection":
-        yield from _polygons_in(_member(node, "geometries", list, path), path)
+        yield from _polygons_in(_member(node, "geometries", list, path), path, limits, depth)
     elif kind == "Polygon":
-        yield _rings(_member(node, "coordinates", list, path), path)
+        yield limits.count(_rings(_member(node, "coordinates", list, path), path))
     elif kind == "MultiPolygon":
         for polygon in _member(node, "coordinates", list, path):
-            yield _rings(polygon, path)
+            yield limits.count(_rings(polygon, path))
     elif kind not in ("Point", "MultiPoint", "LineString", "MultiLineString"):
         raise ConfigError(f"not a GeoJSON object: {str(node)[:60]}", path=path, hint=GEOJSON_HINT)
 
@@ -204,8 +260,43 @@ def _rings(coordinates: Any, path: Path) -> list[Ring]:
 
 
 def _rasterise(ring: Ring, dsx: float, dsy: float, shape: tuple[int, int]) -> np.ndarray:
-    """Mask pixels whose centre lies inside a level-0 ring."""
+    """Mask pixels whose centre lies inside a level-0 ring (even-odd rule, scanline fill).
+
+    In mask index coordinates (pixel ``(r, c)`` centred at ``(r, c)``), each
+    edge crosses the rows ``r`` with ``y0 <= r < y1`` (half-open, so a vertex
+    on a row is counted once); a row's sorted crossings pair up into spans
+    ``[x_a, x_b)`` of columns, filled through a per-row difference array.
+    """
+    h, w = shape
+    x = ring[:, 0] / dsx - 0.5
+    y = ring[:, 1] / dsy - 0.5
+    if not np.array_equal(ring[0], ring[-1]):
+        x, y = np.append(x, x[0]), np.append(y, y[0])
+    x0, y0, x1, y1 = x[:-1], y[:-1], x[1:], y[1:]
+    low, high = np.minimum(y0, y1), np.maximum(y0, y1)
+    first = np.clip(np.ceil(low), -1, h).astype(np.int64)  # rows above the mask collapse to -1
+    stop = np.clip(np.ceil(high), -1, h).astype(np.int64)
+    count = np.maximum(stop - first, 0)
+    if count.sum() > MAX_CROSSINGS_PER_PIXEL * h * w + 2 * len(count):
+        raise ValueError("the polygon's edges cross the mask's rows too often for its resolution")
+    edge = np.repeat(np.arange(len(count)), count)
+    row = np.repeat(first, count) + (
+        np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    )
+    t = (row - y0[edge]) / (y1[edge] - y0[edge])
+    cross = x0[edge] + t * (x1[edge] - x0[edge])
     out = np.zeros(shape, dtype=bool)
-    rows, cols = fill_polygon(ring[:, 1] / dsy - 0.5, ring[:, 0] / dsx - 0.5, shape)
-    out[rows, cols] = True
+    order = np.lexsort((cross, row))
+    row, cross = row[order], cross[order]
+    inside = (row >= 0) & (row < h)
+    row, cross = row[inside], cross[inside]
+    if len(row) % 2 or (len(row) and np.any(row[0::2] != row[1::2])):
+        raise ValueError("unpaired scanline crossings")  # cannot happen for a closed ring
+    start = np.clip(np.ceil(cross[0::2]), 0, w).astype(np.int64)
+    end = np.clip(np.ceil(cross[1::2]), 0, w).astype(np.int64)
+    keep = end > start
+    diff = np.zeros((h, w + 1), dtype=np.int32)
+    np.add.at(diff, (row[0::2][keep], start[keep]), 1)
+    np.add.at(diff, (row[0::2][keep], end[keep]), -1)
+    out[:] = np.cumsum(diff, axis=1)[:, :w] > 0
     return out

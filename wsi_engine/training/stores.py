@@ -15,15 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from wsi_engine.errors import BatchFailures, DataError, StoreError
+from wsi_engine.errors import (
+    BatchFailures,
+    DataError,
+    OutputError,
+    StoreError,
+    batch_failures,
+    exit_code_of_reason,
+)
 from wsi_engine.stage import StageObserver, StageResult
 from wsi_engine.store import PatchStore, find_stores, store_slide_id
 
 
 def read_bag(store_path: Path, encoder_id: str) -> np.ndarray:
     """(N, D) features as stored (float16/float32); DataError if any value is NaN or infinite."""
-    array = PatchStore.open(store_path).feature_array(encoder_id)
-    values = np.asarray(array[:])
+    values = PatchStore.open(store_path).read_features(encoder_id, dtype=None)
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():
         raise DataError(
@@ -93,7 +99,7 @@ def predict_store(
     try:
         store, features = usable_features(path, encoder_id, feature_dim)
         row = predict_one(store, features)
-    except (StoreError, DataError) as error:
+    except (StoreError, DataError, OutputError) as error:  # OutputError: store locked
         return StageResult.failure(stage, slide_id, error, time.perf_counter() - began)
     n = store.n_patches
     counts = {"patches": n, "processed": n}
@@ -105,7 +111,9 @@ def predict_store(
 def failures_error(failures: dict[str, str], n_predicted: int, hint: str) -> BatchFailures:
     """The exit-1 error of a batch with ``failures`` ({slide_id: reason}) beside ``n_predicted`` predicted stores."""
     total = len(failures) + n_predicted
-    return BatchFailures(
+    return batch_failures(
         f"{len(failures)} of {total} store(s) could not be predicted; first: {next(iter(failures.values()))}",
+        [exit_code_of_reason(reason) for reason in failures.values()],
+        total,
         hint=hint,
     )
