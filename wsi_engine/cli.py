@@ -31,6 +31,7 @@ from wsi_engine.commands import (
     synth,
     tasks,
     tile,
+    view,
 )
 from wsi_engine.errors import INTERNAL_ERROR_EXIT_CODE, WsiEngineError
 
@@ -56,6 +57,7 @@ app.command("predict-patches")(patches.predict_patches_command)
 app.command("fit")(fit.fit_command)
 app.command("predict")(predict.predict_command)
 app.command("tasks")(tasks.tasks_command)
+app.command("view")(view.view_command)
 
 _state = {"debug": False}
 err_console = Console(stderr=True)
