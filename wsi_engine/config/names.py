@@ -57,10 +57,13 @@ def did_you_mean(
 
 
 def unknown_name_hint(
-    name: str, choices: Iterable[str], aliases: Mapping[str, str] | None = None
+    name: str,
+    choices: Iterable[str],
+    aliases: Mapping[str, str] | None = None,
+    listing: str = "choose from",
 ) -> str:
-    """Hint for an unknown ``name``: a suggestion when one is close, then every choice."""
+    """Hint for an unknown ``name``: a suggestion when one is close, then ``listing``: every choice."""
     choices = list(choices)
     suggestion = did_you_mean(name, choices, aliases)
-    listing = f"choose from: {', '.join(choices) or 'none'}"
+    listing = f"{listing}: {', '.join(choices) or 'none'}"
     return f"{suggestion} {listing}" if suggestion else listing
