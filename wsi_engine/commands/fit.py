@@ -11,7 +11,7 @@ from rich.table import Table
 
 from wsi_engine.commands.options import THREADS
 from wsi_engine.commands.tables import mean_std, metric_cells, result_table
-from wsi_engine.errors import ConfigError
+from wsi_engine.errors import ConfigError, DataError
 
 
 def _shots(text: str) -> list[int]:
@@ -103,8 +103,17 @@ def fit_command(
     """Learn a slide classifier from a few labelled slides per class; write checkpoints and results to --out."""
     from wsi_engine.mil.fit import FitConfig, fit
     from wsi_engine.mil.train import TrainConfig
+    from wsi_engine.pipeline.preflight import check_inputs_exist, check_writable
+    from wsi_engine.prompts import load_task
     from wsi_engine.training.seeding import set_threads
 
+    check_inputs_exist(list(stores), "store")
+    if not labels.is_file():
+        raise DataError(
+            "labels file not found", path=labels, hint="a CSV with slide_id,label columns"
+        )
+    load_task(task)  # unknown task: fails now, with suggestions
+    check_writable(out)
     set_threads(threads)
     options = _model_options(set_options)
     libra_only = {"fusion": fusion, "kv": kv, "proto_init": proto_init}

@@ -46,6 +46,9 @@ def run_command(
     recursive: bool | None = typer.Option(
         None, "--recursive/--no-recursive", help="Search folders recursively."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Check inputs, weights and output, print the plan, and exit."
+    ),
 ) -> None:
     """Run every stage for each slide; resumable (manifest in OUT), a failing slide never stops the batch.
 
@@ -67,7 +70,15 @@ def run_command(
             "recursive": recursive,
         },
     )
+    from wsi_engine.pipeline.preflight import plan_run
+
+    # everything that would stop the whole run fails here, before any slide is tiled
+    plan = plan_run(inputs, out, settings, fitted_run=fitted_run, retry_failed=retry_failed)
     console = Console()
+    if dry_run:
+        for line in plan.lines():
+            console.print(line, highlight=False, markup=False)
+        return
     with stage_progress(console) as progress:
         report = run_pipeline(
             inputs,

@@ -106,6 +106,9 @@ def tile_command(
             "backend": backend,
         },
     )
+    from wsi_engine.pipeline.preflight import check_inputs_exist
+
+    check_inputs_exist(list(inputs))
     extensions = _extensions(ext) if ext else SLIDE_EXTENSIONS
     out_dir = prepare_output_dir(out)
     console = Console(stderr=True)
