@@ -33,13 +33,14 @@ from wsi_engine.commands import (
     tile,
     view,
 )
+from wsi_engine.commands.help_text import prepare_help
 from wsi_engine.errors import INTERNAL_ERROR_EXIT_CODE, WsiEngineError
 
 app = typer.Typer(
     name="wsi-engine",
     help="Whole-slide images to patch stores, CLIP features, few-shot MIL and heatmaps.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
@@ -100,7 +101,9 @@ def _global_options(
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the process exit code."""
-    _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    _state["debug"] = "--debug" in args
+    prepare_help(app, with_defaults="--help" in args or "-h" in args)
     try:
         app(args=argv, prog_name="wsi-engine", standalone_mode=False)
     except WsiEngineError as error:
