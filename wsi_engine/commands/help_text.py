@@ -46,6 +46,8 @@ _NONE_MEANS = {
     "--encoder": "none",
     "--scores": "the heatmaps' run",
     "name": "list every task",
+    "inputs": "none: use --stores",
+    "--stores": "none: use the positional STORES",
 }
 
 

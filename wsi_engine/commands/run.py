@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from wsi_engine.errors import BatchFailures
@@ -15,7 +22,7 @@ from wsi_engine.errors import BatchFailures
 def run_command(
     inputs: list[Path] = typer.Argument(..., help="Slide files or folders of slides."),
     out: Path = typer.Option(
-        ..., "--out", help="Output folder (stores, predictions, heatmaps, manifest)."
+        ..., "--out", "-o", help="Output folder (stores, predictions, heatmaps, manifest)."
     ),
     config: Path | None = typer.Option(
         None, "--config", help="Pipeline YAML (default: configs/pipeline.yaml)."
@@ -105,6 +112,7 @@ def stage_progress(console: Console) -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=console,
         transient=True,
     )
