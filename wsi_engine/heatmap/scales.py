@@ -105,8 +105,8 @@ class ColourScale:
                     "yellow 1. The scale is the same on every slide.")  # fmt: skip
         low, high = self.tick_labels[0], self.tick_labels[-1]
         return (f"Colour shows how much weight the model gave each patch when it decided on {cls}, compared "
-                f"with an average patch of the same slide: white is average, red up to {high} more, blue down "
-                f"to {low}. The scale is the same on every slide; it says where the model looked, not "
+                f"with an average patch of the same slide: white is average, red up to {high} the average, blue "
+                f"down to {low} of it. The scale is the same on every slide; it says where the model looked, not "
                 "whether the tissue there is {cls}.".replace("{cls}", cls))  # fmt: skip
 
     def format(self, value: float) -> str:
