@@ -20,7 +20,7 @@ def stores_argument() -> Any:
     """The positional STORES of commands that read patch stores (``--stores`` stays as an alias)."""
     return typer.Argument(
         None,
-        metavar="STORES...",
+        metavar="STORES",
         help="Patch stores (<slide_id>.zarr) or folders of stores.",
         show_default=False,
     )

@@ -9,7 +9,9 @@ import typer
 
 def view_command(
     folder: Path = typer.Argument(
-        ..., help="The --out folder of `run` or of `heatmap` (or a folder of stores)."
+        ...,
+        metavar="FOLDER",
+        help="The --out folder of `run` or of `heatmap` (or a folder of stores).",
     ),
     port: int = typer.Option(8765, "--port", help="TCP port (0: any free port)."),
     host: str = typer.Option(
