@@ -100,3 +100,5 @@ def test_a_heatmap_folder_gives_its_run_and_scale(tmp_path: Path) -> None:
         ["square"],
     )
     assert load_catalog(heatmaps).stores == {"square": store}
+    other = square_store(tmp_path, "square2")  # tiled later: heatmap.yaml of the last call omits it
+    assert load_catalog(heatmaps).stores == {"square": store, "square2": other}

@@ -77,8 +77,13 @@ def load_catalog(
             raise ConfigError(
                 f"cannot read heatmap settings ({error})", path=config_path
             ) from error
-        # a run folder: every store (heatmap.yaml lists only the last call's); a heatmap folder: its list
-        store_paths = find_stores([root / "stores"]) if config_path.parent != root else listed
+        # heatmap.yaml lists only the stores of its last call: in a run folder (OUT/heatmaps beside
+        # OUT/stores) take every store of the run
+        run_stores = config_path.parent.parent / "stores"
+        in_run = run_stores.is_dir() and all(
+            p.parent.resolve() == run_stores.resolve() for p in listed
+        )
+        store_paths = find_stores([run_stores]) if in_run else listed
     if not store_paths:
         store_paths = find_stores([root, root / "stores"])
     if not store_paths:
