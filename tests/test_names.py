@@ -79,3 +79,22 @@ def test_model_names_are_forgiving() -> None:
 
 def test_did_you_mean_says_nothing_when_nothing_is_close() -> None:
     assert did_you_mean("zzzzzz", ["libra", "abmil"]) == ""
+
+
+def test_heatmap_class_names_are_forgiving(tmp_path) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    from wsi_engine.heatmap import make_heatmaps
+
+    conftest = Path(__file__).parent / "heatmap" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("heatmap_fixtures_names", conftest)
+    fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixtures)
+    fixtures.plant_scores(fixtures.build_store(tmp_path / "stores", "s", pixels=False))
+    report = make_heatmaps([tmp_path / "stores"], "run1", tmp_path / "a", class_name="TUMOR",
+                           formats=["png"])  # fmt: skip
+    assert not report.failed and (tmp_path / "a" / "s" / "overlay_tumor.png").is_file()
+    report = make_heatmaps([tmp_path / "stores"], "run1", tmp_path / "b", class_name="tumour",
+                           formats=["png"])  # fmt: skip
+    assert "did you mean 'tumor'?" in str(report.failed[0].error)

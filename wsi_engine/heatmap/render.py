@@ -28,6 +28,7 @@ from PIL import Image
 
 from wsi_engine import __version__
 from wsi_engine.config.loader import write_effective_config
+from wsi_engine.config.names import match_name, unknown_name_hint
 from wsi_engine.errors import ConfigError, StoreError, WsiEngineError
 from wsi_engine.heatmap import gallery, geojson, overlay, pyramid_tiff, report
 from wsi_engine.heatmap.files import atomic_output, class_file_name, ensure_dir
@@ -292,12 +293,13 @@ class _SlideRenderer:
         wanted = self.options.class_name
         if wanted is None:
             return list(enumerate(self.class_names))
-        if wanted not in self.class_names:
+        matched = match_name(wanted, self.class_names)
+        if matched is None:
             raise ConfigError(
                 f"run '{self.options.run_id}' has no class {wanted!r}",
-                hint=f"its classes: {', '.join(self.class_names)}",
+                hint=unknown_name_hint(wanted, self.class_names, listing="its classes"),
             )
-        return [(self.class_names.index(wanted), wanted)]
+        return [(self.class_names.index(matched), matched)]
 
     def _in_report(self, index: int) -> bool:
         """Whether the page shows class ``index``: a chosen --class, else the positive class of a binary task, else all."""
