@@ -121,7 +121,7 @@ function drawColourBar(scale) {
     context.fillRect(Math.floor((i * width) / scale.lut.length), 0, Math.ceil(width / scale.lut.length) + 1, canvas.height);
   });
   $("ticks").innerHTML = scale.ticks
-    .map((t, i) => `<span style="left:${(((t - scale.vmin) / (scale.vmax - scale.vmin)) * 280).toFixed(1)}px">${escapeHtml(scale.tick_labels[i])}</span>`)
+    .map((t, i) => `<span style="left:${(((t - scale.vmin) / (scale.vmax - scale.vmin)) * $("bar").clientWidth).toFixed(1)}px">${escapeHtml(scale.tick_labels[i])}</span>`)
     .join("");
 }
 
