@@ -58,7 +58,12 @@ def embed_command(
 ) -> None:
     """Encode every patch of the stores; resumable, skips complete features unless --overwrite."""
     from wsi_engine.encoders.embed import EmbedObserver, embed_stores
+    from wsi_engine.pipeline.preflight import check_encoder, check_inputs_exist
 
+    check_inputs_exist(list(stores), "store")
+    check_encoder(
+        encoder, checkpoint
+    )  # unknown name or missing weights: fail before any store is read
     console = Console()
     columns = (
         TextColumn("[bold]embed[/]"),

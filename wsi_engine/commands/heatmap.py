@@ -7,22 +7,31 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
+from wsi_engine.commands.options import merged_stores, stores_argument, stores_option
 from wsi_engine.errors import BatchFailures
 
 
 def heatmap_command(
-    stores: list[Path] = typer.Option(
-        ..., "--stores", help="A patch store (<slide_id>.zarr) or a folder of stores; repeatable."
+    inputs: list[Path] | None = stores_argument(),
+    stores: list[Path] | None = stores_option(
+        "A patch store (<slide_id>.zarr) or a folder of stores; repeatable."
     ),
     scores: str = typer.Option(
         ...,
         "--scores",
         help="Run id whose scores/<run_id> to draw (written by `wsi-engine predict`).",
     ),
-    out: Path = typer.Option(..., "--out", help="Output folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     class_name: str | None = typer.Option(
         None, "--class", help="Draw only this class (default: every class of the run)."
     ),
@@ -57,13 +66,20 @@ def heatmap_command(
     from wsi_engine.heatmap import make_heatmaps
     from wsi_engine.store.layout import find_stores
 
+    stores = merged_stores(inputs, stores)
     truth = None
     if labels is not None:
         from wsi_engine.mil.data import read_labels
 
         truth = read_labels(labels)
     console = Console()
-    columns = (TextColumn("heatmaps"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("heatmaps"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("heatmaps", total=len(find_stores(list(stores))))
         report = make_heatmaps(
