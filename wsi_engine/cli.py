@@ -33,14 +33,16 @@ from wsi_engine.commands import (
     tasks,
     tile,
     verify,
+    view,
 )
+from wsi_engine.commands.help_text import prepare_help
 from wsi_engine.errors import INTERNAL_ERROR_EXIT_CODE, WsiEngineError, as_user_error
 
 app = typer.Typer(
     name="wsi-engine",
     help="Whole-slide images to patch stores, CLIP features, few-shot MIL and heatmaps.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
@@ -60,6 +62,7 @@ app.command("predict")(predict.predict_command)
 app.command("tasks")(tasks.tasks_command)
 app.add_typer(reports.app, name="reports")
 app.command("verify")(verify.verify_command)
+app.command("view")(view.view_command)
 
 _state = {"debug": False}
 err_console = Console(stderr=True)
@@ -102,7 +105,9 @@ def _global_options(
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the process exit code."""
-    _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    _state["debug"] = "--debug" in args
+    prepare_help(app, with_defaults="--help" in args or "-h" in args)
     try:
         app(args=argv, prog_name="wsi-engine", standalone_mode=False)
     except WsiEngineError as error:

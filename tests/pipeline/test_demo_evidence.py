@@ -28,6 +28,16 @@ def demo(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_demo_time_split_covers_the_whole_run(demo):
+    telemetry = demo.report.telemetry
+    assert list(telemetry)[:4] == ["cohort", "tile", "embed", "fit"]
+    assert {"predict", "heatmap"} <= set(telemetry)
+    assert telemetry["tile"].seconds > 0 and telemetry["embed"].patches > 0  # from the first run
+    assert demo.report.seconds >= sum(t.seconds for t in telemetry.values()) * 0.99
+    assert all(s["tile"] == "done" for s in demo.report.status.values())
+
+
+@pytest.mark.slow
 def test_demo_writes_every_output(demo):
     heatmaps = demo.pipeline_dir / "heatmaps"
     assert (heatmaps / "report.html").is_file()

@@ -17,12 +17,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wsi_engine.dask_workers import GPU_RESOURCE, absolute, gpu_resources, prepare_cluster
+from wsi_engine.stage import StageObserver
 
 _encoders: dict[tuple[str, str | None, str], tuple[Any, float]] = {}
 _encoders_lock = threading.Lock()
@@ -106,13 +106,13 @@ def embed_on_cluster(
     workers: int | None = None,
     overwrite: bool = False,
     dtype: str = "float16",
-    on_store: Callable[[Any], None] | None = None,
+    observer: StageObserver | None = None,
 ) -> Any:
     """Embed every store of ``store_paths`` (stores or folders) on ``client``'s workers.
 
     Returns one ``EmbedReport`` for all stores (telemetry summed over tasks,
-    ``wall_seconds`` as the client saw it); ``on_store(result)`` follows each
-    store. Raises :class:`~wsi_engine.errors.OutputError` when a worker cannot
+    ``wall_seconds`` as the client saw it); ``observer`` hears of each
+    store (stage ``embed``). Raises :class:`~wsi_engine.errors.OutputError` when a worker cannot
     see a store or the checkpoint, and the encoder's errors for a bad preset.
     """
     from distributed import as_completed
@@ -138,6 +138,8 @@ def embed_on_cluster(
     paths = [absolute(p) for p in find_stores([absolute(p) for p in store_paths])]
     reads = [*paths, *([options.checkpoint] if options.checkpoint else [])]
     prepare_cluster(client, reads, paths)
+    observer = observer or StageObserver()
+    observer.stage_started("embed", len(paths))
     resources = {GPU_RESOURCE: 1} if gpu_resources(client) else None
     token = uuid.uuid4().hex[:8]
     futures = {
@@ -163,8 +165,8 @@ def embed_on_cluster(
         else:
             _add(total, part)
             result = part.results[0] if part.results else None
-        if on_store is not None and result is not None:
-            on_store(result)
+        if result is not None:
+            observer.slide_finished(result.outcome())
     total.results.sort(key=lambda r: r.store)
     total.wall_seconds = time.perf_counter() - began
     return total

@@ -33,7 +33,7 @@ def demo_command(
             out,
             DemoSize(n_slides, size, shots, folds, epochs),
             seed=seed,
-            say=lambda text: progress.console.print(f"[bold]{text}[/]"),
+            say=lambda text: progress.console.print(text, style="bold", soft_wrap=True),
             observer=StageBars(progress),
         )
     print_summary(console, result.report)

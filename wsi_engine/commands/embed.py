@@ -58,8 +58,13 @@ def embed_command(
 ) -> None:
     """Encode every patch of the stores; resumable, skips complete features unless --overwrite."""
     from wsi_engine.encoders.embed import embed_stores
+    from wsi_engine.pipeline.preflight import check_encoder, check_inputs_exist
     from wsi_engine.stage import StageObserver
 
+    check_inputs_exist(list(stores), "store")
+    check_encoder(
+        encoder, checkpoint
+    )  # unknown name or missing weights: fail before any store is read
     console = Console()
     columns = (
         TextColumn("[bold]embed[/]"),
@@ -139,22 +144,12 @@ def _embed_on_cluster(
 ):
     """``embed_stores`` as one task per store on the cluster at ``scheduler``, with a store bar."""
     from wsi_engine.cluster.embed import embed_on_cluster
+    from wsi_engine.commands.progress import StageBars, stage_progress
     from wsi_engine.tiling import dask_client
 
-    with (
-        dask_client(None, scheduler) as client,
-        Progress(
-            TextColumn("[bold]embed[/] (stores on the cluster)"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress,
-    ):
-        task = progress.add_task("stores", total=None)
+    with dask_client(None, scheduler) as client, stage_progress(console) as progress:
         return embed_on_cluster(
-            client, stores, encoder, on_store=lambda _: progress.advance(task), **options
+            client, stores, encoder, observer=StageBars(progress, name_slides=True), **options
         )
 
 

@@ -18,7 +18,10 @@ def import_features_command(
     ),
     out: Path = typer.Option(..., "--out", help="Folder of the patch stores to write."),
     encoder_id: str = typer.Option(
-        ..., "--encoder-id", help="Name of the features group, e.g. conch_ViT-B-16."
+        ...,
+        "--encoder",
+        "--encoder-id",
+        help="Name of the features group, e.g. conch_ViT-B-16.",
     ),
     slides: Path | None = typer.Option(
         None, "--slides", help="Folder of the slides (matched by file stem)."

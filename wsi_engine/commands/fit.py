@@ -9,9 +9,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wsi_engine.commands.options import THREADS, TRAINING_DEVICE
+from wsi_engine.commands.options import (
+    THREADS,
+    TRAINING_DEVICE,
+    merged_stores,
+    stores_argument,
+    stores_option,
+)
 from wsi_engine.commands.tables import mean_std, metric_cells, result_table
-from wsi_engine.errors import ConfigError
+from wsi_engine.errors import ConfigError, DataError
 
 
 def _shots(text: str) -> list[int]:
@@ -65,9 +71,8 @@ def _model_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def fit_command(
-    stores: list[Path] = typer.Option(
-        ..., "--stores", help="Folder(s) of <slide_id>.zarr stores (repeatable)."
-    ),
+    inputs: list[Path] | None = stores_argument(),
+    stores: list[Path] | None = stores_option("Folder(s) of <slide_id>.zarr stores."),
     labels: Path = typer.Option(..., "--labels", help="CSV with slide_id,label columns."),
     task: str = typer.Option(
         ..., "--task", help="Task prompt set: a name in configs/tasks/ or a YAML file."
@@ -77,7 +82,7 @@ def fit_command(
         "--encoder",
         help="Encoder preset whose features to use (or the features id of imported features).",
     ),
-    out: Path = typer.Option(..., "--out", help="Run directory to create."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory to create."),
     model: str = typer.Option("libra", "--model", help="libra, abmil, mean or max."),
     shots: str = typer.Option(
         "1,4,16", "--shots", help="Training slides per class, comma-separated."
@@ -147,8 +152,18 @@ def fit_command(
     """Learn a slide classifier from a few labelled slides per class; write checkpoints and results to --out."""
     from wsi_engine.mil.fit import FitConfig, fit
     from wsi_engine.mil.train import TrainConfig
+    from wsi_engine.pipeline.preflight import check_inputs_exist, check_writable
+    from wsi_engine.prompts import load_task
     from wsi_engine.training.seeding import set_threads
 
+    stores = merged_stores(inputs, stores)
+    check_inputs_exist(list(stores), "store")
+    if not labels.is_file():
+        raise DataError(
+            "labels file not found", path=labels, hint="a CSV with slide_id,label columns"
+        )
+    load_task(task)  # unknown task: fails now, with suggestions
+    check_writable(out)
     set_threads(threads)
     options = _model_options(set_options)
     libra_only = {"fusion": fusion, "kv": kv, "proto_init": proto_init}
@@ -258,6 +273,7 @@ class _RichProgress:
             Progress,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
 
         self._progress = Progress(
@@ -265,6 +281,7 @@ class _RichProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
             console=console,
         )
         self._overall = None

@@ -9,19 +9,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from wsi_engine.commands.options import merged_stores, stores_argument, stores_option
 from wsi_engine.errors import BatchFailures
 
 
 def heatmap_command(
-    stores: list[Path] = typer.Option(
-        ..., "--stores", help="A patch store (<slide_id>.zarr) or a folder of stores; repeatable."
+    inputs: list[Path] | None = stores_argument(),
+    stores: list[Path] | None = stores_option(
+        "A patch store (<slide_id>.zarr) or a folder of stores; repeatable."
     ),
     scores: str = typer.Option(
         ...,
         "--scores",
         help="Run id whose scores/<run_id> to draw (written by `wsi-engine predict`).",
     ),
-    out: Path = typer.Option(..., "--out", help="Output folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     class_name: str | None = typer.Option(
         None, "--class", help="Draw only this class (default: every class of the run)."
     ),
@@ -56,6 +58,7 @@ def heatmap_command(
     from wsi_engine.commands.progress import StageBars, stage_progress
     from wsi_engine.heatmap import make_heatmaps
 
+    stores = merged_stores(inputs, stores)
     truth = None
     if labels is not None:
         from wsi_engine.mil.data import read_labels

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from wsi_engine.commands.options import merged_stores, stores_argument, stores_option
 from wsi_engine.commands.tables import metric_cells, result_table
 from wsi_engine.errors import ConfigError
 
@@ -255,9 +256,8 @@ def predict_patches_command(
     run: Path = typer.Option(
         ..., "--run", help="Run directory written by `wsi-engine fit-patches`."
     ),
-    stores: list[Path] = typer.Option(
-        ..., "--stores", help="Store folder(s) or <slide_id>.zarr paths (repeatable)."
-    ),
+    inputs: list[Path] | None = stores_argument(),
+    stores: list[Path] | None = stores_option("Store folder(s) or <slide_id>.zarr paths."),
     score_id: str | None = typer.Option(
         None, "--score-id", help="Name of the scores group written in each store \\[the run id]."
     ),
@@ -270,6 +270,7 @@ def predict_patches_command(
     from wsi_engine.patch.predict import predict_patches
     from wsi_engine.training.stores import failures_error
 
+    stores = merged_stores(inputs, stores)
     console = Console()
     with stage_progress(Console(stderr=True)) as progress:
         result = predict_patches(

@@ -7,15 +7,26 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from wsi_engine.commands.options import THREADS, TRAINING_DEVICE
+from wsi_engine.commands.options import (
+    THREADS,
+    TRAINING_DEVICE,
+    merged_stores,
+    output_file,
+    stores_argument,
+    stores_option,
+)
 
 
 def predict_command(
+    inputs: list[Path] | None = stores_argument(),
     run: Path = typer.Option(..., "--run", help="Run directory written by `wsi-engine fit`."),
-    stores: list[Path] = typer.Option(
-        ..., "--stores", help="Store folder(s) or <slide_id>.zarr paths (repeatable)."
+    stores: list[Path] | None = stores_option("Store folder(s) or <slide_id>.zarr paths."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Output folder for predictions.csv (a path ending in .csv is used as the file).",
     ),
-    out: Path = typer.Option(..., "--out", help="CSV of slide-level predictions to write."),
     fold: str = typer.Option(
         "all", "--fold", help="Fold model to use, or 'all' to average every fold's model."
     ),
@@ -48,6 +59,8 @@ def predict_command(
     from wsi_engine.training.seeding import set_threads
     from wsi_engine.training.stores import failures_error
 
+    stores = merged_stores(inputs, stores)
+    out = output_file(out, "predictions.csv")
     set_threads(threads)
     console = Console()
     known = read_labels(labels) if labels is not None else None

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from wsi_engine.stage import StageObserver, StageResult
 
 
 def stage_progress(console: Console) -> Progress:
-    """One bar per stage (slides done of slides to do)."""
+    """One bar per stage (slides done of slides to do, elapsed and remaining time)."""
     return Progress(
         TextColumn("{task.description:>8}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=console,
         transient=True,
     )

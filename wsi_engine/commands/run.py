@@ -15,7 +15,7 @@ from wsi_engine.errors import batch_failures, exit_code_of_reason
 def run_command(
     inputs: list[Path] = typer.Argument(..., help="Slide files or folders of slides."),
     out: Path = typer.Option(
-        ..., "--out", help="Output folder (stores, predictions, heatmaps, manifest)."
+        ..., "--out", "-o", help="Output folder (stores, predictions, heatmaps, manifest)."
     ),
     config: Path | None = typer.Option(
         None, "--config", help="Pipeline YAML (default: configs/pipeline.yaml)."
@@ -57,6 +57,9 @@ def run_command(
     mpp_table: Path | None = typer.Option(
         None, "--mpp-table", help="CSV of per-slide µm/px: slide_id,mpp (or slide_id,mpp_x,mpp_y)."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Check inputs, weights and output, print the plan, and exit."
+    ),
 ) -> None:
     """Run every stage for each slide; resumable (manifest in OUT), a failing slide never stops the batch.
 
@@ -81,7 +84,15 @@ def run_command(
             "tiling.mpp_table": str(mpp_table) if mpp_table else None,
         },
     )
+    from wsi_engine.pipeline.preflight import plan_run
+
+    # everything that would stop the whole run fails here, before any slide is tiled
+    plan = plan_run(inputs, out, settings, fitted_run=fitted_run, retry_failed=retry_failed)
     console = Console()
+    if dry_run:
+        for line in plan.lines():
+            console.print(line, highlight=False, markup=False)
+        return
     with stage_progress(console) as progress:
         report = run_pipeline(
             inputs,

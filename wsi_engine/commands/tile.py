@@ -7,7 +7,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from wsi_engine.errors import batch_failures, exit_code_of_reason
@@ -108,6 +115,9 @@ def tile_command(
             "backend": backend,
         },
     )
+    from wsi_engine.pipeline.preflight import check_inputs_exist
+
+    check_inputs_exist(list(inputs))
     extensions = _extensions(ext) if ext else SLIDE_EXTENSIONS
     out_dir = prepare_output_dir(out)
     console = Console(stderr=True)
@@ -180,6 +190,7 @@ class _RichObserver(StageObserver):
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
             console=console,
             transient=False,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import reprlib
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from wsi_engine.config.names import match_name, unknown_name_hint
 from wsi_engine.errors import ConfigError
 
 CONFIGS_ENV = "WSI_ENGINE_CONFIGS"
@@ -47,21 +49,29 @@ def list_presets(kind: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def resolve_preset(name_or_path: str | Path, kind: str) -> Path:
-    """Path of a preset given as a YAML path or a bare preset name of ``kind``."""
+def resolve_preset(
+    name_or_path: str | Path, kind: str, aliases: Mapping[str, str] | None = None
+) -> Path:
+    """Path of a preset given as a YAML path or a preset name of ``kind``.
+
+    Names match case-insensitively and ignoring ``-``/``_``/``.``; ``aliases``
+    maps other names (e.g. ``conch_v1``) to preset names. An unknown name's
+    error suggests the closest presets.
+    """
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or candidate.exists():
         if not candidate.is_file():
             raise ConfigError("configuration file not found", path=candidate)
         return candidate
-    preset = configs_dir() / kind / f"{name_or_path}.yaml"
-    if not preset.is_file():
-        known = ", ".join(list_presets(kind)) or "none"
+    known = list_presets(kind)
+    matched = match_name(str(name_or_path), known, aliases)
+    if matched is None:
+        hint = unknown_name_hint(str(name_or_path), known, aliases, "known presets")
         raise ConfigError(
             f"unknown {kind} preset '{name_or_path}'",
-            hint=f"known presets: {known}; or give the path of a YAML file",
+            hint=f"{hint}; or give the path of a YAML file",
         )
-    return preset
+    return configs_dir() / kind / f"{matched}.yaml"
 
 
 MAX_YAML_BYTES = 1 << 20
@@ -143,9 +153,11 @@ def validate(model: type[M], data: dict[str, Any], source: str | Path | None = N
         raise ConfigError(describe_validation_error(error), path=source) from error
 
 
-def load_config(model: type[M], name_or_path: str | Path, kind: str) -> M:
-    """Load preset ``name_or_path`` of ``kind`` into ``model``."""
-    path = resolve_preset(name_or_path, kind)
+def load_config(
+    model: type[M], name_or_path: str | Path, kind: str, aliases: Mapping[str, str] | None = None
+) -> M:
+    """Load preset ``name_or_path`` of ``kind`` (or an alias of one) into ``model``."""
+    path = resolve_preset(name_or_path, kind, aliases)
     return validate(model, read_yaml(path), path)
 
 

@@ -178,4 +178,12 @@ def load_encoder_config(name_or_path: str | Path | EncoderConfig) -> EncoderConf
     """An :class:`EncoderConfig` from a preset name, a YAML path, or an existing config (returned as is)."""
     if isinstance(name_or_path, EncoderConfig):
         return name_or_path
-    return load_config(EncoderConfig, name_or_path, "encoders")
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return load_config(EncoderConfig, name_or_path, "encoders")
+    from wsi_engine.encoders.aliases import resolve_encoder_name
+
+    resolved = resolve_encoder_name(str(name_or_path))
+    if isinstance(resolved, EncoderConfig):
+        return resolved
+    return load_config(EncoderConfig, resolved, "encoders")

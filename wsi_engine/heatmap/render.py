@@ -35,10 +35,12 @@ from PIL import Image
 
 from wsi_engine import __version__
 from wsi_engine.config.loader import write_effective_config
+from wsi_engine.config.names import match_name, unknown_name_hint
 from wsi_engine.errors import ConfigError, StoreError, WsiEngineError
 from wsi_engine.heatmap import clinical, gallery, geojson, overlay, pyramid_tiff, report
 from wsi_engine.heatmap.files import atomic_output, class_file_name, ensure_dir
 from wsi_engine.heatmap.ome_tiff import crop_to_frame, write_ome_tiff
+from wsi_engine.heatmap.provenance import shown_classes, training_roles
 from wsi_engine.heatmap.scales import MODES, QUANTITIES, ColourScale, make_scale
 from wsi_engine.heatmap.scoremap import canvas_shape, score_canvas
 from wsi_engine.heatmap.slide_source import (
@@ -219,8 +221,7 @@ def _validated(
 
 def _scale_note(options: HeatmapOptions) -> str:
     if options.scale == "fixed":
-        return ("Colours use one fixed scale for every slide: the same colour means the same value on every slide "
-                "(probabilities 0–1; attention relative to an average patch, 1/16× to 16×).")  # fmt: skip
+        return "Colours use one fixed scale for every slide: the same colour means the same value on every slide."
     return ("Colours are per-slide percentiles (each slide spans the full colour range): "
             "compare regions within a slide, not colours between slides.")  # fmt: skip
 
@@ -241,6 +242,7 @@ def _render_store(
         entry.slide_probs = (
             [float(p) for p in attrs["slide_probs"]] if attrs.get("slide_probs") else None
         )
+        entry.seen_in_training = training_roles(attrs).get(store.slide_id)
         _SlideRenderer(store, arrays, attrs, class_names, out_dir, options, result, entry).run()
     except WsiEngineError as error:
         result.error = error
@@ -291,6 +293,8 @@ class _SlideRenderer:
         for index, name in classes:
             scale = make_scale(self.options.scale, self.quantity, name)
             values = scale.values(self.arrays[self.quantity][:, index])
+            if self._in_report(index):
+                self.entry.explanations.append(scale.explain())
             if "png" in formats:
                 self._overlay(name, index, scale, values)
                 self._gallery(name, scale, values)
@@ -352,12 +356,17 @@ class _SlideRenderer:
         wanted = self.options.class_name
         if wanted is None:
             return list(enumerate(self.class_names))
-        if wanted not in self.class_names:
+        matched = match_name(wanted, self.class_names)
+        if matched is None:
             raise ConfigError(
                 f"run '{self.options.run_id}' has no class {wanted!r}",
-                hint=f"its classes: {', '.join(self.class_names)}",
+                hint=unknown_name_hint(wanted, self.class_names, listing="its classes"),
             )
-        return [(self.class_names.index(wanted), wanted)]
+        return [(self.class_names.index(matched), matched)]
+
+    def _in_report(self, index: int) -> bool:
+        """Whether the page shows class ``index``: a chosen --class, else the positive class of a binary task, else all."""
+        return self.options.class_name is not None or index in shown_classes(self.class_names)
 
     def _mpp(self) -> float | None:
         """µm per level-0 px (mean of x and y), or ``None`` when the store does not record it."""
@@ -392,7 +401,8 @@ class _SlideRenderer:
             title=f"{self.store.slide_id}  ·  heatmap for class {name}",
             subtitle=self._subtitle(name, index), mpp=self.mpp,
         )  # fmt: skip
-        self.entry.heatmaps.append((f"heatmap: {name}", self._relative(path)))
+        if self._in_report(index):
+            self.entry.heatmaps.append((f"heatmap: {name}", self._relative(path)))
         self.result.files.append(path)
 
     def _subtitle(self, name: str, index: int) -> str:
@@ -421,7 +431,8 @@ class _SlideRenderer:
             path, [(f"highest {what}", top), (f"lowest {what}", bottom)], pixels, values, self.coords, scale,
             title=f"{self.store.slide_id} — top and bottom {self.options.top_k} patches for {name}", note=note,
         )  # fmt: skip
-        self.entry.galleries.append((f"top and bottom patches: {name}", self._relative(path)))
+        if self._in_report(self.class_names.index(name)):
+            self.entry.galleries.append((f"top and bottom patches: {name}", self._relative(path)))
         self.result.files.append(path)
 
     def _tiff(self, name: str, scale: ColourScale, values: np.ndarray) -> None:

@@ -1,9 +1,11 @@
 """One static HTML page per cohort: predictions table, then per slide its thumbnail, heatmaps and top patches.
 
-The page has inline CSS, no scripts and no network resources; images are
-relative links to the PNGs written beside it in the output folder, so the
-page stays small for large cohorts and the folder can be moved or zipped as
-a whole.
+The page is self-contained: inline CSS, one inline script (table sorting; the
+page reads fine without it) and no network resources; images are relative
+links to the PNGs written beside it in the output folder, so the page stays
+small for large cohorts and the folder can be moved or zipped as a whole.
+The only absolute links are the optional "zoom in" links to the local viewer
+(``wsi-engine view``) on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from wsi_engine.heatmap.files import atomic_output
+from wsi_engine.heatmap.provenance import shown_classes
 
 _CSS = """
 body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; font-size: 16px; line-height: 1.45;
@@ -37,8 +40,30 @@ figure.heatmap img { width: 600px; max-width: 100%; }
 figure.wide { flex-basis: 100%; }
 figcaption { font-size: 14px; color: #444; margin-top: 4px; }
 .note { color: #9b1c1c; }
+.seen { background: #fff4cc; }
+.right { color: #1b6e20; font-weight: bold; }
+.wrongword { color: #9b1c1c; font-weight: bold; }
+.explain { background: white; border: 1px solid #ccc; border-radius: 6px; padding: 8px 14px; margin: 0 0 18px; }
+th[data-sort] { cursor: pointer; }
+th[data-sort]::after { content: " \\2195"; color: #888; }
 """
 _TRUTH_NOTE = " Rows in red: the prediction differs from the true label."
+_SEEN_NOTE = (
+    " Slides marked “seen in training” were training or validation slides of a fold model: their "
+    "probabilities average models of which some learned from them, so they are not held-out results."
+)
+VIEWER_URL = "http://127.0.0.1:8765/"
+"""Default address of ``wsi-engine view`` (its default --port)."""
+_SORT_SCRIPT = """
+document.querySelectorAll("th[data-sort]").forEach((th, column) => th.addEventListener("click", () => {
+  const body = th.closest("table").tBodies[0], numeric = th.dataset.sort === "num";
+  const key = (row) => { const t = row.cells[column].dataset.value ?? row.cells[column].textContent.trim();
+                         return numeric ? (parseFloat(t) || -1) : t.toLowerCase(); };
+  const up = th.dataset.order !== "up"; th.dataset.order = up ? "up" : "down";
+  [...body.rows].sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (up ? 1 : -1))
+    .forEach((row) => body.appendChild(row));
+}));
+"""
 
 
 @dataclass
@@ -54,6 +79,15 @@ class SlideEntry:
     galleries: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    seen_in_training: str | None = None
+    explanations: list[str] = field(default_factory=list)
+
+    @property
+    def correct(self) -> bool | None:
+        """Whether the prediction matches the true label; ``None`` when either is unknown."""
+        if self.true_label is None or self.predicted_class is None:
+            return None
+        return self.predicted_class == self.true_label
 
 
 def write_report(
@@ -66,6 +100,8 @@ def write_report(
 ) -> None:
     """Write the cohort page to ``out_path`` (``class_names`` orders the probability columns)."""
     with_truth = any(e.true_label is not None for e in entries)
+    any_seen = any(e.seen_in_training for e in entries)
+    explanations = list(dict.fromkeys(text for e in entries for text in e.explanations))
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -73,10 +109,17 @@ def write_report(
         f"<title>wsi-engine heatmaps — run {escape(run_id)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>Heatmaps — run {escape(run_id)}</h1>",
-        f'<p class="meta">{len(entries)} slide(s). {escape(scale_note)}'
-        f"{_TRUTH_NOTE if with_truth else ''} Click an image to open it at full size.</p>",
+        f'<p class="meta">{len(entries)} slide(s). Click a column heading to sort the table.'
+        f"{_TRUTH_NOTE if with_truth else ''}{_SEEN_NOTE if any_seen else ''}</p>",
+        '<div class="explain"><b>How to read the colours.</b> '
+        + " ".join(escape(t) for t in [scale_note, *explanations])
+        + "</div>",
+        f'<p class="meta">Click an image to open it at full size. To zoom into a slide with its heatmap, run '
+        f"<code>wsi-engine view {escape(str(out_path.parent.resolve()))}</code> and follow a slide's "
+        "“zoom in” link; the page works without it.</p>",
         _table(entries, class_names, with_truth),
         *(_section(entry) for entry in entries),
+        f"<script>{_SORT_SCRIPT}</script>",
         "</body></html>",
     ]
     with atomic_output(out_path) as tmp:
@@ -84,34 +127,60 @@ def write_report(
 
 
 def _table(entries: list[SlideEntry], class_names: list[str], with_truth: bool) -> str:
+    shown = shown_classes(class_names)
+    any_seen = any(e.seen_in_training for e in entries)
     head = [
-        "Slide",
-        *(["True label"] if with_truth else []),
-        "Predicted",
-        *(f"P({c})" for c in class_names),
+        ("Slide", "text"),
+        *([("True label", "text")] if with_truth else []),
+        ("Predicted", "text"),
+        *([("Correct", "text")] if with_truth else []),
+        *((f"P({class_names[i]})", "num") for i in shown),
+        *([("Seen in training", "text")] if any_seen else []),
+        ("Zoom", ""),
     ]
-    rows = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    rows = ["<table><thead><tr>"]
+    rows.extend(
+        f'<th data-sort="{kind}">{escape(h)}</th>' if kind else f"<th>{escape(h)}</th>"
+        for h, kind in head
+    )
+    rows.append("</tr></thead><tbody>")
     for entry in entries:
-        wrong = (
-            with_truth
-            and entry.true_label is not None
-            and entry.predicted_class not in (None, entry.true_label)
-        )
-        css = "failed" if entry.error else "wrong" if wrong else ""
+        css = "failed" if entry.error else "wrong" if entry.correct is False else ""
         cells = [f'<td><a href="#{_anchor(entry.slide_id)}">{escape(entry.slide_id)}</a></td>']
         if with_truth:
             cells.append(f"<td>{escape(entry.true_label or '—')}</td>")
         cells.append(
             f"<td>{escape(entry.predicted_class or ('failed' if entry.error else '—'))}</td>"
         )
+        if with_truth:
+            cells.append(f"<td>{_verdict(entry)}</td>")
         probs = entry.slide_probs or []
         best = max(range(len(probs)), key=probs.__getitem__) if probs else -1
-        for index in range(len(class_names)):
+        for index in shown:
             text = f"{probs[index]:.3f}" if index < len(probs) else "—"
             cells.append(f'<td class="num{" best" if index == best else ""}">{text}</td>')
+        if any_seen:
+            seen = entry.seen_in_training
+            cells.append(f'<td class="seen">{escape(seen)}</td>' if seen else "<td>no</td>")
+        cells.append(f"<td>{_viewer_link(entry.slide_id)}</td>")
         rows.append(f'<tr class="{css}">{"".join(cells)}</tr>')
     rows.append("</tbody></table>")
     return "".join(rows)
+
+
+def _verdict(entry: SlideEntry) -> str:
+    correct = entry.correct
+    if correct is None:
+        return "—"
+    return (
+        '<span class="right">correct</span>'
+        if correct
+        else '<span class="wrongword">incorrect</span>'
+    )
+
+
+def _viewer_link(slide_id: str) -> str:
+    return f'<a href="{VIEWER_URL}?slide={quote(slide_id, safe="")}">zoom in</a>'
 
 
 def _section(entry: SlideEntry) -> str:
@@ -122,9 +191,14 @@ def _section(entry: SlideEntry) -> str:
     if entry.predicted_class:
         facts.append(f"predicted <b>{escape(entry.predicted_class)}</b>")
     if entry.true_label:
-        facts.append(f"true label <b>{escape(entry.true_label)}</b>")
-    if facts:
-        parts.append(f"<p>{', '.join(facts)}</p>")
+        facts.append(f"true label <b>{escape(entry.true_label)}</b> ({_verdict(entry)})")
+    facts.append(_viewer_link(entry.slide_id))
+    parts.append(f"<p>{', '.join(facts)}</p>")
+    if entry.seen_in_training:
+        parts.append(
+            f'<p class="seen">Seen in training: {escape(entry.seen_in_training)}. '
+            "Its probability is not a held-out result.</p>"
+        )
     for note in ([entry.error] if entry.error else []) + entry.notes:
         parts.append(f'<p class="note">{escape(note)}</p>')
     parts.append('<div class="figures">')

@@ -93,6 +93,22 @@ class ColourScale:
         rgba[np.isnan(values)] = 0
         return rgba
 
+    def explain(self) -> str:
+        """The colour scale in plain words, for a pathologist reading a page."""
+        cls = self.class_name
+        if self.mode == "percentile":
+            return (f"Colour ranks each patch within its own slide for {cls}: yellow is the slide's "
+                    "highest-scoring tenth of the tissue, dark blue its lowest. Every slide uses the full "
+                    "range, so a yellow area on one slide is not comparable with one on another.")  # fmt: skip
+        if self.quantity == "probs":
+            return (f"Colour is the model's probability that a patch shows {cls}: dark blue 0, green 0.5, "
+                    "yellow 1. The scale is the same on every slide.")  # fmt: skip
+        low, high = self.tick_labels[0], self.tick_labels[-1]
+        return (f"Colour shows how much weight the model gave each patch when it decided on {cls}, compared "
+                f"with an average patch of the same slide: white is average, red up to {high} the average, blue "
+                f"down to {low} of it. The scale is the same on every slide; it says where the model looked, not "
+                "whether the tissue there is {cls}.".replace("{cls}", cls))  # fmt: skip
+
     def format(self, value: float) -> str:
         """A displayed value with its unit, for captions (e.g. ``P=0.93``, ``4.2× avg``, ``pct 97``)."""
         if self.mode == "percentile":

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wsi_engine.config.loader import StrictModel, validate
+from wsi_engine.config.names import match_name, unknown_name_hint
 from wsi_engine.errors import ConfigError
 from wsi_engine.mil.base import MILModel
 from wsi_engine.prompts import TaskEmbeddings
@@ -72,9 +73,10 @@ def list_models() -> list[str]:
 
 def get_spec(name: str) -> ModelSpec:
     specs = _specs()
-    if name not in specs:
-        raise ConfigError(f"unknown model '{name}'", hint=f"known models: {', '.join(specs)}")
-    return specs[name]
+    matched = match_name(name, specs)
+    if matched is None:
+        raise ConfigError(f"unknown model '{name}'", hint=unknown_name_hint(name, specs))
+    return specs[matched]
 
 
 def model_config(

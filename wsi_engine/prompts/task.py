@@ -102,9 +102,13 @@ class TaskPrompts(StrictModel):
         return [getattr(c, field) for c in self.classes]
 
 
+TASK_ALIASES = {"camelyon": "camelyon16", "lung": "nsclc", "kidney": "rcc", "breast": "brca"}
+"""Other names of the shipped tasks (names also match case-insensitively)."""
+
+
 def load_task(name_or_path: str | Path) -> TaskPrompts:
-    """Load a task by preset name (``configs/tasks/<name>.yaml``) or YAML path."""
-    return load_config(TaskPrompts, name_or_path, "tasks")
+    """Load a task by preset name (``configs/tasks/<name>.yaml``, any case, or an alias) or YAML path."""
+    return load_config(TaskPrompts, name_or_path, "tasks", TASK_ALIASES)
 
 
 def list_tasks() -> list[str]:
