@@ -267,23 +267,9 @@ class _RichProgress:
     """
 
     def __init__(self, console: Console):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from wsi_engine.commands.progress import stage_progress
 
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        )
+        self._progress = stage_progress(console, label="{task.description}", transient=False)
         self._overall = None
         self._current = None
         self._epochs = 0

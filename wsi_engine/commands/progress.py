@@ -16,16 +16,18 @@ from rich.progress import (
 from wsi_engine.stage import StageObserver, StageResult
 
 
-def stage_progress(console: Console) -> Progress:
-    """One bar per stage (slides done of slides to do, elapsed and remaining time)."""
+def stage_progress(
+    console: Console, *, label: str = "{task.description:>8}", transient: bool = True
+) -> Progress:
+    """Bars with ``label``, done of total, elapsed and remaining time (one per stage by default)."""
     return Progress(
-        TextColumn("{task.description:>8}"),
+        TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
-        transient=True,
+        transient=transient,
     )
 
 

@@ -7,16 +7,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
+from wsi_engine.commands.progress import stage_progress
 from wsi_engine.errors import batch_failures, exit_code_of_reason
 from wsi_engine.stage import StageObserver
 
@@ -185,15 +178,7 @@ class _RichObserver(StageObserver):
     """
 
     def __init__(self, console: Console):
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
+        self.progress = stage_progress(console, label="{task.description}", transient=False)
         self.slides = self.progress.add_task("slides", total=None)
         self.patches = self.progress.add_task("patches", total=0)
         self.patch_total = 0
