@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
-from wsi_engine.pipeline.lock import LOCK_NAME, RunLock
 
 from wsi_engine.cli import main
 from wsi_engine.errors import OutputError
+from wsi_engine.locks import LOCK_NAME, RunLock
 from wsi_engine.store import PatchStore
 
 from .conftest import ENCODER
@@ -29,7 +29,7 @@ def test_a_lock_naming_this_very_process_but_not_held_is_stale(tmp_path):
 
 def test_a_lock_held_by_a_live_process_is_refused_and_freed_when_it_is_killed(tmp_path):
     code = (
-        "import sys, time; from wsi_engine.pipeline.lock import RunLock\n"
+        "import sys, time; from wsi_engine.locks import RunLock\n"
         "lock = RunLock(sys.argv[1]); lock.acquire(); print('held', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen(

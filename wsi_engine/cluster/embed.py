@@ -70,7 +70,7 @@ def embed_one_store(store: str, options: EmbedOptions) -> Any:
     """
     from wsi_engine.encoders.embed import embed_stores
     from wsi_engine.encoders.report import EmbedReport, StoreResult
-    from wsi_engine.tiling.tasks import describe
+    from wsi_engine.errors import describe
 
     try:
         encoder, load_seconds = _worker_encoder(options)
@@ -119,8 +119,8 @@ def embed_on_cluster(
 
     from wsi_engine.encoders import load_encoder_config
     from wsi_engine.encoders.report import EmbedReport, StoreResult
+    from wsi_engine.errors import describe
     from wsi_engine.store import find_stores
-    from wsi_engine.tiling.tasks import describe
 
     began = time.perf_counter()
     name = str(absolute(encoder)) if Path(encoder).is_file() else str(encoder)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from wsi_engine.encoders.patch_source import PatchSource
+from wsi_engine.tiling import PatchSource
 
 
 @dataclass(frozen=True)
