@@ -83,11 +83,11 @@ def fit_command(
         help="Class-balanced adaptive resampling of training slides [off].",
     ),
     fusion: str | None = typer.Option(
-        None, "--fusion", help="Libra-MIL fusion: sot, none or concat [sot]."
+        None, "--fusion", help="Libra-MIL fusion: sot, sot-instance, none or concat [sot]."
     ),
     kv: int | None = typer.Option(None, "--kv", help="Libra-MIL visual prototypes K_v [10]."),
     proto_init: str | None = typer.Option(
-        None, "--proto-init", help="Libra-MIL visual prototypes: random or kmeans [random]."
+        None, "--proto-init", help="Libra-MIL visual prototypes: random, data or kmeans [random]."
     ),
     set_options: list[str] = typer.Option(
         [], "--set", help="Model option KEY=VALUE (repeatable), e.g. --set dim=256."
@@ -159,6 +159,8 @@ def fit_command(
             f"[yellow]warning:[/] prompt truncated by the text encoder: {prompt}", highlight=False
         )
     console.print(results_table(result.summary, model))
+    if any("fusion" in row for row in result.rows):
+        console.print(fusion_table(result.rows))
     console.print(
         f"run: {result.run_dir} (results.csv, results.json, roc.png, curves.png)", highlight=False
     )
@@ -173,6 +175,48 @@ def results_table(summary: dict[int, dict[str, dict[str, float]]], model: str) -
             [str(shots), *metric_cells(metrics, mean_std)]
             for shots, metrics in sorted(summary.items())
         ),
+        labels=0,
+    )
+
+
+#: (column header, key in a fold row's ``fusion`` entry, format) of the fusion table.
+FUSION_COLUMNS = (
+    ("H(μ_v)", "fusion.entropy_v", "{:.3f}"),
+    ("H(ν_t)", "fusion.entropy_t", "{:.3f}"),
+    ("KL(T‖μνᵀ)", "fusion.kl_plan", "{:.3f}"),
+    ("Δp T→μνᵀ", "fusion.prob_change", "{:.2e}"),
+    ("max Δp", "fusion.prob_change_max", "{:.2e}"),
+    ("ESS/N", "fusion.ess", "{:.3f}"),
+    ("max w", "fusion.max_weight", "{:.2f}"),
+    ("moved P_v", "displacement.visual_prototypes", "{:.2%}"),
+    ("moved P_t", "displacement.text_prototypes", "{:.2%}"),
+    ("grad P_v", "grad_rms.visual_prototypes", "{:.1e}"),
+    ("grad P_t", "grad_rms.text_prototypes", "{:.1e}"),
+    ("grad φ_v", "grad_rms.phi_v", "{:.1e}"),
+)
+
+
+def fusion_table(rows: list[dict[str, Any]]) -> Table:
+    """What the fusion did: test-bag diagnostics of the kept models, mean over folds per shots.
+
+    Entropies over log K (1 = uniform marginals); Δp: largest change of a class probability when
+    every plan T is replaced by μνᵀ; ESS/N and max w: the instance weights (mean 1); moved:
+    prototype displacement ‖P − P_0‖/‖P_0‖; grad: RMS gradient entry (kept epoch's mean).
+    """
+    import numpy as np
+
+    table_rows = []
+    for shots in sorted({r["shots"] for r in rows if "fusion" in r}):
+        folds = [r["fusion"] for r in rows if r["shots"] == shots and "fusion" in r]
+        cells = []
+        for _, key, fmt in FUSION_COLUMNS:
+            values = [f[key] for f in folds if key in f]
+            cells.append(fmt.format(float(np.mean(values))) if values else "–")
+        table_rows.append([str(shots), *cells])
+    return result_table(
+        "fusion diagnostics (test bags, kept models; mean over folds)",
+        ("shots", *(c[0] for c in FUSION_COLUMNS)),
+        table_rows,
         labels=0,
     )
 

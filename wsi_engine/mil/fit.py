@@ -251,6 +251,8 @@ def fit(
                 "n_test": len(split.test),
                 "seconds": round(result.fold.seconds, 2),
             }
+            if result.fusion:
+                row["fusion"] = result.fusion
             rows.append(row)
             curves.setdefault(split.shots, []).append(
                 (cohort.targets(result.fold.test_ids), result.fold.test_probs)
@@ -271,6 +273,7 @@ def fit(
 class _SplitOutcome:
     model: Any
     fold: FoldResult
+    fusion: dict[str, float]
 
 
 def _fit_split(
@@ -298,7 +301,24 @@ def _fit_split(
         seed,
         partial(progress.epoch, split),
     )
-    return _SplitOutcome(model, result)
+    return _SplitOutcome(model, result, fusion_summary(model, reader, test.ids, result))
+
+
+#: Entries of the kept epoch's training record that describe the fusion.
+FUSION_RECORD_PREFIXES = ("grad_rms.", "displacement.", "tau_")
+
+
+def fusion_summary(
+    model: Any, reader: BagReader, test_ids: list[str], result: FoldResult
+) -> dict[str, float]:
+    """Fusion diagnostics of the kept model on the test bags (nothing is selected on them), with
+    the kept epoch's learned temperatures, prototype displacements and gradient magnitudes."""
+    out = model.evaluation_diagnostics(reader.get(s) for s in test_ids)
+    if not out:
+        return {}
+    kept = result.history[result.best_epoch - 1]
+    out.update({k: v for k, v in kept.items() if k.startswith(FUSION_RECORD_PREFIXES)})
+    return out
 
 
 def _write_test_predictions(path: Path, result: FoldResult, cohort: Cohort) -> None:

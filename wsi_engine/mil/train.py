@@ -101,7 +101,7 @@ def train_fold(
     start = time.perf_counter()
     loss_fn = make_loss(config.loss, config.gamma, config.reinforce)
     optimiser = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
+        model.param_groups(config.lr), lr=config.lr, weight_decay=config.weight_decay, foreach=True
     )
     rng = np.random.default_rng(seed)
     resampler = (
@@ -114,19 +114,22 @@ def train_fold(
 
     def train_epoch() -> dict[str, Any]:
         order = resampler.epoch() if resampler is not None else rng.permutation(len(train.ids))
-        losses = []
+        losses, grad_norms = [], []
         for index in order:
-            logits = model(reader.get(train.ids[index])).logits
+            out = model(reader.get(train.ids[index]))
+            logits = out.logits
             loss = loss_fn(logits[None], targets[index : index + 1])
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if out.aux_loss is None else loss + out.aux_loss).backward()
+            grad_norms.append(model.gradient_norms())
             optimiser.step()
             losses.append(float(loss.detach()))
             if resampler is not None:
                 resampler.update(
                     int(index), float(torch.softmax(logits.detach(), -1)[targets[index]])
                 )
-        return {"train_loss": float(np.mean(losses))}
+        means = {k: float(np.mean([g[k] for g in grad_norms])) for k in grad_norms[0]}
+        return {"train_loss": float(np.mean(losses)), **means}
 
     def validate() -> tuple[dict[str, Any], tuple[float, ...]]:
         probs = predict_probs(model, reader, val.ids)
@@ -137,6 +140,7 @@ def train_fold(
         )
         val_metrics.append(classification_metrics(val.targets, probs))
         record = {"val_loss": loss, **{f"val_{k}": v for k, v in val_metrics[-1].items()}}
+        record.update(model.evaluation_diagnostics(reader.get(s) for s in val.ids))
         return record, selection_key(val_metrics[-1], -loss)
 
     epochs = run_epochs(model, config.epochs, config.patience, train_epoch, validate, on_epoch)
