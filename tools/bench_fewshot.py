@@ -221,7 +221,7 @@ class Bag:
     label: int
     part: str  # pool | val | test
     features: np.ndarray
-    witnesses: int
+    witness_index: np.ndarray  # rows of the patch table that are this bag's diagnostic patches
 
 
 def make_bags(emb: Embeddings, rate: str, seed: int, variants: int) -> list[Bag]:
@@ -243,7 +243,7 @@ def make_bags(emb: Embeddings, rate: str, seed: int, variants: int) -> list[Bag]
                     [emb.filler[variant, filler], emb.patches[variant, witness]]
                 )
                 features = features[rng.permutation(n)]
-                bags.append(Bag(f"{name}-{part}{i:02d}", c, part, features, k))
+                bags.append(Bag(f"{name}-{part}{i:02d}", c, part, features, witness))
     return bags
 
 

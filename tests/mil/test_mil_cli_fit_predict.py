@@ -97,7 +97,21 @@ def test_fit_writes_a_complete_run_and_same_seed_gives_same_results(cohort, caps
     assert {p.name for p in fold.iterdir()} == {"model.pt", "history.json", "test_predictions.csv"}
     assert not (run_a / "text_embeddings.npz").exists()
     summary = list(csv.DictReader(open(run_a / "results.csv")))
-    assert [r["fold"] for r in summary if r["shots"] == "4"] == ["0", "1", "2", "mean", "std"]
+    assert [r["fold"] for r in summary if r["shots"] == "4"] == [
+        "0",
+        "1",
+        "2",
+        "mean",
+        "std",
+        "n",
+        "undefined",
+        "ci_low",
+        "ci_high",
+    ]
+    assert "test_balanced_accuracy" in summary[0] and "balanced_accuracy" not in summary[0]
+    results = json.loads((run_a / "results.json").read_text())
+    assert "test slides only" in results["evaluated_on"]
+    assert results["summary"]["4"]["test_auc"]["undefined"] == 0
 
     assert main(fit_args(stores, labels, run_b)) == 0
     assert (run_a / "splits.json").read_text() == (run_b / "splits.json").read_text()
@@ -136,8 +150,13 @@ def test_splits_file_reproduces_the_split_and_predict_writes_scores(cohort, caps
 
     preds = root / "preds.csv"
     assert main(predict_args(first, stores, preds, "--labels", str(labels))) == 0
-    assert "metrics on labelled slides" in capsys.readouterr().out
+    splits = json.loads((first / "splits.json").read_text())["splits"]
+    seen = {s for split in splits for s in split["train"] + split["val"]}
+    out = capsys.readouterr().out
+    assert f"metrics on {len(bags) - len(seen)} out-of-sample labelled slide(s)" in out
+    assert f"in-sample: {len(seen)} labelled slide(s)" in out
     rows = list(csv.DictReader(open(preds)))
+    assert {r["slide_id"] for r in rows if r["in_sample"] == "True"} == seen
     assert sorted(r["slide_id"] for r in rows) == sorted(b.slide_id for b in bags)
     assert all(abs(float(r["prob_normal"]) + float(r["prob_tumor"]) - 1) < 1e-5 for r in rows)
     store = PatchStore.open(stores / f"{bags[0].slide_id}.zarr")
@@ -156,6 +175,16 @@ def test_splits_file_reproduces_the_split_and_predict_writes_scores(cohort, caps
         and len(attrs["slide_probs"]) == 2
     )
     assert attrs["predicted_class"] in CLASSES and attrs["run_id"] == "run-d-2shot-all"
+
+    one = root / "preds-fold0.csv"
+    args = predict_args(first, stores, one, "--labels", str(labels), "--fold", "0", "--no-scores")
+    assert main(args) == 0
+    split = next(s for s in splits if s["fold"] == 0)
+    marked = {r["slide_id"]: r["in_sample"] == "True" for r in csv.DictReader(open(one))}
+    assert {s for s, inside in marked.items() if inside} == set(split["train"] + split["val"])
+    assert set(split["test"]) <= {s for s, inside in marked.items() if not inside}
+    out = capsys.readouterr().out
+    assert f"metrics on {len(bags) - len(split['train'] + split['val'])} out-of-sample" in out
 
 
 @pytest.mark.parametrize(
@@ -243,3 +272,51 @@ def test_language_priors_decision_for_image_only_and_baseline_models():
     )
     assert resolve_encoder("uni-imported") == ("uni-imported", None)
     assert resolve_encoder("tiny-clip")[0] == "tiny-clip"
+
+
+def _predictions(run_dir):
+    return {
+        str(p.relative_to(run_dir)): p.read_text()
+        for p in sorted(run_dir.glob("folds/**/test_predictions.csv"))
+    }
+
+
+def test_same_seeds_give_same_numbers_and_seeds_differ(cohort, capsys):
+    root, stores, labels, _ = cohort
+    args = ("--seeds", "0,3", "--set", "dim=16", "--set", "heads=2", "--kv", "3")
+    run_a, run_b = root / "a", root / "b"
+    assert main(fit_args(stores, labels, run_a, *args, shots="2")) == 0
+    assert "over 2 seeds" in capsys.readouterr().out
+    assert main(fit_args(stores, labels, run_b, *args, shots="2")) == 0
+    results_a = json.loads((run_a / "results.json").read_text())
+    results_b = json.loads((run_b / "results.json").read_text())
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(results_a["folds"]) == strip(results_b["folds"])
+    assert results_a["summary"] == results_b["summary"]
+    assert _predictions(run_a) == _predictions(run_b)
+
+    assert {r["seed"] for r in results_a["folds"]} == {0, 3}
+    assert "over training seeds" in results_a["spread"]
+    summary = results_a["summary"]["2"]["test_balanced_accuracy"]
+    assert summary["seeds"] == 2 and summary["ci_low"] <= summary["ci_high"]
+    per_seed = [
+        np.mean([r["test_balanced_accuracy"] for r in results_a["folds"] if r["seed"] == s])
+        for s in (0, 3)
+    ]
+    assert summary["mean"] == pytest.approx(np.mean(per_seed))
+    assert summary["std"] == pytest.approx(np.std(per_seed, ddof=1))
+
+    # same splits, different initialisation: the seeds' predictions differ
+    fold = run_a / "folds" / "shots_2" / "fold_0"
+    seed0 = (fold / "seed_0" / "test_predictions.csv").read_text()
+    seed3 = (fold / "seed_3" / "test_predictions.csv").read_text()
+    assert seed0.splitlines()[1].split(",")[0] == seed3.splitlines()[1].split(",")[0]
+    assert seed0 != seed3
+    rows = list(csv.DictReader(open(run_a / "results.csv")))
+    assert {r["fold"] for r in rows} >= {"mean", "std", "ci_low", "ci_high", "seeds"}
+
+
+def test_bad_seeds_are_a_usage_error(cohort, tmp_path, capsys):
+    _, stores, labels, _ = cohort
+    assert main(fit_args(stores, labels, tmp_path / "r", "--seeds", "1,1", shots="2")) == 3
+    assert "--seeds" in capsys.readouterr().err

@@ -31,11 +31,16 @@ def test_multiclass_macro_one_vs_rest_auc_and_single_class_nan():
     )
 
 
-def test_summary_is_mean_and_sample_std_skipping_nan():
+def test_summary_counts_undefined_folds_instead_of_dropping_them():
     folds = [
         {"accuracy": 1.0, "balanced_accuracy": 1.0, "auc": 1.0, "macro_f1": 1.0},
         {"accuracy": 0.5, "balanced_accuracy": 0.5, "auc": float("nan"), "macro_f1": 0.5},
     ]
     s = summarize(folds)
-    assert s["accuracy"] == {"mean": 0.75, "std": pytest.approx(np.std([1.0, 0.5], ddof=1))}
-    assert s["auc"] == {"mean": 1.0, "std": 0.0}
+    assert s["accuracy"] == {
+        "mean": 0.75,
+        "std": pytest.approx(np.std([1.0, 0.5], ddof=1)),
+        "n": 2,
+        "undefined": 0,
+    }
+    assert s["auc"] == {"mean": 1.0, "std": 0.0, "n": 1, "undefined": 1}

@@ -179,3 +179,36 @@ def test_location_matching_across_resolutions():
     fine = np.array([[0, 0], [224, 0], [448, 448], [2000, 2000]])
     coarse = np.array([[0, 0], [448, 448]])
     assert match_locations(fine, 224, coarse, 448).tolist() == [0, 0, 1, -1]
+
+
+def test_targets_come_only_from_the_training_slides_of_the_bag_fold(tmp_path, cohort, capsys):
+    """A real fit run (2 folds): the head trains on fold 1's training slides only, selects on its
+    validation slides and reports metrics on its test slides."""
+    stores, labels, slides = cohort
+    bag = tmp_path / "bag"
+    fit = ["fit", "--stores", str(stores), "--labels", str(labels), "--task", "synthetic-demo"]
+    fit += ["--encoder", ENCODER, "--out", str(bag), "--model", "abmil", "--shots", "1"]
+    fit += ["--folds", "2", "--epochs", "2", "--set", "dim=8", "--set", "attention_dim=4"]
+    assert main(fit) == 0
+    out = tmp_path / "patch-run"
+    assert fit_patches(bag, stores, out, "--fold", "1", "--epochs", "2") == 0
+    split = next(
+        s for s in json.loads((bag / "splits.json").read_text())["splits"] if s["fold"] == 1
+    )
+    rows = read_csv(out / "targets.csv")
+    roles = {r["slide_id"]: r["role"] for r in rows}
+    assert {s for s, r in roles.items() if r == "train"} == set(split["train"])
+    assert {s for s, r in roles.items() if r == "val"} == set(split["val"])
+    assert {s for s, r in roles.items() if r == "test"} == set(split["test"])
+    run = json.loads((out / "run.json").read_text())
+    train_patches = sum(int(r["n_used"]) for r in rows if r["role"] == "train")
+    test_patches = sum(int(r["n_used"]) for r in rows if r["role"] == "test")
+    assert run["n_train_patches"] == train_patches  # no patch of a val/test slide is trained on
+    assert run["n_test_patches"] == test_patches
+    assert run["bag_folds"] == [1] and run["bag_fold_roles"] is True
+    assert all(r["evaluated_on"] == "test slides of the bag fold" for r in run["metrics"])
+    assert run["slides_outside_fold"] == len(slides) - len(rows)
+
+    capsys.readouterr()
+    assert fit_patches(bag, stores, tmp_path / "all", "--fold", "all") == 7
+    assert "validated or tested on" in capsys.readouterr().err

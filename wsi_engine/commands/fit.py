@@ -29,6 +29,20 @@ def _shots(text: str) -> list[int]:
     return values
 
 
+def _seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or len(set(values)) != len(values) or min(values) < 0:
+        raise ConfigError(
+            f"--seeds {text!r} must list distinct non-negative integers", hint="e.g. --seeds 0,1,2"
+        )
+    return values
+
+
 def _model_options(pairs: list[str]) -> dict[str, Any]:
     import yaml
 
@@ -61,6 +75,12 @@ def fit_command(
     ),
     folds: int = typer.Option(5, "--folds", help="Folds of the cross-validation (at least 3)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the splits and the training."),
+    seeds: str | None = typer.Option(
+        None,
+        "--seeds",
+        help="Training seeds, e.g. 0,1,2,3,4: the protocol repeated per seed on the same splits "
+        "(made with --seed); mean ± std over seeds.",
+    ),
     splits: list[Path] = typer.Option(
         [],
         "--splits",
@@ -134,6 +154,7 @@ def fit_command(
             "shots": _shots(shots),
             "folds": folds,
             "seed": seed,
+            "seeds": _seeds(seeds),
             "text_free": text_free,
             "cache_mb": cache_mb,
             "train": train.model_dump(),
@@ -162,14 +183,21 @@ def fit_command(
     if any("fusion" in row for row in result.rows):
         console.print(fusion_table(result.rows))
     console.print(
+        "test slides only (never used for training or checkpoint selection); "
+        "[brackets]: bootstrap 95 % CI over the pooled test slides",
+        highlight=False,
+    )
+    console.print(
         f"run: {result.run_dir} (results.csv, results.json, roc.png, curves.png)", highlight=False
     )
 
 
 def results_table(summary: dict[int, dict[str, dict[str, float]]], model: str) -> Table:
-    """Test metrics (mean ± std over folds) per shot setting."""
+    """Test metrics (mean ± std over folds, or over seeds, and the bootstrap CI) per shot setting."""
+    first = next(iter(next(iter(summary.values())).values()), {}) if summary else {}
+    over = f"{first['seeds']} seeds" if first.get("seeds", 1) > 1 else "folds"
     return result_table(
-        f"{model}: test metrics over folds (mean ± std)",
+        f"{model}: test metrics over {over} (mean ± std [95 % CI])",
         ("shots", "accuracy", "balanced acc.", "macro AUC", "macro F1"),
         (
             [str(shots), *metric_cells(metrics, mean_std)]

@@ -58,7 +58,10 @@ def fit_patches_command(
         None, "--shots", help="Bag models of this shot setting \\[the largest]."
     ),
     fold: str = typer.Option(
-        "all", "--fold", help="Bag fold model to use, or 'all' to average them."
+        "auto",
+        "--fold",
+        help="Bag fold whose model gives the targets and whose training/validation/test slides "
+        "train, select and test the head \\[auto: the first fold; 'all' only for runs without splits].",
     ),
     evidence: str | None = typer.Option(
         None,

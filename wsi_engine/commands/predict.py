@@ -67,6 +67,27 @@ def predict_command(
         console.print(
             f"per-patch scores written to scores/{result.score_id} in each store", highlight=False
         )
-    if result.metrics is not None:
-        text = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
-        console.print(f"metrics on labelled slides: {text}", highlight=False)
+    if labels is not None:
+        _print_metrics(console, result)
+
+
+def _print_metrics(console: Console, result) -> None:
+    """Metrics over slides no used fold model saw; in-sample ones separately and marked."""
+
+    def text(metrics: dict[str, float] | None) -> str:
+        if metrics is None:
+            return "not computed (fewer than two classes)"
+        return ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+
+    console.print(
+        f"metrics on {result.n_out_of_sample} out-of-sample labelled slide(s) "
+        f"(no used fold model trained or was selected on them): {text(result.metrics)}",
+        highlight=False,
+    )
+    if result.n_in_sample:
+        console.print(
+            f"[yellow]in-sample:[/] {result.n_in_sample} labelled slide(s) were training or "
+            f"validation slides of a used fold model (in_sample column); their metrics are "
+            f"optimistic: {text(result.metrics_in_sample)}",
+            highlight=False,
+        )

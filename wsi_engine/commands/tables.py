@@ -28,5 +28,12 @@ def metric_cells(metrics: Mapping[str, Any], cell: Callable[[Any], str]) -> list
 
 
 def mean_std(stats: Mapping[str, float]) -> str:
-    """``mean ± std`` of a summary entry, 3 decimals (std 0 when absent)."""
-    return f"{stats['mean']:.3f} ± {stats.get('std', 0.0):.3f}"
+    """``mean ± std [95 % CI]`` of a summary entry, 3 decimals (std 0, no CI when absent), and how
+    many folds had it undefined."""
+    text = f"{stats['mean']:.3f} ± {stats.get('std', 0.0):.3f}"
+    if "ci_low" in stats and stats["ci_low"] == stats["ci_low"]:
+        text += f" [{stats['ci_low']:.3f}, {stats['ci_high']:.3f}]"
+    undefined = int(stats.get("undefined", 0))
+    if undefined:
+        text += f" ({undefined} of {undefined + int(stats.get('n', 0))} folds undefined)"
+    return text

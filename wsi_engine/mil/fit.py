@@ -20,7 +20,7 @@ from pydantic import Field
 
 from wsi_engine.config.loader import StrictModel, write_effective_config
 from wsi_engine.errors import ConfigError
-from wsi_engine.mil import fewshot, report, rundir
+from wsi_engine.mil import fewshot, report, rundir, seeds
 from wsi_engine.mil.data import BagReader, Cohort, build_cohort, read_labels
 from wsi_engine.mil.registry import create_model, get_spec, model_config
 from wsi_engine.mil.train import FoldResult, Part, TrainConfig, train_fold
@@ -56,6 +56,10 @@ class FitConfig(StrictModel):
     shots: list[int] = Field(default_factory=lambda: [1, 4, 16])
     folds: int = Field(5, ge=1)
     seed: int = 0
+    seeds: list[int] | None = Field(
+        None,
+        description="training seeds, each a full repeat on the same splits (made with seed); default [seed]",
+    )
     text_free: bool = Field(
         False, description="do not use language priors even if the encoder has a text tower"
     )
@@ -171,6 +175,7 @@ def fit(
     fewshot.check_splits(splits, labels, task.class_names)
     language = language_priors(config, task, preset, cohort, checkpoint)
 
+    training_seeds = config.seeds or [config.seed]
     run_id = run_id_for(run_dir, run_id)
     with writing_run(run_dir):
         write_effective_config(run_dir, "config", {"fit": config, "model_config": options})
@@ -202,64 +207,84 @@ def fit(
             "stores": [str(Path(p).resolve()) for p in store_dirs],
             "splits_source": source,
             "seed": config.seed,
+            "training_seeds": training_seeds,
             "checkpoints": [],
         }
         write_json(run_dir / RUN_FILE, run)
 
         reader = BagReader.for_cohort(cohort, cache_bytes=config.cache_mb << 20)
-        progress.start(splits, config.train.epochs)
+        progress.start([s for _ in training_seeds for s in splits], config.train.epochs)
         rows, curves, histories = [], {}, {}
-        for split in splits:
-            progress.split_started(split)
-            result = _fit_split(
-                config, options, cohort, reader, split, language.embeddings, progress
-            )
-            out = rundir.fold_dir(run_dir, split.shots, split.fold)
-            out.mkdir(parents=True, exist_ok=True)
-            meta = {
-                "run_id": run_id,
-                "model": spec.name,
-                "model_config": options.model_dump(mode="json"),
-                "class_names": list(task.class_names),
-                "task": task.name,
-                "encoder_id": encoder_id,
-                "feature_dim": cohort.feature_dim,
-                "language_priors": language.used,
-                "shots": split.shots,
-                "fold": split.fold,
-                "best_epoch": result.fold.best_epoch,
-            }
-            rundir.save_checkpoint(out / "model.pt", result.model, meta, language.embeddings)
-            write_json(out / "history.json", result.fold.history)
-            _write_test_predictions(out / "test_predictions.csv", result.fold, cohort)
-            run["checkpoints"].append(
-                {
+        pooled: dict[tuple[int, int], list[tuple[list[str], np.ndarray]]] = {}
+        for train_seed in training_seeds:
+            for split in splits:
+                progress.split_started(split)
+                result = _fit_split(
+                    config,
+                    options,
+                    cohort,
+                    reader,
+                    split,
+                    language.embeddings,
+                    progress,
+                    train_seed,
+                )
+                out = rundir.fold_dir(run_dir, split.shots, split.fold)
+                if len(training_seeds) > 1:
+                    out = out / f"seed_{train_seed}"
+                out.mkdir(parents=True, exist_ok=True)
+                meta = {
+                    "run_id": run_id,
+                    "model": spec.name,
+                    "model_config": options.model_dump(mode="json"),
+                    "class_names": list(task.class_names),
+                    "task": task.name,
+                    "encoder_id": encoder_id,
+                    "feature_dim": cohort.feature_dim,
+                    "language_priors": language.used,
                     "shots": split.shots,
                     "fold": split.fold,
-                    "path": str((out / "model.pt").relative_to(run_dir)),
+                    "seed": train_seed,
+                    "best_epoch": result.fold.best_epoch,
                 }
-            )
-            row = {
-                "model": spec.name,
-                "shots": split.shots,
-                "fold": split.fold,
-                **result.fold.test_metrics,
-                "best_epoch": result.fold.best_epoch,
-                "epochs_run": len(result.fold.history),
-                "n_train": len(split.train),
-                "n_val": len(split.val),
-                "n_test": len(split.test),
-                "seconds": round(result.fold.seconds, 2),
-            }
-            if result.fusion:
-                row["fusion"] = result.fusion
-            rows.append(row)
-            curves.setdefault(split.shots, []).append(
-                (cohort.targets(result.fold.test_ids), result.fold.test_probs)
-            )
-            histories.setdefault(split.shots, []).append(result.fold.history)
-            progress.split_finished(split, row)
-        summary = report.write_results(run_dir, rows, spec.name)
+                rundir.save_checkpoint(out / "model.pt", result.model, meta, language.embeddings)
+                write_json(out / "history.json", result.fold.history)
+                _write_test_predictions(out / "test_predictions.csv", result.fold, cohort)
+                run["checkpoints"].append(
+                    {
+                        "shots": split.shots,
+                        "fold": split.fold,
+                        "seed": train_seed,
+                        "path": str((out / "model.pt").relative_to(run_dir)),
+                    }
+                )
+                row = {
+                    "model": spec.name,
+                    "shots": split.shots,
+                    "fold": split.fold,
+                    "seed": train_seed,
+                    **result.fold.test_metrics,
+                    "best_epoch": result.fold.best_epoch,
+                    "epochs_run": len(result.fold.history),
+                    "n_train": len(split.train),
+                    "n_val": len(split.val),
+                    "n_test": len(split.test),
+                    "seconds": round(result.fold.seconds, 2),
+                }
+                if result.fusion:
+                    row["fusion"] = result.fusion
+                rows.append(row)
+                pooled.setdefault((split.shots, train_seed), []).append(
+                    (result.fold.test_ids, result.fold.test_probs)
+                )
+                if train_seed == training_seeds[0]:
+                    curves.setdefault(split.shots, []).append(
+                        (cohort.targets(result.fold.test_ids), result.fold.test_probs)
+                    )
+                    histories.setdefault(split.shots, []).append(result.fold.history)
+                progress.split_finished(split, row)
+        summary = _summary(rows, pooled, cohort, training_seeds)
+        report.write_results(run_dir, rows, spec.name, summary)
         report.plot_roc(run_dir / "roc.png", curves, list(task.class_names))
         report.plot_curves(run_dir / "curves.png", histories)
         run.update(
@@ -284,8 +309,9 @@ def _fit_split(
     split: fewshot.Split,
     text: TaskEmbeddings | None,
     progress: FitProgress,
+    train_seed: int,
 ) -> _SplitOutcome:
-    seed = seed_everything(config.seed, split.shots, split.fold)
+    seed = seed_everything(train_seed, split.shots, split.fold)
     model = create_model(config.model, options, cohort.feature_dim, len(cohort.class_names), text)
     train, val, test = _parts(cohort, split)
     if model.wants_instance_sample:
@@ -319,6 +345,32 @@ def fusion_summary(
     kept = result.history[result.best_epoch - 1]
     out.update({k: v for k, v in kept.items() if k.startswith(FUSION_RECORD_PREFIXES)})
     return out
+
+
+def _summary(
+    rows: list[dict[str, Any]],
+    pooled: dict[tuple[int, int], list[tuple[list[str], np.ndarray]]],
+    cohort: Cohort,
+    training_seeds: list[int],
+) -> dict[int, dict[str, dict[str, float]]]:
+    """Per shots: mean ± std over folds (one seed) or over seeds, with a bootstrap 95 % CI over test slides."""
+    summary = {}
+    for shots in sorted({r["shots"] for r in rows}):
+        predictions = []
+        for train_seed in training_seeds:
+            ids = [s for part_ids, _ in pooled[(shots, train_seed)] for s in part_ids]
+            probs = np.concatenate([p for _, p in pooled[(shots, train_seed)]])
+            predictions.append(
+                seeds.SeedPredictions(train_seed, tuple(ids), cohort.targets(ids), probs)
+            )
+        shot_rows = [r for r in rows if r["shots"] == shots]
+        if len(training_seeds) > 1:
+            summary[shots] = seeds.seed_summary(shot_rows, predictions)
+        else:
+            summary[shots] = report.summary_by_shots(shot_rows)[shots]
+            for metric, (low, high) in seeds.bootstrap_ci(predictions).items():
+                summary[shots][metric].update(ci_low=low, ci_high=high)
+    return summary
 
 
 def _write_test_predictions(path: Path, result: FoldResult, cohort: Cohort) -> None:

@@ -6,8 +6,10 @@
   macro one-vs-rest ROC AUC on the softmax probabilities. NaN when the
   evaluated slides hold a single class.
 
-Over folds: mean and sample standard deviation (ddof = 1; 0 for one fold),
-ignoring NaN folds.
+Over folds: mean and sample standard deviation (ddof = 1; 0 for one fold) of
+the folds where the metric is defined; ``n`` counts those folds and
+``undefined`` the others (an AUC over a single class), so none is dropped
+silently.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def classification_metrics(targets: np.ndarray, probs: np.ndarray) -> dict[str, 
 
 
 def summarize(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """{metric: {"mean": m, "std": s}} over folds (NaN values skipped; std 0 for one value)."""
+    """{metric: {"mean", "std", "n", "undefined"}} over folds (NaN values counted in ``undefined``, not averaged)."""
     summary = {}
     for name in METRICS:
         values = np.array([f[name] for f in per_fold if not math.isnan(f[name])], dtype=float)
@@ -66,5 +68,10 @@ def summarize(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
         std = (
             float(values.std(ddof=1)) if len(values) > 1 else (0.0 if len(values) else float("nan"))
         )
-        summary[name] = {"mean": mean, "std": std}
+        summary[name] = {
+            "mean": mean,
+            "std": std,
+            "n": len(values),
+            "undefined": len(per_fold) - len(values),
+        }
     return summary

@@ -7,6 +7,12 @@ each model's per-class attention (columns still sum to 1), and, for models
 that have one, ``instance_score`` (N,), the fold mean of the fused transport
 score (Libra-MIL) or attention logit (ABMIL). The default score id is
 ``<run_id>-<M>shot-all`` (or ``-fold<k>``).
+
+With labels, a slide that any used fold model trained on or was selected
+on (its fold's training or validation slides, from the run's
+``splits.json``) is *in-sample*: the CSV marks it (``in_sample``), and the
+metrics are computed over the out-of-sample slides only; the in-sample ones
+get their own, labelled, metrics.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 import torch
 
 from wsi_engine.errors import DataError
+from wsi_engine.mil import fewshot
 from wsi_engine.mil.base import MILModel
 from wsi_engine.mil.metrics import classification_metrics
 from wsi_engine.mil.rundir import load_checkpoint, read_run
@@ -30,12 +37,20 @@ from wsi_engine.training.stores import predict_stores
 
 @dataclass
 class PredictResult:
-    """Rows of the predicted stores, {slide_id: reason} of the others, and metrics when labels were given."""
+    """Rows of the predicted stores, {slide_id: reason} of the others, and metrics when labels were given.
+
+    ``metrics``: over labelled slides no used fold model trained or was
+    selected on; ``metrics_in_sample``: over the others (optimistic);
+    ``n_out_of_sample`` / ``n_in_sample``: how many labelled slides each holds.
+    """
 
     score_id: str
     rows: list[dict[str, Any]]
     failures: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] | None = None
+    metrics_in_sample: dict[str, float] | None = None
+    n_out_of_sample: int = 0
+    n_in_sample: int = 0
 
 
 def select_checkpoints(
@@ -58,6 +73,33 @@ def select_checkpoints(
             )
         chosen = [e for e in chosen if e["fold"] == int(fold)]
     return shots, chosen
+
+
+def seen_slides(run_dir: Path, shots: int, folds: list[int]) -> set[str]:
+    """Training and validation slides of the run's (``shots``, fold) splits in ``folds``."""
+    path = run_dir / "splits.json"
+    if not path.is_file():
+        raise DataError(
+            "the run has no splits.json: cannot tell which slides its models saw", path=run_dir
+        )
+    return {
+        slide
+        for split in fewshot.load_splits_json(path)
+        if split.shots == shots and split.fold in folds
+        for slide in (*split.train, *split.val)
+    }
+
+
+def _labelled_metrics(
+    rows: list[dict[str, Any]], class_names: list[str]
+) -> dict[str, float] | None:
+    """Metrics of ``rows`` with a known label, or None when they hold fewer than two classes."""
+    known = [r for r in rows if r["label"] in class_names]
+    if len({r["label"] for r in known}) < 2:
+        return None
+    targets = np.array([class_names.index(r["label"]) for r in known])
+    probs = np.array([[r[f"prob_{c}"] for c in class_names] for r in known])
+    return classification_metrics(targets, probs)
 
 
 @torch.inference_mode()
@@ -99,6 +141,7 @@ def predict(
     models = [m for m, _ in loaded]
     meta = loaded[0][1]
     class_names, encoder_id = meta["class_names"], meta["encoder_id"]
+    seen = seen_slides(run_dir, shots, [e["fold"] for e in entries]) if labels else set()
     score_id = sanitize_name(
         score_id or f"{run['run_id']}-{shots}shot-{'all' if fold == 'all' else 'fold' + fold}"
     )
@@ -130,6 +173,7 @@ def predict(
         }
         if labels is not None:
             row["label"] = labels.get(store.slide_id, "")
+            row["in_sample"] = store.slide_id in seen
         row["n_patches"] = store.n_patches
         return row
 
@@ -140,15 +184,16 @@ def predict(
         "slide_id",
         "predicted",
         *(f"prob_{c}" for c in class_names),
-        *(["label"] if labels is not None else []),
+        *(["label", "in_sample"] if labels is not None else []),
         "n_patches",
     ]
     write_rows(Path(out_csv), rows, columns)
     result = PredictResult(score_id, rows, failures)
     if labels is not None:
-        known = [r for r in rows if r["label"] in class_names]
-        if known and len({r["label"] for r in known}) > 1:
-            targets = np.array([class_names.index(r["label"]) for r in known])
-            probs = np.array([[r[f"prob_{c}"] for c in class_names] for r in known])
-            result.metrics = classification_metrics(targets, probs)
+        inside = [r for r in rows if r["in_sample"]]
+        outside = [r for r in rows if not r["in_sample"]]
+        result.metrics = _labelled_metrics(outside, class_names)
+        result.metrics_in_sample = _labelled_metrics(inside, class_names)
+        result.n_in_sample = sum(r["label"] in class_names for r in inside)
+        result.n_out_of_sample = sum(r["label"] in class_names for r in outside)
     return result

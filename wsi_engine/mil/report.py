@@ -11,11 +11,25 @@ import numpy as np
 
 from wsi_engine.mil.metrics import METRICS, summarize
 
+TEST_PREFIX = "test_"
+EVALUATED_ON = (
+    "test_* metrics: each fold's test slides only, never used for training or checkpoint "
+    "selection; mean/std over the folds where a metric is defined, n_* and undefined_* count "
+    "the folds with and without it (an AUC over a single class is undefined)"
+)
+SPREAD_FOLDS = (
+    "mean/std over folds; ci_low/ci_high: bootstrap 95 % interval over the pooled test slides"
+)
+SPREAD_SEEDS = (
+    "mean/std over training seeds (same splits) of each seed's mean over folds; "
+    "ci_low/ci_high: bootstrap 95 % interval over the pooled test slides of the seed-mean metric"
+)
 FOLD_COLUMNS = (
     "model",
     "shots",
     "fold",
-    *METRICS,
+    "seed",
+    *(TEST_PREFIX + m for m in METRICS),
     "best_epoch",
     "epochs_run",
     "n_train",
@@ -25,32 +39,50 @@ FOLD_COLUMNS = (
 )
 
 
+def test_named(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its :data:`METRICS` renamed ``test_<metric>``."""
+    return {(TEST_PREFIX + k if k in METRICS else k): v for k, v in row.items()}
+
+
 def summary_by_shots(rows: list[dict[str, Any]]) -> dict[int, dict[str, dict[str, float]]]:
-    """{shots: {metric: {"mean", "std"}}} from per-fold rows."""
+    """{shots: {metric: {"mean", "std", "n", "undefined"}}} from per-fold rows."""
     shots = sorted({r["shots"] for r in rows})
     return {m: summarize([r for r in rows if r["shots"] == m]) for m in shots}
 
 
 def write_results(
-    run_dir: Path, rows: list[dict[str, Any]], model: str
+    run_dir: Path,
+    rows: list[dict[str, Any]],
+    model: str,
+    summary: dict[int, dict[str, dict[str, float]]] | None = None,
 ) -> dict[int, dict[str, dict[str, float]]]:
-    """Write ``results.csv`` (fold rows, then ``mean`` and ``std`` rows per shots) and ``results.json``."""
-    summary = summary_by_shots(rows)
+    """Write ``results.csv`` (fold rows, then one row per summary statistic and shots: ``mean``,
+    ``std``, ``n``, ``undefined``, and ``ci_low``/``ci_high``/``seeds`` when present) and
+    ``results.json``; metric columns are named ``test_<metric>``. ``summary`` defaults to
+    :func:`summary_by_shots`."""
+    summary = summary or summary_by_shots(rows)
     with open(run_dir / "results.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=FOLD_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(test_named(r) for r in rows)
         for shots, metrics in summary.items():
-            for stat in ("mean", "std"):
+            for stat in next(iter(metrics.values())):
                 writer.writerow(
                     {
                         "model": model,
                         "shots": shots,
                         "fold": stat,
-                        **{k: v[stat] for k, v in metrics.items()},
+                        **{TEST_PREFIX + k: v[stat] for k, v in metrics.items()},
                     }
                 )
-    payload = {"model": model, "folds": rows, "summary": {str(k): v for k, v in summary.items()}}
+    many = len({r.get("seed") for r in rows}) > 1
+    payload = {
+        "model": model,
+        "evaluated_on": EVALUATED_ON,
+        "spread": SPREAD_SEEDS if many else SPREAD_FOLDS,
+        "folds": [test_named(r) for r in rows],
+        "summary": {str(k): test_named(v) for k, v in summary.items()},
+    }
     (run_dir / "results.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
     return summary
 

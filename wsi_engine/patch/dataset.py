@@ -79,3 +79,24 @@ def split_patch_set(patches: PatchSet, val_fraction: float, seed: int) -> tuple[
     val_groups = split_groups(patches.group_labels, val_fraction, seed)
     in_val = val_groups[patches.group]
     return patches.subset(~in_val), patches.subset(in_val)
+
+
+def split_three_ways(
+    patches: PatchSet, roles: list[str] | None, fraction: float, seed: int
+) -> tuple[PatchSet, PatchSet, PatchSet]:
+    """(training, validation, test) patches by group: by ``roles`` (G,) ``train``/``val``/``test``
+    when given, else at random (:func:`split_groups`): test groups first, then validation
+    groups among the rest, ``fraction`` each."""
+    if roles is not None:
+        role = np.asarray(roles)[patches.group]
+        return tuple(patches.subset(role == r) for r in ("train", "val", "test"))
+    test_groups = split_groups(patches.group_labels, fraction, seed)
+    rest = np.flatnonzero(~test_groups)
+    val_groups = np.zeros_like(test_groups)
+    val_groups[rest[split_groups(patches.group_labels[rest], fraction, seed + 1)]] = True
+    in_test, in_val = test_groups[patches.group], val_groups[patches.group]
+    return (
+        patches.subset(~in_test & ~in_val),
+        patches.subset(in_val),
+        patches.subset(in_test),
+    )

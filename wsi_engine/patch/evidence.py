@@ -101,6 +101,8 @@ class EvidenceSet:
     patches: PatchSet
     skipped: list[Skipped] = field(default_factory=list)
     slide_rows: list[dict[str, Any]] = field(default_factory=list)
+    roles: list[str] | None = None
+    outside_fold: int = 0
 
 
 def _views(
@@ -117,6 +119,27 @@ def _views(
     return (None, reason) if reason else (second_views(store, other, features), None)
 
 
+def fold_roles(bag: BagRun) -> dict[str, str] | None:
+    """{slide_id: "train" | "val" | "test"} of the bag run's single used fold (from its ``splits.json``),
+    or None when the run has no splits file or several fold models are used."""
+    path = bag.run_dir / "splits.json"
+    if len(set(bag.folds)) != 1 or not path.is_file():
+        return None
+    from wsi_engine.mil.fewshot import load_splits_json
+
+    split = next(
+        (s for s in load_splits_json(path) if s.shots == bag.shots and s.fold == bag.folds[0]),
+        None,
+    )
+    if split is None:
+        return None
+    return {
+        **{s: "train" for s in split.train},
+        **{s: "val" for s in split.val},
+        **{s: "test" for s in split.test},
+    }
+
+
 def collect_evidence(
     bag: BagRun,
     labels: dict[str, str],
@@ -126,8 +149,14 @@ def collect_evidence(
     max_patches_per_slide: int,
     seed: int,
     second_store_dirs: list[str | Path] | None = None,
+    roles: dict[str, str] | None = None,
 ) -> EvidenceSet:
-    """Targets of every usable labelled slide (module docstring); ``second_store_dirs`` adds second views."""
+    """Targets of every usable labelled slide (module docstring); ``second_store_dirs`` adds second views.
+
+    With ``roles`` (:func:`fold_roles`) only the fold's training, validation and test slides are
+    used, and each slide's role is kept (``EvidenceSet.roles``); the others are counted in
+    ``EvidenceSet.outside_fold``.
+    """
     class_names = bag.class_names
     check_classes(labels, class_names, bag.task)
     background = resolve_background(class_names, config.background_class)
@@ -141,8 +170,12 @@ def collect_evidence(
         if s not in stores
     ]
     parts: list[dict[str, np.ndarray]] = []
-    names, group_labels, rows = [], [], []
+    names, group_labels, rows, group_roles = [], [], [], []
+    outside = 0
     for slide_id in sorted(s for s in labels if s in stores):
+        if roles is not None and slide_id not in roles:
+            outside += 1
+            continue
         try:
             store, features = usable_features(stores[slide_id], encoder_id, feature_dim)
         except (StoreError, DataError) as error:
@@ -174,11 +207,14 @@ def collect_evidence(
         )
         names.append(slide_id)
         group_labels.append(label)
+        if roles is not None:
+            group_roles.append(roles[slide_id])
         counts = np.bincount(targets.hard + 1, minlength=len(class_names) + 1)
         rows.append(
             {
                 "slide_id": slide_id,
                 "label": labels[slide_id],
+                **({"role": roles[slide_id]} if roles is not None else {}),
                 "n_patches": len(features),
                 "n_used": len(keep),
                 "slide_prob_label": float(evidence.slide_probs[label]),
@@ -204,4 +240,4 @@ def collect_evidence(
         np.array(group_labels, dtype=np.int64),
         stack["views"] if second_store_dirs else None,
     )
-    return EvidenceSet(patches, skipped, rows)
+    return EvidenceSet(patches, skipped, rows, group_roles if roles is not None else None, outside)

@@ -12,8 +12,19 @@ i.e. the features are the encoder's joint image-text output (``output_kind``
 A bag run provides its saved ``text_embeddings.npz``; an image folder needs
 ``--task`` and an encoder with a text tower.
 
-Metrics are computed on the held-out slides' (images') labelled patches:
-for a bag-run source these labels are the confident targets, not ground truth.
+Out of sample: the slides (images) are split three ways, *training*
+(targets the head learns from), *validation* (early stopping, checkpoint
+selection) and *test* (the reported metrics), so no reported metric is
+computed on data that trained or selected the head. From a bag run with a
+``splits.json`` the split is the bag fold's own (``--fold``, default
+``auto``: the first fold): targets only from the fold's training slides,
+validation on its validation slides, metrics on its test slides, all with
+that fold's model, which never trained on the validation or test slides.
+``--fold all`` is refused there (every slide is a validation or test slide
+of one of the fold models). Without splits (image folders, runs of other
+tools) the groups are split at random by slide (image): test, then
+validation, ``val_fraction`` each. For a bag-run source the metrics use the
+confident targets of the test slides, not ground truth.
 """
 
 from __future__ import annotations
@@ -26,14 +37,18 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from wsi_engine.config.loader import StrictModel, write_effective_config
+from wsi_engine.errors import DataError
 from wsi_engine.mil.data import read_labels
 from wsi_engine.mil.metrics import classification_metrics
+from wsi_engine.mil.predict import select_checkpoints
+from wsi_engine.mil.rundir import read_run
 from wsi_engine.patch import report
-from wsi_engine.patch.dataset import PatchSet, split_patch_set
+from wsi_engine.patch.dataset import PatchSet, split_three_ways
 from wsi_engine.patch.evidence import (
     BagRun,
     Skipped,
     collect_evidence,
+    fold_roles,
     load_bag_run,
     resolve_evidence,
 )
@@ -60,7 +75,11 @@ class BagEvidenceConfig(StrictModel):
     shots: int | None = Field(
         None, ge=1, description="shot setting of the bag models [the largest]"
     )
-    fold: str = Field("all", description="fold model, or 'all' to average every fold")
+    fold: str = Field(
+        "auto",
+        description="fold model, 'all' to average every fold (runs without splits only), or "
+        "'auto': the first fold when the run has splits.json, else all",
+    )
     max_patches_per_slide: int = Field(
         4000, ge=1, description="random patches per slide kept for training (targets use all)"
     )
@@ -110,6 +129,7 @@ class _Source:
     provenance: dict[str, Any]
     skipped: list[Skipped]
     slide_rows: list[dict[str, Any]] = field(default_factory=list)
+    roles: list[str] | None = None
 
 
 def head_language(
@@ -155,6 +175,7 @@ def _bag_source(
         max_patches_per_slide=config.bag.max_patches_per_slide,
         seed=config.seed,
         second_store_dirs=second_dirs,
+        roles=fold_roles(bag),
     )
     text_path = bag.run_dir / "text_embeddings.npz"
     text = TaskEmbeddings.load(text_path) if text_path.exists() else None
@@ -176,7 +197,15 @@ def _bag_source(
         "labels": str(labels_path.resolve()),
         "stores": [str(Path(p).resolve()) for p in store_dirs],
         "stores_2": [str(Path(p).resolve()) for p in second_dirs or []],
-        "metrics_note": "metrics use the confident targets of held-out slides, not ground truth",
+        "bag_fold_roles": evidence.roles is not None,
+        "slides_outside_fold": evidence.outside_fold,
+        "metrics_note": (
+            f"metrics use the confident targets (from bag fold {bag.folds[0]}'s model) of that "
+            "fold's test slides, not ground truth"
+            if evidence.roles is not None
+            else "metrics use the confident targets of held-out slides, not ground truth; the bag "
+            "run has no splits.json, so its models may have trained on them"
+        ),
     }
     return _Source(
         evidence.patches,
@@ -187,6 +216,7 @@ def _bag_source(
         provenance,
         evidence.skipped,
         evidence.slide_rows,
+        evidence.roles,
     )
 
 
@@ -242,7 +272,8 @@ def fit_patches_from_run(
     """Train a patch classifier on the targets a bag run's evidence gives on ``store_dirs``; write ``out``."""
     out = Path(out)
     check_run_dir(out, overwrite)
-    bag = load_bag_run(bag_run_dir, config.bag.shots, config.bag.fold, task)
+    fold = resolve_bag_fold(Path(bag_run_dir), config.bag.shots, config.bag.fold)
+    bag = load_bag_run(bag_run_dir, config.bag.shots, fold, task)
     config = config.model_copy(update={"targets": resolve_evidence(config.targets, bag)})
     source = _bag_source(
         config,
@@ -252,6 +283,24 @@ def fit_patches_from_run(
         [Path(p) for p in second_store_dirs or []] or None,
     )
     return _train_and_write(config, source, out, run_id)
+
+
+def resolve_bag_fold(run_dir: Path, shots: int | None, fold: str) -> str:
+    """``fold`` with ``auto`` resolved (module docstring); ``all`` over several folds of a run with
+    splits is a :class:`DataError`."""
+    if not (run_dir / "splits.json").is_file():
+        return "all" if fold == "auto" else fold
+    folds = sorted({e["fold"] for e in select_checkpoints(read_run(run_dir), shots, "all")[1]})
+    if fold == "auto":
+        return str(folds[0])
+    if fold == "all" and len(folds) > 1:
+        raise DataError(
+            f"--fold all would train on slides that a fold model validated or tested on "
+            f"(folds {', '.join(map(str, folds))})",
+            path=run_dir,
+            hint="give --fold N (or leave --fold auto: the first fold), one patch run per fold",
+        )
+    return fold
 
 
 def fit_patches_from_images(
@@ -292,17 +341,21 @@ def _train_and_write(
 ) -> PatchFitResult:
     patches, class_names = source.patches, source.class_names
     n_classes, feature_dim = len(class_names), patches.features.shape[1]
-    train, val = split_patch_set(patches, config.train.val_fraction, config.seed)
-    held_out = bool(val.labelled().any())
-    check = val if held_out else train
-    where = "validation" if held_out else "training (no held-out slides)"
+    train, val, test = split_three_ways(
+        patches, source.roles, config.train.val_fraction, config.seed
+    )
+    held_out = bool(test.labelled().any())
+    check = test if held_out else train
+    where = (
+        ("test slides of the bag fold" if source.roles is not None else "test slides (images)")
+        if held_out
+        else "training (no test slides: in-sample)"
+    )
     head = build_head(config.head, feature_dim, n_classes, source.language.embeddings, config.seed)
     stage = "zero-shot" if source.language.used else "untrained"
     before = _metrics_row(stage, where, *evaluate(head, check)[:2])
     result = train_head(head, train, val, n_classes, config.train, config.seed)
-    targets, probs = (
-        (result.val_targets, result.val_probs) if held_out else evaluate(head, train)[:2]
-    )
+    targets, probs = evaluate(head, check)[:2]
     rows = [before, _metrics_row("trained", where, targets, probs)]
     counts = {c: int(n) for c, n in zip(class_names, patches.counts(n_classes), strict=True)}
     run_id = run_id_for(out, run_id)
@@ -341,6 +394,7 @@ def _train_and_write(
             "hard_targets": counts,
             "n_train_patches": len(train),
             "n_val_patches": len(val),
+            "n_test_patches": len(test),
             "seconds": round(result.seconds, 2),
             "skipped": [vars(s) for s in source.skipped],
             "metrics": rows,
