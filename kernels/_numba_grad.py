@@ -198,7 +198,11 @@ def score_backward(
     num_iter: int,
     threads: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients ``(ā, b̄, x̄, ȳ, M̄)`` of ``sum_p g_p s_p`` (module docstring); float64 arrays.
+    """Gradients ``(ā, b̄, x̄, ȳ, M̄)`` of ``sum_p g_p s_p`` (module docstring).
+
+    The iterations run in float64 whatever the inputs; the per-problem gradients come back in
+    float32 when all of ``a``, ``b``, ``x``, ``y`` are float32 (no float64 copies of the batch are
+    made then), else in float64.  ``M̄`` is float64.
 
     Args:
         M: (n, m) shared cost.  a, x: (B, n).  b, y: (B, m).  g: (B,) upstream gradient.
@@ -206,14 +210,14 @@ def score_backward(
         threads: Numba threads available (chooses the number of parallel chunks).
     """
     M = np.ascontiguousarray(M, dtype=np.float64)
-    a, b, x, y = (np.ascontiguousarray(t, dtype=np.float64) for t in (a, b, x, y))
-    g = np.ascontiguousarray(g, dtype=np.float64)
+    dtype = np.result_type(a, b, x, y, np.float32)  # float32 stays float32, else float64
+    a, b, x, y, g = (np.ascontiguousarray(t, dtype=dtype) for t in (a, b, x, y, g))
     K = np.exp(M / -reg)
     B, n = a.shape
     m = b.shape[1]
     nchunks = chunks_for(B, threads)
-    ga, gx = np.empty((B, n)), np.empty((B, n))
-    gb, gy = np.empty((B, m)), np.empty((B, m))
+    ga, gx = np.empty((B, n), dtype), np.empty((B, n), dtype)
+    gb, gy = np.empty((B, m), dtype), np.empty((B, m), dtype)
     Kbar = np.empty((nchunks, n, m))
     _backward(K, a, b, x, y, g, num_iter, nchunks, ga, gb, gx, gy, Kbar)
     gM = Kbar.sum(axis=0) * K / -reg

@@ -26,7 +26,7 @@ from .sinkhorn_numba import sinkhorn
 from .torch_twin import sinkhorn_torch
 
 #: Problems solved per call of the forward kernel (bounds the plans held at once: SLICE n m doubles).
-SLICE = 4096
+SLICE = 1024
 
 BACKENDS = ("auto", "numba", "torch")
 
@@ -65,7 +65,12 @@ def transport_scores(
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to(torch.float64).contiguous().numpy()
+    """The tensor's data as a NumPy array: float32 and float64 as they are (no copy when
+    contiguous), other dtypes as float64."""
+    t = t.detach()
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float64)
+    return t.contiguous().numpy()
 
 
 def numba_scores(
@@ -77,11 +82,14 @@ def numba_scores(
     reg: float,
     num_iter: int,
 ) -> np.ndarray:
-    """Forward pass of the Numba backend on float64 arrays: (B,) scores, slice by slice."""
+    """Forward pass of the Numba backend: (B,) float64 scores, slice by slice (the plans are
+    computed in float64 whatever the input dtype)."""
     out = np.empty(a.shape[0])
+    M = np.asarray(M, dtype=np.float64)
     for start in range(0, a.shape[0], SLICE):
         part = slice(start, start + SLICE)
-        plan = sinkhorn(a[part], b[part], M, reg, num_iter=num_iter)
+        a_part, b_part = (np.asarray(t[part], dtype=np.float64) for t in (a, b))
+        plan = sinkhorn(a_part, b_part, M, reg, num_iter=num_iter)
         out[part] = np.einsum("pij,pi,pj->p", plan, x[part], y[part], optimize=True)
     return out
 

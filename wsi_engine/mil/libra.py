@@ -103,6 +103,10 @@ class LibraConfig(StrictModel):
     proto_loss: float = Field(
         0.0, ge=0, description="weight λ of the OT clustering loss on the visual prototypes"
     )
+    tie_init: bool = Field(
+        True,
+        description="initialise φ_t as a copy of φ_v when image and text embeddings share a space",
+    )
     ot_backend: Literal["auto", "numba", "torch"] = Field(
         "auto", description="sot-instance transport: numba (CPU), torch, or auto (numba on CPU)"
     )
@@ -143,6 +147,10 @@ class LibraMIL(MILModel):
             self.level_names = list(config.query_levels)
         self.phi_v = mlp_projection(feature_dim, h, activation=True)
         self.phi_t = mlp_projection(text_dim, h, activation=False)
+        if config.tie_init and text is not None and text_dim == feature_dim:
+            # image and text share a space: start φ_t as φ_v's Linear-LN, so that the projected
+            # queries and text prototypes keep their relation to the projected patches
+            self.phi_t.load_state_dict(self.phi_v.state_dict())
         self.visual_prototypes = nn.Parameter(torch.randn(config.kv, feature_dim))
         self.text_prototypes = nn.Parameter(entities)
         self.query_embeddings = nn.Parameter(levels)
