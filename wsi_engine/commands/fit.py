@@ -295,9 +295,9 @@ FUSION_COLUMNS = (
     ("max w", "fusion.max_weight", "{:.2f}"),
     ("moved P_v", "displacement.visual_prototypes", "{:.2%}"),
     ("moved P_t", "displacement.text_prototypes", "{:.2%}"),
-    ("grad P_v", "grad_rms.visual_prototypes", "{:.1e}"),
-    ("grad P_t", "grad_rms.text_prototypes", "{:.1e}"),
-    ("grad φ_v", "grad_rms.phi_v", "{:.1e}"),
+    ("grad P_v", "first_epoch.grad_rms.visual_prototypes", "{:.1e}"),
+    ("grad P_t", "first_epoch.grad_rms.text_prototypes", "{:.1e}"),
+    ("grad φ_v", "first_epoch.grad_rms.phi_v", "{:.1e}"),
 )
 
 
@@ -306,7 +306,7 @@ def fusion_table(rows: list[dict[str, Any]]) -> Table:
 
     Entropies over log K (1 = uniform marginals); Δp: largest change of a class probability when
     every plan T is replaced by μνᵀ; ESS/N and max w: the instance weights (mean 1); moved:
-    prototype displacement ‖P − P_0‖/‖P_0‖; grad: RMS gradient entry (kept epoch's mean).
+    prototype displacement ‖P − P_0‖/‖P_0‖; grad: RMS gradient entry (mean over the first epoch).
     """
     import numpy as np
 

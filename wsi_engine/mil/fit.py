@@ -338,12 +338,15 @@ def fusion_summary(
     model: Any, reader: BagReader, test_ids: list[str], result: FoldResult
 ) -> dict[str, float]:
     """Fusion diagnostics of the kept model on the test bags (nothing is selected on them), with
-    the kept epoch's learned temperatures, prototype displacements and gradient magnitudes."""
+    the kept epoch's learned temperatures, prototype displacements and gradient magnitudes, and
+    the first epoch's gradient magnitudes (``first_epoch.grad_rms.*``)."""
     out = model.evaluation_diagnostics(reader.get(s) for s in test_ids)
     if not out:
         return {}
     kept = result.history[result.best_epoch - 1]
     out.update({k: v for k, v in kept.items() if k.startswith(FUSION_RECORD_PREFIXES)})
+    first = result.history[0]  # gradients before the classification loss saturates
+    out.update({f"first_epoch.{k}": v for k, v in first.items() if k.startswith("grad_rms.")})
     return out
 
 
