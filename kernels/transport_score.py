@@ -12,10 +12,13 @@ Two implementations with the same results:
 * ``backend="torch"``: :func:`kernels.sinkhorn_torch` and an ``einsum`` under autograd (any
   device; every iteration is recorded).
 
-``backend="auto"`` picks Numba for CPU tensors and torch otherwise.
+``backend="auto"`` picks Numba for CPU tensors and torch otherwise.  The Numba backend uses at most
+torch's intra-op thread count (``torch.set_num_threads``, the command line's ``--threads``).
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -94,6 +97,17 @@ def numba_scores(
     return out
 
 
+@contextmanager
+def _torch_thread_count():
+    """Run Numba on at most torch's intra-op thread count (``--threads`` governs both)."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(previous, torch.get_num_threads())))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
 class _NumbaScores(torch.autograd.Function):
     """Autograd wrapper: Numba forward (:func:`numba_scores`), Numba backward (:func:`score_backward`)."""
 
@@ -102,15 +116,18 @@ class _NumbaScores(torch.autograd.Function):
         arrays = [_numpy(t) for t in (x, y, a, b, M)]
         ctx.save_for_backward(x, y, a, b, M)
         ctx.reg, ctx.num_iter = reg, num_iter
-        return torch.from_numpy(numba_scores(*arrays, reg, num_iter)).to(x.dtype)
+        with _torch_thread_count():
+            scores = numba_scores(*arrays, reg, num_iter)
+        return torch.from_numpy(scores).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         x, y, a, b, M = ctx.saved_tensors
-        ga, gb, gx, gy, gM = score_backward(
-            _numpy(M), _numpy(a), _numpy(b), _numpy(x), _numpy(y), _numpy(grad),
-            ctx.reg, ctx.num_iter, numba.get_num_threads(),
-        )  # fmt: skip
+        with _torch_thread_count():
+            ga, gb, gx, gy, gM = score_backward(
+                _numpy(M), _numpy(a), _numpy(b), _numpy(x), _numpy(y), _numpy(grad),
+                ctx.reg, ctx.num_iter, numba.get_num_threads(),
+            )  # fmt: skip
         out = [torch.from_numpy(g) for g in (gx, gy, ga, gb, gM)]
         dtypes = [t.dtype for t in (x, y, a, b, M)]
         return (*(g.to(d) for g, d in zip(out, dtypes, strict=True)), None, None)
