@@ -12,7 +12,8 @@ For bags of N patches (default 1,000, 10,000, 50,000; D = 512, K_v = 10, K_t = 4
   Time: the fastest of ``--repeats`` calls, the backends alternating.
   Memory is measured in a fresh subprocess per (backend, N), after a small warm-up call: the
   peak resident set is reset to the current one (``/proc/self/clear_refs``) just before the call,
-  and its growth (``VmHWM`` − ``VmRSS``) is reported.
+  and its growth (``VmHWM`` − ``VmRSS``) is reported; glibc is told to map every block of 64 KiB
+  or more, so that memory freed earlier cannot hide new allocations.
 * **Same gradients**: largest difference between the two backends' parameter gradients after
   one step, relative to the largest gradient entry (float32 model).
 
@@ -188,7 +189,14 @@ def memory(backend: str, n: int, threads: int) -> dict:
         "--threads",
         str(threads),
     ]
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        # glibc: blocks of 64 KiB and more are mapped and unmapped, never kept in the heap, so
+        # the resident set follows what is live (freed heap memory would hide new allocations)
+        "MALLOC_MMAP_THRESHOLD_": "65536",
+        "MALLOC_TRIM_THRESHOLD_": "0",
+    }
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
