@@ -55,7 +55,7 @@ def test_prototype_gradients_within_two_orders_of_phi_v_at_init_on_real_shapes(f
 def test_released_settings_give_vanishing_prototype_gradients_on_real_shapes():
     """The settings before the fix (uniform marginals, raw score / 0.1): far below φ_v's gradient."""
     torch.manual_seed(0)
-    before = dict(marginal_tau=np.e, score_norm="none", reweight_tau=0.1)
+    before = dict(marginal_tau=np.e, score_norm="none", reweight_tau=0.1, tie_init=False)
     model = LibraMIL(LibraConfig(fusion="sot", **before), D, C, text())
     x = real_shaped_bag()
     F.cross_entropy(model(x).logits[None], torch.tensor([1])).backward()

@@ -82,7 +82,7 @@ class LibraConfig(StrictModel):
     ot_eps: float = Field(0.05, gt=0, description="entropic regularisation ε of the Sinkhorn plan")
     ot_iters: int = Field(20, ge=1, description="Sinkhorn iterations L")
     reweight_tau: float = Field(
-        1.0,
+        2.0,
         gt=0,
         description="initial temperature τ_f of the instance re-weighting (of the standardised score)",
     )
@@ -95,10 +95,10 @@ class LibraConfig(StrictModel):
         "standardize", description="standardise the fused score within the bag before re-weighting"
     )
     fusion_lr_scale: float = Field(
-        100.0, ge=0, description="learning-rate multiplier of the temperatures τ_v, τ_t, τ_f"
+        1.0, ge=0, description="learning-rate multiplier of the temperatures τ_v, τ_t, τ_f"
     )
     prototype_lr_scale: float = Field(
-        10.0, ge=0, description="learning-rate multiplier of the visual and text prototypes"
+        1.0, ge=0, description="learning-rate multiplier of the visual and text prototypes"
     )
     proto_loss: float = Field(
         0.0, ge=0, description="weight λ of the OT clustering loss on the visual prototypes"
