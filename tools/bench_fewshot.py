@@ -452,8 +452,12 @@ def run(
     variants: int = 3,
     filler_stride: int = 128,
     log=print,
+    on_update=None,
 ) -> tuple[dict, list[dict]]:
-    """The benchmark; returns (raw results {rate: {seed: {model: {shots: metrics}}}}, summary rows)."""
+    """The benchmark; returns (raw results {rate: {seed: {model: {shots: metrics}}}}, summary rows).
+
+    ``on_update(results)`` follows every fit (e.g. to save partial results of a long run).
+    """
     emb = load_embeddings(cache, variants, filler_stride)
     results: dict = {}
     for rate in rates:
@@ -471,6 +475,8 @@ def run(
                     f"{last['balanced_accuracy']:.3f} AUC {last['auc']:.3f} "
                     f"({time.perf_counter() - start:.0f} s)"
                 )
+                if on_update is not None:
+                    on_update(results)
             per_model[REFERENCE] = meanpool_reference(bags, shots)
     return results, summarise(results, models[0])
 
@@ -499,6 +505,12 @@ def main() -> int:
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+
+    def save_partial(results: dict) -> None:
+        if args.out:
+            partial = args.out / "results.partial.json"
+            partial.write_text(json.dumps(results, indent=1), encoding="utf-8")
+
     with tempfile.TemporaryDirectory() as tmp:
         work = args.out or Path(tmp)
         results, rows = run(
@@ -510,6 +522,7 @@ def main() -> int:
             work,
             args.cache,
             args.variants,
+            on_update=save_partial,
         )
         table = format_table(rows, models[0])
         print(f"\n{table}\n\nTest metrics on held-out, shifted pseudo-slides. {ATTRIBUTION}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 from pathlib import Path
 
 import h5py
@@ -21,6 +22,7 @@ TOOL = Path(__file__).resolve().parents[2] / "tools" / "bench_fewshot.py"
 def bench():
     spec = importlib.util.spec_from_file_location("bench_fewshot", TOOL)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     if not module.shared_present():
         pytest.skip("../shared (TCGA patches, filler slide, EfficientNet-Lite0) not present")

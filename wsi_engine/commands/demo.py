@@ -41,9 +41,15 @@ def demo_command(
         for shot_summary in result.fit_summary.values()
         for name, stats in shot_summary.items()
     ]
-    rows.append(("lesion-patch AUC (tumour attention vs ground truth)", f"{result.lesion_auc:.3f}"))
+    rows.append(
+        (
+            "lesion-patch AUC (tumour attention vs ground truth; all slides, in-sample)",
+            f"{result.lesion_auc:.3f}",
+        )
+    )
     title = (
-        f"few-shot Libra-MIL on held-out slides ({shots} shots/class, {folds} folds, mean ± std)"
+        f"few-shot Libra-MIL on held-out test slides ({shots} shots/class, {folds} folds, "
+        "mean ± std \\[bootstrap 95 % CI])"
     )
     console.print(result_table(title, ("metric", "value"), rows))
     heatmaps = result.pipeline_dir / "heatmaps"

@@ -96,6 +96,12 @@ def fit_command(
         "--patience",
         help="Stop after this many epochs without a better validation score [10].",
     ),
+    val_loss_tolerance: float | None = typer.Option(
+        None,
+        "--val-loss-tolerance",
+        help="Validation losses closer than this tie in model selection; the earlier epoch is "
+        "kept [1e-3; 0: any decrease counts].",
+    ),
     lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate [1e-4]."),
     loss: str | None = typer.Option(None, "--loss", help="ce, focal or reinforced-focal [ce]."),
     resample: bool | None = typer.Option(
@@ -140,6 +146,7 @@ def fit_command(
     train_values = {
         "epochs": epochs,
         "patience": patience,
+        "val_loss_tolerance": val_loss_tolerance,
         "lr": lr,
         "loss": loss,
         "resample": resample,
@@ -194,7 +201,7 @@ def _print_fit(console: Console, result: Any, model: str) -> None:
         console.print(fusion_table(result.rows))
     console.print(
         "test slides only (never used for training or checkpoint selection); "
-        "[brackets]: bootstrap 95 % CI over the pooled test slides",
+        "\\[brackets]: bootstrap 95 % CI over the pooled test slides",
         highlight=False,
     )
     console.print(
@@ -274,7 +281,7 @@ def results_table(summary: dict[int, dict[str, dict[str, float]]], model: str) -
     first = next(iter(next(iter(summary.values())).values()), {}) if summary else {}
     over = f"{first['seeds']} seeds" if first.get("seeds", 1) > 1 else "folds"
     return result_table(
-        f"{model}: test metrics over {over} (mean ± std [95 % CI])",
+        f"{model}: test metrics over {over} (mean ± std \\[95 % CI])",
         ("shots", "accuracy", "balanced acc.", "macro AUC", "macro F1"),
         (
             [str(shots), *metric_cells(metrics, mean_std)]

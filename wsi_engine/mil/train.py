@@ -7,8 +7,13 @@
 * Model selection (:mod:`wsi_engine.training.loop`): after every epoch the
   validation slides are scored; the checkpoint kept is the epoch with the
   best validation balanced accuracy, ties broken by higher validation AUC,
-  then by lower validation cross-entropy. Training stops after ``patience``
-  epochs without a better checkpoint, or after ``epochs``.
+  then by lower validation cross-entropy in steps of ``val_loss_tolerance``
+  (1e-3): once the validation slides are separated and their loss is within
+  the tolerance of 0, later epochs (which only grow more confident) tie, the
+  earliest is kept and training stops ``patience`` epochs later. Without the
+  tolerance the kept checkpoint was the last epoch whenever validation
+  saturated (docs/mil.md, real-feature benchmark). Training stops after
+  ``patience`` epochs without a better checkpoint, or after ``epochs``.
 * Determinism: the caller seeds torch
   (:func:`wsi_engine.training.seeding.seed_everything`); the epoch order uses
   its own numpy generator, so equal seeds give equal runs on the same machine
@@ -52,6 +57,12 @@ class TrainConfig(StrictModel):
     reinforce: float = Field(1.0, ge=0, description="λ of the reinforced focal loss")
     resample: bool = False
     resample_beta: float = Field(1.0, ge=0, le=1)
+    val_loss_tolerance: float = Field(
+        1e-3,
+        ge=0,
+        description="validation cross-entropies closer than this tie in model selection "
+        "(the earlier epoch is kept); 0: any decrease counts",
+    )
     kmeans_patches: int = Field(
         20000, ge=1, description="training patches pooled for k-means prototype initialisation"
     )
@@ -141,7 +152,8 @@ def train_fold(
         val_metrics.append(classification_metrics(val.targets, probs))
         record = {"val_loss": loss, **{f"val_{k}": v for k, v in val_metrics[-1].items()}}
         record.update(model.evaluation_diagnostics(reader.get(s) for s in val.ids))
-        return record, selection_key(val_metrics[-1], -loss)
+        tied = -round(loss / config.val_loss_tolerance) if config.val_loss_tolerance else -loss
+        return record, selection_key(val_metrics[-1], tied)
 
     epochs = run_epochs(model, config.epochs, config.patience, train_epoch, validate, on_epoch)
     test_probs = predict_probs(model, reader, test.ids)
