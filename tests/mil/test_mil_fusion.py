@@ -12,6 +12,8 @@ from wsi_engine.mil.train import Part, TrainConfig, train_fold
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
 
 D, KT, C = 512, 46, 2
+#: The issue-15 fusion settings (the defaults keep the pre-issue behaviour; docs/mil.md).
+FIXED = dict(marginal_tau=0.1, score_norm="standardize", reweight_tau=2.0)
 
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int = D) -> np.ndarray:
@@ -43,7 +45,7 @@ def test_prototype_gradients_within_two_orders_of_phi_v_at_init_on_real_shapes(f
     """D = 512, a bag of 3,000 patches, K_t = 46: prototype RMS gradients ≥ 1/100 of φ_v's."""
     torch.manual_seed(0)
     x = real_shaped_bag()
-    model = LibraMIL(LibraConfig(fusion=fusion, proto_init="data"), D, C, text())
+    model = LibraMIL(LibraConfig(fusion=fusion, proto_init="data", **FIXED), D, C, text())
     model.prepare(x[::3].numpy(), seed=0)
     F.cross_entropy(model(x).logits[None], torch.tensor([1])).backward()
     norms = model.gradient_norms()
@@ -67,7 +69,7 @@ def test_released_settings_give_vanishing_prototype_gradients_on_real_shapes():
 
 def small(fusion: str, **options) -> LibraMIL:
     torch.manual_seed(0)
-    config = LibraConfig(dim=32, heads=4, kv=5, fusion=fusion, **options)
+    config = LibraConfig(dim=32, heads=4, kv=5, fusion=fusion, **{**FIXED, **options})
     return LibraMIL(config, 16, C, text(dim=16, kt=7))
 
 

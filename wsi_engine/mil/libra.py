@@ -82,17 +82,17 @@ class LibraConfig(StrictModel):
     ot_eps: float = Field(0.05, gt=0, description="entropic regularisation ε of the Sinkhorn plan")
     ot_iters: int = Field(20, ge=1, description="Sinkhorn iterations L")
     reweight_tau: float = Field(
-        2.0,
+        0.1,
         gt=0,
         description="initial temperature τ_f of the instance re-weighting (of the standardised score)",
     )
     marginal_tau: float = Field(
-        0.1,
+        math.e,
         gt=0,
         description="initial temperature τ_v, τ_t of the marginal softmaxes (released code: e = 2.718)",
     )
     score_norm: Literal["standardize", "none"] = Field(
-        "standardize", description="standardise the fused score within the bag before re-weighting"
+        "none", description="standardise the fused score within the bag before re-weighting"
     )
     fusion_lr_scale: float = Field(
         1.0, ge=0, description="learning-rate multiplier of the temperatures τ_v, τ_t, τ_f"
@@ -104,7 +104,7 @@ class LibraConfig(StrictModel):
         0.0, ge=0, description="weight λ of the OT clustering loss on the visual prototypes"
     )
     tie_init: bool = Field(
-        True,
+        False,
         description="initialise φ_t as a copy of φ_v when image and text embeddings share a space",
     )
     ot_backend: Literal["auto", "numba", "torch"] = Field(
