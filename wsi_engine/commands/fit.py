@@ -94,7 +94,7 @@ def fit_command(
         None,
         "--seeds",
         help="Training seeds, e.g. 0,1,2,3,4: the protocol repeated per seed on the same splits "
-        "(made with --seed); mean ± std over seeds.",
+        "(made with --seed); mean ± std over seeds \\[only --seed].",
     ),
     splits: list[Path] = typer.Option(
         [],
@@ -140,7 +140,7 @@ def fit_command(
     privileged_text: Path | None = typer.Option(
         None,
         "--privileged-text",
-        help="Report corpus of `reports import`: CLIP-IT 1 − cos distillation into the bag representation (libra, abmil; training only).",
+        help="Report corpus of `reports import`: CLIP-IT 1 − cos distillation into the bag representation (libra, abmil; training only) \\[off].",
     ),
     privileged_weight: float | None = typer.Option(
         None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."
