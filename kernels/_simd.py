@@ -139,6 +139,7 @@ def _lanewise(instruction: str, doc: str):
 vmul = _lanewise("fmul", "``x * y`` lane by lane.")
 vadd = _lanewise("fadd", "``x + y`` lane by lane.")
 vsub = _lanewise("fsub", "``x - y`` lane by lane.")
+vdiv = _lanewise("fdiv", "``x / y`` lane by lane.")
 
 
 @intrinsic

@@ -77,6 +77,16 @@ MODELS: dict[str, list[str]] = {
     "libra": [],
     "libra-concat": ["--fusion", "concat"],
     "libra-none": ["--fusion", "none"],
+    "libra-sot-instance": ["--fusion", "sot-instance"],
+    "libra-sot-data": ["--proto-init", "data"],
+    "libra-sot-instance-data": ["--fusion", "sot-instance", "--proto-init", "data"],
+    "libra-sot-ploss": ["--proto-init", "data", "--set", "proto_loss=0.1"],
+    # the sot fusion as it was before issue 15 (uniform marginals, raw score, fixed rates)
+    "libra-sot-before": [
+        *("--set", "marginal_tau=2.718281828", "--set", "score_norm=none"),
+        *("--set", "reweight_tau=0.1", "--set", "fusion_lr_scale=1"),
+        *("--set", "prototype_lr_scale=1"),
+    ],
     "abmil": ["--model", "abmil"],
     "mean": ["--model", "mean"],
     "max": ["--model", "max"],
@@ -349,7 +359,8 @@ def fit_model(
 def _test_metrics(row: dict) -> dict[str, float]:
     """Balanced accuracy and AUC of a results.json fold row (test metrics, old or new names)."""
     get = lambda k: float(row.get(f"test_{k}", row.get(k, float("nan"))))  # noqa: E731
-    return {"balanced_accuracy": get("balanced_accuracy"), "auc": get("auc")}
+    fusion = row.get("fusion", {})  # Libra-MIL fusion diagnostics on the test bags, if any
+    return {"balanced_accuracy": get("balanced_accuracy"), "auc": get("auc"), **fusion}
 
 
 def meanpool_reference(bags: list[Bag], shots: list[int]) -> dict[int, dict[str, float]]:

@@ -42,7 +42,7 @@ def test_predict_on_two_workers_equals_local(fitted, capsys):
     ):
         command = predict_args(run, stores, remote, "--labels", str(labels))
         assert main([*command, "--scheduler", cluster.scheduler_address]) == 0
-    assert "labelled slide(s)" in capsys.readouterr().out  # metrics printed as locally
+    assert "out-of-sample labelled slide(s)" in capsys.readouterr().out
     workers = {t["worker"] for t in stream.data if t["key"].startswith("predict-")}
     assert len(workers) == 2
     a, b = list(csv.DictReader(open(local))), list(csv.DictReader(open(remote)))

@@ -33,7 +33,7 @@ def import_features_command(
         None,
         "--output-kind",
         help="joint (L2-normalised, text-aligned), pre_projection or image_only. Default: what a "
-        "wsi-engine export recorded, else pre_projection (TRIDENT's CONCH features are pre_projection).",
+        "wsi-engine export recorded, else pre_projection (TRIDENT's CONCH features are pre_projection) \\[recorded, else pre_projection].",
     ),
     dtype: str = typer.Option(
         "auto",
@@ -51,7 +51,7 @@ def import_features_command(
     patch_size: int | None = typer.Option(
         None,
         "--patch-size",
-        help="Patch side in px at --patch-level, for files that do not record it.",
+        help="Patch side in px at --patch-level, for files that do not record it \\[recorded in the files].",
     ),
     patch_level: int | None = typer.Option(
         None,
@@ -62,7 +62,7 @@ def import_features_command(
         None,
         "--source-encoder",
         help="Encoder to take from folders of several (the files' `encoder` attribute or TRIDENT's "
-        "features_<name> folder); default: --encoder-id.",
+        "features_<name> folder); \\[--encoder-id].",
     ),
 ) -> None:
     """Turn features computed by other tools into coordinate-only stores that `fit` can use."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ def fit_command(
         None,
         "--seeds",
         help="Training seeds, e.g. 0,1,2,3,4: the protocol repeated per seed on the same splits "
-        "(made with --seed); mean ± std over seeds.",
+        "(made with --seed); mean ± std over seeds \\[only --seed].",
     ),
     splits: list[Path] = typer.Option(
         [],
@@ -123,11 +124,14 @@ def fit_command(
         help="Class-balanced adaptive resampling of training slides [off].",
     ),
     fusion: str | None = typer.Option(
-        None, "--fusion", help="Libra-MIL fusion: sot, none or concat [sot]."
+        None,
+        "--fusion",
+        help="Libra-MIL fusion: sot, sot-instance, none or concat [sot]; several, comma-separated, "
+        "fit each on the same splits and seeds into --out/<mode> and print paired differences.",
     ),
     kv: int | None = typer.Option(None, "--kv", help="Libra-MIL visual prototypes K_v [10]."),
     proto_init: str | None = typer.Option(
-        None, "--proto-init", help="Libra-MIL visual prototypes: random or kmeans [random]."
+        None, "--proto-init", help="Libra-MIL visual prototypes: random, data or kmeans [random]."
     ),
     set_options: list[str] = typer.Option(
         [], "--set", help="Model option KEY=VALUE (repeatable), e.g. --set dim=256."
@@ -136,7 +140,7 @@ def fit_command(
     privileged_text: Path | None = typer.Option(
         None,
         "--privileged-text",
-        help="Report corpus of `reports import`: CLIP-IT 1 − cos distillation into the bag representation (libra, abmil; training only).",
+        help="Report corpus of `reports import`: CLIP-IT 1 − cos distillation into the bag representation (libra, abmil; training only) \\[off].",
     ),
     privileged_weight: float | None = typer.Option(
         None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."
@@ -166,7 +170,8 @@ def fit_command(
     check_writable(out)
     set_threads(threads)
     options = _model_options(set_options)
-    libra_only = {"fusion": fusion, "kv": kv, "proto_init": proto_init}
+    modes = _fusion_modes(fusion)
+    libra_only = {"fusion": modes[0] if modes else None, "kv": kv, "proto_init": proto_init}
     given = [f"--{k.replace('_', '-')}" for k, v in libra_only.items() if v is not None]
     if given and model != "libra":
         raise ConfigError(f"{', '.join(given)} apply to --model libra only")
@@ -203,25 +208,32 @@ def fit_command(
         "command line",
     )
     console = Console()
+    run_fit = partial(
+        fit,
+        labels_path=labels,
+        store_dirs=list(stores),
+        checkpoint=checkpoint,
+        splits_paths=list(splits) or None,
+        overwrite=overwrite,
+        device=device,
+    )
+    if modes and len(modes) > 1:
+        _fusion_ablation(run_fit, config, modes, out, run_id, console)
+        return
     with _RichProgress(Console(stderr=True)) as progress:
-        result = fit(
-            config,
-            labels,
-            list(stores),
-            out,
-            checkpoint=checkpoint,
-            splits_paths=list(splits) or None,
-            overwrite=overwrite,
-            run_id=run_id,
-            progress=progress,
-            device=device,
-        )
+        result = run_fit(config, run_dir=out, run_id=run_id, progress=progress)
+    _print_fit(console, result, model)
+
+
+def _print_fit(console: Console, result: Any, model: str) -> None:
     console.print(f"language priors: {result.language.note}", highlight=False)
     for prompt in result.language.long_prompts:
         console.print(
             f"[yellow]warning:[/] prompt truncated by the text encoder: {prompt}", highlight=False
         )
     console.print(results_table(result.summary, model))
+    if any("fusion" in row for row in result.rows):
+        console.print(fusion_table(result.rows))
     console.print(
         "test slides only (never used for training or checkpoint selection); "
         "\\[brackets]: bootstrap 95 % CI over the pooled test slides",
@@ -244,6 +256,73 @@ def _privileged(corpus: Path | None, weight: float | None) -> dict[str, Any]:
     }
 
 
+FUSION_MODES = ("sot", "sot-instance", "none", "concat")
+
+
+def _fusion_modes(text: str | None) -> list[str] | None:
+    """``--fusion`` as a list of distinct modes (one mode, or several for an ablation)."""
+    if text is None:
+        return None
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in modes if m not in FUSION_MODES]
+    if not modes or bad or len(set(modes)) != len(modes):
+        raise ConfigError(
+            f"--fusion {text!r} must list distinct modes among {', '.join(FUSION_MODES)}",
+            hint="e.g. --fusion sot or --fusion sot,sot-instance,none,concat",
+        )
+    return modes
+
+
+def _fusion_ablation(run_fit, config, modes: list[str], out: Path, run_id, console) -> None:
+    """One fit per fusion mode into ``out/<mode>`` (same splits and seeds), then paired differences."""
+    import json
+
+    from wsi_engine.mil.ablation import paired_differences
+
+    rows_by_mode = {}
+    for mode in modes:
+        options = {**config.model_options, "fusion": mode}
+        mode_config = config.model_copy(update={"model_options": options})
+        console.print(f"[bold]fusion {mode}[/]", highlight=False)
+        with _RichProgress(Console(stderr=True)) as progress:
+            result = run_fit(
+                mode_config,
+                run_dir=out / mode,
+                run_id=f"{run_id or out.name}-{mode}",
+                progress=progress,
+            )
+        _print_fit(console, result, f"libra fusion {mode}")
+        rows_by_mode[mode] = result.rows
+    differences = paired_differences(rows_by_mode, modes[0])
+    (out / "ablation.json").write_text(
+        json.dumps({"modes": modes, "reference": modes[0], "differences": differences}, indent=1),
+        encoding="utf-8",
+    )
+    console.print(ablation_table(differences, modes[0]))
+    console.print(f"ablation: {out / 'ablation.json'}", highlight=False)
+
+
+def ablation_table(differences: list[dict[str, Any]], reference: str) -> Table:
+    """Paired test-metric differences to the reference mode (mean and 95 % t-interval)."""
+
+    def cell(d: dict[str, Any]) -> str:
+        half = d["ci95_half_width"]
+        text = f"{d['mean_difference']:+.3f}"
+        return text + ("" if half != half else f" ± {half:.3f}") + f" (n={d['units']})"
+
+    keys = sorted({(d["shots"], d["mode"]) for d in differences})
+    by = {(d["shots"], d["mode"], d["metric"]): d for d in differences}
+    return result_table(
+        f"fusion ablation: paired test differences to {reference} over (seed, fold), mean ± 95 % t-CI",
+        ("shots", "mode", "Δ balanced acc.", "Δ AUC"),
+        (
+            [str(s), m, cell(by[(s, m, "balanced_accuracy")]), cell(by[(s, m, "auc")])]
+            for s, m in keys
+        ),
+        labels=2,
+    )
+
+
 def results_table(summary: dict[int, dict[str, dict[str, float]]], model: str) -> Table:
     """Test metrics (mean ± std over folds, or over seeds, and the bootstrap CI) per shot setting."""
     first = next(iter(next(iter(summary.values())).values()), {}) if summary else {}
@@ -255,6 +334,48 @@ def results_table(summary: dict[int, dict[str, dict[str, float]]], model: str) -
             [str(shots), *metric_cells(metrics, mean_std)]
             for shots, metrics in sorted(summary.items())
         ),
+        labels=0,
+    )
+
+
+#: (column header, key in a fold row's ``fusion`` entry, format) of the fusion table.
+FUSION_COLUMNS = (
+    ("H(μ_v)", "fusion.entropy_v", "{:.3f}"),
+    ("H(ν_t)", "fusion.entropy_t", "{:.3f}"),
+    ("KL(T‖μνᵀ)", "fusion.kl_plan", "{:.3f}"),
+    ("Δp T→μνᵀ", "fusion.prob_change", "{:.2e}"),
+    ("max Δp", "fusion.prob_change_max", "{:.2e}"),
+    ("ESS/N", "fusion.ess", "{:.3f}"),
+    ("max w", "fusion.max_weight", "{:.2f}"),
+    ("moved P_v", "displacement.visual_prototypes", "{:.2%}"),
+    ("moved P_t", "displacement.text_prototypes", "{:.2%}"),
+    ("grad P_v", "first_epoch.grad_rms.visual_prototypes", "{:.1e}"),
+    ("grad P_t", "first_epoch.grad_rms.text_prototypes", "{:.1e}"),
+    ("grad φ_v", "first_epoch.grad_rms.phi_v", "{:.1e}"),
+)
+
+
+def fusion_table(rows: list[dict[str, Any]]) -> Table:
+    """What the fusion did: test-bag diagnostics of the kept models, mean over folds per shots.
+
+    Entropies over log K (1 = uniform marginals); Δp: largest change of a class probability when
+    every plan T is replaced by μνᵀ; ESS/N and max w: the instance weights (mean 1); moved:
+    prototype displacement ‖P − P_0‖/‖P_0‖; grad: RMS gradient entry (mean over the first epoch).
+    """
+    import numpy as np
+
+    table_rows = []
+    for shots in sorted({r["shots"] for r in rows if "fusion" in r}):
+        folds = [r["fusion"] for r in rows if r["shots"] == shots and "fusion" in r]
+        cells = []
+        for _, key, fmt in FUSION_COLUMNS:
+            values = [f[key] for f in folds if key in f]
+            cells.append(fmt.format(float(np.mean(values))) if values else "–")
+        table_rows.append([str(shots), *cells])
+    return result_table(
+        "fusion diagnostics (test bags, kept models; mean over folds)",
+        ("shots", *(c[0] for c in FUSION_COLUMNS)),
+        table_rows,
         labels=0,
     )
 

@@ -110,7 +110,7 @@ def fit_patches_command(
     privileged_text: Path | None = typer.Option(
         None,
         "--privileged-text",
-        help="Report corpus of `reports import`: CLIP-IT late fusion + 1 − cos distillation (training only).",
+        help="Report corpus of `reports import`: CLIP-IT late fusion + 1 − cos distillation (training only) \\[off].",
     ),
     privileged_weight: float | None = typer.Option(
         None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."

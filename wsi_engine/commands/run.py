@@ -49,7 +49,7 @@ def run_command(
     heatmap_formats: str | None = typer.Option(
         None,
         "--heatmap-formats",
-        help="Comma-separated heatmap formats (png, geojson, tiff, html, dicom, dsa).",
+        help="Comma-separated heatmap formats (png, geojson, tiff, html, dicom, dsa) \\[png,geojson,tiff,html].",
     ),
     mpp: float | None = typer.Option(
         None, "--mpp", help="µm/px of level 0 for every slide (overrides metadata)."

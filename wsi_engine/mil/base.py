@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,12 +19,15 @@ class MILOutput:
     instance, or ``None``; ``bag_embedding`` (H,) the bag representation
     before the classifier (for auxiliary losses such as CLIP-IT's text
     distillation), or ``None``.
+    instance, or ``None``; ``aux_loss`` a scalar the trainer adds to the
+    classification loss (e.g. a prototype loss), or ``None``.
     """
 
     logits: torch.Tensor
     attention: torch.Tensor | None = None
     instance_score: torch.Tensor | None = None
     bag_embedding: torch.Tensor | None = None
+    aux_loss: torch.Tensor | None = None
 
 
 class MILModel(nn.Module):
@@ -52,6 +56,18 @@ class MILModel(nn.Module):
 
     def prepare(self, sample: np.ndarray, seed: int) -> None:
         """Data-dependent initialisation from ``sample`` (M, D) pooled training patches (default: none)."""
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimiser parameter groups (default: one group at ``lr``)."""
+        return [{"params": list(self.parameters()), "lr": lr}]
+
+    def gradient_norms(self) -> dict[str, float]:
+        """Gradient magnitudes worth logging, read after ``backward`` (default: none)."""
+        return {}
+
+    def evaluation_diagnostics(self, bags: Iterable[torch.Tensor]) -> dict[str, float]:
+        """Scalars describing the model's behaviour on held-out ``bags`` (default: none)."""
+        return {}
 
 
 def mlp_projection(in_dim: int, out_dim: int, activation: bool = True) -> nn.Sequential:

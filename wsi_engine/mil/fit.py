@@ -292,6 +292,8 @@ def fit(
                     "n_test": len(split.test),
                     "seconds": round(result.fold.seconds, 2),
                 }
+                if result.fusion:
+                    row["fusion"] = result.fusion
                 rows.append(row)
                 pooled.setdefault((split.shots, train_seed), []).append(
                     (result.fold.test_ids, result.fold.test_probs)
@@ -317,6 +319,7 @@ def fit(
 class _SplitOutcome:
     model: Any
     fold: FoldResult
+    fusion: dict[str, float]
 
 
 def _fit_split(
@@ -351,7 +354,8 @@ def _fit_split(
         partial(progress.epoch, split),
         auxiliary,
     )
-    return _SplitOutcome(model.to("cpu"), result)  # checkpoints are saved from the CPU
+    fusion = fusion_summary(model, reader, test.ids, result)
+    return _SplitOutcome(model.to("cpu"), result, fusion)  # checkpoints are saved from the CPU
 
 
 def _privileged_targets(
@@ -376,6 +380,26 @@ def _privileged_targets(
         labels,
         config.privileged_weight,
     )
+
+
+#: Entries of the kept epoch's training record that describe the fusion.
+FUSION_RECORD_PREFIXES = ("grad_rms.", "displacement.", "tau_")
+
+
+def fusion_summary(
+    model: Any, reader: BagReader, test_ids: list[str], result: FoldResult
+) -> dict[str, float]:
+    """Fusion diagnostics of the kept model on the test bags (nothing is selected on them), with
+    the kept epoch's learned temperatures, prototype displacements and gradient magnitudes, and
+    the first epoch's gradient magnitudes (``first_epoch.grad_rms.*``)."""
+    out = model.evaluation_diagnostics(reader.get(s) for s in test_ids)
+    if not out:
+        return {}
+    kept = result.history[result.best_epoch - 1]
+    out.update({k: v for k, v in kept.items() if k.startswith(FUSION_RECORD_PREFIXES)})
+    first = result.history[0]  # gradients before the classification loss saturates
+    out.update({f"first_epoch.{k}": v for k, v in first.items() if k.startswith("grad_rms.")})
+    return out
 
 
 def _summary(

@@ -118,11 +118,14 @@ def train_fold(
     """
     start = time.perf_counter()
     loss_fn = make_loss(config.loss, config.gamma, config.reinforce)
-    parameters = list(model.parameters())
+    groups = model.param_groups(config.lr)
     if auxiliary is not None:
-        parameters += list(auxiliary.parameters())
+        groups.append({"params": list(auxiliary.parameters()), "lr": config.lr})
     optimiser = torch.optim.AdamW(
-        parameters, lr=config.lr, weight_decay=config.weight_decay, foreach=True
+        groups,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        foreach=True,
     )
     rng = np.random.default_rng(seed)
     resampler = (
@@ -135,22 +138,24 @@ def train_fold(
 
     def train_epoch() -> dict[str, Any]:
         order = resampler.epoch() if resampler is not None else rng.permutation(len(train.ids))
-        losses = []
+        losses, grad_norms = [], []
         for index in order:
-            output = model(reader.get(train.ids[index]))
-            logits = output.logits
+            out = model(reader.get(train.ids[index]))
+            logits = out.logits
             loss = loss_fn(logits[None], targets[index : index + 1].to(logits.device))
             if auxiliary is not None:
-                loss = loss + auxiliary(output.bag_embedding, train.ids[index])
+                loss = loss + auxiliary(out.bag_embedding, train.ids[index])
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if out.aux_loss is None else loss + out.aux_loss).backward()
+            grad_norms.append(model.gradient_norms())
             optimiser.step()
             losses.append(float(loss.detach()))
             if resampler is not None:
                 resampler.update(
                     int(index), float(torch.softmax(logits.detach(), -1)[targets[index]])
                 )
-        return {"train_loss": float(np.mean(losses))}
+        means = {k: float(np.mean([g[k] for g in grad_norms])) for k in grad_norms[0]}
+        return {"train_loss": float(np.mean(losses)), **means}
 
     def validate() -> tuple[dict[str, Any], tuple[float, ...]]:
         probs = predict_probs(model, reader, val.ids)
@@ -161,6 +166,7 @@ def train_fold(
         )
         val_metrics.append(classification_metrics(val.targets, probs))
         record = {"val_loss": loss, **{f"val_{k}": v for k, v in val_metrics[-1].items()}}
+        record.update(model.evaluation_diagnostics(reader.get(s) for s in val.ids))
         tied = -round(loss / config.val_loss_tolerance) if config.val_loss_tolerance else -loss
         return record, selection_key(val_metrics[-1], tied)
 

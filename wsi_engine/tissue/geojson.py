@@ -265,7 +265,7 @@ def _rasterise(ring: Ring, dsx: float, dsy: float, shape: tuple[int, int]) -> np
     In mask index coordinates (pixel ``(r, c)`` centred at ``(r, c)``), each
     edge crosses the rows ``r`` with ``y0 <= r < y1`` (half-open, so a vertex
     on a row is counted once); a row's sorted crossings pair up into spans
-    ``[x_a, x_b)`` of columns, filled through a per-row difference array.
+    ``[x_a, x_b]`` of columns, filled through a per-row difference array.
     """
     h, w = shape
     x = ring[:, 0] / dsx - 0.5
@@ -290,10 +290,12 @@ def _rasterise(ring: Ring, dsx: float, dsy: float, shape: tuple[int, int]) -> np
     row, cross = row[order], cross[order]
     inside = (row >= 0) & (row < h)
     row, cross = row[inside], cross[inside]
+    # spans [x_a, x_b] closed: a centre on the ring (the writer's contours can run through
+    # centres) is inside, as in scikit-image's polygon fill
     if len(row) % 2 or (len(row) and np.any(row[0::2] != row[1::2])):
         raise ValueError("unpaired scanline crossings")  # cannot happen for a closed ring
     start = np.clip(np.ceil(cross[0::2]), 0, w).astype(np.int64)
-    end = np.clip(np.ceil(cross[1::2]), 0, w).astype(np.int64)
+    end = np.clip(np.floor(cross[1::2]) + 1, 0, w).astype(np.int64)
     keep = end > start
     diff = np.zeros((h, w + 1), dtype=np.int32)
     np.add.at(diff, (row[0::2][keep], start[keep]), 1)
