@@ -266,11 +266,7 @@ class PatchStore:
     # ----------------------------------------------------------------- scores
     def score_runs(self) -> list[str]:
         """Run ids with complete scores in this store."""
-        if layout.SCORES not in self.root:
-            return []
-        return sorted(
-            n for n in self.root[layout.SCORES].group_keys() if not n.startswith(layout.TMP_PREFIX)
-        )
+        return self._complete_groups(layout.SCORES)
 
     def has_scores(self, run_id: str) -> bool:
         return run_id in self.score_runs()
@@ -284,11 +280,7 @@ class PatchStore:
                 path=self.path,
                 hint="run `wsi-engine predict --run RUN_DIR` (or `predict-patches`) on this store first",
             )
-        group = self.root[f"{layout.SCORES}/{run_id}"]
-        arrays = {
-            name: self._read(f"{layout.SCORES}/{run_id}/{name}") for name in group.array_keys()
-        }
-        return arrays, dict(group.attrs.get(layout.ATTRS_KEY, {}))
+        return self._read_group(layout.SCORES, run_id)
 
     def write_scores(
         self, run_id: str, arrays: dict[str, np.ndarray], attrs: dict[str, Any]
@@ -312,11 +304,7 @@ class PatchStore:
     # ----------------------------------------------------------------- report pairs
     def report_pairs(self) -> list[str]:
         """Corpus ids with report pairs in this store (``reports/<corpus_id>``)."""
-        if layout.REPORTS not in self.root:
-            return []
-        return sorted(
-            n for n in self.root[layout.REPORTS].group_keys() if not n.startswith(layout.TMP_PREFIX)
-        )
+        return self._complete_groups(layout.REPORTS)
 
     def read_report_pairs(self, corpus_id: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """({"indices", "scores"}, attributes) of ``reports/<corpus_id>``."""
@@ -327,10 +315,20 @@ class PatchStore:
                 path=self.path,
                 hint="run `wsi-engine reports pair --corpus CORPUS --stores ...` first",
             )
-        group = self.root[f"{layout.REPORTS}/{corpus_id}"]
-        arrays = {
-            name: self._read(f"{layout.REPORTS}/{corpus_id}/{name}") for name in group.array_keys()
-        }
+        return self._read_group(layout.REPORTS, corpus_id)
+
+    def _complete_groups(self, parent: str) -> list[str]:
+        """Names of the complete groups under ``parent`` (``.tmp-`` names are writes in progress)."""
+        if parent not in self.root:
+            return []
+        return sorted(
+            n for n in self.root[parent].group_keys() if not n.startswith(layout.TMP_PREFIX)
+        )
+
+    def _read_group(self, parent: str, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """({array name: checked array}, attributes) of the group ``<parent>/<name>``."""
+        group = self.root[f"{parent}/{name}"]
+        arrays = {key: self._read(f"{parent}/{name}/{key}") for key in group.array_keys()}
         return arrays, dict(group.attrs.get(layout.ATTRS_KEY, {}))
 
     def write_report_pairs(
