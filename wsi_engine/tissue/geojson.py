@@ -125,14 +125,52 @@ def _piece_rings(mask: TissueMask) -> Iterator[list[Ring]]:
 
 def _outline(region: np.ndarray, fully_connected: str) -> np.ndarray:
     """Longest closed iso-contour (row, col) of a padded binary region, simplified."""
-    from skimage import measure  # half a second to import: only when exporting polygons
+    # the module itself: ``skimage.measure`` as a whole imports scipy.signal (about 1 CPU-s)
+    from skimage.measure._find_contours import find_contours
 
     contour = max(
-        measure.find_contours(region.astype(np.float32), 0.5, fully_connected=fully_connected),
-        key=len,
+        find_contours(region.astype(np.float32), 0.5, fully_connected=fully_connected), key=len
     )
-    simplified = measure.approximate_polygon(contour, SIMPLIFY_TOLERANCE_PX)
+    simplified = simplify_chain(contour, SIMPLIFY_TOLERANCE_PX)
     return simplified if len(simplified) >= 4 else contour
+
+
+def simplify_chain(points: np.ndarray, tolerance: float) -> np.ndarray:
+    """Douglas-Peucker: the points of the (K, 2) chain ``points`` kept so that every dropped
+    point lies within ``tolerance`` of the simplified chain (first and last always kept).
+
+    The distance of a point to a segment is the perpendicular one where the point projects
+    inside the segment, else the distance to the nearer end.
+    """
+    keep = np.zeros(len(points), dtype=bool)
+    keep[[0, -1]] = True
+    spans = [(0, len(points) - 1)]
+    while spans:
+        start, end = spans.pop()
+        if end - start < 2:
+            continue
+        rows, cols = points[start + 1 : end, 0], points[start + 1 : end, 1]
+        (r0, c0), (r1, c1) = points[start], points[end]
+        dr, dc = r1 - r0, c1 - c0
+        # written term by term as scikit-image's approximate_polygon, so that both keep the
+        # same point among points at equal distances (contours of pixel masks have many)
+        angle = -np.arctan2(dr, dc)
+        offset = c0 * np.sin(angle) + r0 * np.cos(angle)
+        perpendicular = np.abs(rows * np.cos(angle) + cols * np.sin(angle) - offset)
+        inside = ((rows - r0) * dr + (cols - c0) * dc > 0) & (
+            -(rows - r1) * dr - (cols - c1) * dc > 0
+        )
+        ends = np.minimum(
+            np.sqrt((cols - c0) ** 2 + (rows - r0) ** 2),
+            np.sqrt((cols - c1) ** 2 + (rows - r1) ** 2),
+        )
+        distance = np.where(inside, perpendicular, ends)
+        farthest = int(np.argmax(distance))
+        if distance[farthest] > tolerance:
+            split = start + 1 + farthest
+            keep[split] = True
+            spans += [(split, end), (start, split)]
+    return points[keep]
 
 
 def _to_level0(rows_cols: np.ndarray, mask: TissueMask) -> Ring:
