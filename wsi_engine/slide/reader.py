@@ -63,6 +63,15 @@ def to_rgb(pixels: np.ndarray) -> np.ndarray:
     raise ValueError(f"unsupported pixel layout {pixels.shape} (expected gray, RGB or RGBA)")
 
 
+def reduce_area(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """(h, w, 3) uint8 RGB ``pixels`` averaged over ``factor`` × ``factor`` blocks from the top left
+    (rounded): (ceil(h / factor), ceil(w / factor), 3); a block cut by the right or bottom edge
+    averages the pixels it has."""
+    if factor == 1:
+        return pixels
+    return np.asarray(Image.fromarray(pixels).reduce(factor))
+
+
 class SlideReader:
     """One open slide: level geometry, µm/px, metadata and RGB reads.
 
@@ -106,6 +115,13 @@ class SlideReader:
     def _read(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
         """Raw (h, w[, c]) uint8 pixels of the region; outside the level: white or transparent."""
         raise NotImplementedError
+
+    def _read_scaled(
+        self, location: tuple[int, int], level: int, size: tuple[int, int], factor: int
+    ) -> np.ndarray | None:
+        """Raw (h / factor, w / factor, 3) pixels of the region reduced ``factor`` times by the
+        backend's own faster means, or ``None`` where it has none (by default)."""
+        return None
 
     def _associated(self, name: str) -> Image.Image:
         """The associated image ``name`` as a PIL image of any mode."""
@@ -152,21 +168,52 @@ class SlideReader:
         tiffslide truncates it to whole px, OpenSlide interpolates the sub-pixel
         remainder, so the backends agree exactly only where it is whole.
         """
+        return self._checked_read(location, level, size, 1)
+
+    def read_region_scaled(
+        self, location: tuple[int, int], level: int, size: tuple[int, int], factor: int
+    ) -> np.ndarray:
+        """The region :meth:`read_region` reads, reduced ``factor`` times by area averaging.
+
+        Returns (ceil(h / factor), ceil(w / factor), 3) uint8 RGB, each pixel the
+        mean of a ``factor`` × ``factor`` block of :meth:`read_region`'s pixels
+        (:func:`reduce_area`); where :meth:`scaled_decoding` is true and the
+        region's level px origin and size are multiples of ``factor``, JPEG
+        tiles are decoded straight at that scale instead (libjpeg's DCT
+        scaling: the same block means within a few levels, much faster).
+        """
+        return self._checked_read(location, level, size, factor)
+
+    def scaled_decoding(self, level: int, factor: int) -> bool:
+        """Whether :meth:`read_region_scaled` decodes ``level``'s JPEG tiles at 1/``factor``
+        scale rather than averaging decoded pixels (by default, never)."""
+        self._check_level(level)
+        return False
+
+    def _checked_read(
+        self, location: tuple[int, int], level: int, size: tuple[int, int], factor: int
+    ) -> np.ndarray:
+        """:meth:`read_region` (``factor`` 1) or :meth:`read_region_scaled`: arguments checked,
+        errors as :class:`SlideError`."""
         self._check_level(level)
         width, height = int(size[0]), int(size[1])
         if width <= 0 or height <= 0:
             raise ValueError(f"region size must be positive, got {size}")
+        if factor < 1:
+            raise ValueError(f"scale factor must be at least 1, got {factor}")
         x, y = int(location[0]), int(location[1])
         where = f"level {level}, region x={x} y={y} (level-0 px), size {width}x{height} px"
+        where += f" reduced {factor} times" if factor > 1 else ""
         try:
-            pixels = to_rgb(self._read((x, y), level, (width, height)))
+            scaled = self._read_scaled((x, y), level, (width, height), factor) if factor > 1 else None
+            pixels = to_rgb(self._read((x, y), level, (width, height)) if scaled is None else scaled)
         except Exception as error:
             raise self._error(f"cannot read {where}", error) from error
-        if pixels.shape[:2] != (height, width):
-            raise SlideError(
-                f"read {pixels.shape[1]}x{pixels.shape[0]} px instead of {where}", path=self.path
-            )
-        return pixels
+        expected = (height, width) if scaled is None else (-(-height // factor), -(-width // factor))
+        if pixels.shape[:2] != expected:
+            read = f"{pixels.shape[1]}x{pixels.shape[0]} px"
+            raise SlideError(f"read {read} instead of {where}", path=self.path)
+        return pixels if scaled is not None else reduce_area(pixels, factor)
 
     def source_jpeg_tiles(self, level: int, tiles: Sequence[tuple[int, int]]) -> list[bytes | None]:
         """The file's own JPEG tiles (column, row) of ``level`` as complete JPEG files, each

@@ -62,6 +62,22 @@ class TiffSlideReader(SlideReader):
         canvas[top : top + inside.shape[0], left : left + inside.shape[1]] = inside
         return canvas
 
+    def _read_scaled(
+        self, location: tuple[int, int], level: int, size: tuple[int, int], factor: int
+    ) -> np.ndarray | None:
+        downsample = self.level_downsamples[level]
+        x, y = int(location[0] / downsample), int(location[1] / downsample)  # level px
+        tiled = self._tiled[level]
+        aligned = not any(v % factor for v in (x, y, *size))
+        if tiled is None or not aligned or not tiled.scaled_decoding(factor):
+            return None
+        return tiled.read_scaled(x, y, size[0], size[1], factor)
+
+    def scaled_decoding(self, level: int, factor: int) -> bool:
+        self._check_level(level)
+        tiled = self._tiled[level]
+        return tiled is not None and tiled.scaled_decoding(factor)
+
     def source_jpeg_tiles(self, level: int, tiles: Sequence[tuple[int, int]]) -> list[bytes | None]:
         self._check_level(level)
         tiled = self._tiled[level]

@@ -24,17 +24,29 @@ writes them), so a store can keep the source's compressed bytes. Any JPEG
 decoder reads these files without TIFF context; libjpeg-turbo gives pixels
 identical to :meth:`TiledLevel.read` (checked on the level's first file
 before any is handed out, and tested).
+
+Scaled reads: :meth:`TiledLevel.read_scaled` gives a region reduced 2, 4 or 8
+times, decoding each JPEG tile of such a level straight at that scale
+(libjpeg's DCT scaling, through Pillow's ``draft``, on the same complete
+files): each output pixel is then the mean of its block up to a few levels,
+at a fraction of the cost of decoding every pixel and averaging. Checked on
+the level's first tile (within :data:`SCALED_MAX_RMS` levels of the block
+means) before it is used; other tiles (edge, missing) are decoded and averaged.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from typing import Any
 
 import imagecodecs
 import numpy as np
 import tifffile
+from PIL import Image
 from tifffile.tifffile import jpeg_decode_colorspace
+
+from wsi_engine.slide.reader import reduce_area
 
 JPEG = 7
 """TIFF Compression tag value of (new-style) JPEG."""
@@ -47,6 +59,13 @@ SOI = b"\xff\xd8"
 
 ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
 """APP14 Adobe marker with transform 0: the three components are R, G, B (no YCbCr)."""
+
+JPEG_SCALES = (2, 4, 8)
+"""Reductions libjpeg decodes directly (its DCT scaling to 1/2, 1/4, 1/8)."""
+
+SCALED_MAX_RMS = 2.5
+"""Largest root-mean-square difference (levels) between a tile decoded at a scale and the
+block means of its full decode for the level's scaled decoding to be used (about 40 dB)."""
 
 
 def tiled_level(page: tifffile.TiffPage) -> TiledLevel | None:
@@ -76,6 +95,7 @@ class TiledLevel:
         self._samples = int(page.samplesperpixel)
         self._jpeg = jpeg_decode_arguments(page) if page.compression == JPEG else None
         self._passthrough: bool | None = None  # unknown until the first file is checked
+        self._scaled: dict[int, bool] = {}  # per reduction, once checked
 
     def read(self, x: int, y: int, width: int, height: int) -> np.ndarray:
         """(height, width, samples) uint8 pixels of the box at level px (x, y); white outside the level."""
@@ -99,6 +119,86 @@ class TiledLevel:
                 ay0 - top : ay1 - top, ax0 - left : ax1 - left
             ]
         return region
+
+    def read_scaled(self, x: int, y: int, width: int, height: int, factor: int) -> np.ndarray:
+        """(height / factor, width / factor, 3) uint8: the box at level px (x, y) reduced
+        ``factor`` times, each pixel the mean of a block of :meth:`read`'s pixels (white outside
+        the level); JPEG tiles inside the level decoded at 1/``factor`` scale. Needs
+        :meth:`scaled_decoding` and ``x``, ``y``, ``width``, ``height`` multiples of ``factor``."""
+        if not self.scaled_decoding(factor) or any(v % factor for v in (x, y, width, height)):
+            raise ValueError(f"no scaled read of {width}x{height} px at ({x}, {y}) / {factor}")
+        out = np.full((height // factor, width // factor, 3), OUTSIDE, dtype=np.uint8)
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + width, self.size[0]), min(y + height, self.size[1])
+        if x1 <= x0 or y1 <= y0:
+            return out
+        tile_w, tile_h = self.tile
+        for data, index in self._segments(x0 // tile_w, y0 // tile_h, x1, y1):
+            row, column = divmod(index, self._columns)
+            left, top = column * tile_w, row * tile_h
+            # the tile's part of the box, level px: multiples of factor (tiles are too)
+            ax0, ay0 = max(left, x), max(top, y)
+            ax1, ay1 = min(left + tile_w, x + width), min(top + tile_h, y + height)
+            if data is not None and self._inside(index):
+                small = self._decode_scaled(data, factor)
+                block = small[
+                    (ay0 - top) // factor : (ay1 - top) // factor,
+                    (ax0 - left) // factor : (ax1 - left) // factor,
+                ]
+            else:  # an edge or missing tile: its pixels (white outside the level), averaged
+                block = reduce_area(self.read(ax0, ay0, ax1 - ax0, ay1 - ay0), factor)
+            out[
+                (ay0 - y) // factor : (ay1 - y) // factor, (ax0 - x) // factor : (ax1 - x) // factor
+            ] = block
+        return out
+
+    def scaled_decoding(self, factor: int) -> bool:
+        """Whether :meth:`read_scaled` can reduce this level ``factor`` times: JPEG tiles of RGB
+        a plain decoder reads (as for passthrough), tile sides multiples of ``factor`` (one of
+        :data:`JPEG_SCALES`), and the level's first tile decoded at that scale within
+        :data:`SCALED_MAX_RMS` of the block means of its full decode."""
+        if factor not in self._scaled:
+            self._scaled[factor] = (
+                factor in JPEG_SCALES
+                and self.tile[0] % factor == 0
+                and self.tile[1] % factor == 0
+                and self._plain_rgb_jpeg()
+                and self._scales_closely(factor)
+            )
+        return self._scaled[factor]
+
+    def _scales_closely(self, factor: int) -> bool:
+        """Whether the level's first stored tile inside the level decodes at 1/``factor`` scale
+        within :data:`SCALED_MAX_RMS` of the block means of its full decode."""
+        page = self._page
+        index = next(
+            (i for i, n in enumerate(page.databytecounts) if n and self._inside(i)), None
+        )
+        if index is None:
+            return False
+        row, column = divmod(index, self._columns)
+        left, top = column * self.tile[0], row * self.tile[1]
+        expected = reduce_area(self.read(left, top, *self.tile), factor).astype(np.float64)
+        handle = page.parent.filehandle
+        ((data, _),) = handle.read_segments(
+            [page.dataoffsets[index]], [page.databytecounts[index]], [index], lock=handle.lock
+        )
+        try:
+            scaled = self._decode_scaled(data, factor)
+        except Exception:  # any decoder complaint: average decoded pixels instead
+            return False
+        rms = float(np.sqrt(np.mean((scaled - expected) ** 2)))
+        return scaled.shape == expected.shape and rms <= SCALED_MAX_RMS
+
+    def _decode_scaled(self, data: bytes, factor: int) -> np.ndarray:
+        """(tile_h / factor, tile_w / factor, 3) pixels of a JPEG tile decoded at that scale."""
+        image = Image.open(io.BytesIO(self._jpeg_file(data)))
+        image.draft("RGB", (self.tile[0] // factor, self.tile[1] // factor))
+        pixels = np.asarray(image)
+        expected = (self.tile[1] // factor, self.tile[0] // factor, 3)
+        if pixels.shape != expected:
+            raise ValueError(f"a JPEG tile decoded at 1/{factor} is {pixels.shape}, not {expected}")
+        return pixels
 
     def jpeg_files(self, indices: Sequence[int]) -> list[bytes | None]:
         """Complete JPEG files of tiles ``indices`` (row-major), each decoding to exactly the
@@ -129,10 +229,14 @@ class TiledLevel:
         return [files.get(index) for index in indices]
 
     def _passthrough_possible(self) -> bool:
+        return self._passthrough is not False and self._plain_rgb_jpeg()
+
+    def _plain_rgb_jpeg(self) -> bool:
+        """Whether the tiles are JPEG of 3 samples that a plain decoder turns into RGB (YCbCr
+        or RGB coded) when given as complete files (:meth:`_jpeg_file`)."""
         page, arguments = self._page, self._jpeg
         return (
-            self._passthrough is not False
-            and arguments is not None
+            arguments is not None
             and self._samples == 3
             and not page.extrasamples
             and arguments["colorspace"] in (None, 2)
@@ -160,6 +264,12 @@ class TiledLevel:
         """(index, (h, w, samples) pixels) of each tile from (column0, row0) to the one holding
         level px (x1 - 1, y1 - 1), in file order. The pixels may be ``buffer`` (a tile's
         shape), overwritten by the next tile: copy them before taking it."""
+        for data, index in self._segments(column0, row0, x1, y1):
+            yield index, self._decode(data, index, buffer)
+
+    def _segments(self, column0: int, row0: int, x1: int, y1: int):
+        """(bytes or ``None`` for a missing tile, index) of each tile from (column0, row0) to
+        the one holding level px (x1 - 1, y1 - 1), in file order."""
         page = self._page
         columns = range(column0, -(-x1 // self.tile[0]))
         rows = range(row0, -(-y1 // self.tile[1]))
@@ -167,8 +277,7 @@ class TiledLevel:
         offsets = [page.dataoffsets[index] for index in indices]
         counts = [page.databytecounts[index] for index in indices]
         handle = page.parent.filehandle
-        for data, index in handle.read_segments(offsets, counts, indices, lock=handle.lock):
-            yield index, self._decode(data, index, buffer)
+        yield from handle.read_segments(offsets, counts, indices, lock=handle.lock)
 
     def _decode(self, data: bytes | None, index: int, buffer: np.ndarray) -> np.ndarray:
         """Pixels (h, w, samples) of tile ``index`` from its bytes (``None``: a missing tile),

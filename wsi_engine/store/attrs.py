@@ -64,6 +64,9 @@ class TilingSection(Section):
     """level-0 px per px of ``read_level``"""
     read_window: int | None = None
     """side of the region read at ``read_level`` for one patch (px)"""
+    resample: str | None = None
+    """how that region became the patch: ``none``, ``jpeg-scaled``, ``area``, ``lanczos``
+    (absent in stores made before it was recorded: ``lanczos`` when resized)"""
     mpp_tolerance: float | None = None
     min_tissue_fraction: float | None = None
     pixel_mode: Literal["jpeg", "lossless", "none"]

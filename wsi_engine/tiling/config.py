@@ -33,6 +33,12 @@ class TilingConfig(StrictModel):
         True,
         description="pixel_mode 'jpeg': store a source JPEG tile unchanged where a patch is exactly one",
     )
+    resample: Literal["jpeg-scaled", "area", "lanczos"] = Field(
+        "jpeg-scaled",
+        description="how a read window larger than patch_size is brought to it: area averaging, "
+        "done by libjpeg's DCT scaling for JPEG tiles at 2, 4 or 8 to 1 (jpeg-scaled), "
+        "area averaging of decoded pixels (area), or Pillow's Lanczos filter (lanczos)",
+    )
     shard_patches: int = Field(128, ge=1, description="patches per shard file (one Dask task each)")
     region_size: int = Field(
         2048, ge=256, description="side in read-level px of the regions read at once"

@@ -14,6 +14,10 @@ grid gets the flag ``non-square-pixels`` and y is treated like x):
   0.499 or 0.5034 µm/px for a nominal 0.5); otherwise it is
   ``round(patch_size · D / d)`` px, resized to ``patch_size`` px with
   antialiasing (:mod:`wsi_engine.tiling.extract`);
+* resample: how the window is brought to ``patch_size`` px: ``none`` (copied),
+  else the configured ``resample`` narrowed to what applies: ``jpeg-scaled``
+  only for an integer window/patch ratio of 2, 4 or 8 (else ``area``), and
+  ``lanczos`` whenever patches are upsampled (area averaging cannot enlarge);
 * ``patch_size_level0 = window · d`` level-0 px, and the µm/px actually stored,
   ``effective_mpp = patch_size_level0 · mpp0 / patch_size``;
 * stride ``(patch_size − overlap) · window / patch_size`` read-level px.
@@ -30,8 +34,8 @@ over the mask) is at least ``min_tissue_fraction``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import numpy as np
 
@@ -43,6 +47,12 @@ _ROW_BLOCK = 256
 """Grid rows whose tissue fractions are computed at once (bounds memory on huge grids)."""
 
 _EPS = 1e-6
+
+Resample = Literal["none", "jpeg-scaled", "area", "lanczos"]
+"""How a read window becomes a patch (see the module docstring)."""
+
+JPEG_SCALES = (2, 4, 8)
+"""Window/patch ratios libjpeg decodes directly (DCT scaling to 1/2, 1/4, 1/8)."""
 
 
 def to_level0(level_px: np.ndarray, downsample: float) -> np.ndarray:
@@ -71,6 +81,8 @@ class GridGeometry:
     """distance between neighbouring patches, read-level px"""
     overlap: int
     """overlap of neighbours, px at ``target_mpp``"""
+    resample: Resample = "none"
+    """how a window larger or smaller than ``patch_size`` is resized to it"""
 
     @property
     def patch_size_level0(self) -> float:
@@ -86,6 +98,12 @@ class GridGeometry:
     def resized(self) -> bool:
         """Whether cut windows are resampled to ``patch_size`` px."""
         return self.window != self.patch_size
+
+    @property
+    def reduction(self) -> int | None:
+        """``window / patch_size`` when it is a whole number of at least 2, else ``None``."""
+        factor, remainder = divmod(self.window, self.patch_size)
+        return factor if factor >= 2 and remainder == 0 else None
 
     def to_level(self, coords: np.ndarray) -> np.ndarray:
         """(N, 2) level-0 x, y → read-level x, y (int64), the inverse of :meth:`to_level0`."""
@@ -103,9 +121,11 @@ class GridGeometry:
 
         ``level0_mpp``: the slide's level-0 µm/px (NaN when unknown, e.g. an
         import). Stores that did not record ``read_window`` get it from the
-        level-0 patch size.
+        level-0 patch size; stores that did not record ``resample`` were
+        resized with Lanczos.
         """
         window = tiling.read_window or round(tiling.patch_size_level0 / tiling.read_downsample)
+        resample = tiling.resample or ("lanczos" if window != tiling.patch_size else "none")
         return cls(
             patch_size=tiling.patch_size,
             target_mpp=tiling.target_mpp,
@@ -115,6 +135,7 @@ class GridGeometry:
             window=window,
             stride=(tiling.patch_size - tiling.overlap) * window / tiling.patch_size,
             overlap=tiling.overlap,
+            resample=resample,
         )
 
     def attrs(self) -> dict[str, Any]:
@@ -128,6 +149,7 @@ class GridGeometry:
             "read_level": self.read_level,
             "read_downsample": self.read_downsample,
             "read_window": self.window,
+            "resample": self.resample,
         }
 
 
@@ -175,7 +197,18 @@ def grid_geometry(
         stride=(config.patch_size - config.overlap) * window / config.patch_size,
         overlap=config.overlap,
     )
-    return geometry, tuple(flags)
+    return replace(geometry, resample=_resample(geometry, config.resample)), tuple(flags)
+
+
+def _resample(geometry: GridGeometry, wanted: str) -> Resample:
+    """The configured method narrowed to what applies to ``geometry`` (module docstring)."""
+    if not geometry.resized:
+        return "none"
+    if geometry.window < geometry.patch_size:
+        return "lanczos"
+    if wanted == "jpeg-scaled" and geometry.reduction not in JPEG_SCALES:
+        return "area"
+    return wanted  # type: ignore[return-value]  # one of the config's literals
 
 
 def axis_positions(level_length: int, window: int, stride: float) -> np.ndarray:

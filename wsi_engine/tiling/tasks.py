@@ -28,7 +28,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ from wsi_engine.store.shards import jpeg_layout_quality, write_jpeg_shard
 from wsi_engine.store.shards import write_shard as write_patch_shard
 from wsi_engine.store.writer import SHARD_PROGRESS, StoreWriter
 from wsi_engine.tiling.config import TilingConfig
-from wsi_engine.tiling.extract import extract_patches
+from wsi_engine.tiling.extract import extract_patches, for_reader
 from wsi_engine.tiling.grid import GridGeometry, plan_grid
 from wsi_engine.tiling.lowres import fit_size, read_downsampled, shrink
 from wsi_engine.tiling.passthrough import jpeg_chunks
@@ -184,6 +184,7 @@ def _prepare(request: SlideRequest) -> SlidePlan:
         if request.tissue_file is not None and request.tissue_file.suffix.lower() in GEOJSON:
             mask = from_viewer_frame(mask, tuple((slide_bounds(reader.properties) or [0, 0])[:2]))
         grid = plan_grid(reader.level_dimensions, reader.level_downsamples, mpp, config, mask)
+        grid = replace(grid, geometry=for_reader(grid.geometry, reader))
         attrs = {
             "slide": slide_attrs(reader, request.slide_id),
             "tiling": tiling_attrs(grid.geometry, config),
