@@ -87,8 +87,14 @@ def test_store_layout_and_attributes(jpeg_store, synthetic_slide):
 def test_lossless_patches_equal_an_independent_read(
     target_mpp, synthetic_slide, dask_cluster, tmp_path
 ):
+    # resample: lanczos, the earlier versions' path, kept exactly (test_tiling_resample.py: others)
     store = _tile(
-        synthetic_slide[0], tmp_path, dask_cluster, pixel_mode="lossless", target_mpp=target_mpp
+        synthetic_slide[0],
+        tmp_path,
+        dask_cluster,
+        pixel_mode="lossless",
+        target_mpp=target_mpp,
+        resample="lanczos",
     )
     tiling = store.attrs["tiling"]
     level, window, size = tiling["read_level"], tiling["read_window"], tiling["patch_size"]

@@ -205,11 +205,17 @@ class SlideReader:
         where = f"level {level}, region x={x} y={y} (level-0 px), size {width}x{height} px"
         where += f" reduced {factor} times" if factor > 1 else ""
         try:
-            scaled = self._read_scaled((x, y), level, (width, height), factor) if factor > 1 else None
-            pixels = to_rgb(self._read((x, y), level, (width, height)) if scaled is None else scaled)
+            scaled = (
+                self._read_scaled((x, y), level, (width, height), factor) if factor > 1 else None
+            )
+            pixels = to_rgb(
+                self._read((x, y), level, (width, height)) if scaled is None else scaled
+            )
         except Exception as error:
             raise self._error(f"cannot read {where}", error) from error
-        expected = (height, width) if scaled is None else (-(-height // factor), -(-width // factor))
+        expected = (
+            (height, width) if scaled is None else (-(-height // factor), -(-width // factor))
+        )
         if pixels.shape[:2] != expected:
             read = f"{pixels.shape[1]}x{pixels.shape[0]} px"
             raise SlideError(f"read {read} instead of {where}", path=self.path)

@@ -11,7 +11,11 @@ grid gets the flag ``non-square-pixels`` and y is treated like x):
 * window: the side, in read-level px, of the square cut for one patch. When
   ``D / d`` is within ``mpp_tolerance`` of 1 the window is exactly
   ``patch_size`` and the patch is copied without resampling (scanners report
-  0.499 or 0.5034 µm/px for a nominal 0.5); otherwise it is
+  0.499 or 0.5034 µm/px for a nominal 0.5). Likewise, unless ``resample``
+  is ``lanczos`` (the grid of earlier versions), when ``D / d`` is within
+  ``mpp_tolerance`` of a whole number k ≥ 2 the window is exactly
+  ``k · patch_size`` (a 0.2498 µm/px 40x scan read at 0.5: k = 2), so each
+  stored px is the mean of a k × k block. Otherwise it is
   ``round(patch_size · D / d)`` px, resized to ``patch_size`` px with
   antialiasing (:mod:`wsi_engine.tiling.extract`);
 * resample: how the window is brought to ``patch_size`` px: ``none`` (copied),
@@ -181,8 +185,11 @@ def grid_geometry(
     level = max((i for i, d in enumerate(level_downsamples) if d <= limit), default=0)
     downsample = float(level_downsamples[level])
     scale = needed / downsample
+    whole = round(scale)
     if abs(scale - 1) <= tolerance:
         window = config.patch_size
+    elif config.resample != "lanczos" and whole >= 2 and abs(scale / whole - 1) <= tolerance:
+        window = whole * config.patch_size
     else:
         window = max(1, round(config.patch_size * scale))
         if scale < 1:
