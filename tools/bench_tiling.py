@@ -13,8 +13,10 @@ Everything is measured in this one run, on this machine, with ``N`` processes
    detection, planning, reading, writing), against one process running the
    naive OpenSlide loop (one ``read_region`` per patch + RGB conversion, no
    writing, timed after opening; for slides finer than 0.5 µm/px the patch's
-   level-0 square resized to 256 px with Lanczos) over the same patches, read
-   back from the stores; and the fixed cost of a one-slide ``tile`` of
+   level-0 square resized to 256 px with Pillow's Lanczos filter, as the
+   engine did before its ``resample`` setting; and, as a second, faster
+   baseline, with Pillow's ``reduce``, a box average) over the same patches,
+   read back from the stores; and the fixed cost of a one-slide ``tile`` of
    ``CMU-1-Small-Region.svs`` (39 patches; skipped when ``../shared`` is absent)
    next to the start of a bare ``python -c pass``.
 
@@ -166,19 +168,25 @@ def repeated_slide(cache: Path, size: int, source: Path) -> Path:
 def _naive_read(args: tuple) -> float:
     """Read each patch with its own OpenSlide ``read_region``, as an RGB array; returns CPU seconds.
 
-    ``args`` is (path, coords) or (path, coords, side): a patch of ``side`` level-0 px
-    (default :data:`TILE`) is read at level 0 and, when larger, resized to :data:`TILE`
-    px with Pillow's Lanczos filter, as a CLAM-style loader does for 40x scans.
+    ``args`` is (path, coords), (path, coords, side) or (path, coords, side, box): a patch
+    of ``side`` level-0 px (default :data:`TILE`) is read at level 0 and, when larger,
+    resized to :data:`TILE` px with Pillow's Lanczos filter, as a CLAM-style loader does
+    for 40x scans (``box``: with Pillow's ``reduce``, a box average, when ``side`` is a
+    multiple of :data:`TILE`).
     """
     import openslide
     from PIL import Image
 
-    path, coords, side = (*args, TILE) if len(args) == 2 else args
+    path, coords = args[:2]
+    side = args[2] if len(args) > 2 else TILE
+    box = len(args) > 3 and args[3]
     started = time.process_time()
     with openslide.OpenSlide(path) as slide:
         for x, y in coords:
             image = slide.read_region((int(x), int(y)), 0, (side, side)).convert("RGB")
-            if side != TILE:
+            if side != TILE and box:
+                image = image.reduce(side // TILE)
+            elif side != TILE:
                 image = image.resize((TILE, TILE), Image.Resampling.LANCZOS)
             np.asarray(image)
     return time.process_time() - started
@@ -314,12 +322,14 @@ def timed_command(arguments: list[str]) -> tuple[float, float]:
     )
 
 
-def _naive_all(slides: list[Path], coords: list[np.ndarray], side: int) -> tuple[float, float, int]:
+def _naive_all(
+    slides: list[Path], coords: list[np.ndarray], side: int, box: bool = False
+) -> tuple[float, float, int]:
     """(wall s, CPU s, patches) of the naive loop over every patch, in this process."""
     wall = cpu = 0.0
     for slide, xy in zip(slides, coords, strict=True):
         started = time.perf_counter()
-        cpu += _naive_read((str(slide), xy, side))
+        cpu += _naive_read((str(slide), xy, side, box))
         wall += time.perf_counter() - started
     return wall, cpu, sum(len(xy) for xy in coords)
 
@@ -340,6 +350,7 @@ def whole_command(args: argparse.Namespace) -> None:
     opened = [PatchStore.open(store_path(out, slide_id_from_path(s))) for s in slides]
     coords = [store.coords() for store in opened]
     side = round(opened[0].patch_size_level0)
+    resample = opened[0].attrs["tiling"].get("resample")
     store_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     shutil.rmtree(out)
     naive_wall, naive_cpu, patches = _naive_all(slides, coords, side)
@@ -347,8 +358,8 @@ def whole_command(args: argparse.Namespace) -> None:
     print(
         f"\nwhole command: {len(slides)} slides of {args.cohort_size}² px at {args.cohort_mpp:g} µm/px "
         f"({source_bytes / 2**20:.0f} MiB; stores {store_bytes / 2**20:.0f} MiB), "
-        f"{patches:,} patches at 0.5 µm/px; load average {load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs"
+        f"{patches:,} patches at 0.5 µm/px (resample: {resample}); load average "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs"
     )
     print(f"{'':48}{'patches/s':>10}{'per CPU-s':>11}   wall")
     print(
@@ -362,6 +373,16 @@ def whole_command(args: argparse.Namespace) -> None:
     print(
         f"whole command / naive loop: {naive_wall / wall:.2f}x (per CPU-s {naive_cpu / cpu:.2f}x)"
     )
+    if side != TILE and side % TILE == 0:
+        box_wall, box_cpu, _ = _naive_all(slides, coords, side, box=True)
+        print(
+            f"{'naive loop with a box average (Pillow reduce)':48}"
+            f"{patches / box_wall:10.0f}{patches / box_cpu:11.0f}   {box_wall:.1f} s"
+        )
+        print(
+            f"whole command / naive loop with a box average: {box_wall / wall:.2f}x "
+            f"(per CPU-s {box_cpu / cpu:.2f}x)"
+        )
     if CMU_SMALL.is_file():
         out = Path(tempfile.mkdtemp(prefix="bench-one-"))
         bare, _ = timed_command(["-c", "pass"])

@@ -4,7 +4,7 @@ A store tiled with ``pixel_mode: none`` holds coordinates only; its patches
 are then read from the source slide with tiling's own geometry
 (:meth:`GridGeometry.from_attrs`) and extraction code
 (:mod:`wsi_engine.tiling.extract`: same read level, same window, same
-Lanczos resize), so features match those of a store with pixels. Embedding,
+``resample``), so features match those of a store with pixels. Embedding,
 galleries and any later stage read patches through :class:`PatchSource`.
 """
 
