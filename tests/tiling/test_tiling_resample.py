@@ -115,3 +115,24 @@ def test_real_aperio_slide_read_at_half_resolution(shared_slides, tmp_path):
     assert store.n_patches > 5
     psnr = _psnr(store.read_patches(0, store.n_patches), _means(_windows(slide, store), 2))
     assert psnr >= 35  # measured about 54 dB
+
+
+def test_low_resolution_images_of_single_level_slides_read_scaled_tiles(tmp_path):
+    """Tissue detection's image of a one-level JPEG slide: tiles decoded at 1/8, then shrunk."""
+    import tifffile
+
+    from wsi_engine.tiling.lowres import read_downsampled
+
+    y, x = np.mgrid[0:1024, 0:1536]
+    image = np.stack(
+        [150 + 70 * np.sin(x / 40.0), 120 + 60 * np.cos(y / 25.0), 170 + 40 * np.sin((x + y) / 90)],
+        axis=2,
+    ).astype(np.uint8)
+    path = tmp_path / "one-level.tif"
+    tifffile.imwrite(path, image, tile=(256, 256), compression="jpeg", photometric="rgb")
+    with open_slide(path, "tiffslide", mpp=0.5) as reader:
+        assert reader.level_count == 1 and reader.scaled_decoding(0, 8)
+        low = read_downsampled(reader, (96, 64))  # 16:1: read at 1/8, then halved
+        exact = _means(reader.read_region((0, 0), 0, (1536, 1024))[np.newaxis], 16)[0]
+    assert low.shape == (64, 96, 3)
+    assert _psnr(low, exact) >= 35

@@ -24,6 +24,9 @@ from wsi_engine.errors import SlideError
 LEVEL_TOLERANCE = 0.01
 """Relative slack of :meth:`SlideReader.best_level_for_downsample` (pyramids round level sizes)."""
 
+JPEG_SCALES = (2, 4, 8)
+"""Reductions libjpeg decodes JPEG data at directly (its DCT scaling to 1/2, 1/4, 1/8)."""
+
 
 @dataclass(frozen=True)
 class Mpp:

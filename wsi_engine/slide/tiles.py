@@ -49,7 +49,7 @@ import simplejpeg
 import tifffile
 from tifffile.tifffile import jpeg_decode_colorspace
 
-from wsi_engine.slide.reader import reduce_area
+from wsi_engine.slide.reader import JPEG_SCALES, reduce_area
 
 JPEG = 7
 """TIFF Compression tag value of (new-style) JPEG."""
@@ -62,9 +62,6 @@ SOI = b"\xff\xd8"
 
 ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
 """APP14 Adobe marker with transform 0: the three components are R, G, B (no YCbCr)."""
-
-JPEG_SCALES = (2, 4, 8)
-"""Reductions libjpeg decodes directly (its DCT scaling to 1/2, 1/4, 1/8)."""
 
 SCALED_MAX_SHIFT = 4.0
 """Largest difference (levels) between the per-channel means of the level's first tile

@@ -43,6 +43,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from wsi_engine.slide.reader import JPEG_SCALES
 from wsi_engine.store.attrs import TilingSection
 from wsi_engine.tiling.config import TilingConfig
 from wsi_engine.tissue.mask import TissueMask
@@ -54,9 +55,6 @@ _EPS = 1e-6
 
 Resample = Literal["none", "jpeg-scaled", "area", "lanczos"]
 """How a read window becomes a patch (see the module docstring)."""
-
-JPEG_SCALES = (2, 4, 8)
-"""Window/patch ratios libjpeg decodes directly (DCT scaling to 1/2, 1/4, 1/8)."""
 
 
 def to_level0(level_px: np.ndarray, downsample: float) -> np.ndarray:
