@@ -24,6 +24,15 @@ def area_means(pixels: np.ndarray, factor: int) -> np.ndarray:
     return blocks.mean(axis=(1, 3))
 
 
+def assert_averaged(reader, location, size, factor: int) -> None:
+    """The scaled read equals exact block means of the decoded pixels (Pillow's reduce)."""
+    scaled = reader.read_region_scaled(location, 0, size, factor)
+    np.testing.assert_array_equal(
+        scaled, reduce_area(reader.read_region(location, 0, size), factor)
+    )
+    assert scaled.shape == (-(-size[1] // factor), -(-size[0] // factor), 3)
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / np.mean((a.astype(np.float64) - b) ** 2)))
 
@@ -85,10 +94,7 @@ def test_edge_tiles_and_outside_are_averaged_exactly(jpeg_tiff):
 )
 def test_unaligned_or_unscalable_reads_average_decoded_pixels(jpeg_tiff, location, size, factor):
     with open_slide(jpeg_tiff, "tiffslide", mpp=0.5) as reader:
-        scaled = reader.read_region_scaled(location, 0, size, factor)
-        exact = reduce_area(reader.read_region(location, 0, size), factor)
-        np.testing.assert_array_equal(scaled, exact)
-        assert scaled.shape == (-(-size[1] // factor), -(-size[0] // factor), 3)
+        assert_averaged(reader, location, size, factor)
     assert not open_slide(jpeg_tiff, "tiffslide", mpp=0.5).scaled_decoding(0, 3)
 
 
@@ -108,19 +114,13 @@ def test_levels_without_rgb_jpeg_tiles_are_averaged(tmp_path, options):
     tifffile.imwrite(path, image, tile=(TILE, TILE), **options)
     with open_slide(path, "tiffslide", mpp=0.5) as reader:
         assert not reader.scaled_decoding(0, 2)
-        scaled = reader.read_region_scaled((0, 0), 0, (128, 128), 2)
-        np.testing.assert_array_equal(
-            scaled, reduce_area(reader.read_region((0, 0), 0, (128, 128)), 2)
-        )
+        assert_averaged(reader, (0, 0), (128, 128), 2)
 
 
 def test_openslide_reads_are_averaged_exactly(jpeg_tiff):
     with open_slide(jpeg_tiff, "openslide", mpp=0.5) as reader:
         assert not reader.scaled_decoding(0, 2)
-        scaled = reader.read_region_scaled((64, 64), 0, (128, 128), 2)
-        np.testing.assert_array_equal(
-            scaled, reduce_area(reader.read_region((64, 64), 0, (128, 128)), 2)
-        )
+        assert_averaged(reader, (64, 64), (128, 128), 2)
 
 
 def test_a_corrupt_tile_in_a_scaled_read_is_a_slide_error(tmp_path):
