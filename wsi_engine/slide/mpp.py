@@ -29,8 +29,8 @@ from pathlib import Path
 
 from wsi_engine.errors import ConfigError, SlideError
 from wsi_engine.slide.discovery import SLIDE_EXTENSIONS
+from wsi_engine.slide.ids import sanitize_name, slide_id_from_path
 from wsi_engine.slide.reader import Mpp
-from wsi_engine.store.layout import sanitize_name, slide_id_from_path
 
 PLAUSIBLE_MPP = (0.05, 20.0)
 """Accepted range of µm/px read from metadata or derived from the objective power."""
