@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 import numpy as np
 from PIL import Image
@@ -58,7 +58,7 @@ def to_rgb(pixels: np.ndarray) -> np.ndarray:
         if alpha.min(initial=255) == 255:
             return np.ascontiguousarray(pixels[..., :3])
         alpha = alpha.astype(np.uint16)
-        blended = (pixels[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
+        blended: np.ndarray = (pixels[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
         return blended.astype(np.uint8)
     raise ValueError(f"unsupported pixel layout {pixels.shape} (expected gray, RGB or RGBA)")
 
@@ -218,7 +218,7 @@ class SlideReader:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError(
             f"{type(self).__name__} holds an open file and cannot be pickled: "
             "send the path and open it in each worker with open_slide()"
