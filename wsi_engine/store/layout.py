@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from wsi_engine.errors import StoreError
 from wsi_engine.slide.ids import sanitize_name
 
 SCHEMA_VERSION = 1
@@ -50,3 +51,15 @@ def find_stores(paths: list[str | Path]) -> list[Path]:
         elif path.is_dir():
             found.extend(p for p in path.iterdir() if p.is_dir() and p.name.endswith(STORE_SUFFIX))
     return sorted(set(found))
+
+
+def require_stores(
+    paths: list[str | Path], hint: str = "give store folders or <id>.zarr paths"
+) -> list[Path]:
+    """:func:`find_stores` of ``paths``; a StoreError naming them (with ``hint``) when there is none."""
+    found = find_stores(paths)
+    if not found:
+        raise StoreError(
+            "no patch stores found", path=", ".join(map(str, paths)) or None, hint=hint
+        )
+    return found
