@@ -189,10 +189,11 @@ def _import_one(file: files.FeatureFile, options: _ImportOptions, result: Import
         "engine_version": __version__,
     }
     store.delete_features(options.encoder_id)
+    chunk = store.sections.tiling.shard_patches  # rows per chunk, as embedding writes them
     array, progress = store.create_features(
-        options.encoder_id, features.dim, meta, block_rows=options.shard_patches, dtype=dtype
+        options.encoder_id, features.dim, meta, block_rows=chunk, dtype=dtype
     )
-    rows = options.shard_patches * max(1, READ_ROWS // options.shard_patches)  # whole chunks
+    rows = chunk * max(1, READ_ROWS // chunk)  # whole chunks
     for start, block in features.blocks(rows):
         array[start : start + len(block)] = block.astype(dtype)
     store.complete_features(options.encoder_id, progress)
