@@ -9,7 +9,7 @@ import torch
 
 from wsi_engine.errors import DataError
 from wsi_engine.store import PatchStore
-from wsi_engine.store.interop import importer
+from wsi_engine.store.interop import export, importer
 from wsi_engine.store.interop.files import FeatureRows, read_pt_features
 
 N, D = 23, 5
@@ -53,3 +53,18 @@ def test_blocks_of_a_pt_file_and_of_a_bad_file(tmp_path):
         FeatureRows(tmp_path / "x.h5", (N, D), np.dtype("S4")).check()
     with pytest.raises(DataError, match="no patches"):
         FeatureRows(tmp_path / "x.h5", (0, D), np.dtype("float32")).check()
+
+
+def test_export_in_blocks_reads_back_the_same_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(importer, "READ_ROWS", 8)
+    monkeypatch.setattr(export, "READ_ROWS", 5)  # 23 rows: blocks 0-5, ..., 20-23
+    features = np.random.default_rng(1).normal(size=(N, D)).astype(np.float32)
+    _write_h5(tmp_path / "feat" / "s1.h5", features, _grid(N))
+    (result,) = importer.import_features(
+        [tmp_path / "feat"], tmp_path / "a", "enc", mpp=0.5, dtype="float32", shard_patches=4
+    )
+    for layout in ("flat", "clam"):
+        (written,) = export.export_features([result.store], "enc", tmp_path / layout, layout)
+        with h5py.File(written, "r") as handle:
+            np.testing.assert_array_equal(handle["features"][:], features)
+    np.testing.assert_array_equal(torch.load(tmp_path / "clam" / "pt_files" / "s1.pt"), features)
