@@ -1,4 +1,4 @@
-"""The batch pipeline: ``wsi-engine run`` and ``wsi-engine demo``.
+"""The batch pipeline: ``wsi-engine run`` and ``wsi-engine demo``; also the inputs of ``reports pair`` (:mod:`~wsi_engine.pipeline.pair_inputs`).
 
 The names below are imported on first use, so ``import wsi_engine.pipeline.preflight``
 (which ``wsi-engine tile`` uses) does not load torch, the encoders and the heatmaps.
@@ -6,9 +6,10 @@ The names below are imported on first use, so ``import wsi_engine.pipeline.prefl
 
 from __future__ import annotations
 
-from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from wsi_engine.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from wsi_engine.pipeline.config import PipelineConfig
@@ -30,10 +31,6 @@ def load_pipeline_config(path: str | Path | None, overrides: dict[str, Any]) -> 
     return with_overrides(config, overrides)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'wsi_engine.pipeline' has no attribute {name!r}")
-    return getattr(import_module(f"wsi_engine.pipeline.{_HOMES[name]}"), name)
-
-
 __all__ = ["PipelineConfig", "PipelineReport", "load_pipeline_config", "run_pipeline"]
+
+__getattr__ = lazy_attributes(__name__, _HOMES)

@@ -21,7 +21,8 @@ from typing import Any
 from wsi_engine import __version__, atomic
 from wsi_engine.errors import DataError, OutputError
 from wsi_engine.locks import LOCK_NAME, RunLock
-from wsi_engine.store import sanitize_name, utc_now
+from wsi_engine.slide.ids import sanitize_name
+from wsi_engine.store import utc_now
 
 RUN_FILE = "run.json"
 
