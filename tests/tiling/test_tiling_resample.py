@@ -136,3 +136,20 @@ def test_low_resolution_images_of_single_level_slides_read_scaled_tiles(tmp_path
         exact = _means(reader.read_region((0, 0), 0, (1536, 1024))[np.newaxis], 16)[0]
     assert low.shape == (64, 96, 3)
     assert _psnr(low, exact) >= 35
+
+
+def test_every_patch_is_cut_from_one_scaled_read_of_the_level(tmp_path):
+    """Regions that reach the level's odd right and bottom edges are read scaled like the others."""
+    from wsi_engine.synthetic import generate_slide
+
+    slide = tmp_path / "odd.tiff"
+    generate_slide(slide, width=2047, height=1535, mpp=0.5, seed=4)
+    # 200-px patches: 400-px windows, whose regions widen to the next 256-px tile: the edge
+    store = _tile(slide, tmp_path / "out", target_mpp=1.0, pixel_mode="lossless", patch_size=200)
+    assert store.attrs["tiling"]["resample"] == "jpeg-scaled" and store.n_patches > 5
+    with open_slide(slide, "tiffslide") as reader:
+        whole = reader.read_region_scaled((0, 0), 0, (2048, 1536), 2)
+    patches = store.read_patches(0, store.n_patches)
+    for (x, y), patch in zip(store.coords() // 2, patches, strict=True):
+        np.testing.assert_array_equal(patch, whole[y : y + 200, x : x + 200])
+    assert (store.coords()[:, 0] + 400 > 1792).any()  # their regions reach the edge tile

@@ -68,11 +68,13 @@ def extract_patches(
     )
     cut = window // factor  # px of the (reduced) region per patch
     for region in regions:
-        # patches start at multiples of factor (their stride is one): so does the region read
+        # patches start at multiples of factor (their stride is one): so does the region read,
+        # and it spans whole blocks (past the level's edge, white px no patch uses)
         x, y = region.x - region.x % factor, region.y - region.y % factor
         origin = geometry.to_level0(np.array([x, y]))
         location = (int(origin[0]), int(origin[1]))
-        extent = (region.x + region.width - x, region.y + region.height - y)
+        right, bottom = region.x + region.width - x, region.y + region.height - y
+        extent = (-(-right // factor) * factor, -(-bottom // factor) * factor)
         if factor > 1:
             pixels = reader.read_region_scaled(location, level, extent, factor)
         else:
