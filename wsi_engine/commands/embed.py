@@ -17,10 +17,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from wsi_engine.commands.options import CONFIG_FILE, SET, command_settings
 from wsi_engine.errors import batch_failures
 
 
 def embed_command(
+    ctx: typer.Context,
     stores: list[Path] = typer.Argument(
         ..., help="Patch stores (<slide_id>.zarr) or folders of stores."
     ),
@@ -55,16 +57,32 @@ def embed_command(
         help="Address of a running Dask scheduler: one task per store on its workers "
         "(GPU workers: --resources GPU=1; docs/scaling.md).",
     ),
+    config: Path | None = CONFIG_FILE,
+    set_options: list[str] = SET,
 ) -> None:
     """Encode every patch of the stores; resumable, skips complete features unless --overwrite."""
     from wsi_engine.encoders.embed import embed_stores
+    from wsi_engine.encoders.settings import EmbedJobSettings
     from wsi_engine.pipeline.preflight import check_encoder, check_inputs_exist
     from wsi_engine.stage import StageObserver
 
+    keys = (
+        "encoder",
+        "checkpoint",
+        "device",
+        "gpus",
+        "batch_size",
+        "precision",
+        "workers",
+        "dtype",
+    )
+    settings = command_settings(
+        ctx, EmbedJobSettings, {k: k for k in keys}, file=config, sets=set_options
+    )
     check_inputs_exist(list(stores), "store")
-    check_encoder(
-        encoder, checkpoint
-    )  # unknown name or missing weights: fail before any store is read
+    # unknown name or missing weights: fail before any store is read
+    check_encoder(settings.encoder, settings.checkpoint)
+    options = {**settings.model_dump(exclude={"encoder", "gpus"}), "overwrite": overwrite}
     console = Console()
     columns = (
         TextColumn("[bold]embed[/]"),
@@ -92,33 +110,11 @@ def embed_command(
                 self.progress.update(self.task, rate=f"{done / elapsed:,.0f} patches/s")
 
     if scheduler:
-        report = _embed_on_cluster(
-            scheduler,
-            stores,
-            encoder,
-            console,
-            checkpoint=checkpoint,
-            device=device,
-            batch_size=batch_size,
-            precision=precision,
-            workers=workers,
-            overwrite=overwrite,
-            dtype=dtype,
-        )
+        report = _embed_on_cluster(scheduler, stores, settings.encoder, console, **options)
     else:
         with Progress(*columns, console=console, transient=True) as progress:
             report = embed_stores(
-                stores,
-                encoder,
-                checkpoint=checkpoint,
-                device=device,
-                batch_size=batch_size,
-                precision=precision,
-                workers=workers,
-                overwrite=overwrite,
-                dtype=dtype,
-                gpus=gpus,
-                observer=_Bar(progress),
+                stores, settings.encoder, gpus=settings.gpus, observer=_Bar(progress), **options
             )
     console.print(summary_table(report))
     console.print(

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from wsi_engine.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 
 THREADS = typer.Option(
     None,
@@ -55,3 +61,68 @@ def output_file(out: Path, default_name: str) -> Path:
         return out
     out.mkdir(parents=True, exist_ok=True)
     return out / default_name
+
+
+# ---------------------------------------------------------------- settings: --config and --set
+CONFIG_FILE = typer.Option(
+    None,
+    "--config",
+    help="YAML file of settings: the keys --set takes (docs/configuration.md) \\[none].",
+)
+SET = typer.Option(
+    [],
+    "--set",
+    help="Setting KEY=VALUE (dotted keys, YAML values; repeatable): beats --config, "
+    "loses to an option given here.",
+)
+
+_GIVEN = {"COMMANDLINE", "ENVIRONMENT", "PROMPT"}
+
+
+def _plain(value: Any) -> Any:
+    """Paths as strings (settings models hold text), lists and tuples item by item."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def command_settings(
+    ctx: typer.Context,
+    model: type[M],
+    flags: dict[str, str],
+    *,
+    file: str | Path | None = None,
+    sets: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+    convert: dict[str, Callable[[Any], Any]] | None = None,
+    catch_all: str | None = None,
+) -> M:
+    """The command's ``model``: defaults (``base``, option defaults) < ``file`` (``--config``) <
+    ``sets`` (``--set``) < options given on the command line.
+
+    ``flags`` maps the command's parameter names to (dotted) keys of ``model``; ``convert``
+    turns a parameter's text into the key's value (``--shots 1,4`` → ``[1, 4]``). An option left
+    at its default counts only where neither the file nor ``--set`` gives the key.
+    """
+    from wsi_engine.config.overrides import layered_settings, parse_sets
+
+    explicit: dict[str, Any] = {}
+    fallback: dict[str, Any] = {}
+    for name, key in flags.items():
+        value = ctx.params.get(name)
+        if value is None:
+            continue
+        value = (convert or {}).get(name, _plain)(value)
+        source = ctx.get_parameter_source(name)
+        (explicit if source is not None and source.name in _GIVEN else fallback)[key] = value
+    return layered_settings(
+        model,
+        base=base,
+        file=file,
+        sets=parse_sets(sets or []),
+        explicit=explicit,
+        fallback=fallback,
+        catch_all=catch_all,
+    )

@@ -32,6 +32,7 @@ from wsi_engine.mil.rundir import load_checkpoint, read_run
 from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore, sanitize_name
 from wsi_engine.training.device import resolve_device
+from wsi_engine.training.records import CheckpointEntry, FitRunRecord
 from wsi_engine.training.rundir import write_rows
 from wsi_engine.training.stores import predict_stores
 
@@ -55,24 +56,26 @@ class PredictResult:
 
 
 def select_checkpoints(
-    run: dict[str, Any], shots: int | None, fold: str
-) -> tuple[int, list[dict[str, Any]]]:
+    run: FitRunRecord, shots: int | None, fold: str
+) -> tuple[int, list[CheckpointEntry]]:
     """(shots, checkpoint entries of run.json) for ``shots`` (default: the largest) and ``fold`` (``all`` or an index)."""
-    entries = run["checkpoints"]
-    available = sorted({e["shots"] for e in entries})
+    entries = run.checkpoints
+    if not entries:
+        raise DataError("the run has no fold models (run.json lists no checkpoints)")
+    available = sorted({e.shots for e in entries})
     shots = available[-1] if shots is None else shots
-    chosen = [e for e in entries if e["shots"] == shots]
+    chosen = [e for e in entries if e.shots == shots]
     if not chosen:
         raise DataError(
             f"the run has no {shots}-shot models (available: {', '.join(map(str, available))})"
         )
     if fold != "all":
-        if not fold.isdigit() or not any(e["fold"] == int(fold) for e in chosen):
-            folds = ", ".join(str(e["fold"]) for e in chosen)
+        if not fold.isdigit() or not any(e.fold == int(fold) for e in chosen):
+            folds = ", ".join(str(e.fold) for e in chosen)
             raise DataError(
                 f"--fold {fold!r} is not a fold of this run", hint=f"use all or one of {folds}"
             )
-        chosen = [e for e in chosen if e["fold"] == int(fold)]
+        chosen = [e for e in chosen if e.fold == int(fold)]
     return shots, chosen
 
 
@@ -139,13 +142,13 @@ class Predictor:
         run = read_run(self.run_dir)
         self.shots, self.entries = select_checkpoints(run, shots, fold)
         self.device = resolve_device(device)
-        loaded = [load_checkpoint(self.run_dir / e["path"]) for e in self.entries]
+        loaded = [load_checkpoint(self.run_dir / e.path) for e in self.entries]
         self.models = [m.to(self.device) for m, _ in loaded]
         self.meta = loaded[0][1]
-        self.run_id = run["run_id"]
-        self.class_names: list[str] = list(self.meta["class_names"])
-        self.encoder_id: str = self.meta["encoder_id"]
-        self.feature_dim = int(self.meta["feature_dim"])
+        self.run_id = run.run_id
+        self.class_names: list[str] = list(self.meta.class_names)
+        self.encoder_id: str = self.meta.encoder_id
+        self.feature_dim = self.meta.feature_dim
         self.write_scores = write_scores
         self.score_id = sanitize_name(
             score_id
@@ -161,8 +164,8 @@ class Predictor:
             arrays = {k: v.astype(np.float32) for k, v in out.items() if k != "probs"}
             attrs = {
                 "kind": "bag",
-                "model": self.meta["model"],
-                "task": self.meta["task"],
+                "model": self.meta.model,
+                "task": self.meta.task,
                 "class_names": list(self.class_names),
                 "encoder_id": self.encoder_id,
                 "slide_probs": [float(p) for p in probs],
@@ -170,7 +173,7 @@ class Predictor:
                 "fit_run": str(self.run_dir.resolve()),
                 "fit_run_id": self.run_id,
                 "shots": self.shots,
-                "folds": [e["fold"] for e in self.entries],
+                "folds": [e.fold for e in self.entries],
             }
             PatchStore.open(store.path, mode="r+").write_scores(self.score_id, arrays, attrs)
         return {
@@ -209,7 +212,7 @@ def predict(
         write_scores=write_scores,
         device=device,
     )
-    folds = [e["fold"] for e in predictor.entries]
+    folds = [e.fold for e in predictor.entries]
     seen = seen_slides(predictor.run_dir, predictor.shots, folds) if labels else set()
     class_names = predictor.class_names
 

@@ -61,11 +61,18 @@ from wsi_engine.prompts import LanguagePriors, TaskEmbeddings
 from wsi_engine.reports.quality import write_pairing
 from wsi_engine.reports.settings import PrivilegedTextConfig
 from wsi_engine.training.device import resolve_device
-from wsi_engine.training.rundir import (
+from wsi_engine.training.records import (
     RUN_FILE,
+    LateFusionRecord,
+    PatchCheckpointMeta,
+    PatchRunRecord,
+    PrivilegedTextRecord,
+    run_header,
+    write_record,
+)
+from wsi_engine.training.rundir import (
     check_run_dir,
     run_id_for,
-    run_record,
     write_json,
     write_rows,
     writing_run,
@@ -172,7 +179,7 @@ def _bag_source(
     labels_path: Path | None,
     second_dirs: list[Path] | None,
 ) -> _Source:
-    labels_path = Path(labels_path or bag.run["labels"])
+    labels_path = Path(labels_path or bag.run.labels)
     evidence = collect_evidence(
         bag,
         read_labels(labels_path),
@@ -187,16 +194,16 @@ def _bag_source(
     text = TaskEmbeddings.load(text_path) if text_path.exists() else None
     language = head_language(
         text,
-        bag.run.get("feature_output_kind"),
-        int(bag.run["feature_dim"]),
+        bag.run.feature_output_kind,
+        bag.run.feature_dim,
         config.text_free,
-        f"the bag run has no prompt embeddings ({bag.run.get('language_note', 'text-free run')})",
+        f"the bag run has no prompt embeddings ({bag.run.language_note})",
     )
     provenance = {
         "source": "bag-run",
         "bag_run": str(bag.run_dir.resolve()),
-        "bag_run_id": bag.run["run_id"],
-        "bag_model": bag.run["model"],
+        "bag_run_id": bag.run.run_id,
+        "bag_model": bag.run.model,
         "bag_shots": bag.shots,
         "bag_folds": bag.folds,
         "evidence": config.targets.evidence,
@@ -223,7 +230,7 @@ def _bag_source(
         evidence.skipped,
         evidence.slide_rows,
         evidence.roles,
-        {"encoder_id": bag.encoder_id, "output_kind": bag.run.get("feature_output_kind")},
+        {"encoder_id": bag.encoder_id, "output_kind": bag.run.feature_output_kind},
     )
 
 
@@ -305,7 +312,7 @@ def resolve_bag_fold(run_dir: Path, shots: int | None, fold: str) -> str:
     splits is a :class:`DataError`."""
     if not (run_dir / "splits.json").is_file():
         return "all" if fold == "auto" else fold
-    folds = sorted({e["fold"] for e in select_checkpoints(read_run(run_dir), shots, "all")[1]})
+    folds = sorted({e.fold for e in select_checkpoints(read_run(run_dir), shots, "all")[1]})
     if fold == "auto":
         return str(folds[0])
     if fold == "all" and len(folds) > 1:
@@ -397,20 +404,20 @@ def _train_and_write(
         write_effective_config(out, "config", {"fit_patches": config})
         if source.language.embeddings is not None:
             source.language.embeddings.save(out / "text_embeddings.npz")
-        meta = {
-            "run_id": run_id,
-            "model": f"patch-{config.head.kind}",
-            "class_names": class_names,
-            "task": source.task,
-            "encoder_id": source.encoder_id,
-            "feature_dim": feature_dim,
-            "language_priors": source.language.used,
-            "best_epoch": result.best_epoch,
-        }
+        meta = PatchCheckpointMeta(
+            run_id=run_id,
+            model=f"patch-{config.head.kind}",
+            class_names=class_names,
+            task=source.task,
+            encoder_id=source.encoder_id,
+            feature_dim=feature_dim,
+            language_priors=source.language.used,
+            best_epoch=result.best_epoch,
+        )
         if clip is not None:
-            meta["late_fusion"] = {"text_dim": corpus.dim, "corpus": corpus.corpus_id}
+            meta.late_fusion = LateFusionRecord(text_dim=corpus.dim, corpus=corpus.corpus_id)
             write_pairing(out, clip.pairs, corpus, clip.quality)
-        save_head(out / CHECKPOINT_NAME, model, meta)
+        meta = save_head(out / CHECKPOINT_NAME, model, meta)
         write_json(out / "history.json", result.history)
         report.write_metrics(out, rows)
         matrix = report.confusion_matrix(targets, probs.argmax(1), n_classes)
@@ -420,34 +427,36 @@ def _train_and_write(
         write_rows(out / "skipped.csv", [vars(s) for s in source.skipped], ("item", "reason"))
         if source.slide_rows:
             write_rows(out / "targets.csv", source.slide_rows, list(source.slide_rows[0]))
-        run = {
-            **run_record(PATCH_RUN_FORMAT, run_id, "complete"),
-            **meta,
-            "head": config.head.kind,
-            "language_note": source.language.note,
+        run = PatchRunRecord(
+            **run_header(PATCH_RUN_FORMAT, run_id, "complete"),
+            **meta.model_dump(
+                exclude={"version", "run_id", "head_config", "level_names"}, exclude_unset=True
+            ),
+            head=config.head.kind,
+            language_note=source.language.note,
             **source.provenance,
-            "n_groups": len(patches.group_names),
-            "n_patches": len(patches),
-            "hard_targets": counts,
-            "n_train_patches": len(train),
-            "n_val_patches": len(val),
-            "n_test_patches": len(test),
-            "seconds": round(result.seconds, 2),
-            "skipped": [vars(s) for s in source.skipped],
-            "metrics": rows,
-            "confusion": matrix.tolist(),
-            "checkpoint": CHECKPOINT_NAME,
-        }
+            n_groups=len(patches.group_names),
+            n_patches=len(patches),
+            hard_targets=counts,
+            n_train_patches=len(train),
+            n_val_patches=len(val),
+            n_test_patches=len(test),
+            seconds=round(result.seconds, 2),
+            skipped=[vars(s) for s in source.skipped],
+            metrics=rows,
+            confusion=matrix.tolist(),
+            checkpoint=CHECKPOINT_NAME,
+        )
         if clip is not None:
-            run["privileged_text"] = {
-                "corpus": str(Path(privileged.corpus).resolve()),
-                "corpus_id": corpus.corpus_id,
-                "paired": "training patches only",
-                "lora_targets": clip.lora_targets,
-                "text_classifier_losses": clip.text_losses,
-                "pairing": clip.quality.to_json(),
-            }
-        write_json(out / RUN_FILE, run)
+            run.privileged_text = PrivilegedTextRecord(
+                corpus=str(Path(privileged.corpus).resolve()),
+                corpus_id=corpus.corpus_id,
+                paired="training patches only",
+                lora_targets=clip.lora_targets,
+                text_classifier_losses=clip.text_losses,
+                pairing=clip.quality.to_json(),
+            )
+        write_record(out / RUN_FILE, run)
     return PatchFitResult(
         out,
         run_id,
@@ -456,5 +465,5 @@ def _train_and_write(
         counts,
         result.best_epoch,
         source.skipped,
-        run.get("privileged_text"),
+        None if run.privileged_text is None else run.privileged_text.to_json(),
     )
