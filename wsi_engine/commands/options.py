@@ -126,3 +126,75 @@ def command_settings(
         fallback=fallback,
         catch_all=catch_all,
     )
+
+
+def with_settings(
+    command: Callable[..., Any] | None = None, *, rule: Callable[[Any], None] | None = None
+) -> Any:
+    """``command`` with ``--config FILE`` and ``--set KEY=VALUE`` over its own options.
+
+    For commands without a settings model of their own: the keys are the option names (``_`` for
+    ``-``, e.g. ``top_k``), typed and checked by a strict model built from the options (an
+    unknown key fails with exit 3 and the closest key); precedence as :func:`command_settings`.
+    ``rule(settings)`` raises ValueError when options contradict each other (the model's
+    validator: a one-line ConfigError). Arguments (the inputs) stay on the command line.
+    """
+    if command is None:
+        return lambda function: with_settings(function, rule=rule)
+    import functools
+    import inspect
+    import typing
+
+    from pydantic import create_model, model_validator
+    from typer.models import OptionInfo
+
+    from wsi_engine.config.loader import StrictModel
+
+    hints = typing.get_type_hints(command)
+    signature = inspect.signature(command)
+    options = {
+        name: (hints[name], ... if p.default.default is ... else p.default.default)
+        for name, p in signature.parameters.items()
+        if isinstance(p.default, OptionInfo)
+    }
+
+    def check(settings: Any) -> Any:
+        if rule is not None:
+            rule(settings)
+        return settings
+
+    model = create_model(
+        f"{command.__name__}_settings",
+        __base__=StrictModel,
+        __validators__={"rule": model_validator(mode="after")(check)},
+        **options,
+    )
+
+    @functools.wraps(command)
+    def wrapper(
+        ctx: typer.Context, config_file: Path | None, set_options: list[str], **kwargs: Any
+    ) -> Any:
+        settings = command_settings(
+            ctx, model, {n: n for n in options}, file=config_file, sets=set_options
+        )
+        return command(**{**kwargs, **dict(settings)})
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[
+            inspect.Parameter("ctx", keyword, annotation=typer.Context),
+            *(
+                p.replace(kind=keyword, annotation=hints[p.name])
+                for p in signature.parameters.values()
+            ),
+            inspect.Parameter("config_file", keyword, default=CONFIG_FILE, annotation=Path | None),
+            inspect.Parameter("set_options", keyword, default=SET, annotation=list[str]),
+        ]
+    )
+    wrapper.__annotations__ = {
+        **hints,
+        "ctx": typer.Context,
+        "config_file": Path | None,
+        "set_options": list[str],
+    }
+    return wrapper

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from wsi_engine.commands.options import CONFIG_FILE, SET, command_settings, with_settings
 from wsi_engine.commands.tables import result_table
 from wsi_engine.errors import ConfigError
 
@@ -18,6 +19,7 @@ app = typer.Typer(
 
 
 @app.command("import")
+@with_settings
 def import_command(
     corpus_file: Path = typer.Argument(
         ..., help="Reports: plain text (one per line), or .csv/.tsv/.jsonl with a text column."
@@ -99,7 +101,18 @@ def import_command(
     )
 
 
+def _pair_rule(settings) -> None:
+    """Slides (--stores) or images, and the split options that go with each."""
+    if bool(settings.stores) == (settings.images is not None):
+        raise ValueError("give exactly one of --stores and --images")
+    if settings.splits is not None and not (settings.stores and settings.train_only):
+        raise ValueError("--splits selects training slides: use it with --stores and --train-only")
+    if settings.stores and settings.train_only and settings.splits is None:
+        raise ValueError("--train-only with --stores needs --splits (a fit run's splits.json)")
+
+
 @app.command("pair")
+@with_settings(rule=_pair_rule)
 def pair_command(
     corpus: Path = typer.Option(..., "--corpus", help="Corpus folder of `reports import`."),
     stores: list[Path] = typer.Option(
@@ -135,12 +148,6 @@ def pair_command(
     """Pair slides (written to each store's reports/<corpus_id>) or patches with their most similar reports."""
     from wsi_engine.reports import pair_inputs
 
-    if bool(stores) == (images is not None):
-        raise ConfigError("give exactly one of --stores and --images")
-    if splits is not None and not (stores and train_only):
-        raise ConfigError("--splits selects training slides: use it with --stores and --train-only")
-    if stores and train_only and splits is None:
-        raise ConfigError("--train-only with --stores needs --splits (a fit run's splits.json)")
     if stores:
         outcome = pair_inputs.pair_store_slides(corpus, list(stores), top_k, splits, out)
     else:
@@ -158,6 +165,7 @@ def pair_command(
 
 
 @app.command("quality")
+@with_settings
 def quality_command(
     corpus: Path = typer.Option(..., "--corpus", help="Corpus folder of `reports import`."),
     stores: list[Path] = typer.Option(
@@ -237,6 +245,7 @@ def _seeds(text: str) -> list[int]:
 
 @app.command("ablation")
 def ablation_command(
+    ctx: typer.Context,
     images: Path = typer.Option(
         ..., "--images", help="Labelled patch folder: one sub-folder of images per class."
     ),
@@ -269,25 +278,28 @@ def ablation_command(
     lora: bool | None = typer.Option(None, "--lora/--no-lora", help="LoRA in CLIP-IT \\[on]."),
     n_boot: int = typer.Option(300, "--bootstrap", help="Bootstrap resamples per seed."),
     out: Path | None = typer.Option(None, "--out", help="Optional JSON file of all figures."),
+    config_file: Path | None = CONFIG_FILE,
+    set_options: list[str] = SET,
 ) -> None:
     """Patch classifiers with and without privileged text on the same splits and seeds: paired differences with 95 % CIs."""
     from dataclasses import asdict
 
-    from wsi_engine.commands.patches import _given, _privileged
-    from wsi_engine.config.loader import validate
+    from wsi_engine.commands.patches import PRIVILEGED_KEYS
     from wsi_engine.patch.fit import FitPatchesConfig, image_source
     from wsi_engine.reports.ablation import ABLATION_METRICS, ablate
     from wsi_engine.reports.patch_fit import load_privileged_corpus
     from wsi_engine.training.rundir import write_json
 
-    config = validate(
+    keys = {"hidden": "head.hidden", "epochs": "train.epochs", "val_fraction": "train.val_fraction"}
+    config = command_settings(
+        ctx,
         FitPatchesConfig,
         {
-            "head": _given({"hidden": hidden}),
-            "train": _given({"epochs": epochs, "val_fraction": val_fraction}),
-            "privileged_text": _privileged(privileged_text, privileged_weight, lora, None, None),
+            **keys,
+            **{k: PRIVILEGED_KEYS[k] for k in ("privileged_text", "privileged_weight", "lora")},
         },
-        "command line",
+        file=config_file,
+        sets=set_options,
     )
     seed_list = _seeds(seeds)
     with Console(stderr=True).status("encoding the images"):

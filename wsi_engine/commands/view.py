@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
+from wsi_engine.commands.options import with_settings
 
+
+@with_settings
 def view_command(
     folder: Path = typer.Argument(
         ...,

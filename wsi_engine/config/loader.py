@@ -139,7 +139,8 @@ def describe_validation_error(error: ValidationError) -> str:
             parts.append(f"unknown key '{key}'")
         elif item["type"] == "missing":
             parts.append(f"missing key '{key}'")
-        elif item["type"] == "value_error" and not item["loc"]:  # a rule across keys
+        elif item["type"] == "value_error" and isinstance(item.get("input"), dict):
+            # a model's rule across its keys: its message says which
             parts.append(str(item.get("ctx", {}).get("error", item["msg"])))
         else:
             message = item["msg"][:200]

@@ -117,6 +117,56 @@ class FitPatchesConfig(StrictModel):
         return self
 
 
+class PatchSources(StrictModel):
+    """Where ``fit-patches`` takes its patches: a bag run's evidence on stores, or an image folder."""
+
+    from_run: str | None = Field(None, description="bag run directory of `wsi-engine fit`")
+    images: str | None = Field(None, description="labelled patch folder, one sub-folder per class")
+    stores: list[str] = Field(default_factory=list, description="stores of the labelled slides")
+    stores_2: list[str] = Field(
+        default_factory=list, description="the same slides' stores at another µm/px"
+    )
+    labels: str | None = Field(None, description="labels CSV [the bag run's]")
+    task: str | None = None
+    encoder: str | None = Field(None, description="encoder preset that encodes --images")
+    checkpoint: str | None = Field(None, description="encoder weights file (with --images)")
+
+
+class FitPatchesSettings(FitPatchesConfig):
+    """``fit-patches``' settings: the run's configuration and its source, with the rules across them."""
+
+    source: PatchSources = Field(default_factory=PatchSources)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FitPatchesSettings:
+        source = self.source
+        if (source.from_run is None) == (source.images is None):
+            raise ValueError("give exactly one of --from-run and --images")
+        if source.from_run is not None and (
+            not source.stores or source.encoder or source.checkpoint
+        ):
+            raise ValueError(
+                "--from-run needs --stores and takes no --encoder/--checkpoint (the run's encoder is used)"
+            )
+        if source.images is not None and (
+            source.encoder is None or source.stores or source.stores_2 or source.labels
+        ):
+            raise ValueError(
+                "--images needs --encoder and takes no --stores, --stores-2 or --labels"
+            )
+        if self.train.metric != "none" and not source.stores_2:
+            raise ValueError(
+                f"--metric {self.train.metric} needs --stores-2 (the same slides at another µm/px)"
+            )
+        return self
+
+    def run_config(self) -> FitPatchesConfig:
+        """The configuration written with the run (everything but the source)."""
+        return FitPatchesConfig.model_validate(
+            self.model_dump(exclude={"source"}, exclude_unset=True)
+        )
+
+
 @dataclass
 class PatchFitResult:
     run_dir: Path
