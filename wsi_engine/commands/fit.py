@@ -12,6 +12,9 @@ from rich.table import Table
 
 from wsi_engine.commands.options import (
     CONFIG_FILE,
+    ENCODER_CHECKPOINT,
+    OVERWRITE_RUN,
+    PRIVILEGED_WEIGHT,
     THREADS,
     TRAINING_DEVICE,
     command_settings,
@@ -83,9 +86,7 @@ def fit_command(
         "--splits",
         help="Use these splits: a splits.json, or FOCUS/CLAM-style CSVs (train,val,test columns; one per fold).",
     ),
-    checkpoint: Path | None = typer.Option(
-        None, "--checkpoint", help="Encoder weights file (to embed the prompts)."
-    ),
+    checkpoint: Path | None = ENCODER_CHECKPOINT,
     epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs per fold [40]."),
     patience: int | None = typer.Option(
         None,
@@ -129,14 +130,12 @@ def fit_command(
         "--privileged-text",
         help="Report corpus of `reports import`: CLIP-IT 1 − cos distillation into the bag representation (libra, abmil; training only) \\[off].",
     ),
-    privileged_weight: float | None = typer.Option(
-        None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."
-    ),
+    privileged_weight: float | None = PRIVILEGED_WEIGHT,
     cache_mb: int = typer.Option(2048, "--cache-mb", help="Memory for cached feature bags, MiB."),
     run_id: str | None = typer.Option(
         None, "--run-id", help="Run id used to name scores in stores [the --out folder name]."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    overwrite: bool = OVERWRITE_RUN,
     threads: int | None = THREADS,
     device: str = TRAINING_DEVICE,
 ) -> None:

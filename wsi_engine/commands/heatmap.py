@@ -12,6 +12,7 @@ from rich.table import Table
 from wsi_engine.commands.options import (
     CONFIG_FILE,
     SET,
+    SLIDE_LABELS,
     command_settings,
     merged_stores,
     stores_argument,
@@ -52,9 +53,7 @@ def heatmap_command(
         0.0, "--smooth-um", help="Gaussian smoothing sigma in µm (0: none)."
     ),
     top_k: int = typer.Option(8, "--top-k", help="Patches per row of the top/bottom gallery."),
-    labels: Path | None = typer.Option(
-        None, "--labels", help="labels.csv (slide_id,label) to show true labels in the report."
-    ),
+    labels: Path | None = SLIDE_LABELS,
     slides: Path | None = typer.Option(
         None,
         "--slides",

@@ -28,6 +28,30 @@ TRAINING_DEVICE = typer.Option(
     "\\[float32 throughout, Sinkhorn included].",
 )
 
+# ---------------------------------------------------------------- options of several commands
+MPP = typer.Option(None, "--mpp", help="µm/px of level 0 for every slide (overrides metadata).")
+MPP_TABLE = typer.Option(
+    None, "--mpp-table", help="CSV of per-slide µm/px: slide_id,mpp (or slide_id,mpp_x,mpp_y)."
+)
+SCHEDULER = typer.Option(
+    None,
+    "--scheduler",
+    help="Address of a running Dask scheduler to use instead of a local cluster "
+    "(one task per slide or store on its workers; docs/scaling.md).",
+)
+ENCODER_CHECKPOINT = typer.Option(
+    None, "--checkpoint", help="Encoder weights file instead of the preset's."
+)
+OVERWRITE_RUN = typer.Option(False, "--overwrite", help="Replace a run already in --out.")
+PRIVILEGED_WEIGHT = typer.Option(
+    None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."
+)
+LORA = typer.Option(None, "--lora/--no-lora", help="LoRA (peft) in the CLIP-IT stage \\[on].")
+IMAGES_DEVICE = typer.Option("cpu", "--device", help="Device that encodes --images.")
+SLIDE_LABELS = typer.Option(
+    None, "--labels", help="labels.csv (slide_id,label) to show true labels."
+)
+
 
 def stores_argument() -> Any:
     """The positional STORES of commands that read patch stores (``--stores`` stays as an alias)."""

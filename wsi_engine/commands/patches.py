@@ -11,6 +11,10 @@ from rich.table import Table
 
 from wsi_engine.commands.options import (
     CONFIG_FILE,
+    ENCODER_CHECKPOINT,
+    LORA,
+    OVERWRITE_RUN,
+    PRIVILEGED_WEIGHT,
     SET,
     command_settings,
     merged_stores,
@@ -73,9 +77,7 @@ def fit_patches_command(
     encoder: str | None = typer.Option(
         None, "--encoder", help="Encoder preset that encodes --images."
     ),
-    checkpoint: Path | None = typer.Option(
-        None, "--checkpoint", help="Encoder weights file (with --images)."
-    ),
+    checkpoint: Path | None = ENCODER_CHECKPOINT,
     device: str = typer.Option(
         "auto",
         "--device",
@@ -130,18 +132,14 @@ def fit_patches_command(
     run_id: str | None = typer.Option(
         None, "--run-id", help="Run id, also the default score id \\[the --out folder name]."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    overwrite: bool = OVERWRITE_RUN,
     privileged_text: Path | None = typer.Option(
         None,
         "--privileged-text",
         help="Report corpus of `reports import`: CLIP-IT late fusion + 1 − cos distillation (training only) \\[off].",
     ),
-    privileged_weight: float | None = typer.Option(
-        None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."
-    ),
-    lora: bool | None = typer.Option(
-        None, "--lora/--no-lora", help="LoRA (peft) in the CLIP-IT stage \\[on]."
-    ),
+    privileged_weight: float | None = PRIVILEGED_WEIGHT,
+    lora: bool | None = LORA,
     lora_r: int | None = typer.Option(None, "--lora-r", help="LoRA rank [16]."),
     lora_alpha: float | None = typer.Option(None, "--lora-alpha", help="LoRA alpha [8]."),
     config_file: Path | None = CONFIG_FILE,

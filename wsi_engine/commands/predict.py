@@ -9,6 +9,7 @@ from rich.console import Console
 
 from wsi_engine.commands.options import (
     CONFIG_FILE,
+    SCHEDULER,
     SET,
     THREADS,
     TRAINING_DEVICE,
@@ -50,11 +51,7 @@ def predict_command(
     ),
     threads: int | None = THREADS,
     device: str = TRAINING_DEVICE,
-    scheduler: str | None = typer.Option(
-        None,
-        "--scheduler",
-        help="Address of a running Dask scheduler: one task per store on its workers.",
-    ),
+    scheduler: str | None = SCHEDULER,
     config: Path | None = CONFIG_FILE,
     set_options: list[str] = SET,
 ) -> None:

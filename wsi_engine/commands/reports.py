@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from wsi_engine.commands.options import CONFIG_FILE, SET, command_settings, with_settings
+from wsi_engine.commands.options import (
+    CONFIG_FILE,
+    ENCODER_CHECKPOINT,
+    IMAGES_DEVICE,
+    LORA,
+    PRIVILEGED_WEIGHT,
+    SET,
+    command_settings,
+    with_settings,
+)
 from wsi_engine.commands.tables import result_table
 from wsi_engine.errors import ConfigError
 
@@ -29,7 +38,7 @@ def import_command(
         ..., "--encoder", help="Encoder preset whose text tower embeds the reports."
     ),
     out: Path = typer.Option(..., "--out", help="Corpus folder to write."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Encoder weights file."),
+    checkpoint: Path | None = ENCODER_CHECKPOINT,
     device: str = typer.Option("cpu", "--device", help="Device of the text tower."),
     column: str = typer.Option("text", "--column", help="Report text column (CSV/JSONL)."),
     id_column: str = typer.Option("id", "--id-column", help="Report id column (CSV/JSONL)."),
@@ -124,10 +133,8 @@ def pair_command(
     encoder: str | None = typer.Option(
         None, "--encoder", help="Encoder preset of --images \\[the corpus's encoder]."
     ),
-    checkpoint: Path | None = typer.Option(
-        None, "--checkpoint", help="Encoder weights (with --images)."
-    ),
-    device: str = typer.Option("cpu", "--device", help="Device that encodes --images."),
+    checkpoint: Path | None = ENCODER_CHECKPOINT,
+    device: str = IMAGES_DEVICE,
     top_k: int = typer.Option(1, "--top-k", help="Reports kept per item, best first."),
     train_only: bool = typer.Option(
         False,
@@ -253,8 +260,8 @@ def ablation_command(
         ..., "--privileged-text", help="Report corpus of `reports import`."
     ),
     encoder: str = typer.Option(..., "--encoder", help="Encoder preset that encodes --images."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Encoder weights file."),
-    device: str = typer.Option("cpu", "--device", help="Device that encodes --images."),
+    checkpoint: Path | None = ENCODER_CHECKPOINT,
+    device: str = IMAGES_DEVICE,
     task: str | None = typer.Option(
         None, "--task", help="Task prompt set: its prompts start the head (zero-shot start)."
     ),
@@ -272,10 +279,8 @@ def ablation_command(
         "--val-fraction",
         help="Validation share of the training images (epoch selection) [0.2].",
     ),
-    privileged_weight: float | None = typer.Option(
-        None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."
-    ),
-    lora: bool | None = typer.Option(None, "--lora/--no-lora", help="LoRA in CLIP-IT \\[on]."),
+    privileged_weight: float | None = PRIVILEGED_WEIGHT,
+    lora: bool | None = LORA,
     n_boot: int = typer.Option(300, "--bootstrap", help="Bootstrap resamples per seed."),
     out: Path | None = typer.Option(None, "--out", help="Optional JSON file of all figures."),
     config_file: Path | None = CONFIG_FILE,

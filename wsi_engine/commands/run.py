@@ -8,7 +8,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wsi_engine.commands.options import SET, command_settings
+from wsi_engine.commands.options import (
+    ENCODER_CHECKPOINT,
+    MPP,
+    MPP_TABLE,
+    SCHEDULER,
+    SET,
+    command_settings,
+)
 from wsi_engine.commands.progress import StageBars, stage_progress
 from wsi_engine.errors import batch_failures, exit_code_of_reason
 
@@ -26,13 +33,11 @@ def run_command(
     ),
     set_options: list[str] = SET,
     encoder: str | None = typer.Option(None, "--encoder", help="Encoder preset name or YAML."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Encoder weights file."),
+    checkpoint: Path | None = ENCODER_CHECKPOINT,
     fitted_run: Path | None = typer.Option(
         None, "--run", help="A `wsi-engine fit` run: adds predict + heatmap."
     ),
-    scheduler: str | None = typer.Option(
-        None, "--scheduler", help="Address of an existing Dask scheduler."
-    ),
+    scheduler: str | None = SCHEDULER,
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Re-attempt only the slides that failed before."
     ),
@@ -56,12 +61,8 @@ def run_command(
         "--heatmap-formats",
         help="Comma-separated heatmap formats (png, geojson, tiff, html, dicom, dsa) \\[png,geojson,tiff,html].",
     ),
-    mpp: float | None = typer.Option(
-        None, "--mpp", help="µm/px of level 0 for every slide (overrides metadata)."
-    ),
-    mpp_table: Path | None = typer.Option(
-        None, "--mpp-table", help="CSV of per-slide µm/px: slide_id,mpp (or slide_id,mpp_x,mpp_y)."
-    ),
+    mpp: float | None = MPP,
+    mpp_table: Path | None = MPP_TABLE,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Check inputs, weights and output, print the plan, and exit."
     ),

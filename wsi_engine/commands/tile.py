@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from wsi_engine.commands.options import SET, command_settings
+from wsi_engine.commands.options import MPP, MPP_TABLE, SCHEDULER, SET, command_settings
 from wsi_engine.commands.progress import stage_progress
 from wsi_engine.errors import batch_failures, exit_code_of_reason
 from wsi_engine.stage import StageObserver
@@ -55,12 +55,8 @@ def tile_command(
     backend: str | None = typer.Option(
         None, "--backend", help="Slide reader: auto, openslide or tiffslide."
     ),
-    mpp: float | None = typer.Option(
-        None, "--mpp", help="µm/px of level 0 for every slide (overrides metadata)."
-    ),
-    mpp_table: Path | None = typer.Option(
-        None, "--mpp-table", help="CSV of per-slide µm/px: slide_id,mpp (or slide_id,mpp_x,mpp_y)."
-    ),
+    mpp: float | None = MPP,
+    mpp_table: Path | None = MPP_TABLE,
     tissue_geojson: Path | None = typer.Option(
         None,
         "--tissue-geojson",
@@ -85,11 +81,7 @@ def tile_command(
         help="Worker processes of a local cluster (default: small jobs in this process, "
         "one thread per core; larger ones one process per core).",
     ),
-    scheduler: str | None = typer.Option(
-        None,
-        "--scheduler",
-        help="Address of a running Dask scheduler to use instead of a local cluster.",
-    ),
+    scheduler: str | None = SCHEDULER,
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Tile again slides whose store is complete."
     ),
