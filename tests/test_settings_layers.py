@@ -26,63 +26,26 @@ def _argv(tmp_path: Path, make: bool = True) -> dict[str, list[str]]:
         stores.mkdir(exist_ok=True)
         labels.write_text("slide_id,label\na,normal\n", encoding="utf-8")
     out = str(tmp_path / "out")
-    return {
-        "tile": ["tile", str(tmp_path / "slides"), "--out", out],
-        "run": ["run", str(tmp_path / "slides"), "--out", out],
-        "embed": ["embed", str(stores), "--encoder", "tiny-clip"],
-        "predict": ["predict", str(stores), "--run", str(tmp_path), "--out", out],
-        "fit": [
-            "fit",
-            str(stores),
-            "--labels",
-            str(labels),
-            "--task",
-            "synthetic-demo",
-            "--encoder",
-            "tiny-clip",
-            "--out",
-            out,
-        ],  # fmt: skip
-        "fit-patches": [
-            "fit-patches",
-            "--from-run",
-            str(tmp_path),
-            "--stores",
-            str(stores),
-            "--out",
-            out,
-        ],  # fmt: skip
-        "predict-patches": ["predict-patches", "--run", str(tmp_path), str(stores)],
-        "heatmap": ["heatmap", str(stores), "--scores", "r", "--out", out],
-        "import-features": ["import-features", str(stores), "--out", out, "--encoder", "e"],
-        "export-features": ["export-features", str(stores), "--encoder", "e", "--out", out],
-        "reports import": [
-            "reports",
-            "import",
-            str(labels),
-            "--task",
-            "synthetic-demo",
-            "--encoder",
-            "tiny-clip",
-            "--out",
-            out,
-        ],  # fmt: skip
-        "reports pair": ["reports", "pair", "--corpus", str(tmp_path), "--stores", str(stores)],
-        "reports quality": ["reports", "quality", "--corpus", str(tmp_path), "--stores", out],
-        "reports ablation": [
-            "reports",
-            "ablation",
-            "--images",
-            str(tmp_path),
-            "--privileged-text",
-            str(tmp_path),
-            "--encoder",
-            "tiny-clip",
-        ],  # fmt: skip
-        "view": ["view", str(tmp_path)],
-        "synth": ["synth", out],
-        "demo": ["demo", "--out", out],
+    lines = {
+        "tile": f"tile {tmp_path}/slides --out {out}",
+        "run": f"run {tmp_path}/slides --out {out}",
+        "embed": f"embed {stores} --encoder tiny-clip",
+        "predict": f"predict {stores} --run {tmp_path} --out {out}",
+        "fit": f"fit {stores} --labels {labels} --task synthetic-demo --encoder tiny-clip --out {out}",
+        "fit-patches": f"fit-patches --from-run {tmp_path} --stores {stores} --out {out}",
+        "predict-patches": f"predict-patches --run {tmp_path} {stores}",
+        "heatmap": f"heatmap {stores} --scores r --out {out}",
+        "import-features": f"import-features {stores} --out {out} --encoder e",
+        "export-features": f"export-features {stores} --encoder e --out {out}",
+        "reports import": f"reports import {labels} --task synthetic-demo --encoder tiny-clip --out {out}",
+        "reports pair": f"reports pair --corpus {tmp_path} --stores {stores}",
+        "reports quality": f"reports quality --corpus {tmp_path} --stores {out}",
+        "reports ablation": f"reports ablation --images {tmp_path} --privileged-text {tmp_path} --encoder tiny-clip",
+        "view": f"view {tmp_path}",
+        "synth": f"synth {out}",
+        "demo": f"demo --out {out}",
     }
+    return {name: line.split() for name, line in lines.items()}
 
 
 COMMANDS = sorted(_argv(Path("/nonexistent"), make=False))

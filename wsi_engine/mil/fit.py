@@ -91,6 +91,16 @@ class FitConfig(StrictModel):
 
 
 LIBRA_ONLY_OPTIONS = ("fusion", "kv", "proto_init")
+CHECKPOINT_KEYS = {
+    "run_id",
+    "model",
+    "model_options",
+    "class_names",
+    "task",
+    "encoder_id",
+    "feature_dim",
+}
+"""Keys of ``run.json`` that every fold checkpoint's meta repeats."""
 """Model options of Libra-MIL that ``fit`` also takes as options (``--fusion``, ``--kv``, ``--proto-init``)."""
 
 
@@ -275,13 +285,7 @@ def fit(
                     out = out / f"seed_{train_seed}"
                 out.mkdir(parents=True, exist_ok=True)
                 meta = MilCheckpointMeta(
-                    run_id=run_id,
-                    model=spec.name,
-                    model_options=options.model_dump(mode="json"),
-                    class_names=list(task.class_names),
-                    task=task.name,
-                    encoder_id=encoder_id,
-                    feature_dim=cohort.feature_dim,
+                    **run.model_dump(include=CHECKPOINT_KEYS),
                     language_priors=language.used,
                     shots=split.shots,
                     fold=split.fold,

@@ -228,12 +228,9 @@ def parse_record(model: type[R], data: Any, path: Path, what: str, *, hint: str 
         raise DataError(f"not a {what} (expected a JSON object)", path=path, hint=hint)
     version = data.get("version", RECORD_VERSION)
     if version != RECORD_VERSION:
-        raise DataError(
-            f"{what} record version {version!r}; this wsi-engine {__version__} reads version "
-            f"{RECORD_VERSION}",
-            path=path,
-            hint="use the wsi-engine version that wrote it, or refit the run",
-        )
+        readable = f"this wsi-engine {__version__} reads version {RECORD_VERSION}"
+        hint = "use the wsi-engine version that wrote it, or refit the run"
+        raise DataError(f"{what} record version {version!r}; {readable}", path=path, hint=hint)
     try:
         return model.model_validate(data)
     except ValidationError as error:
