@@ -71,7 +71,8 @@ def run_command(
 
     Exit code 0 when every slide completed, 1 when some failed (listed in the summary and OUT/summary.json).
     """
-    from wsi_engine.pipeline import PipelineConfig, pipeline_file, run_pipeline
+    from wsi_engine.pipeline import run_pipeline
+    from wsi_engine.pipeline.config import PipelineConfig, pipeline_file
 
     settings = command_settings(
         ctx,
