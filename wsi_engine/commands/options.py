@@ -40,7 +40,9 @@ SCHEDULER = typer.Option(
     "(one task per slide or store on its workers; docs/scaling.md).",
 )
 ENCODER_CHECKPOINT = typer.Option(
-    None, "--checkpoint", help="Encoder weights file instead of the preset's."
+    None,
+    "--checkpoint",
+    help="Encoder weights file instead of the preset's (or set WSI_ENGINE_WEIGHTS_DIR).",
 )
 OVERWRITE_RUN = typer.Option(False, "--overwrite", help="Replace a run already in --out.")
 PRIVILEGED_WEIGHT = typer.Option(
