@@ -119,3 +119,27 @@ def test_checkpoint_meta_is_strict(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="unknown key 'extra'") as error:
         parse_record(MilCheckpointMeta, {**meta, "extra": 1}, tmp_path / "model.pt", "meta")
     assert error.value.path == str(tmp_path / "model.pt") and error.value.exit_code == 7
+
+
+def test_a_foreign_manifest_is_one_data_error_line_and_an_old_one_reads(
+    tmp_path: Path, capsys
+) -> None:
+    from wsi_engine.pipeline.manifest import Manifest
+
+    slides = tmp_path / "slides"
+    slides.mkdir()
+    (slides / "a.svs").write_bytes(b"not read before the manifest")
+    out = tmp_path / "out"
+    out.mkdir()
+    manifest = out / "manifest.json"
+    manifest.write_text(json.dumps({"slides": {"a": {"tile": {"status": "ok"}}}}))
+    assert main(["run", str(slides), "--out", str(out), "--dry-run"]) == 7
+    err = capsys.readouterr().err.strip()
+    assert str(manifest) in err and "key 'slides.a.tile.status'" in err, err
+    assert len(err.splitlines()) == 1
+    # a tile record as the first pipeline wrote it (with `empty`) still reads
+    old = {"status": "done", "key": "k", "fingerprint": "sha256:x", "n_patches": 0, "empty": True}
+    manifest.write_text(json.dumps({"slides": {"a": {"tile": old}}}))
+    entry = Manifest(out).record("a", "tile")
+    assert entry is not None and entry.empty and entry.n_patches == 0
+    assert Manifest(out).is_done("a", "tile", "k") and not Manifest(out).is_done("a", "tile", "x")

@@ -163,10 +163,8 @@ def plan_run(
             slide.stages = {s: "skip (failed before; --retry-failed)" for s in STAGES}
             continue
         store = store_path(stores, slide.slide_id)
-        tiled = (
-            store.is_dir()
-            and (manifest.record(slide.slide_id, "tile") or {}).get("status") == "done"
-        )
+        entry = manifest.record(slide.slide_id, "tile")
+        tiled = store.is_dir() and entry is not None and entry.status == "done"
         slide.stages["tile"] = "skip (done)" if tiled else "run"
         embedded = tiled and PatchStore.open(store).has_features(encoder_id)
         slide.stages["embed"] = "skip (done)" if embedded else "run"

@@ -1,4 +1,5 @@
-"""Typed run records: ``run.json`` of ``fit`` and ``fit-patches`` runs and their checkpoints' ``meta``.
+"""Typed run records: ``run.json`` of ``fit`` and ``fit-patches`` runs, their checkpoints' ``meta``
+and the pipeline's ``manifest.json``.
 
 One strict, versioned model per record, written and read only here (the JSON layout is the one
 earlier versions wrote: keys absent from a record stay absent, :meth:`Record.to_json`). Reading
@@ -8,7 +9,8 @@ value of the right type; each failure is one :class:`~wsi_engine.errors.DataErro
 naming the file. Records written before ``version`` existed read as version 1.
 
 Writers: :mod:`wsi_engine.mil.fit` (:class:`FitRunRecord`, :class:`MilCheckpointMeta`),
-:mod:`wsi_engine.patch.fit` (:class:`PatchRunRecord`, :class:`PatchCheckpointMeta`). Readers:
+:mod:`wsi_engine.patch.fit` (:class:`PatchRunRecord`, :class:`PatchCheckpointMeta`),
+:mod:`wsi_engine.pipeline.manifest` (:class:`ManifestRecord` of ``wsi-engine run``). Readers:
 ``predict``, ``fit-patches --from-run``, ``predict-patches``, the pipeline's predict stage and
 its preflight.
 """
@@ -200,6 +202,44 @@ class PatchRunRecord(RunHeader):
     confusion: list[list[int]] = Field(default_factory=list)
     checkpoint: str = "model.pt"
     privileged_text: PrivilegedTextRecord | None = None
+
+
+class StageRecord(Record):
+    """What one stage of ``wsi-engine run`` recorded for one slide in ``OUT/manifest.json``.
+
+    ``status`` and ``key`` (the stage key it ran with), ``seconds``, ``error`` and ``path`` (a failed
+    slide), then what each stage reports for the later ones: tiling (``n_patches``,
+    ``new_patches``, ``patches_per_s``, ``fingerprint``, ``path``), embedding (``encoder_id``,
+    ``device``, ``precision``), prediction (``score_id``, ``class_names``, ``probs``,
+    ``predicted``) and heatmaps (``files``).
+    """
+
+    status: Literal["done", "failed"]
+    key: str | None = None
+    seconds: float | None = None
+    error: str | None = None
+    path: str | None = None
+    n_patches: int | None = None
+    new_patches: int | None = None
+    patches_per_s: float | None = None
+    fingerprint: str | None = None
+    encoder_id: str | None = None
+    device: str | None = None
+    precision: str | None = None
+    score_id: str | None = None
+    class_names: list[str] | None = None
+    probs: list[float] | None = None
+    predicted: str | None = None
+    files: list[str] | None = None
+    empty: bool | None = None
+    """tiling, in manifests written before the stage protocol (an empty slide)"""
+
+
+class ManifestRecord(Record):
+    """``OUT/manifest.json`` of ``wsi-engine run``: slide id → stage → :class:`StageRecord`."""
+
+    version: int = RECORD_VERSION
+    slides: dict[str, dict[str, StageRecord]] = Field(default_factory=dict)
 
 
 R = TypeVar("R", bound=Record)
