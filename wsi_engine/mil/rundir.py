@@ -37,6 +37,7 @@ from wsi_engine.training.records import (
     FIT_RUN_FORMAT,
     FitRunRecord,
     MilCheckpointMeta,
+    PromptRecord,
     parse_record,
     read_run_record,
 )
@@ -73,7 +74,7 @@ def save_checkpoint(
     text_meta = (
         {}
         if text is None
-        else {"encoder_id": text.encoder_id, "class_names": list(text.class_names)}
+        else PromptRecord(encoder_id=text.encoder_id, class_names=list(text.class_names)).to_json()
     )
     checkpoint.save_checkpoint(
         path,
@@ -94,10 +95,9 @@ def load_checkpoint(path: Path) -> tuple[MILModel, MilCheckpointMeta]:
         text = None
         if payload["text"]["arrays"]:
             arrays = {k: v.numpy() for k, v in payload["text"]["arrays"].items()}
-            text_meta = payload["text"]["meta"]
-            text = TaskEmbeddings(
-                text_meta["encoder_id"], tuple(text_meta["class_names"]), **arrays
-            )
+            what = "wsi-engine MIL checkpoint's prompt record"
+            prompts = parse_record(PromptRecord, payload["text"]["meta"], path, what)
+            text = TaskEmbeddings(prompts.encoder_id, tuple(prompts.class_names), **arrays)
         config = model_config(meta.model, meta.model_options, source=str(path))
         model = create_model(meta.model, config, meta.feature_dim, len(meta.class_names), text)
     except (KeyError, TypeError, ValueError, AttributeError) as error:

@@ -133,6 +133,13 @@ class MilCheckpointMeta(Record):
     best_epoch: int | None = None
 
 
+class PromptRecord(Record):
+    """Which prompt embeddings a MIL checkpoint was built from (its ``text`` entry's ``meta``)."""
+
+    encoder_id: str
+    class_names: list[str]
+
+
 class LateFusionRecord(Record):
     """A CLIP-IT patch head's text branch: text embedding width and the corpus it came from."""
 
