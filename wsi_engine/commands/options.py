@@ -171,10 +171,7 @@ def with_settings(
     import inspect
     import typing
 
-    from pydantic import create_model, model_validator
     from typer.models import OptionInfo
-
-    from wsi_engine.config.loader import StrictModel
 
     hints = typing.get_type_hints(command)
     signature = inspect.signature(command)
@@ -184,24 +181,31 @@ def with_settings(
         if isinstance(p.default, OptionInfo)
     }
 
-    def check(settings: Any) -> Any:
-        if rule is not None:
-            rule(settings)
-        return settings
+    @functools.cache
+    def settings_model() -> type[BaseModel]:
+        """The strict model of the options (built on first use: ``--help`` needs no pydantic)."""
+        from pydantic import create_model, model_validator
 
-    model = create_model(
-        f"{command.__name__}_settings",
-        __base__=StrictModel,
-        __validators__={"rule": model_validator(mode="after")(check)},
-        **options,
-    )
+        from wsi_engine.config.loader import StrictModel
+
+        def check(settings: Any) -> Any:
+            if rule is not None:
+                rule(settings)
+            return settings
+
+        return create_model(
+            f"{command.__name__}_settings",
+            __base__=StrictModel,
+            __validators__={"rule": model_validator(mode="after")(check)},
+            **options,
+        )
 
     @functools.wraps(command)
     def wrapper(
         ctx: typer.Context, config_file: Path | None, set_options: list[str], **kwargs: Any
     ) -> Any:
         settings = command_settings(
-            ctx, model, {n: n for n in options}, file=config_file, sets=set_options
+            ctx, settings_model(), {n: n for n in options}, file=config_file, sets=set_options
         )
         return command(**{**kwargs, **dict(settings)})
 
