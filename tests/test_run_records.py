@@ -7,6 +7,7 @@ DataError line (exit 7) naming the file; records written before ``version`` exis
 from __future__ import annotations
 
 import json
+from math import nan
 from pathlib import Path
 
 import pytest
@@ -66,14 +67,20 @@ def _write(run_dir: Path, payload: dict) -> Path:
 def test_a_record_round_trips_with_its_json_layout(tmp_path: Path) -> None:
     record = _record()
     record.privileged_text = PrivilegedTextRecord(
-        corpus="/c", corpus_id="c1", paired="slides", pairing={"n_items": 3}
+        corpus="/c", corpus_id="c1", paired="slides", pairing={"n_items": 3, "agreement": nan}
     )
     write_record(tmp_path / RUN_FILE, record)
     written = json.loads((tmp_path / RUN_FILE).read_text())
     assert written["model_config"] == {"dim": 16, "kv": 3}  # the key name of earlier versions
     assert "summary" not in written and "completed" not in written  # unset keys stay absent
     assert written["version"] == 1 and written["privileged_text"]["corpus_id"] == "c1"
+    assert (
+        written["privileged_text"]["pairing"]["agreement"]
+        != written["privileged_text"]["pairing"]["agreement"]
+    )  # NaN stays NaN, as json.dumps wrote it before records were typed
     back = read_run_record(tmp_path, FitRunRecord, "wsi-engine fit run", "fit")
+    assert back.privileged_text is not None and back.privileged_text.pairing["n_items"] == 3
+    back.privileged_text = record.privileged_text  # NaN != NaN: compare the rest
     assert back == record
     assert back.checkpoints[0].path == "folds/a/model.pt" and back.model_options["kv"] == 3
 

@@ -43,8 +43,9 @@ class Record(BaseModel):
     )
 
     def to_json(self) -> dict[str, Any]:
-        """The record as written: JSON types, original key names, unset optional keys left out."""
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        """The record as written: original key names, unset optional keys left out, NaN kept
+        (the fields are JSON values already; pydantic's JSON mode would turn NaN into null)."""
+        return self.model_dump(by_alias=True, exclude_unset=True)
 
     def __getitem__(self, key: str) -> Any:
         """Read-only ``record["key"]`` for callers written against the earlier plain dicts."""
