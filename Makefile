@@ -27,6 +27,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check wsi_engine kernels tests tools
 	$(VENV)/bin/ruff format --check wsi_engine kernels tests tools
+	$(PY) -m mypy
 
 wheel-check:
 	bash tools/ci/wheel_check.sh

@@ -8,6 +8,7 @@ Read from the source (AST, imports inside functions included), not from
 * a stage package whose ``__init__`` declares ``__all__`` is used by the
   other stages only through those names, never by reaching into a submodule
   (``mil`` declares none: its submodules are its documented API);
+* ``slide`` does not import ``store`` (the store builds on slide ids);
 * orchestration sits on top: only the command layer imports ``commands`` and
   ``pipeline``; stages and libraries never do.
 """
@@ -23,14 +24,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "wsi_engine"
 STAGE_PACKAGES = {"tiling", "encoders", "mil", "patch", "heatmap"}
-KNOWN_CYCLES = [["mil", "patch", "reports"]]
-"""Package cycles that exist and are to be removed, not to be added to: ``mil.fit`` and
-``patch.fit`` call the ``reports`` package (privileged-text distillation, issue #20), whose
-ablation and patch-fit modules build on ``mil`` and ``patch``. Splitting those modules out of
-``reports`` removes it; the test then fails until this entry is deleted."""
-KNOWN_MODULE_CYCLES = [["wsi_engine.encoders.aliases", "wsi_engine.encoders.config"]]
-"""``load_encoder_config`` resolves aliases (issue #19) lazily from the module the aliases build
-configs of; moving the resolution above both removes it (then delete this entry)."""
+KNOWN_CYCLES: list[list[str]] = []
+"""Package cycles that exist and are to be removed (none left: keep it empty)."""
+KNOWN_MODULE_CYCLES: list[list[str]] = []
+"""Module cycles that exist and are to be removed (none left: keep it empty)."""
+LOWER = {"slide": {"store"}}
+"""Packages a package must not import: the store is named after slide ids (``slide.ids``), so
+``store`` builds on ``slide``, never the reverse."""
 ORCHESTRATION = {"commands": {"cli", "commands"}, "pipeline": {"cli", "commands", "pipeline"}}
 
 
@@ -217,5 +217,15 @@ def test_orchestration_is_imported_only_from_above(layer):
         if package(e.target) == layer
         and (package(e.source) or e.source) not in allowed
         and e.source != "wsi_engine.__main__"
+    ]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("source", sorted(LOWER))
+def test_lower_packages_do_not_import_upper_ones(source):
+    bad = [
+        str(e)
+        for e in edges()
+        if package(e.source) == source and package(e.target) in LOWER[source]
     ]
     assert not bad, "\n".join(bad)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wsi_engine.config.names import did_you_mean, match_name, normalise
-from wsi_engine.encoders.config import load_encoder_config
+from wsi_engine.encoders.aliases import load_encoder_config
 from wsi_engine.errors import ConfigError
 from wsi_engine.mil.registry import get_spec
 from wsi_engine.prompts import load_task

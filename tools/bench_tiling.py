@@ -326,8 +326,9 @@ def _naive_all(slides: list[Path], coords: list[np.ndarray], side: int) -> tuple
 
 def whole_command(args: argparse.Namespace) -> None:
     """Part 0: the whole ``tile`` command on a cohort vs the naive loop; one-slide fixed cost."""
+    from wsi_engine.slide.ids import slide_id_from_path
     from wsi_engine.store import PatchStore
-    from wsi_engine.store.layout import slide_id_from_path, store_path
+    from wsi_engine.store.layout import store_path
 
     slides = cohort_slides(args.cache, args.cohort, args.cohort_size, args.cohort_mpp)
     source_bytes = sum(slide.stat().st_size for slide in slides)

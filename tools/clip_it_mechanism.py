@@ -1,7 +1,7 @@
 """CLIP-IT mechanism check in the synthetic joint image-text space (docs/clip-it.md).
 
 For each training size (images per class) and each corpus (class-informative
-reports, unrelated reports), runs :func:`wsi_engine.reports.ablation.ablate`
+reports, unrelated reports), runs :func:`wsi_engine.patch.privileged_ablation.ablate`
 (with vs without privileged text, same splits and seeds, test images never
 trained or selected on) and prints a markdown table of the mean paired
 difference in balanced accuracy and AUC with 95 % t intervals over seeds,
@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from wsi_engine.patch.head import HeadConfig
+from wsi_engine.patch.privileged_ablation import ablate, t_interval
 from wsi_engine.patch.train import PatchTrainConfig
-from wsi_engine.reports.ablation import ablate, t_interval
 from wsi_engine.reports.settings import PrivilegedTextConfig
-from wsi_engine.reports.synthetic import JointSpace
+from wsi_engine.synthetic.joint_space import JointSpace
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ import json
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -82,12 +83,16 @@ class FileLock:
             os.close(self._fd)
             self._fd = None
 
-    def owner(self) -> dict:
-        """The owner recorded in the file: ``host``, ``pid``, ``started`` (process start, s since epoch)."""
+    def owner(self) -> dict[str, Any]:
+        """The owner recorded in the file: ``host``, ``pid``, ``started`` (process start, s since epoch).
+
+        ``{}`` when the file is gone or holds no JSON object.
+        """
         try:
-            return json.loads(self.path.read_text())
+            recorded = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return {}
+        return recorded if isinstance(recorded, dict) else {}
 
     def _open(self) -> int:
         try:

@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from wsi_engine.encoders.embed import embed_stores
-from wsi_engine.encoders.interop import export_features, import_features
 from wsi_engine.store import PatchStore
+from wsi_engine.store.interop import export_features, import_features
 
 SLIDE_MPP = 0.25  # the stores are resampled: 64-px patches at 0.5 µm/px read from level 0 (128 px)
 

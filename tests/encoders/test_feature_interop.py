@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from wsi_engine.encoders.embed import embed_stores
-from wsi_engine.encoders.interop import export_features, import_features
 from wsi_engine.store import PatchStore
+from wsi_engine.store.interop import export_features, import_features
 
 
 def _clam_h5(path, n=30, d=24, seed=0, with_features=True):

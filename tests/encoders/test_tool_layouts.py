@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from wsi_engine.encoders.interop import import_features
 from wsi_engine.store import PatchStore
+from wsi_engine.store.interop import import_features
 
 N, D = 12, 24
 

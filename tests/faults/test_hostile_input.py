@@ -9,7 +9,8 @@ import pytest
 
 from wsi_engine.cli import main
 from wsi_engine.errors import ConfigError
-from wsi_engine.store import PatchStore, slide_id_from_path
+from wsi_engine.slide.ids import slide_id_from_path
+from wsi_engine.store import PatchStore
 
 BOMB = """\
 a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from wsi_engine.cli import main
-from wsi_engine.encoders.interop import import_features
 from wsi_engine.heatmap import make_heatmaps
+from wsi_engine.store.interop import import_features
 
 from .conftest import plant_scores
 

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from wsi_engine.reports.corpus import ReportCorpus
-from wsi_engine.reports.synthetic import JointSpace
 from wsi_engine.store import PatchStore
 from wsi_engine.store.writer import StoreWriter
+from wsi_engine.synthetic.joint_space import JointSpace
 
 from ..torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from wsi_engine.cli import main
-from wsi_engine.reports.ablation import paired_bootstrap, t_interval
+from wsi_engine.patch.privileged_ablation import paired_bootstrap, t_interval
 
 from .conftest import write_images
 

@@ -11,13 +11,13 @@ import torch
 from wsi_engine.cli import main
 from wsi_engine.encoders import load_encoder
 from wsi_engine.patch.head import HeadConfig, build_head
+from wsi_engine.patch.privileged import distill_patch_head
 from wsi_engine.patch.rundir import load_head, save_head
 from wsi_engine.patch.train import PatchTrainConfig, predict_probs
 from wsi_engine.reports.distill import LateFusionHead, TextClassifier
 from wsi_engine.reports.lora import LoraSettings, linear_names, lora_on_tower, merged, with_lora
-from wsi_engine.reports.patch_fit import distill_patch_head
 from wsi_engine.reports.settings import PrivilegedTextConfig
-from wsi_engine.reports.synthetic import JointSpace
+from wsi_engine.synthetic.joint_space import JointSpace
 
 from .conftest import saved_corpus, slide_cohort
 

@@ -10,7 +10,7 @@ import pytest
 
 @pytest.mark.parametrize(
     "module",
-    ["wsi_engine.reports.patch_fit", "wsi_engine.reports.slide_fit", "wsi_engine.mil.fit"],
+    ["wsi_engine.patch.privileged", "wsi_engine.reports.slide_fit", "wsi_engine.mil.fit"],
 )
 def test_module_imports_first_in_a_fresh_interpreter(module):
     done = subprocess.run(

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from wsi_engine.patch.head import HeadConfig
+from wsi_engine.patch.privileged_ablation import ablate
 from wsi_engine.patch.train import PatchTrainConfig
-from wsi_engine.reports.ablation import ablate
 from wsi_engine.reports.distill import TextClassifier, train_text_classifier
 from wsi_engine.reports.pairing import pair
 from wsi_engine.reports.settings import PrivilegedTextConfig
-from wsi_engine.reports.synthetic import JointSpace
+from wsi_engine.synthetic.joint_space import JointSpace
 
 
 def text_branch_accuracy(space: JointSpace, informative: bool) -> float:

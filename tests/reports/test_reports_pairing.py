@@ -12,8 +12,8 @@ from wsi_engine.mil.fewshot import Split, save_splits
 from wsi_engine.reports.corpus import ReportCorpus
 from wsi_engine.reports.pairing import pair
 from wsi_engine.reports.quality import pairing_quality
-from wsi_engine.reports.synthetic import JointSpace
 from wsi_engine.store import PatchStore
+from wsi_engine.synthetic.joint_space import JointSpace
 
 from .conftest import saved_corpus, slide_cohort
 

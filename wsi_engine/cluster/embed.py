@@ -23,6 +23,7 @@ from typing import Any
 
 from wsi_engine.dask_workers import GPU_RESOURCE, absolute, gpu_resources, prepare_cluster
 from wsi_engine.stage import StageObserver
+from wsi_engine.store.layout import store_slide_id
 
 _encoders: dict[tuple[str, str | None, str], tuple[Any, float]] = {}
 _encoders_lock = threading.Lock()
@@ -87,7 +88,7 @@ def embed_one_store(store: str, options: EmbedOptions) -> Any:
     except Exception as error:
         report = EmbedReport(options.encoder, options.device, "", options.precision, 0, 0)
         report.results.append(
-            StoreResult(store, Path(store).name.removesuffix(".zarr"), 0, "failed", describe(error))
+            StoreResult(store, store_slide_id(store), 0, "failed", describe(error))
         )
         return report
     report.load_seconds += load_seconds
@@ -159,7 +160,7 @@ def embed_on_cluster(
         try:
             part = future.result()
         except Exception as error:  # e.g. the task killed its workers repeatedly (KilledWorker)
-            result = StoreResult(str(path), path.name.removesuffix(".zarr"), 0, "failed")
+            result = StoreResult(str(path), store_slide_id(path), 0, "failed")
             result.reason = f"the Dask task failed: {describe(error)}"
             total.results.append(result)
         else:

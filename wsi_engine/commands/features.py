@@ -68,7 +68,7 @@ def import_features_command(
     ),
 ) -> None:
     """Turn features computed by other tools into coordinate-only stores that `fit` can use."""
-    from wsi_engine.encoders.interop import import_features
+    from wsi_engine.store.interop import import_features
 
     results = import_features(
         sources,
@@ -116,7 +116,7 @@ def export_features_command(
     ),
 ) -> None:
     """Write features and coordinates as CLAM / TRIDENT read them."""
-    from wsi_engine.encoders.interop import export_features
+    from wsi_engine.store.interop import export_features
 
     written = export_features(stores, encoder, out, layout=layout)
     Console().print(f"wrote {len(written)} file(s) to {out}", highlight=False)

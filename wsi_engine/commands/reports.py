@@ -58,8 +58,7 @@ def import_command(
     ),
 ) -> None:
     """Read, filter and embed a report corpus with the encoder's text tower; write it to --out."""
-    from wsi_engine.encoders import load_encoder
-    from wsi_engine.encoders.config import load_encoder_config
+    from wsi_engine.encoders import load_encoder, load_encoder_config
     from wsi_engine.encoders.weights import sha256_file
     from wsi_engine.prompts import load_task
     from wsi_engine.reports.corpus import build_corpus, require_text_tower
@@ -153,7 +152,7 @@ def pair_command(
     ),
 ) -> None:
     """Pair slides (written to each store's reports/<corpus_id>) or patches with their most similar reports."""
-    from wsi_engine.reports import pair_inputs
+    from wsi_engine.pipeline import pair_inputs
 
     if stores:
         outcome = pair_inputs.pair_store_slides(corpus, list(stores), top_k, splits, out)
@@ -184,7 +183,7 @@ def quality_command(
 ) -> None:
     """The pairing-quality report of slide pairs already in the stores (reports/<corpus_id>)."""
     from wsi_engine.mil.data import read_labels
-    from wsi_engine.reports.pair_inputs import stored_slide_pairs
+    from wsi_engine.pipeline.pair_inputs import stored_slide_pairs
     from wsi_engine.reports.quality import pairing_quality
 
     pairs, loaded = stored_slide_pairs(corpus, list(stores))
@@ -291,8 +290,8 @@ def ablation_command(
 
     from wsi_engine.commands.patches import PRIVILEGED_KEYS
     from wsi_engine.patch.fit import FitPatchesConfig, image_source
-    from wsi_engine.reports.ablation import ABLATION_METRICS, ablate
-    from wsi_engine.reports.patch_fit import load_privileged_corpus
+    from wsi_engine.patch.privileged import load_privileged_corpus
+    from wsi_engine.patch.privileged_ablation import ABLATION_METRICS, ablate
     from wsi_engine.training.rundir import write_json
 
     keys = {"hidden": "head.hidden", "epochs": "train.epochs", "val_fraction": "train.val_fraction"}

@@ -74,7 +74,7 @@ def _field_names(model: type[BaseModel]) -> dict[str, str]:
 def check_key(model: type[BaseModel], dotted: str, source: str | Path | None) -> None:
     """ConfigError naming ``dotted`` (and the closest key) unless it is a key of ``model``."""
     parts = dotted.split(".")
-    current: type[BaseModel] | None = model
+    current = model
     for depth, part in enumerate(parts):
         names = _field_names(current)
         if part not in names:
@@ -90,8 +90,8 @@ def check_key(model: type[BaseModel], dotted: str, source: str | Path | None) ->
         annotation = current.model_fields[names[part]].annotation
         if _is_mapping(annotation):
             return
-        current = _section_model(annotation)
-        if current is None:
+        section = _section_model(annotation)
+        if section is None:
             if depth < len(parts) - 1:
                 raise ConfigError(
                     f"unknown key '{dotted}': '{'.'.join(parts[: depth + 1])}' takes a value, "
@@ -99,6 +99,7 @@ def check_key(model: type[BaseModel], dotted: str, source: str | Path | None) ->
                     path=source,
                 )
             return
+        current = section
 
 
 def flatten(data: Mapping[str, Any], model: type[BaseModel], prefix: str = "") -> dict[str, Any]:

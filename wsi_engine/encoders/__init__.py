@@ -1,13 +1,13 @@
-"""Frozen image / vision-language encoders: presets, safe offline weights, embedding, text, interop.
+"""Frozen image / vision-language encoders: presets, safe offline weights, embedding, text.
 
 * :func:`load_encoder` / :func:`load_encoder_config`: presets in ``configs/encoders/``;
 * :func:`embed_stores`: patch stores → ``features/<encoder_id>`` (the ``embed`` command);
 * :func:`encode_text`, :func:`token_lengths`: prompt embeddings and token counts;
-* :func:`import_features`, :func:`export_features`: CLAM / TRIDENT files ↔ stores;
 * :func:`create_random_checkpoint`: random weights for tests, demos and benchmarks.
 """
 
-from wsi_engine.encoders.config import EncoderConfig, load_encoder_config
+from wsi_engine.encoders.aliases import load_encoder_config
+from wsi_engine.encoders.config import EncoderConfig
 from wsi_engine.encoders.embed import (
     EmbedReport,
     autocast,
@@ -16,7 +16,6 @@ from wsi_engine.encoders.embed import (
     resolve_precision,
 )
 from wsi_engine.encoders.encoder import Encoder, create_random_checkpoint, load_encoder
-from wsi_engine.encoders.interop import export_features, import_features
 from wsi_engine.encoders.text import encode_text, prompt_token_limit, token_lengths
 
 __all__ = [
@@ -27,8 +26,6 @@ __all__ = [
     "create_random_checkpoint",
     "embed_stores",
     "encode_text",
-    "export_features",
-    "import_features",
     "load_encoder",
     "load_encoder_config",
     "prompt_token_limit",

@@ -1,6 +1,7 @@
 """Encoder names users already know, mapped to presets or built directly.
 
-:func:`resolve_encoder_name` accepts, besides preset names (any case, ``-``
+:func:`load_encoder_config` turns a preset name, a YAML path or any of these
+names into a config; :func:`resolve_encoder_name` accepts, besides preset names (any case, ``-``
 or ``_``):
 
 * names other tools use (TRIDENT/CLAM ``conch_v1``, ``uni_v1``, ``quiltnet``, ``openai``...);
@@ -14,7 +15,9 @@ like presets (or ``--checkpoint``); nothing is downloaded.
 
 from __future__ import annotations
 
-from wsi_engine.config import configs_dir, list_presets
+from pathlib import Path
+
+from wsi_engine.config import configs_dir, list_presets, load_config
 from wsi_engine.config.loader import read_yaml
 from wsi_engine.config.names import match_name, unknown_name_hint
 from wsi_engine.encoders.config import EncoderConfig
@@ -132,4 +135,17 @@ def _open_clip_encoder(architecture: str) -> EncoderConfig:
     )
 
 
-__all__ = ["KNOWN_ALIASES", "encoder_aliases", "resolve_encoder_name"]
+def load_encoder_config(name_or_path: str | Path | EncoderConfig) -> EncoderConfig:
+    """An :class:`EncoderConfig` from a preset name, a YAML path, or an existing config (returned as is)."""
+    if isinstance(name_or_path, EncoderConfig):
+        return name_or_path
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return load_config(EncoderConfig, name_or_path, "encoders")
+    resolved = resolve_encoder_name(str(name_or_path))
+    if isinstance(resolved, EncoderConfig):
+        return resolved
+    return load_config(EncoderConfig, resolved, "encoders")
+
+
+__all__ = ["KNOWN_ALIASES", "encoder_aliases", "load_encoder_config", "resolve_encoder_name"]

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from wsi_engine.config import StrictModel, configs_dir, load_config
-from wsi_engine.store import sanitize_name
+from wsi_engine.config import StrictModel, configs_dir
+from wsi_engine.slide.ids import sanitize_name
 
 WEIGHTS_DIR_ENV = "WSI_ENGINE_WEIGHTS_DIR"
 """Folder holding checkpoint files at the relative paths named by presets (``weights.file``)."""
@@ -172,18 +172,3 @@ def model_json_path(architecture: str) -> Path | None:
     if candidate.is_file():
         return candidate
     return configs_dir() / "encoders" / "models" / architecture
-
-
-def load_encoder_config(name_or_path: str | Path | EncoderConfig) -> EncoderConfig:
-    """An :class:`EncoderConfig` from a preset name, a YAML path, or an existing config (returned as is)."""
-    if isinstance(name_or_path, EncoderConfig):
-        return name_or_path
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        return load_config(EncoderConfig, name_or_path, "encoders")
-    from wsi_engine.encoders.aliases import resolve_encoder_name
-
-    resolved = resolve_encoder_name(str(name_or_path))
-    if isinstance(resolved, EncoderConfig):
-        return resolved
-    return load_config(EncoderConfig, resolved, "encoders")

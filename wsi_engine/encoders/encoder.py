@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wsi_engine.encoders.aliases import load_encoder_config
 from wsi_engine.encoders.build import build_model, drop_image_projection, load_weights
-from wsi_engine.encoders.config import EncoderConfig, load_encoder_config
+from wsi_engine.encoders.config import EncoderConfig
 from wsi_engine.encoders.weights import (
     read_state_dict,
     resolve_checkpoint,

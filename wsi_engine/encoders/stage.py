@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from wsi_engine import stage
-from wsi_engine.encoders.config import load_encoder_config
+from wsi_engine.encoders.aliases import load_encoder_config
 from wsi_engine.encoders.embed import EmbedReport, embed_stores
 from wsi_engine.encoders.settings import EmbedSettings
 from wsi_engine.stage import SlideJob, StageObserver, StageResult

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wsi_engine.atomic import atomic_output, ensure_dir
-from wsi_engine.store.layout import sanitize_name
+from wsi_engine.slide.ids import sanitize_name
 
 __all__ = ["atomic_output", "class_file_name", "ensure_dir"]
 

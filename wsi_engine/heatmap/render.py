@@ -51,14 +51,9 @@ from wsi_engine.heatmap.slide_source import (
     slide_thumbnail,
 )
 from wsi_engine.slide.bounds import ViewerFrame
+from wsi_engine.slide.ids import sanitize_name
 from wsi_engine.stage import StageObserver, StageResult
-from wsi_engine.store.layout import (
-    THUMBNAIL,
-    TISSUE_MASK,
-    find_stores,
-    sanitize_name,
-    store_slide_id,
-)
+from wsi_engine.store.layout import THUMBNAIL, TISSUE_MASK, require_stores, store_slide_id
 from wsi_engine.store.patch_store import PatchStore
 
 STAGE = "heatmap"
@@ -148,13 +143,10 @@ def make_heatmaps(
         "heatmap options",
     )
     out_dir = ensure_dir(Path(out_dir))
-    paths = find_stores(list(store_paths))
-    if not paths:
-        raise StoreError(
-            "no patch stores found",
-            path=", ".join(str(p) for p in store_paths) or None,
-            hint="pass store folders (<slide_id>.zarr) or folders holding them; create them with `wsi-engine tile`",
-        )
+    paths = require_stores(
+        list(store_paths),
+        hint="pass store folders (<slide_id>.zarr) or folders holding them; create them with `wsi-engine tile`",
+    )
     observer = observer or StageObserver()
     observer.stage_started(STAGE, len(paths))
     results, entries, class_names = [], [], []

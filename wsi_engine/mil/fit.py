@@ -34,7 +34,8 @@ from wsi_engine.prompts import (
 )
 from wsi_engine.reports.quality import write_pairing
 from wsi_engine.reports.slide_fit import SlideTextTargets, slide_text_targets
-from wsi_engine.store import sanitize_name, utc_now
+from wsi_engine.slide.ids import sanitize_name
+from wsi_engine.store import utc_now
 from wsi_engine.training.device import DeviceBags, resolve_device
 from wsi_engine.training.records import (
     RUN_FILE,

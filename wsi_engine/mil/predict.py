@@ -29,8 +29,9 @@ from wsi_engine.mil import fewshot
 from wsi_engine.mil.base import MILModel
 from wsi_engine.mil.metrics import classification_metrics
 from wsi_engine.mil.rundir import load_checkpoint, read_run
+from wsi_engine.slide.ids import sanitize_name
 from wsi_engine.stage import StageObserver
-from wsi_engine.store import PatchStore, sanitize_name
+from wsi_engine.store import PatchStore
 from wsi_engine.training.device import resolve_device
 from wsi_engine.training.records import CheckpointEntry, FitRunRecord
 from wsi_engine.training.rundir import write_rows

@@ -54,6 +54,7 @@ from wsi_engine.patch.evidence import (
 )
 from wsi_engine.patch.head import HeadConfig, build_head
 from wsi_engine.patch.images import encode_folder, encoder_embedder, scan_image_folder
+from wsi_engine.patch.privileged import distill_patch_head, load_privileged_corpus
 from wsi_engine.patch.rundir import CHECKPOINT_NAME, PATCH_RUN_FORMAT, save_head
 from wsi_engine.patch.targets import TargetConfig
 from wsi_engine.patch.train import PatchTrainConfig, evaluate, train_head
@@ -413,8 +414,6 @@ def _train_and_write(
 ) -> PatchFitResult:
     patches, class_names = source.patches, source.class_names
     n_classes, feature_dim = len(class_names), patches.features.shape[1]
-    from wsi_engine.reports.patch_fit import distill_patch_head, load_privileged_corpus
-
     privileged = config.privileged_text
     corpus = (
         load_privileged_corpus(privileged, source.feature_attrs, feature_dim, source.task)

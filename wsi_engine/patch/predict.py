@@ -19,8 +19,9 @@ import numpy as np
 
 from wsi_engine.patch.rundir import load_head, read_patch_run
 from wsi_engine.patch.train import predict_probs
+from wsi_engine.slide.ids import sanitize_name
 from wsi_engine.stage import StageObserver
-from wsi_engine.store import PatchStore, sanitize_name
+from wsi_engine.store import PatchStore
 from wsi_engine.training.rundir import write_rows
 from wsi_engine.training.stores import predict_stores
 

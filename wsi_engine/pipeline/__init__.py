@@ -1,4 +1,4 @@
-"""The batch pipeline: ``wsi-engine run`` and ``wsi-engine demo``."""
+"""The batch pipeline: ``wsi-engine run`` and ``wsi-engine demo``; also the inputs of ``reports pair`` (:mod:`~wsi_engine.pipeline.pair_inputs`)."""
 
 from __future__ import annotations
 

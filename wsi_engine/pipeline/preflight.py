@@ -48,7 +48,7 @@ def check_writable(out_dir: Path) -> None:
 
 def check_encoder(encoder: str, checkpoint: str | Path | None) -> tuple[str, Path]:
     """(encoder id, weights file) of ``encoder``; ConfigError for an unknown name, EncoderError for missing weights."""
-    from wsi_engine.encoders.config import load_encoder_config
+    from wsi_engine.encoders import load_encoder_config
     from wsi_engine.encoders.weights import resolve_checkpoint
 
     config = load_encoder_config(encoder)
@@ -136,11 +136,12 @@ def plan_run(
     retry_failed: bool = False,
 ) -> RunPlan:
     """Check what would stop the whole run (see the module docstring) and plan each slide's stages."""
-    from wsi_engine.encoders.config import load_encoder_config
+    from wsi_engine.encoders import load_encoder_config
     from wsi_engine.pipeline.manifest import Manifest
     from wsi_engine.pipeline.run import STAGES, STORES_DIR
     from wsi_engine.slide import find_slides, open_slide
-    from wsi_engine.store import PatchStore, slide_id_from_path, store_path
+    from wsi_engine.slide.ids import slide_id_from_path
+    from wsi_engine.store import PatchStore, store_path
 
     check_inputs_exist(list(inputs))
     paths = find_slides(list(inputs), config.recursive)

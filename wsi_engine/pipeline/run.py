@@ -33,8 +33,9 @@ from wsi_engine.errors import SlideError
 from wsi_engine.locks import RunLock
 from wsi_engine.pipeline.config import PipelineConfig
 from wsi_engine.pipeline.manifest import Manifest
+from wsi_engine.slide.ids import slide_id_from_path
 from wsi_engine.stage import SlideJob, Stage, StageObserver, StageResult
-from wsi_engine.store import slide_id_from_path, store_path
+from wsi_engine.store import store_path
 from wsi_engine.training.records import StageRecord
 
 STAGES = ("tile", "embed", "predict", "heatmap")
@@ -250,7 +251,7 @@ def _select(
     paths: list[Path], manifest: Manifest, report: PipelineReport, retry_failed: bool
 ) -> list[SlideJob]:
     """The slides this run works on; duplicates and (without ``retry_failed``) earlier failures are set aside."""
-    from wsi_engine.tiling import file_fingerprint
+    from wsi_engine.slide.provenance import file_fingerprint
 
     previously_failed = set(manifest.failed_slides())
     chosen: dict[str, SlideJob] = {}

@@ -185,7 +185,8 @@ def build_corpus(
 ) -> ReportCorpus:
     """Embed ``reports`` and describe them (module docstring); ``corpus_id`` defaults to ``<task>-<text hash[:8]>``."""
     from wsi_engine.encoders.text import prompt_token_limit
-    from wsi_engine.store import sanitize_name, utc_now
+    from wsi_engine.slide.ids import sanitize_name
+    from wsi_engine.store import utc_now
 
     embedded, vectors = embed_reports(encoder, reports)
     digest = text_sha256(reports)

@@ -29,15 +29,30 @@ Slide classifiers: the same term on the bag representation b of a MIL head
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-if TYPE_CHECKING:  # the patch package imports this module (no import cycle at run time)
-    from wsi_engine.patch.head import PatchHead
+
+class ImageHead(Protocol):
+    """What the late fusion needs of an image head (:class:`wsi_engine.patch.head.PatchHead`).
+
+    Named here so this package stays below ``patch`` (which imports it).
+    """
+
+    bias: torch.Tensor
+    """(C,) logit bias"""
+    class_embeddings: torch.Tensor
+    """(L, C, D) class embeddings; D is the width of the head's embedding"""
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor: ...
+
+    def logits_from_embedding(self, embedded: torch.Tensor) -> torch.Tensor: ...
+
+    def diagnostics(self) -> dict[str, float]: ...
 
 
 def cosine_distance(target: torch.Tensor, mapped: torch.Tensor) -> torch.Tensor:
@@ -57,11 +72,11 @@ class TextClassifier(nn.Sequential):
 class LateFusionHead(nn.Module):
     """A patch head with CLIP-IT's text branch (module docstring); ``forward(x (B, D)) -> logits (B, C)``.
 
-    Exposes the :class:`PatchHead` interface the patch trainer and predictor
+    Exposes the :class:`ImageHead` interface the patch trainer and predictor
     use (``embed``, ``logits_from_embedding``, ``diagnostics``, ``bias``).
     """
 
-    def __init__(self, image: PatchHead, text_dim: int, text: TextClassifier):
+    def __init__(self, image: ImageHead, text_dim: int, text: TextClassifier):
         super().__init__()
         n_classes = image.bias.shape[0]
         feature_dim = image.class_embeddings.shape[-1]

@@ -44,17 +44,7 @@ def with_lora(model: nn.Module, targets: list[str], settings: LoraSettings) -> n
     """
     if not targets:
         return model
-    from peft import LoraConfig, get_peft_model
-
-    wrapped = get_peft_model(
-        model,
-        LoraConfig(
-            r=settings.r,
-            lora_alpha=settings.alpha,
-            lora_dropout=settings.dropout,
-            target_modules=targets,
-        ),
-    )
+    wrapped = _peft_lora(model, targets, settings)
     frozen = {f"{t}.base_layer.{p}" for t in targets for p in ("weight", "bias")}
     for name, parameter in wrapped.base_model.model.named_parameters():
         if "lora_" not in name and name not in frozen:
@@ -90,15 +80,19 @@ def lora_on_tower(tower: nn.Module, last_blocks: int, settings: LoraSettings) ->
     blocks = tower_blocks(tower)
     if not 1 <= last_blocks <= len(blocks):
         raise ConfigError(f"--lora-blocks {last_blocks}: the tower has {len(blocks)} blocks")
+    return _peft_lora(
+        tower, linear_names(tower, [b + "." for b in blocks[-last_blocks:]]), settings
+    )
+
+
+def _peft_lora(model: nn.Module, targets: list[str], settings: LoraSettings) -> nn.Module:
+    """peft's LoRA wrapper of ``model`` on the Linear layers ``targets`` (their own weights frozen)."""
     from peft import LoraConfig, get_peft_model
 
-    targets = linear_names(tower, [b + "." for b in blocks[-last_blocks:]])
-    return get_peft_model(
-        tower,
-        LoraConfig(
-            r=settings.r,
-            lora_alpha=settings.alpha,
-            lora_dropout=settings.dropout,
-            target_modules=targets,
-        ),
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=targets,
     )
+    return get_peft_model(model, config)

@@ -1,8 +1,7 @@
 """The CLIP-IT settings of a patch classifier (part of ``fit-patches``' configuration).
 
-Kept apart from :mod:`wsi_engine.reports.patch_fit` so that the patch trainer's
-configuration can name it without importing the training code (which imports
-the patch package: an import cycle).
+Kept apart from :mod:`wsi_engine.patch.privileged` so that the patch trainer's
+configuration can name it without importing the training code.
 """
 
 from __future__ import annotations

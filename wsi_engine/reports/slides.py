@@ -20,7 +20,7 @@ import numpy as np
 from wsi_engine.errors import DataError, StoreError
 from wsi_engine.reports.corpus import ReportCorpus
 from wsi_engine.reports.pairing import Pairs, check_compatible, pair
-from wsi_engine.store import PatchStore, find_stores, store_slide_id
+from wsi_engine.store import PatchStore, require_stores, store_slide_id
 from wsi_engine.training.stores import read_bag
 
 SLIDE_POOLING = "mean of the patches' L2-normalised joint features, re-normalised"
@@ -42,13 +42,7 @@ def slide_embeddings(
     Only stores whose slide id is in ``only`` are read when it is given.
     Features of another encoder than the corpus's are an EncoderError (not a skip).
     """
-    paths = find_stores(list(store_dirs))
-    if not paths:
-        raise StoreError(
-            "no patch stores found",
-            path=", ".join(map(str, store_dirs)),
-            hint="give store folders or <id>.zarr paths",
-        )
+    paths = require_stores(list(store_dirs))
     kept, rows, failures = [], [], {}
     for path in paths:
         slide_id = store_slide_id(path)

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from wsi_engine.errors import OutputError, SlideError
+from wsi_engine.slide.ids import slide_id_from_path
 from wsi_engine.slide.open import open_slide
-from wsi_engine.store.layout import slide_id_from_path
 
 NO_MPP = "no µm/px: pass --mpp X or --mpp-table CSV"
 SINGLE_LEVEL = "single-level image (no pyramid): reading at low magnification is slow"

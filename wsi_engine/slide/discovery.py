@@ -89,7 +89,7 @@ def _series_uid(path: Path) -> str | None:
 
 def find_slide_by_id(folder: str | Path, slide_id: str) -> Path | None:
     """The slide under ``folder`` (searched recursively) whose store id is ``slide_id``, or ``None``."""
-    from wsi_engine.store.layout import slide_id_from_path
+    from wsi_engine.slide.ids import slide_id_from_path
 
     return next(
         (p for p in find_slides([folder], recursive=True) if slide_id_from_path(p) == slide_id),

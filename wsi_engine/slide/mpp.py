@@ -29,8 +29,8 @@ from pathlib import Path
 
 from wsi_engine.errors import ConfigError, SlideError
 from wsi_engine.slide.discovery import SLIDE_EXTENSIONS
+from wsi_engine.slide.ids import sanitize_name, slide_id_from_path
 from wsi_engine.slide.reader import Mpp
-from wsi_engine.store.layout import sanitize_name, slide_id_from_path
 
 PLAUSIBLE_MPP = (0.05, 20.0)
 """Accepted range of µm/px read from metadata or derived from the objective power."""
@@ -119,7 +119,7 @@ def load_mpp_table(csv_path: str | Path) -> dict[str, tuple[float, float]]:
     """Read a µm/px table: columns ``slide_id,mpp`` or ``slide_id,mpp_x,mpp_y``.
 
     ``slide_id`` may be the slide id or the slide's file name (both map to
-    :func:`~wsi_engine.store.slide_id_from_path`). Returns ``{slide_id: (x, y)}``
+    :func:`~wsi_engine.slide.ids.slide_id_from_path`). Returns ``{slide_id: (x, y)}``
     in µm/px; any problem raises :class:`ConfigError` naming the file and line.
     """
     path = Path(csv_path)

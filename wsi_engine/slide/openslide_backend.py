@@ -8,7 +8,7 @@ import numpy as np
 import openslide
 from PIL import Image
 
-from wsi_engine.slide.reader import SlideReader
+from wsi_engine.slide.reader import SlideReader, reader_fields
 
 
 class OpenSlideReader(SlideReader):
@@ -18,14 +18,7 @@ class OpenSlideReader(SlideReader):
 
     def __init__(self, path: Path, format: str):
         self._slide = openslide.OpenSlide(path)
-        super().__init__(
-            path,
-            format,
-            properties=self._slide.properties,
-            level_dimensions=self._slide.level_dimensions,
-            level_downsamples=self._slide.level_downsamples,
-            associated_image_names=tuple(self._slide.associated_images),
-        )
+        super().__init__(path, format, **reader_fields(self._slide))
 
     def _read(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
         return np.asarray(self._slide.read_region(location, level, size))

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar, NoReturn, Protocol
 
 import numpy as np
 from PIL import Image
@@ -58,7 +58,7 @@ def to_rgb(pixels: np.ndarray) -> np.ndarray:
         if alpha.min(initial=255) == 255:
             return np.ascontiguousarray(pixels[..., :3])
         alpha = alpha.astype(np.uint16)
-        blended = (pixels[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
+        blended: np.ndarray = (pixels[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
         return blended.astype(np.uint8)
     raise ValueError(f"unsupported pixel layout {pixels.shape} (expected gray, RGB or RGBA)")
 
@@ -218,7 +218,7 @@ class SlideReader:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError(
             f"{type(self).__name__} holds an open file and cannot be pickled: "
             "send the path and open it in each worker with open_slide()"
@@ -255,3 +255,29 @@ def _positive_float(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if number is not None and number > 0 and np.isfinite(number) else None
+
+
+class OpenSlideLike(Protocol):
+    """The part of OpenSlide's API that tiffslide shares: what a reader is initialised from."""
+
+    @property
+    def properties(self) -> Mapping[str, object]: ...
+
+    @property
+    def level_dimensions(self) -> Sequence[tuple[int, int]]: ...
+
+    @property
+    def level_downsamples(self) -> Sequence[float]: ...
+
+    @property
+    def associated_images(self) -> Mapping[str, Image.Image]: ...
+
+
+def reader_fields(slide: OpenSlideLike) -> dict[str, Any]:
+    """The keyword arguments of :class:`SlideReader` read from an OpenSlide or tiffslide object."""
+    return {
+        "properties": slide.properties,
+        "level_dimensions": tuple(slide.level_dimensions),
+        "level_downsamples": tuple(slide.level_downsamples),
+        "associated_image_names": tuple(slide.associated_images),
+    }

@@ -17,7 +17,7 @@ import tifffile
 import tiffslide
 from PIL import Image
 
-from wsi_engine.slide.reader import SlideReader
+from wsi_engine.slide.reader import SlideReader, reader_fields
 from wsi_engine.slide.tiles import TiledLevel, tiled_level
 
 
@@ -34,14 +34,7 @@ class TiffSlideReader(SlideReader):
         self._slide = tiffslide.TiffSlide(path)
         try:
             _check_not_truncated(self._slide.ts_tifffile)
-            super().__init__(
-                path,
-                format,
-                properties=self._slide.properties,
-                level_dimensions=self._slide.level_dimensions,
-                level_downsamples=self._slide.level_downsamples,
-                associated_image_names=tuple(self._slide.associated_images),
-            )
+            super().__init__(path, format, **reader_fields(self._slide))
             self._tiled = _tiled_levels(self._slide)
         except Exception:
             self._slide.close()

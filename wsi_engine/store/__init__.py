@@ -8,8 +8,7 @@ from wsi_engine.store.codecs import JpegCodec
 from wsi_engine.store.layout import (
     SCHEMA_VERSION,
     find_stores,
-    sanitize_name,
-    slide_id_from_path,
+    require_stores,
     store_path,
     store_slide_id,
 )
@@ -21,8 +20,7 @@ __all__ = [
     "PatchStore",
     "find_stores",
     "iter_stores",
-    "sanitize_name",
-    "slide_id_from_path",
+    "require_stores",
     "store_path",
     "store_slide_id",
     "utc_now",

@@ -118,7 +118,11 @@ def checked_sections(sections: dict[str, Any]) -> dict[str, Any]:
 
     Raises ``ValueError`` for a section that does not match its model (a bug of the writer).
     """
-    models = {"slide": SlideSection, "tiling": TilingSection, "tissue": TissueSection}
+    models: dict[str, type[BaseModel]] = {
+        "slide": SlideSection,
+        "tiling": TilingSection,
+        "tissue": TissueSection,
+    }
     for name, model in models.items():
         if name in sections:
             model.model_validate(sections[name])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+
+from wsi_engine.errors import StoreError
+from wsi_engine.slide.ids import sanitize_name
 
 SCHEMA_VERSION = 1
 ATTRS_KEY = "wsi_engine"
@@ -23,40 +25,6 @@ PROGRESS = "_progress"
 TMP_PREFIX = ".tmp-"
 
 PIXEL_MODES = ("jpeg", "lossless", "none")
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def sanitize_name(name: str) -> str:
-    """Return ``name`` reduced to ``[A-Za-z0-9._-]`` (used for slide, encoder and run ids).
-
-    Leading dots are removed so a name can never be ``..`` or a hidden or
-    temporary entry; an empty result raises ``ValueError``.
-    """
-    cleaned = _UNSAFE.sub("_", name).lstrip(".")
-    if not cleaned:
-        raise ValueError(f"name {name!r} has no usable characters")
-    return cleaned
-
-
-COMPOUND_SUFFIXES = (".ome",)
-"""Inner suffixes that belong to the extension (``x.ome.tiff`` → ``x``)."""
-
-
-def slide_id_from_path(path: str | Path) -> str:
-    """Slide id of a slide file: its name without its extension (``.svs``; ``.ome.tiff``), sanitised.
-
-    Only the extension goes: ``a..b.tiff`` is ``a..b`` and
-    ``TCGA-…-DX1.<uuid>.svs`` keeps its UUID.
-    """
-    name = Path(path).name
-    stem, dot, suffix = name.rpartition(".")
-    if not dot or not stem or " " in suffix:  # no extension (or a dot file)
-        stem = name
-    for inner in COMPOUND_SUFFIXES:
-        if stem.lower().endswith(inner) and len(stem) > len(inner):
-            stem = stem[: -len(inner)]
-    return sanitize_name(stem)
 
 
 def store_slide_id(path: str | Path) -> str:
@@ -83,3 +51,15 @@ def find_stores(paths: list[str | Path]) -> list[Path]:
         elif path.is_dir():
             found.extend(p for p in path.iterdir() if p.is_dir() and p.name.endswith(STORE_SUFFIX))
     return sorted(set(found))
+
+
+def require_stores(
+    paths: list[str | Path], hint: str = "give store folders or <id>.zarr paths"
+) -> list[Path]:
+    """:func:`find_stores` of ``paths``; a StoreError naming them (with ``hint``) when there is none."""
+    found = find_stores(paths)
+    if not found:
+        raise StoreError(
+            "no patch stores found", path=", ".join(map(str, paths)) or None, hint=hint
+        )
+    return found

@@ -190,11 +190,18 @@ class PatchStore:
         return array
 
     def read_features(
-        self, encoder_id: str, dtype: np.dtype | type | None = np.float32
+        self,
+        encoder_id: str,
+        dtype: np.dtype | type | None = np.float32,
+        start: int | None = None,
+        stop: int | None = None,
     ) -> np.ndarray:
-        """(N, D) features of ``encoder_id`` as ``dtype`` (float32 by default; ``None``: as stored)."""
+        """Rows ``[start, stop)`` (all by default) of the (N, D) features of ``encoder_id`` as ``dtype``.
+
+        float32 by default; ``None``: as stored.
+        """
         self.feature_array(encoder_id)
-        return np.asarray(self._read(f"{layout.FEATURES}/{encoder_id}"), dtype=dtype)
+        return np.asarray(self._read(f"{layout.FEATURES}/{encoder_id}", start, stop), dtype=dtype)
 
     def _feature_array(self, encoder_id: str) -> zarr.Array:
         key = f"{layout.FEATURES}/{encoder_id}"

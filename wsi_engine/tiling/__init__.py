@@ -7,7 +7,7 @@ Modules, one job each:
 * :mod:`~wsi_engine.tiling.regions`, :mod:`~wsi_engine.tiling.extract`: tile-aligned
   region reads cut into patches, antialiased resize;
 * :mod:`~wsi_engine.tiling.lowres`: bounded-memory low-resolution images (tissue, thumbnail);
-* :mod:`~wsi_engine.tiling.provenance`: store attributes and the slide fingerprint;
+* :mod:`~wsi_engine.tiling.provenance`: the store's ``tiling`` and ``tissue`` sections;
 * :mod:`~wsi_engine.tiling.tasks`: the tasks (plan a slide, write one shard);
 * :mod:`~wsi_engine.tiling.executors`: where they run (threads of this process, or Dask);
 * :mod:`~wsi_engine.tiling.pipeline`: :func:`tile_slides`, the client-side orchestration;
@@ -20,15 +20,15 @@ The names below are imported on first use, so ``import wsi_engine.tiling.config`
 does not load Dask, zarr or the slide readers (the command line starts faster).
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from wsi_engine.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from wsi_engine.tiling.config import TilingConfig
     from wsi_engine.tiling.grid import GridGeometry, PatchGrid, grid_geometry, plan_grid
     from wsi_engine.tiling.pipeline import dask_client, default_workers, tile_slides
     from wsi_engine.tiling.pixels import PatchSource
-    from wsi_engine.tiling.provenance import file_fingerprint, slide_attrs
     from wsi_engine.tiling.report import REPORT_NAME, SlideResult, TilingReport
 
 _HOMES = {
@@ -41,8 +41,6 @@ _HOMES = {
     "default_workers": "pipeline",
     "tile_slides": "pipeline",
     "PatchSource": "pixels",
-    "file_fingerprint": "provenance",
-    "slide_attrs": "provenance",
     "REPORT_NAME": "report",
     "SlideResult": "report",
     "TilingReport": "report",
@@ -57,16 +55,11 @@ __all__ = [
     "TilingConfig",
     "TilingReport",
     "dask_client",
-    "file_fingerprint",
     "default_workers",
     "grid_geometry",
     "plan_grid",
-    "slide_attrs",
     "tile_slides",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'wsi_engine.tiling' has no attribute {name!r}")
-    return getattr(import_module(f"wsi_engine.tiling.{_HOMES[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)

@@ -54,12 +54,13 @@ from wsi_engine.config import write_effective_config
 from wsi_engine.dask_workers import absolute, prepare_cluster
 from wsi_engine.errors import ConfigError, OutputError, SlideError, describe
 from wsi_engine.slide import SLIDE_EXTENSIONS, find_slides, load_mpp_table
+from wsi_engine.slide.ids import slide_id_from_path
+from wsi_engine.slide.provenance import file_fingerprint
 from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore, layout
 from wsi_engine.store.writer import StoreWriter
 from wsi_engine.tiling.config import TilingConfig
 from wsi_engine.tiling.executors import DaskExecutor, ThreadExecutor, choose_in_process
-from wsi_engine.tiling.provenance import file_fingerprint
 from wsi_engine.tiling.report import SlideResult, TilingReport
 from wsi_engine.tiling.tasks import (
     ShardOutcome,
@@ -296,7 +297,7 @@ class _Run:
         n_slides: int,
     ) -> None:
         """Queue ``path``, or record it at once as skipped or failed."""
-        slide_id = layout.slide_id_from_path(path)
+        slide_id = slide_id_from_path(path)
         result = SlideResult(slide_id, path, "failed")
         self.results[path] = result
         if slide_id in self.ids:

@@ -37,6 +37,7 @@ import zarr
 from wsi_engine.errors import SlideError, WsiEngineError, describe
 from wsi_engine.slide import SlideReader, open_slide
 from wsi_engine.slide.bounds import slide_bounds
+from wsi_engine.slide.provenance import slide_attrs
 from wsi_engine.store import layout
 from wsi_engine.store.progress import BlockProgress
 from wsi_engine.store.shards import jpeg_layout_quality, write_jpeg_shard
@@ -47,7 +48,7 @@ from wsi_engine.tiling.extract import extract_patches
 from wsi_engine.tiling.grid import GridGeometry, plan_grid
 from wsi_engine.tiling.lowres import fit_size, read_downsampled, shrink
 from wsi_engine.tiling.passthrough import jpeg_chunks
-from wsi_engine.tiling.provenance import slide_attrs, tiling_attrs, tissue_attrs
+from wsi_engine.tiling.provenance import tiling_attrs, tissue_attrs
 from wsi_engine.tiling.tissue_export import GEOJSON, from_viewer_frame
 from wsi_engine.tissue import (
     TissueMask,

@@ -4,8 +4,9 @@ The names below are imported on first use (the GeoJSON module needs scikit-image
 which the command line should not load before it is needed).
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from wsi_engine.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from wsi_engine.tissue.config import TissueConfig
@@ -40,7 +41,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'wsi_engine.tissue' has no attribute {name!r}")
-    return getattr(import_module(f"wsi_engine.tissue.{_HOMES[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,8 +31,8 @@ RUN_FILE = "run.json"
 RECORD_VERSION = 1
 """Version of the run records this engine writes and reads."""
 
-FIT_RUN_FORMAT = "wsi-engine-run"
-PATCH_RUN_FORMAT = "wsi-engine-patch-run"
+FIT_RUN_FORMAT: Final = "wsi-engine-run"
+PATCH_RUN_FORMAT: Final = "wsi-engine-patch-run"
 
 
 class Record(BaseModel):

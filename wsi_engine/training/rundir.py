@@ -20,7 +20,7 @@ from typing import Any
 from wsi_engine import atomic
 from wsi_engine.errors import OutputError
 from wsi_engine.locks import LOCK_NAME, RunLock
-from wsi_engine.store import sanitize_name
+from wsi_engine.slide.ids import sanitize_name
 from wsi_engine.training.records import RUN_FILE
 
 __all__ = [

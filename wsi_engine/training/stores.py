@@ -24,7 +24,7 @@ from wsi_engine.errors import (
     exit_code_of_reason,
 )
 from wsi_engine.stage import StageObserver, StageResult
-from wsi_engine.store import PatchStore, find_stores, store_slide_id
+from wsi_engine.store import PatchStore, require_stores, store_slide_id
 
 
 def read_bag(store_path: Path, encoder_id: str) -> np.ndarray:
@@ -66,13 +66,7 @@ def predict_stores(
 
     ``observer`` hears of every store as a result of ``stage``, predicted or not.
     """
-    paths = find_stores(list(store_dirs))
-    if not paths:
-        raise StoreError(
-            "no patch stores found",
-            path=", ".join(map(str, store_dirs)),
-            hint="give store folders or <id>.zarr paths",
-        )
+    paths = require_stores(list(store_dirs))
     observer = observer or StageObserver()
     observer.stage_started(stage, len(paths))
     rows, failures = [], {}

@@ -29,7 +29,7 @@ from wsi_engine.heatmap.provenance import shown_classes, training_roles
 from wsi_engine.heatmap.pyramid_tiff import tiff_downsample
 from wsi_engine.heatmap.scales import MODES, QUANTITIES, ColourScale, make_scale
 from wsi_engine.heatmap.scoremap import canvas_shape, score_canvas
-from wsi_engine.store.layout import STORE_SUFFIX, TISSUE_MASK, find_stores
+from wsi_engine.store.layout import TISSUE_MASK, find_stores, store_slide_id
 from wsi_engine.store.patch_store import PatchStore
 from wsi_engine.viewer.deepzoom import ImageSource, SlideSource, TileSource
 
@@ -92,7 +92,7 @@ def load_catalog(
             path=root,
             hint="pass the --out folder of `wsi-engine run` or `wsi-engine heatmap`, or a folder of <slide_id>.zarr stores",
         )
-    stores = {p.name.removesuffix(STORE_SUFFIX): p for p in store_paths}
+    stores = {store_slide_id(p): p for p in store_paths}
     chosen = run_id or options.get("run_id") or _only_run(store_paths)
     report = config_path.parent / "report.html" if config_path is not None else None
     return Catalog(

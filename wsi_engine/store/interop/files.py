@@ -22,6 +22,7 @@ and, for ``.pt`` files, ``../h5_files``) whose coordinates are identical.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from wsi_engine.errors import DataError
-from wsi_engine.store import sanitize_name, slide_id_from_path
+from wsi_engine.slide.ids import sanitize_name, slide_id_from_path
 
 H5_SUFFIXES = (".h5", ".hdf5")
 PT_SUFFIXES = (".pt", ".pth")
@@ -56,9 +57,9 @@ class FeatureFile:
 
 @dataclass
 class ForeignFeatures:
-    """Features (N, D) float32 and coords (N, 2) int64 level-0 x, y with the attributes found for them."""
+    """Feature rows (N, D) and coords (N, 2) int64 level-0 x, y with the attributes found for them."""
 
-    features: np.ndarray
+    features: FeatureRows
     coords: np.ndarray
     attrs: dict[str, Any]
     coordinate_files: list[Path] = field(default_factory=list)
@@ -149,18 +150,23 @@ def choose(slide_id: str, candidates: list[FeatureFile], wanted: str, strict: bo
 
 
 def read(file: FeatureFile, coord_dirs: list[Path]) -> ForeignFeatures:
-    """Features, coordinates and merged attributes of ``file`` (see the module docstring)."""
+    """Feature rows, coordinates and merged attributes of ``file`` (see the module docstring).
+
+    HDF5 features are not read here: :meth:`FeatureRows.blocks` reads them in slices.
+    """
     path = file.path
     coords, attrs = None, {}
     if file.is_h5:
         with _open_h5(path) as handle:
-            features = np.asarray(handle["features"][:])
-            attrs = {**_attrs(handle.attrs), **_attrs(handle["features"].attrs)}
+            data = handle["features"]
+            features = FeatureRows(path, tuple(data.shape), data.dtype)
+            attrs = {**_attrs(handle.attrs), **_attrs(data.attrs)}
             if "coords" in handle:
                 coords = _coords(handle["coords"][:], path)
                 attrs.update(_attrs(handle["coords"].attrs))
     else:
-        features = read_pt_features(path)
+        array = read_pt_features(path)
+        features = FeatureRows(path, array.shape, array.dtype, array)
     used, ignored = [], []
     for companion in _companions(file, coord_dirs):
         other, other_attrs = read_coords(companion)
@@ -178,19 +184,60 @@ def read(file: FeatureFile, coord_dirs: list[Path]) -> ForeignFeatures:
             hint=f"pass the folder of {file.slide_id}.h5 / {file.slide_id}_patches.h5 (a 'coords' "
             "dataset) with --coords, or keep CLAM's ../h5_files or ../patches beside pt_files",
         )
-    if features.size == 0:
-        raise DataError(
-            "the file holds no patches (empty features: no tissue found by the tool)", path=path
-        )
-    if features.ndim == 3 and features.shape[0] == 1:
-        features = features[0]
-    if features.ndim != 2:
-        raise DataError(
-            f"features must be (N, D) or (1, N, D), got shape {features.shape}", path=path
-        )
+    features.check()
     if len(features) != len(coords):
         raise DataError(f"{len(features)} feature rows but {len(coords)} coordinates", path=path)
-    return ForeignFeatures(features.astype(np.float32, copy=False), coords, attrs, used, ignored)
+    return ForeignFeatures(features, coords, attrs, used, ignored)
+
+
+@dataclass
+class FeatureRows:
+    """The (N, D) feature rows of a file, read in row blocks as float32.
+
+    ``shape`` as stored: (N, D) or (1, N, D). ``array`` holds the rows of a
+    ``.pt`` file (loaded whole: the format cannot be sliced); ``None`` for
+    HDF5, whose ``features`` dataset is read slice by slice.
+    """
+
+    path: Path
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    array: np.ndarray | None = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.shape[-2]) if len(self.shape) >= 2 else 0
+
+    def check(self) -> None:
+        """DataError unless the rows are a non-empty numeric (N, D) or (1, N, D)."""
+        if int(np.prod(self.shape)) == 0:
+            raise DataError(
+                "the file holds no patches (empty features: no tissue found by the tool)",
+                path=self.path,
+            )
+        if not (len(self.shape) == 2 or (len(self.shape) == 3 and self.shape[0] == 1)):
+            raise DataError(
+                f"features must be (N, D) or (1, N, D), got shape {self.shape}", path=self.path
+            )
+        if np.dtype(self.dtype).kind not in "fiu":
+            raise DataError(f"features must be numbers, found dtype {self.dtype}", path=self.path)
+
+    def blocks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, float32 rows (≤ ``rows``, D)) in order, one block in memory at a time."""
+        if self.array is not None:
+            flat = self.array.reshape(len(self), self.dim)
+            for start in range(0, len(self), rows):
+                yield start, flat[start : start + rows].astype(np.float32)
+            return
+        with _open_h5(self.path) as handle:
+            data = handle["features"]
+            for start in range(0, len(self), rows):
+                stop = min(start + rows, len(self))
+                block = data[0, start:stop] if len(self.shape) == 3 else data[start:stop]
+                yield start, np.asarray(block, dtype=np.float32)
 
 
 def _companions(file: FeatureFile, coord_dirs: list[Path]) -> list[Path]:

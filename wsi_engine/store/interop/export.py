@@ -23,12 +23,14 @@ level0_magnification / target_magnification`` level-0 px: magnifications are
 written as ``10 / mpp`` (its 10x = 1 µm/px convention) with their ratio exact.
 The root attribute ``wsi_engine`` holds JSON of the store's feature
 attributes (output kind, text alignment, dtype), tiling and slide sections,
-so importing the files back restores them.
+so importing the files back restores them. HDF5 features are written in blocks of
+:data:`READ_ROWS` rows; a ``.pt`` file (one tensor) needs the whole bag in memory.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,8 @@ from wsi_engine.store import PatchStore, find_stores
 
 LAYOUTS = ("flat", "clam", "trident")
 ENGINE_META_ATTR = "wsi_engine"
+READ_ROWS = 8192
+"""Feature rows read from the store and written to an HDF5 file at a time."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ def export_features(
     written = []
     for path in find_stores(list(store_paths)):
         store = PatchStore.open(path)
-        features = store.read_features(encoder_id).astype(np.float32)
+        features = _FeatureBlocks(store, encoder_id)
         geometry = ToolGeometry.of(store)
         root = _root_attrs(store, encoder_id)
         coords = store.coords()
@@ -139,7 +143,7 @@ def export_features(
             else:
                 target = out_dir / "h5_files" / f"{slide_id}.h5"
                 _write_h5(out_dir / "patches" / f"{slide_id}.h5", None, coords, attrs, {})
-                _write_pt(out_dir / "pt_files" / f"{slide_id}.pt", features)
+                _write_pt(out_dir / "pt_files" / f"{slide_id}.pt", features.all())
             _write_h5(target, features, coords, attrs, root, encoder=encoder_id)
         written.append(target)
     return written
@@ -164,9 +168,37 @@ def _root_attrs(store: PatchStore, encoder_id: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _FeatureBlocks:
+    """A store's features of ``encoder_id`` read :data:`READ_ROWS` rows at a time, as float32."""
+
+    store: PatchStore
+    encoder_id: str
+
+    def __post_init__(self) -> None:
+        self.store.feature_array(
+            self.encoder_id
+        )  # StoreError (missing, incomplete) before any write
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        rows, dim = self.store.feature_array(self.encoder_id).shape
+        return int(rows), int(dim)
+
+    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, rows (≤ READ_ROWS, D)) in order."""
+        for start in range(0, self.shape[0], READ_ROWS):
+            stop = min(start + READ_ROWS, self.shape[0])
+            yield start, self.store.read_features(self.encoder_id, start=start, stop=stop)
+
+    def all(self) -> np.ndarray:
+        """Every row at once (a ``.pt`` file holds one tensor)."""
+        return self.store.read_features(self.encoder_id)
+
+
 def _write_h5(
     target: Path,
-    features: np.ndarray | None,
+    features: _FeatureBlocks | None,
     coords: np.ndarray,
     coord_attrs: dict[str, Any],
     root_attrs: dict[str, Any],
@@ -179,7 +211,9 @@ def _write_h5(
     tmp = target.with_name(target.name + ".tmp")
     with h5py.File(tmp, "w") as handle:
         if features is not None:
-            data = handle.create_dataset("features", data=features)
+            data = handle.create_dataset("features", shape=features.shape, dtype=np.float32)
+            for start, block in features.blocks():
+                data[start : start + len(block)] = block
             data.attrs.update({"name": target.stem, "encoder": encoder or "None"})
         handle.create_dataset("coords", data=np.asarray(coords, dtype=np.int64)).attrs.update(
             coord_attrs

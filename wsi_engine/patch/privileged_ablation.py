@@ -10,7 +10,7 @@ Per seed s:
 2. the patch head is built and trained image-only (``train_head``); then
    *without*: it is trained image-only once more (same settings, so both arms
    get the same training budget), and *with*: CLIP-IT's stages run on top of
-   it (:func:`~wsi_engine.reports.patch_fit.distill_patch_head`), so both arms
+   it (:func:`~wsi_engine.patch.privileged.distill_patch_head`), so both arms
    share the initialisation, the data and the first stage;
 4. both are evaluated on the test patches (metrics of :mod:`wsi_engine.mil.metrics`).
 
@@ -33,10 +33,10 @@ from wsi_engine.mil.metrics import classification_metrics
 from wsi_engine.mil.seeds import fast_metrics
 from wsi_engine.patch.dataset import PatchSet, split_groups, split_patch_set
 from wsi_engine.patch.head import HeadConfig, build_head
+from wsi_engine.patch.privileged import distill_patch_head
 from wsi_engine.patch.train import PatchTrainConfig, predict_probs, train_head
 from wsi_engine.prompts import TaskEmbeddings
 from wsi_engine.reports.corpus import ReportCorpus
-from wsi_engine.reports.patch_fit import distill_patch_head
 from wsi_engine.reports.settings import PrivilegedTextConfig
 
 ABLATION_METRICS = ("balanced_accuracy", "auc", "macro_f1", "accuracy")
