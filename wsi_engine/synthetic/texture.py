@@ -2,7 +2,7 @@
 
 A :class:`TissueStyle` describes a tissue type (normal stroma, tumour,
 necrosis, glands...) by stain concentrations and structures whose sizes are
-given in µm; :func:`render_stains` evaluates it on a tile's pixel centres
+given in µm (the shipped styles are data: :mod:`wsi_engine.synthetic.styles`); :func:`render_stains` evaluates it on a tile's pixel centres
 (level-0 px) as haematoxylin / eosin / red concentration maps. Colour comes
 later, from Beer-Lambert optical densities (:mod:`wsi_engine.synthetic.render`).
 
@@ -19,11 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import ConfigDict
+from pydantic.dataclasses import dataclass as validated_dataclass
 
 from wsi_engine.synthetic.noise import detail_weight, fractal_noise, hash_uniform, value_noise
 
+_STRICT = ConfigDict(extra="forbid")
+"""Style specs validate their fields on construction and refuse unknown keys."""
 
-@dataclass(frozen=True)
+
+@validated_dataclass(frozen=True, config=_STRICT)
 class NucleusSpec:
     """A population of nuclei on a jittered grid (lengths in µm)."""
 
@@ -41,7 +46,7 @@ class NucleusSpec:
     """Offset grids combined, for crowding beyond one nucleus per cell."""
 
 
-@dataclass(frozen=True)
+@validated_dataclass(frozen=True, config=_STRICT)
 class GlandSpec:
     """Gland-like rings: a pale lumen inside a dark band of nuclei (lengths in µm)."""
 
@@ -55,7 +60,7 @@ class GlandSpec:
     """Haematoxylin concentration of the band."""
 
 
-@dataclass(frozen=True)
+@validated_dataclass(frozen=True, config=_STRICT)
 class TissueStyle:
     """Stain concentrations and structures of one tissue type (lengths in µm)."""
 
@@ -363,21 +368,3 @@ def render_stains(style: TissueStyle, canvas: Canvas, seed: int) -> Stains:
         np.maximum(eosin, 0.0, dtype=np.float32),
         np.maximum(red, 0.0, dtype=np.float32),
     )
-
-
-NORMAL_STYLE = TissueStyle(
-    eosin=0.62,
-    eosin_variation=0.35,
-    haze=0.06,
-    red=0.0,
-    fibre_strength=0.35,
-    fibre_wavelength_um=9.0,
-    granularity=0.12,
-    nuclei=(
-        NucleusSpec(
-            cell_um=22.0, radius_um=(1.6, 2.6), presence=0.45, darkness=1.5, elongation=4.0
-        ),
-        NucleusSpec(cell_um=30.0, radius_um=(2.2, 3.0), presence=0.25, darkness=1.9),
-    ),
-)
-"""Normal tissue: pink fibrous stroma with sparse spindle and small round nuclei."""
