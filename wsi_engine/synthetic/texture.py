@@ -29,13 +29,24 @@ _STRICT = ConfigDict(extra="forbid")
 
 
 @validated_dataclass(frozen=True, config=_STRICT)
-class NucleusSpec:
-    """A population of nuclei on a jittered grid (lengths in µm)."""
+class GridFeatures:
+    """Features on a jittered grid, at most one per cell (lengths in µm)."""
 
     cell_um: float
-    """Grid spacing; one nucleus at most per cell."""
+    """Grid spacing."""
     radius_um: tuple[float, float]
-    """Range of the mean radius."""
+    """Range of a feature's radius (nuclei: mean radius; glands: outer radius)."""
+
+    def in_pixels(self, mpp: float) -> tuple[float, float, float]:
+        """``(cell, smallest radius, largest radius)`` in level-0 px at ``mpp`` µm/px."""
+        r_lo, r_hi = (r / mpp for r in self.radius_um)
+        return self.cell_um / mpp, r_lo, r_hi
+
+
+@validated_dataclass(frozen=True, config=_STRICT)
+class NucleusSpec(GridFeatures):
+    """A population of nuclei; a cell holds at most one nucleus per layer."""
+
     presence: float
     """Probability that a cell holds a nucleus (scaled by the local density)."""
     darkness: float
@@ -47,13 +58,9 @@ class NucleusSpec:
 
 
 @validated_dataclass(frozen=True, config=_STRICT)
-class GlandSpec:
-    """Gland-like rings: a pale lumen inside a dark band of nuclei (lengths in µm)."""
+class GlandSpec(GridFeatures):
+    """Gland-like rings, one per cell: a pale lumen inside a dark band of nuclei."""
 
-    cell_um: float
-    """Grid spacing; one gland per cell."""
-    radius_um: tuple[float, float]
-    """Range of the outer radius."""
     wall_um: float
     """Thickness of the nuclear band around the lumen."""
     darkness: float
@@ -213,8 +220,7 @@ def _nuclei(canvas: Canvas, spec: NucleusSpec, seed: int) -> np.ndarray:
     the mean.
     """
     xs, ys, footprint = canvas.xs, canvas.ys, canvas.footprint
-    cell = spec.cell_um / canvas.mpp
-    r_lo, r_hi = (r / canvas.mpp for r in spec.radius_um)
+    cell, r_lo, r_hi = spec.in_pixels(canvas.mpp)
     stretch_max = np.sqrt(spec.elongation)
     blend = _mean_field_blend(footprint, cell)
     total = np.zeros((ys.size, xs.size), dtype=np.float32)
@@ -280,8 +286,7 @@ def _glands(canvas: Canvas, spec: GlandSpec, seed: int) -> tuple[np.ndarray, np.
     wavy outline.
     """
     xs, ys, footprint = canvas.xs, canvas.ys, canvas.footprint
-    cell = spec.cell_um / canvas.mpp
-    r_lo, r_hi = (r / canvas.mpp for r in spec.radius_um)
+    cell, r_lo, r_hi = spec.in_pixels(canvas.mpp)
     wall = spec.wall_um / canvas.mpp
     cells = _jittered_cells(xs, ys, cell, 1.35 * r_hi + 2.0, seed, 4)
     size, aspect, angle, wobble = cells.values
