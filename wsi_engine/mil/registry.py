@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from wsi_engine.config.loader import StrictModel, validate
 from wsi_engine.config.names import match_name, unknown_name_hint
@@ -32,6 +32,13 @@ class ModelSpec:
     uses_text: bool = False
 
 
+POOLING_SUMMARIES: dict[Literal["mean", "max"], str] = {
+    "mean": "instance classifier, mean pooling",
+    "max": "instance classifier, max pooling",
+}
+"""The instance-pooling baselines, one model name per pooling mode."""
+
+
 def _specs() -> dict[str, ModelSpec]:
     from wsi_engine.mil.baselines import ABMILConfig, GatedABMIL, InstancePooling, PoolingConfig
     from wsi_engine.mil.libra import LibraConfig, LibraMIL
@@ -49,10 +56,7 @@ def _specs() -> dict[str, ModelSpec]:
         ),
         *(
             ModelSpec(mode, PoolingConfig, partial(InstancePooling, mode=mode), summary)
-            for mode, summary in [
-                ("mean", "instance classifier, mean pooling"),
-                ("max", "instance classifier, max pooling"),
-            ]
+            for mode, summary in POOLING_SUMMARIES.items()
         ),
     ]
     return {spec.name: spec for spec in specs}
