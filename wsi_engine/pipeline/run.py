@@ -34,7 +34,7 @@ from wsi_engine.locks import RunLock
 from wsi_engine.pipeline.config import PipelineConfig
 from wsi_engine.pipeline.manifest import Manifest
 from wsi_engine.slide.ids import slide_id_from_path
-from wsi_engine.stage import SlideJob, Stage, StageObserver, StageResult
+from wsi_engine.stage import SlideJob, Stage, StageObserver, StageResult, per_second
 from wsi_engine.store import store_path
 from wsi_engine.training.records import StageRecord
 
@@ -55,7 +55,7 @@ class StageTelemetry:
 
     @property
     def patches_per_s(self) -> float:
-        return self.patches / self.seconds if self.seconds > 0 else 0.0
+        return per_second(self.patches, self.seconds)
 
 
 @dataclass
