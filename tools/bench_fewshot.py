@@ -72,6 +72,10 @@ ATTRIBUTION = (
     "slide per class."
 )
 RATES = {"high": (0.15, 0.25), "low": (0.02, 0.05)}
+GATED = [
+    *("--set", "marginal_tau=0.1", "--set", "score_norm=standardize"),
+    *("--set", "reweight_tau=1", "--set", "gate_init=0.5"),
+]
 #: name -> extra ``fit`` options; the first is the default model the others are compared with.
 MODELS: dict[str, list[str]] = {
     "libra": [],
@@ -87,6 +91,11 @@ MODELS: dict[str, list[str]] = {
         *("--set", "reweight_tau=0.1", "--set", "fusion_lr_scale=1"),
         *("--set", "prototype_lr_scale=1"),
     ],
+    # gated residual re-weighting (issue 15): w = (1 - g) + g N softmax(z / tau_f), g from 0.5
+    "libra-gated": GATED,
+    "libra-gated-instance": [*GATED, "--fusion", "sot-instance"],
+    "libra-gated-kmeans": [*GATED, "--proto-init", "kmeans"],
+    "libra-gated-ploss": [*GATED, "--proto-init", "data", "--set", "proto_loss=0.1"],
     "abmil": ["--model", "abmil"],
     "mean": ["--model", "mean"],
     "max": ["--model", "max"],
