@@ -94,7 +94,10 @@ MODELS: dict[str, list[str]] = {
     # gated residual re-weighting (issue 15): w = (1 - g) + g N softmax(z / tau_f), g from 0.5
     "libra-gated": GATED,
     "libra-gated-instance": [*GATED, "--fusion", "sot-instance"],
+    "libra-gated-data": [*GATED, "--proto-init", "data"],
     "libra-gated-kmeans": [*GATED, "--proto-init", "kmeans"],
+    # a weak gate: the fused score perturbs the uniform prior by at most 10 % of its mass
+    "libra-gate01-data": [*GATED, "--proto-init", "data", "--set", "gate_init=0.1"],
     "libra-gated-ploss": [*GATED, "--proto-init", "data", "--set", "proto_loss=0.1"],
     "abmil": ["--model", "abmil"],
     "mean": ["--model", "mean"],

@@ -155,3 +155,17 @@ def test_training_history_records_fusion_diagnostics(bag_factory, memory_bags):
     ):
         assert key in record and np.isfinite(record[key]), key
     assert record["displacement.visual_prototypes"] > 0
+
+
+def test_gate_mixes_uniform_and_fused_weights_and_learns():
+    """w = (1 − g) + g·N·softmax(z / τ_f): mean weight 1, g learned (in the temperature group)."""
+    gated, plain = small("sot", gate_init=0.25), small("sot")
+    x = plain.phi_v(bag16())
+    score = plain.fusion(x).score
+    v, w = plain.log_weights(score).exp(), gated.log_weights(score).exp()
+    torch.testing.assert_close(w, 0.75 + 0.25 * v)
+    assert float(w.mean()) == pytest.approx(1.0, abs=1e-5)
+    assert gated.diagnostics()["gate"] == pytest.approx(0.25)
+    F.cross_entropy(gated(bag16()).logits[None], torch.tensor([1])).backward()
+    assert gated.gate_logit.grad is not None and gated.gate_logit.grad.abs() > 0
+    assert any(p is gated.gate_logit for p in gated.param_groups(1e-3)[1]["params"])
