@@ -33,8 +33,8 @@ Protocol (per seed and witness rate):
   same splits) is the reference that needs no instance-level evidence.
 
 Printed: per witness rate and shots, mean over seeds with a 95 % t-interval,
-and the paired difference (same seed, same slides) to the default model
-(``libra``, fusion ``sot``). Embeddings are cached (``--cache``), so reruns
+and the paired difference (same seed, same slides) to the first model
+(by default ``libra``: the default Libra-MIL, fusion ``none``). Embeddings are cached (``--cache``), so reruns
 only train.
 
 Usage: ``python tools/bench_fewshot.py [--seeds 0,1,2,3,4] [--shots 1,4,8] [--epochs 40]
@@ -79,6 +79,7 @@ GATED = [
 #: name -> extra ``fit`` options; the first is the default model the others are compared with.
 MODELS: dict[str, list[str]] = {
     "libra": [],
+    "libra-sot": ["--fusion", "sot"],
     "libra-concat": ["--fusion", "concat"],
     "libra-none": ["--fusion", "none"],
     "libra-sot-instance": ["--fusion", "sot-instance"],

@@ -79,7 +79,11 @@ class LibraConfig(StrictModel):
     kt_text_free: int = Field(
         16, ge=1, description="size of the learned second prototype set (text-free form)"
     )
-    fusion: Literal["sot", "sot-instance", "none", "concat"] = "sot"
+    fusion: Literal["sot", "sot-instance", "none", "concat"] = Field(
+        "none",
+        description="instance re-weighting by the prototype fusion; default none, the mode the "
+        "real-feature benchmark supports (docs/mil.md)",
+    )
     ot_eps: float = Field(0.05, gt=0, description="entropic regularisation ε of the Sinkhorn plan")
     ot_iters: int = Field(20, ge=1, description="Sinkhorn iterations L")
     reweight_tau: float = Field(
