@@ -73,6 +73,7 @@ ATTRIBUTION = (
 )
 RATES = {"high": (0.15, 0.25), "low": (0.02, 0.05)}
 GATED = [
+    *("--fusion", "sot"),
     *("--set", "marginal_tau=0.1", "--set", "score_norm=standardize"),
     *("--set", "reweight_tau=1", "--set", "gate_init=0.5"),
 ]
