@@ -19,7 +19,7 @@ For one bag X (N, D) and C classes:
        the torch twin on a GPU; ``ot_backend``).
    ``concat``
        s_j = a · [S_v[j], S_t[j]] + b (both prototype sets, no transport).
-   ``none``
+   ``none`` (default: the real-feature benchmark supports no fusion over it, docs/mil.md)
        no fusion (what the released Libra-MIL code computes, since its fusion
        is an exact identity; the prototypes then get no gradient).
 
@@ -27,7 +27,8 @@ For one bag X (N, D) and C classes:
    z = (s − mean s) / std s (``score_norm``; the raw scores of a bag differ by
    1e-3, too little to re-weight anything), and the instances are re-weighted by
    w = N · softmax_j(z / τ_f) (mean weight 1; τ_f learned, init ``reweight_tau``,
-   1/τ_f is the fusion strength) inside the attention: every query's attention
+   1/τ_f is the fusion strength; with ``gate_init`` the gated residual
+   w = (1 − g)·1 + g·N·softmax(z / τ_f), g learned) inside the attention: every query's attention
    to instance j is multiplied by w_j and renormalised,
    a_cj ∝ w_j · exp(q_c · k_j / √d_h), i.e. log w is added to the attention
    logits. (Scaling the keys/values, X_f = w ⊙ X', also scales the attention
@@ -39,7 +40,8 @@ For one bag X (N, D) and C classes:
 4. Class queries: per class, the prompt levels (label, basic, detailed,
    bag_low, bag_high by default) combined with learned softmax weights,
    Q = φ_t(Σ_l softmax(ω)_l · E_l) (C, H).
-5. H = CrossAttention(Q, X', log w) (C, H); logits = g(H) (C,), g shared over classes.
+5. H = CrossAttention(Q, X', log w) (C, H); logits = g(H) (C,), g shared over classes;
+   with ``text_logit_scale`` > 0 plus the zero-shot text logit β·cos(Q_c, pooled X').
    The bag representation (``bag_embedding``) is the class mean of H (H,).
 
 Text-free form (no language priors): P_t is a second learned prototype set
