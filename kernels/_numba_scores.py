@@ -1,0 +1,356 @@
+"""Numba forward and backward of the batched transport score (shared cost, fixed iteration count).
+
+For problem ``p`` of a batch, with the cost ``M`` (n, m) shared by the batch and ``K = exp(-M/reg)``:
+
+    v_0 = 1;  for k = 1..L:  z_k = K v_{k-1},  u_k = a / z_k,  w_k = K^T u_k,  v_k = b / w_k
+    P = diag(u_L) K diag(v_L),    s = x^T P y = (x ⊙ u_L)^T K (v_L ⊙ y)
+
+(the iteration of :func:`kernels.sinkhorn` and of the torch twin with ``num_iter=L``; the plan is
+never formed).  :func:`score_forward` returns ``s`` per problem.  Given ``g = dLoss/ds`` per
+problem, :func:`score_backward` returns the gradients with respect to ``x``, ``y``, ``a``, ``b``
+(per problem) and ``M`` (summed over the batch): the adjoint of the unrolled iterations.  It runs
+the iteration again for a block of problems, keeping that block's iterates, then sweeps them in
+reverse:
+
+    ū_L = g x ⊙ K (v ⊙ y),   v̄_L = g y ⊙ K^T (u ⊙ x),   K̄ += (g x ⊙ u)(y ⊙ v)^T
+    for k = L..1:
+        b̄ += v̄ / w_k;   w̄_k = -v̄ v_k / w_k;   ū += K w̄_k;          K̄ += u_k w̄_k^T
+        ā += ū / z_k;   z̄_k = -ū u_k / z_k;   v̄ = K^T z̄_k;  ū = 0;  K̄ += z̄_k v_{k-1}^T
+    M̄ = -K̄ ⊙ K / reg
+
+The ``2 L + 1`` rank-one terms of K̄ are not added one by one: the block keeps them as two stacks
+of vectors (``A`` (2L+1, n) and ``B`` (2L+1, m) per lane) and contracts them once at the end of
+the block (:func:`_contract`), with the sums held in registers.
+
+Layout: :data:`LANES` problems per block with the problem index innermost, so every vector
+operation covers 16 problems whatever ``n`` and ``m`` are; ``K`` is shared, so its entries are
+broadcast scalars (460 of them for 46 x 10: the whole matrix stays in L1).  Blocks are split into
+chunks, one ``prange`` task per chunk with its own work arrays (about (3 L + 1)(n + m) LANES
+doubles: 0.45 MB for 46 x 10 and L = 20).  Memory does not grow with the batch beyond the outputs:
+nothing of size ``B x L`` or ``B x n x m`` exists.  Float64 arithmetic; float32 inputs are read and
+gradients written in float32 without copies of the batch.  Marginals must be non-negative with
+positive ``K v`` (the callers pass softmax outputs).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._numba_kernels import _JIT, _JIT_PARALLEL, CHUNKS_PER_THREAD, _from_lanes, _to_lanes
+from ._simd import WIDTH, vadd, vdiv, vfma, vload, vmul, vsplat, vstore, vsub
+
+#: Problems per block: two vectors, so every loop body has independent chains.
+LANES = 2 * WIDTH
+
+
+def chunks_for(batch: int, threads: int) -> int:
+    """Parallel chunks for ``batch`` problems (1: one chunk, still run through the kernel)."""
+    blocks = -(-batch // LANES)
+    if blocks < 4 or threads <= 1:
+        return 1
+    return min(blocks, CHUNKS_PER_THREAD * threads)
+
+
+@njit(**_JIT)
+def _matvec(K, src, dst, accumulate):
+    """``dst_i (+)= sum_j K[i, j] src_j`` per lane; src (C LANES,), dst (R LANES,) flat lane arrays.
+
+    Two rows at a time (four independent sums sharing the loads of ``src``); an odd last row is
+    computed twice, which is harmless: both copies load ``dst`` before either stores.
+    """
+    R, C = K.shape
+    W, L = WIDTH, LANES
+    for r in range(0, R, 2):
+        r1 = min(r + 1, R - 1)
+        o0, o1 = r * L, r1 * L
+        if accumulate:
+            s00, s01 = vload(dst, o0), vload(dst, o0 + W)
+            s10, s11 = vload(dst, o1), vload(dst, o1 + W)
+        else:
+            s00, s01, s10, s11 = vsplat(0.0), vsplat(0.0), vsplat(0.0), vsplat(0.0)
+        for j in range(C):
+            x0, x1 = vload(src, j * L), vload(src, j * L + W)
+            k0, k1 = vsplat(K[r, j]), vsplat(K[r1, j])
+            s00, s01 = vfma(k0, x0, s00), vfma(k0, x1, s01)
+            s10, s11 = vfma(k1, x0, s10), vfma(k1, x1, s11)
+        vstore(dst, o1, s10)
+        vstore(dst, o1 + W, s11)
+        vstore(dst, o0, s00)
+        vstore(dst, o0 + W, s01)
+
+
+@njit(**_JIT)
+def _ratio(t, s, out):
+    """``out = t / s`` (flat lane arrays of one size)."""
+    for o in range(0, out.size, WIDTH):
+        vstore(out, o, vdiv(vload(t, o), vload(s, o)))
+
+
+@njit(**_JIT)
+def _product(x, y, out):
+    """``out = x * y`` (flat lane arrays of one size)."""
+    for o in range(0, out.size, WIDTH):
+        vstore(out, o, vmul(vload(x, o), vload(y, o)))
+
+
+@njit(**_JIT)
+def _iterate(K, KT, ta, tb, num_iter, z, u, w, v):
+    """``num_iter`` Sinkhorn iterations from ``v = 1`` on one block; the last iterates stay in the
+    work vectors ``z``, ``u``, ``w``, ``v``."""
+    v[:] = 1.0
+    for _ in range(num_iter):
+        _matvec(K, v, z, False)
+        _ratio(ta, z, u)
+        _matvec(KT, u, w, False)
+        _ratio(tb, w, v)
+
+
+@njit(**_JIT)
+def _load_block(first, count, a, x, b, y, ta, tx, tb, ty):
+    """The block's rows of the (B, ·) arrays ``a``, ``x``, ``b``, ``y`` into their lane arrays."""
+    _to_lanes(a, first, count, ta.reshape(ta.size // LANES, LANES))
+    _to_lanes(x, first, count, tx.reshape(tx.size // LANES, LANES))
+    _to_lanes(b, first, count, tb.reshape(tb.size // LANES, LANES))
+    _to_lanes(y, first, count, ty.reshape(ty.size // LANES, LANES))
+
+
+@njit(**_JIT)
+def _forward_blocks(K, KT, a, b, x, y, num_iter, blocks, out):
+    """Scores of the blocks ``range(*blocks)`` into ``out`` (B,)."""
+    B, n = a.shape
+    m = b.shape[1]
+    W, L = WIDTH, LANES
+    ta, tx, z, u, rn = (
+        np.empty(n * L),
+        np.empty(n * L),
+        np.empty(n * L),
+        np.empty(n * L),
+        np.empty(n * L),
+    )
+    tb, ty, w, v, rm = (
+        np.empty(m * L),
+        np.empty(m * L),
+        np.empty(m * L),
+        np.empty(m * L),
+        np.empty(m * L),
+    )
+    lane_scores = np.empty(L)
+    for blk in range(blocks[0], blocks[1]):
+        first = blk * L
+        count = min(L, B - first)
+        _load_block(first, count, a, x, b, y, ta, tx, tb, ty)
+        _iterate(K, KT, ta, tb, num_iter, z, u, w, v)
+        _product(v, ty, rm)
+        _matvec(K, rm, rn, False)  # K (v ⊙ y)
+        for h in range(0, L, W):
+            s = vsplat(0.0)
+            for i in range(n):
+                o = i * L + h
+                s = vfma(vmul(vload(tx, o), vload(u, o)), vload(rn, o), s)
+            vstore(lane_scores, h, s)
+        for q in range(count):
+            out[first + q] = lane_scores[q]
+
+
+@njit(**_JIT_PARALLEL)
+def _forward(K, KT, a, b, x, y, num_iter, nchunks, out):
+    """Parallel over chunks of blocks (:func:`_forward_blocks`)."""
+    nblocks = (a.shape[0] + LANES - 1) // LANES
+    for c in prange(nchunks):
+        blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
+        _forward_blocks(K, KT, a, b, x, y, num_iter, blocks, out)
+
+
+@njit(**_JIT)
+def _adjoint_step(bar, scaling, denom, acc, out):
+    """Reverse of ``scaling = target / denom``: ``acc += bar / denom``, ``out = -bar scaling / denom``.
+
+    ``bar`` (the adjoint of ``scaling``) is left at 0.
+    """
+    zero = vsplat(0.0)
+    for o in range(0, out.size, WIDTH):
+        r = vdiv(vload(bar, o), vload(denom, o))
+        vstore(acc, o, vadd(vload(acc, o), r))
+        vstore(out, o, vsub(zero, vmul(r, vload(scaling, o))))
+        vstore(bar, o, zero)
+
+
+@njit(**_JIT)
+def _seed(g, x, u, r, xbar, ubar):
+    """Adjoints of ``s = x^T diag(u) r`` (r = K (v ⊙ y)): ``xbar = g u r``, ``ubar = g x r``."""
+    for o in range(0, x.size, WIDTH):
+        gr = vmul(vload(g, o % LANES), vload(r, o))
+        vstore(xbar, o, vmul(gr, vload(u, o)))
+        vstore(ubar, o, vmul(gr, vload(x, o)))
+
+
+@njit(**_JIT)
+def _contract(A, Bs, Kb):
+    """``Kb[i, j] += sum_c A[c, i] * Bs[c, j]`` per lane, folded to WIDTH lanes.
+
+    A (S, n LANES), Bs (S, m LANES), Kb (n m WIDTH,).  Two rows by two columns at a time, the four
+    sums held in registers over all S slots; an odd last row or column is computed twice and
+    added once.
+    """
+    S = A.shape[0]
+    n, m = A.shape[1] // LANES, Bs.shape[1] // LANES
+    W, L = WIDTH, LANES
+    for i in range(0, n, 2):
+        i1 = min(i + 1, n - 1)
+        for j in range(0, m, 2):
+            j1 = min(j + 1, m - 1)
+            s00, s01, s10, s11 = vsplat(0.0), vsplat(0.0), vsplat(0.0), vsplat(0.0)
+            for c in range(S):
+                for h in range(0, L, W):
+                    a0, a1 = vload(A, c * n * L + i * L + h), vload(A, c * n * L + i1 * L + h)
+                    b0, b1 = vload(Bs, c * m * L + j * L + h), vload(Bs, c * m * L + j1 * L + h)
+                    s00, s01 = vfma(a0, b0, s00), vfma(a0, b1, s01)
+                    s10, s11 = vfma(a1, b0, s10), vfma(a1, b1, s11)
+            o = (i * m + j) * W
+            vstore(Kb, o, vadd(vload(Kb, o), s00))
+            if j1 != j:
+                vstore(Kb, o + W, vadd(vload(Kb, o + W), s01))
+            if i1 != i:
+                o = (i1 * m + j) * W
+                vstore(Kb, o, vadd(vload(Kb, o), s10))
+                if j1 != j:
+                    vstore(Kb, o + W, vadd(vload(Kb, o + W), s11))
+
+
+@njit(**_JIT)
+def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
+    """Gradients for the blocks ``range(*blocks)``; ``K̄`` accumulates lane-wise into ``Kb``.
+
+    Stacks for the K̄ contraction: ``A[k-1] = u_k``, ``A[T+k-1] = z̄_k``, ``A[2T] = g x ⊙ u_T``;
+    ``Bs[k-1] = w̄_k``, ``Bs[T+k-1] = v_{k-1}``, ``Bs[2T] = y ⊙ v_T`` (T = num_iter).
+    """
+    ga, gb, gx, gy = grads
+    B, n = a.shape
+    m = b.shape[1]
+    L, T = LANES, num_iter
+    ta, tx, tb, ty = np.empty(n * L), np.empty(n * L), np.empty(m * L), np.empty(m * L)
+    tg = np.empty(L)
+    A, Bs = np.empty((2 * T + 1, n * L)), np.empty((2 * T + 1, m * L))
+    Z, Wk = np.empty((T, n * L)), np.empty((T, m * L))
+    rows, cols = np.empty((4, n * L)), np.empty((5, m * L))
+    ubar, abar, xbar, rn = rows[0], rows[1], rows[2], rows[3]
+    vbar, bbar, ybar, cm, vT = cols[0], cols[1], cols[2], cols[3], cols[4]
+    for blk in range(blocks[0], blocks[1]):
+        first = blk * L
+        count = min(L, B - first)
+        _load_block(first, count, a, x, b, y, ta, tx, tb, ty)
+        _to_lanes(g, first, count, tg.reshape(1, L))
+        tg[count:] = 0.0  # repeated lanes must not add to the shared cost gradient
+        Bs[T] = 1.0  # v_0
+        for k in range(1, T + 1):
+            _matvec(K, Bs[T + k - 1], Z[k - 1], False)
+            _ratio(ta, Z[k - 1], A[k - 1])
+            _matvec(KT, A[k - 1], Wk[k - 1], False)
+            _ratio(tb, Wk[k - 1], vT if k == T else Bs[T + k])
+        u = A[T - 1]
+        # s = (x ⊙ u)^T K (v ⊙ y): seed the adjoints and the plan's term of K̄
+        _product(vT, ty, Bs[2 * T])
+        _matvec(K, Bs[2 * T], rn, False)  # K (v ⊙ y)
+        _seed(tg, tx, u, rn, xbar, ubar)
+        _product(u, tx, rn)
+        _matvec(KT, rn, cm, False)  # K^T (u ⊙ x)
+        _seed(tg, ty, vT, cm, ybar, vbar)
+        seed = A[2 * T]
+        for o in range(n * L):
+            seed[o] = tg[o % L] * rn[o]  # g x ⊙ u
+        abar[:] = 0.0
+        bbar[:] = 0.0
+        for k in range(T, 0, -1):
+            v_k = vT if k == T else Bs[T + k]
+            _adjoint_step(vbar, v_k, Wk[k - 1], bbar, Bs[k - 1])  # v_k = b / w_k
+            _matvec(K, Bs[k - 1], ubar, True)  # w_k = K^T u_k
+            _adjoint_step(ubar, A[k - 1], Z[k - 1], abar, A[T + k - 1])  # u_k = a / z_k
+            if k > 1:
+                _matvec(KT, A[T + k - 1], vbar, False)  # z_k = K v_{k-1}
+        _contract(A, Bs, Kb)
+        _from_lanes(abar.reshape(n, L), first, count, ga)
+        _from_lanes(bbar.reshape(m, L), first, count, gb)
+        _from_lanes(xbar.reshape(n, L), first, count, gx)
+        _from_lanes(ybar.reshape(m, L), first, count, gy)
+
+
+@njit(**_JIT_PARALLEL)
+def _backward(K, KT, a, b, x, y, g, num_iter, nchunks, ga, gb, gx, gy, Kbar):
+    """Parallel over chunks of blocks; ``Kbar`` (nchunks, n, m) receives each chunk's ``K̄``."""
+    nblocks = (a.shape[0] + LANES - 1) // LANES
+    n, m = K.shape
+    grads = (ga, gb, gx, gy)
+    for c in prange(nchunks):
+        Kb = np.zeros(n * m * WIDTH)
+        blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
+        _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb)
+        for e in range(n * m):
+            Kbar[c, e // m, e % m] = Kb[e * WIDTH : (e + 1) * WIDTH].sum()
+
+
+def _gibbs(M: np.ndarray, reg: float) -> tuple[np.ndarray, np.ndarray]:
+    """``K = exp(-M / reg)`` in float64 and its contiguous transpose."""
+    K = np.exp(np.asarray(M, dtype=np.float64) / -reg)
+    return K, np.ascontiguousarray(K.T)
+
+
+def _batch(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The per-problem arrays, C-contiguous, all float32 when all are float32, else float64."""
+    dtype = np.result_type(*arrays, np.float32)
+    return tuple(np.ascontiguousarray(t, dtype=dtype) for t in arrays)
+
+
+def score_forward(
+    x: np.ndarray,
+    y: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    M: np.ndarray,
+    reg: float,
+    num_iter: int,
+    threads: int,
+) -> np.ndarray:
+    """(B,) float64 scores ``x_p^T P_p y_p`` (module docstring); inputs as in :func:`score_backward`."""
+    K, KT = _gibbs(M, reg)
+    x, y, a, b = _batch(x, y, a, b)
+    out = np.empty(a.shape[0])
+    if a.shape[0]:
+        _forward(K, KT, a, b, x, y, num_iter, chunks_for(a.shape[0], threads), out)
+    return out
+
+
+def score_backward(
+    M: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    g: np.ndarray,
+    reg: float,
+    num_iter: int,
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients ``(ā, b̄, x̄, ȳ, M̄)`` of ``sum_p g_p s_p`` (module docstring).
+
+    The iterations run in float64 whatever the inputs; the per-problem gradients come back in
+    float32 when all of ``a``, ``b``, ``x``, ``y``, ``g`` are float32 (no float64 copies of the
+    batch are made then), else in float64.  ``M̄`` is float64.
+
+    Args:
+        M: (n, m) shared cost.  a, x: (B, n).  b, y: (B, m).  g: (B,) upstream gradient.
+        reg: entropic regularisation; num_iter: Sinkhorn iterations of the forward pass.
+        threads: Numba threads available (chooses the number of parallel chunks).
+    """
+    K, KT = _gibbs(M, reg)
+    a, b, x, y, g = _batch(a, b, x, y, g)
+    B, n = a.shape
+    m = b.shape[1]
+    nchunks = chunks_for(B, threads)
+    ga, gx = np.empty((B, n), a.dtype), np.empty((B, n), a.dtype)
+    gb, gy = np.empty((B, m), a.dtype), np.empty((B, m), a.dtype)
+    Kbar = np.zeros((nchunks, n, m))
+    if B:
+        _backward(K, KT, a, b, x, y, g, num_iter, nchunks, ga, gb, gx, gy, Kbar)
+    gM = Kbar.sum(axis=0) * K / -reg
+    return ga, gb, gx, gy, gM
