@@ -27,9 +27,10 @@ operation covers 16 problems whatever ``n`` and ``m`` are; ``K`` is shared, so i
 broadcast scalars (460 of them for 46 x 10: the whole matrix stays in L1).  Blocks are split into
 chunks, one ``prange`` task per chunk with its own work arrays (about (3 L + 1)(n + m) LANES
 doubles: 0.45 MB for 46 x 10 and L = 20).  Memory does not grow with the batch beyond the outputs:
-nothing of size ``B x L`` or ``B x n x m`` exists.  Float64 arithmetic; float32 inputs are read and
-gradients written in float32 without copies of the batch.  Marginals must be non-negative with
-positive ``K v`` (the callers pass softmax outputs).
+nothing of size ``B x L`` or ``B x n x m`` exists.  Arithmetic in float32 when the cost and the
+batch are all float32 (as the torch twin computes for such inputs: 8 lanes per AVX2 register
+instead of 4), else in float64; ``K̄`` is summed over the blocks in float64.  Marginals must be
+non-negative with positive ``K v`` (the callers pass softmax outputs).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._numba_kernels import _JIT, _JIT_PARALLEL, CHUNKS_PER_THREAD, _from_lanes, _to_lanes
-from ._simd import WIDTH, vadd, vdiv, vfma, vload, vmul, vsplat, vstore, vsub
+from ._simd import WIDTH, vadd, vdiv, vfma, vload, vmul, vsplat, vstore, vsub, vzero
 
 #: Problems per block: two vectors, so every loop body has independent chains.
 LANES = 2 * WIDTH
@@ -68,7 +69,7 @@ def _matvec(K, src, dst, accumulate):
             s00, s01 = vload(dst, o0), vload(dst, o0 + W)
             s10, s11 = vload(dst, o1), vload(dst, o1 + W)
         else:
-            s00, s01, s10, s11 = vsplat(0.0), vsplat(0.0), vsplat(0.0), vsplat(0.0)
+            s00, s01, s10, s11 = vzero(dst), vzero(dst), vzero(dst), vzero(dst)
         for j in range(C):
             x0, x1 = vload(src, j * L), vload(src, j * L + W)
             k0, k1 = vsplat(K[r, j]), vsplat(K[r1, j])
@@ -120,22 +121,10 @@ def _forward_blocks(K, KT, a, b, x, y, num_iter, blocks, out):
     """Scores of the blocks ``range(*blocks)`` into ``out`` (B,)."""
     B, n = a.shape
     m = b.shape[1]
-    W, L = WIDTH, LANES
-    ta, tx, z, u, rn = (
-        np.empty(n * L),
-        np.empty(n * L),
-        np.empty(n * L),
-        np.empty(n * L),
-        np.empty(n * L),
-    )
-    tb, ty, w, v, rm = (
-        np.empty(m * L),
-        np.empty(m * L),
-        np.empty(m * L),
-        np.empty(m * L),
-        np.empty(m * L),
-    )
-    lane_scores = np.empty(L)
+    W, L, dt = WIDTH, LANES, K.dtype
+    rows, cols, lane_scores = np.empty((5, n * L), dt), np.empty((5, m * L), dt), np.empty(L, dt)
+    ta, tx, z, u, rn = rows[0], rows[1], rows[2], rows[3], rows[4]
+    tb, ty, w, v, rm = cols[0], cols[1], cols[2], cols[3], cols[4]
     for blk in range(blocks[0], blocks[1]):
         first = blk * L
         count = min(L, B - first)
@@ -144,7 +133,7 @@ def _forward_blocks(K, KT, a, b, x, y, num_iter, blocks, out):
         _product(v, ty, rm)
         _matvec(K, rm, rn, False)  # K (v ⊙ y)
         for h in range(0, L, W):
-            s = vsplat(0.0)
+            s = vzero(u)
             for i in range(n):
                 o = i * L + h
                 s = vfma(vmul(vload(tx, o), vload(u, o)), vload(rn, o), s)
@@ -168,7 +157,7 @@ def _adjoint_step(bar, scaling, denom, acc, out):
 
     ``bar`` (the adjoint of ``scaling``) is left at 0.
     """
-    zero = vsplat(0.0)
+    zero = vzero(out)
     for o in range(0, out.size, WIDTH):
         r = vdiv(vload(bar, o), vload(denom, o))
         vstore(acc, o, vadd(vload(acc, o), r))
@@ -186,12 +175,12 @@ def _seed(g, x, u, r, xbar, ubar):
 
 
 @njit(**_JIT)
-def _contract(A, Bs, Kb):
-    """``Kb[i, j] += sum_c A[c, i] * Bs[c, j]`` per lane, folded to WIDTH lanes.
+def _contract(A, Bs, out):
+    """``out[i, j] = sum_c A[c, i] * Bs[c, j]`` per lane, folded to WIDTH lanes.
 
-    A (S, n LANES), Bs (S, m LANES), Kb (n m WIDTH,).  Two rows by two columns at a time, the four
-    sums held in registers over all S slots; an odd last row or column is computed twice and
-    added once.
+    A (S, n LANES), Bs (S, m LANES), out (n m WIDTH,).  Two rows by two columns at a time, the
+    four sums held in registers over all S slots; an odd last row or column is computed twice and
+    stored twice (the same value).
     """
     S = A.shape[0]
     n, m = A.shape[1] // LANES, Bs.shape[1] // LANES
@@ -200,27 +189,22 @@ def _contract(A, Bs, Kb):
         i1 = min(i + 1, n - 1)
         for j in range(0, m, 2):
             j1 = min(j + 1, m - 1)
-            s00, s01, s10, s11 = vsplat(0.0), vsplat(0.0), vsplat(0.0), vsplat(0.0)
+            s00, s01, s10, s11 = vzero(out), vzero(out), vzero(out), vzero(out)
             for c in range(S):
                 for h in range(0, L, W):
                     a0, a1 = vload(A, c * n * L + i * L + h), vload(A, c * n * L + i1 * L + h)
                     b0, b1 = vload(Bs, c * m * L + j * L + h), vload(Bs, c * m * L + j1 * L + h)
                     s00, s01 = vfma(a0, b0, s00), vfma(a0, b1, s01)
                     s10, s11 = vfma(a1, b0, s10), vfma(a1, b1, s11)
-            o = (i * m + j) * W
-            vstore(Kb, o, vadd(vload(Kb, o), s00))
-            if j1 != j:
-                vstore(Kb, o + W, vadd(vload(Kb, o + W), s01))
-            if i1 != i:
-                o = (i1 * m + j) * W
-                vstore(Kb, o, vadd(vload(Kb, o), s10))
-                if j1 != j:
-                    vstore(Kb, o + W, vadd(vload(Kb, o + W), s11))
+            vstore(out, (i1 * m + j1) * W, s11)
+            vstore(out, (i1 * m + j) * W, s10)
+            vstore(out, (i * m + j1) * W, s01)
+            vstore(out, (i * m + j) * W, s00)
 
 
 @njit(**_JIT)
 def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
-    """Gradients for the blocks ``range(*blocks)``; ``K̄`` accumulates lane-wise into ``Kb``.
+    """Gradients for the blocks ``range(*blocks)``; ``K̄`` accumulates into ``Kb`` (n m,) float64.
 
     Stacks for the K̄ contraction: ``A[k-1] = u_k``, ``A[T+k-1] = z̄_k``, ``A[2T] = g x ⊙ u_T``;
     ``Bs[k-1] = w̄_k``, ``Bs[T+k-1] = v_{k-1}``, ``Bs[2T] = y ⊙ v_T`` (T = num_iter).
@@ -229,11 +213,17 @@ def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
     B, n = a.shape
     m = b.shape[1]
     L, T = LANES, num_iter
-    ta, tx, tb, ty = np.empty(n * L), np.empty(n * L), np.empty(m * L), np.empty(m * L)
-    tg = np.empty(L)
-    A, Bs = np.empty((2 * T + 1, n * L)), np.empty((2 * T + 1, m * L))
-    Z, Wk = np.empty((T, n * L)), np.empty((T, m * L))
-    rows, cols = np.empty((4, n * L)), np.empty((5, m * L))
+    dt = K.dtype
+    ta, tx, tb, ty = (
+        np.empty(n * L, dt),
+        np.empty(n * L, dt),
+        np.empty(m * L, dt),
+        np.empty(m * L, dt),
+    )
+    tg, Kblk = np.empty(L, dt), np.empty(n * m * WIDTH, dt)
+    A, Bs = np.empty((2 * T + 1, n * L), dt), np.empty((2 * T + 1, m * L), dt)
+    Z, Wk = np.empty((T, n * L), dt), np.empty((T, m * L), dt)
+    rows, cols = np.empty((4, n * L), dt), np.empty((5, m * L), dt)
     ubar, abar, xbar, rn = rows[0], rows[1], rows[2], rows[3]
     vbar, bbar, ybar, cm, vT = cols[0], cols[1], cols[2], cols[3], cols[4]
     for blk in range(blocks[0], blocks[1]):
@@ -268,7 +258,12 @@ def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
             _adjoint_step(ubar, A[k - 1], Z[k - 1], abar, A[T + k - 1])  # u_k = a / z_k
             if k > 1:
                 _matvec(KT, A[T + k - 1], vbar, False)  # z_k = K v_{k-1}
-        _contract(A, Bs, Kb)
+        _contract(A, Bs, Kblk)
+        for e in range(n * m):
+            total = 0.0
+            for h in range(WIDTH):
+                total += Kblk[e * WIDTH + h]
+            Kb[e] += total
         _from_lanes(abar.reshape(n, L), first, count, ga)
         _from_lanes(bbar.reshape(m, L), first, count, gb)
         _from_lanes(xbar.reshape(n, L), first, count, gx)
@@ -282,23 +277,19 @@ def _backward(K, KT, a, b, x, y, g, num_iter, nchunks, ga, gb, gx, gy, Kbar):
     n, m = K.shape
     grads = (ga, gb, gx, gy)
     for c in prange(nchunks):
-        Kb = np.zeros(n * m * WIDTH)
         blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
-        _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb)
-        for e in range(n * m):
-            Kbar[c, e // m, e % m] = Kb[e * WIDTH : (e + 1) * WIDTH].sum()
+        _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kbar[c].reshape(n * m))
 
 
-def _gibbs(M: np.ndarray, reg: float) -> tuple[np.ndarray, np.ndarray]:
-    """``K = exp(-M / reg)`` in float64 and its contiguous transpose."""
-    K = np.exp(np.asarray(M, dtype=np.float64) / -reg)
-    return K, np.ascontiguousarray(K.T)
+def _prepare(M: np.ndarray, reg: float, *batch: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``K = exp(-M / reg)``, its contiguous transpose and the per-problem arrays, C-contiguous.
 
-
-def _batch(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The per-problem arrays, C-contiguous, all float32 when all are float32, else float64."""
-    dtype = np.result_type(*arrays, np.float32)
-    return tuple(np.ascontiguousarray(t, dtype=dtype) for t in arrays)
+    All in float32 when ``M`` and the batch are all float32 (the torch twin's compute dtype for
+    such inputs), else all in float64.
+    """
+    dtype = np.result_type(M, *batch, np.float32)
+    K = np.exp(np.asarray(M, dtype=dtype) / dtype.type(-reg))
+    return (K, np.ascontiguousarray(K.T), *(np.ascontiguousarray(t, dtype=dtype) for t in batch))
 
 
 def score_forward(
@@ -311,9 +302,9 @@ def score_forward(
     num_iter: int,
     threads: int,
 ) -> np.ndarray:
-    """(B,) float64 scores ``x_p^T P_p y_p`` (module docstring); inputs as in :func:`score_backward`."""
-    K, KT = _gibbs(M, reg)
-    x, y, a, b = _batch(x, y, a, b)
+    """(B,) scores ``x_p^T P_p y_p`` as float64 (module docstring); inputs and compute dtype as in
+    :func:`score_backward`."""
+    K, KT, x, y, a, b = _prepare(M, reg, x, y, a, b)
     out = np.empty(a.shape[0])
     if a.shape[0]:
         _forward(K, KT, a, b, x, y, num_iter, chunks_for(a.shape[0], threads), out)
@@ -333,17 +324,15 @@ def score_backward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Gradients ``(ā, b̄, x̄, ȳ, M̄)`` of ``sum_p g_p s_p`` (module docstring).
 
-    The iterations run in float64 whatever the inputs; the per-problem gradients come back in
-    float32 when all of ``a``, ``b``, ``x``, ``y``, ``g`` are float32 (no float64 copies of the
-    batch are made then), else in float64.  ``M̄`` is float64.
+    Float32 throughout (iterations and per-problem gradients) when ``M``, ``a``, ``b``, ``x``,
+    ``y`` and ``g`` are all float32, else float64.  ``M̄`` is float64.
 
     Args:
         M: (n, m) shared cost.  a, x: (B, n).  b, y: (B, m).  g: (B,) upstream gradient.
         reg: entropic regularisation; num_iter: Sinkhorn iterations of the forward pass.
         threads: Numba threads available (chooses the number of parallel chunks).
     """
-    K, KT = _gibbs(M, reg)
-    a, b, x, y, g = _batch(a, b, x, y, g)
+    K, KT, a, b, x, y, g = _prepare(M, reg, a, b, x, y, g)
     B, n = a.shape
     m = b.shape[1]
     nchunks = chunks_for(B, threads)
@@ -352,5 +341,5 @@ def score_backward(
     Kbar = np.zeros((nchunks, n, m))
     if B:
         _backward(K, KT, a, b, x, y, g, num_iter, nchunks, ga, gb, gx, gy, Kbar)
-    gM = Kbar.sum(axis=0) * K / -reg
+    gM = Kbar.sum(axis=0) * K.astype(np.float64) / -reg
     return ga, gb, gx, gy, gM

@@ -50,8 +50,9 @@ def transport_scores(
         reg: entropic regularisation (units of M).  num_iter: iterations (no tolerance check).
         backend: ``"numba"`` (CPU tensors only), ``"torch"`` or ``"auto"`` (module docstring).
 
-    Gradients flow to all five tensors.  The Numba backend computes in float64 and returns the
-    dtype of ``x``; it runs the plain scaling iteration, so it refuses (ValueError) costs with
+    Gradients flow to all five tensors.  The Numba backend computes in float32 when all five
+    tensors are float32 (as the torch twin does), else in float64, and returns the dtype of
+    ``x``; it runs the plain scaling iteration, so it refuses (ValueError) costs with
     ``max(M) / reg`` beyond the float64 plain-iteration bound (354), where the torch twin would
     switch to the log domain.
     """
@@ -85,7 +86,7 @@ def numba_scores(
     num_iter: int,
 ) -> np.ndarray:
     """Forward pass of the Numba backend after the input checks of :func:`kernels.sinkhorn`:
-    (B,) float64 scores (computed in float64 whatever the input dtype)."""
+    (B,) float64 scores (computed in float32 when all inputs are float32, else in float64)."""
     _check_inputs(a, b, M, reg)
     return score_forward(x, y, a, b, M, reg, num_iter, numba.get_num_threads())
 
