@@ -57,28 +57,39 @@ def chunks_for(batch: int, threads: int) -> int:
 def _matvec(K, src, dst, accumulate):
     """``dst_i (+)= sum_j K[i, j] src_j`` per lane; src (C LANES,), dst (R LANES,) flat lane arrays.
 
-    Two rows at a time (four independent sums sharing the loads of ``src``); an odd last row is
-    computed twice, which is harmless: both copies load ``dst`` before either stores.
+    Four rows at a time (eight independent sums sharing the loads of ``src``, enough to hide the
+    latency of the fused multiply-adds); rows past the last repeat it, which is harmless: every
+    copy loads ``dst`` before any stores.
     """
     R, C = K.shape
     W, L = WIDTH, LANES
-    for r in range(0, R, 2):
-        r1 = min(r + 1, R - 1)
-        o0, o1 = r * L, r1 * L
+    for r in range(0, R, 4):
+        r1, r2, r3 = min(r + 1, R - 1), min(r + 2, R - 1), min(r + 3, R - 1)
         if accumulate:
-            s00, s01 = vload(dst, o0), vload(dst, o0 + W)
-            s10, s11 = vload(dst, o1), vload(dst, o1 + W)
+            s00, s01 = vload(dst, r * L), vload(dst, r * L + W)
+            s10, s11 = vload(dst, r1 * L), vload(dst, r1 * L + W)
+            s20, s21 = vload(dst, r2 * L), vload(dst, r2 * L + W)
+            s30, s31 = vload(dst, r3 * L), vload(dst, r3 * L + W)
         else:
-            s00, s01, s10, s11 = vzero(dst), vzero(dst), vzero(dst), vzero(dst)
+            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = vzero(dst)
         for j in range(C):
             x0, x1 = vload(src, j * L), vload(src, j * L + W)
-            k0, k1 = vsplat(K[r, j]), vsplat(K[r1, j])
-            s00, s01 = vfma(k0, x0, s00), vfma(k0, x1, s01)
-            s10, s11 = vfma(k1, x0, s10), vfma(k1, x1, s11)
-        vstore(dst, o1, s10)
-        vstore(dst, o1 + W, s11)
-        vstore(dst, o0, s00)
-        vstore(dst, o0 + W, s01)
+            k = vsplat(K[r, j])
+            s00, s01 = vfma(k, x0, s00), vfma(k, x1, s01)
+            k = vsplat(K[r1, j])
+            s10, s11 = vfma(k, x0, s10), vfma(k, x1, s11)
+            k = vsplat(K[r2, j])
+            s20, s21 = vfma(k, x0, s20), vfma(k, x1, s21)
+            k = vsplat(K[r3, j])
+            s30, s31 = vfma(k, x0, s30), vfma(k, x1, s31)
+        vstore(dst, r3 * L, s30)
+        vstore(dst, r3 * L + W, s31)
+        vstore(dst, r2 * L, s20)
+        vstore(dst, r2 * L + W, s21)
+        vstore(dst, r1 * L, s10)
+        vstore(dst, r1 * L + W, s11)
+        vstore(dst, r * L, s00)
+        vstore(dst, r * L + W, s01)
 
 
 @njit(**_JIT)
@@ -178,28 +189,33 @@ def _seed(g, x, u, r, xbar, ubar):
 def _contract(A, Bs, out):
     """``out[i, j] = sum_c A[c, i] * Bs[c, j]`` per lane, folded to WIDTH lanes.
 
-    A (S, n LANES), Bs (S, m LANES), out (n m WIDTH,).  Two rows by two columns at a time, the
-    four sums held in registers over all S slots; an odd last row or column is computed twice and
-    stored twice (the same value).
+    A (S, n LANES), Bs (S, m LANES), out (n m WIDTH,).  Four rows by two columns at a time, the
+    eight sums held in registers over all S slots; rows or columns past the last repeat it and
+    store the same value again.
     """
     S = A.shape[0]
     n, m = A.shape[1] // LANES, Bs.shape[1] // LANES
     W, L = WIDTH, LANES
-    for i in range(0, n, 2):
-        i1 = min(i + 1, n - 1)
+    for i in range(0, n, 4):
+        i1, i2, i3 = min(i + 1, n - 1), min(i + 2, n - 1), min(i + 3, n - 1)
         for j in range(0, m, 2):
             j1 = min(j + 1, m - 1)
-            s00, s01, s10, s11 = vzero(out), vzero(out), vzero(out), vzero(out)
+            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = vzero(out)
             for c in range(S):
+                ra, rb = c * n * L, c * m * L
                 for h in range(0, L, W):
-                    a0, a1 = vload(A, c * n * L + i * L + h), vload(A, c * n * L + i1 * L + h)
-                    b0, b1 = vload(Bs, c * m * L + j * L + h), vload(Bs, c * m * L + j1 * L + h)
-                    s00, s01 = vfma(a0, b0, s00), vfma(a0, b1, s01)
-                    s10, s11 = vfma(a1, b0, s10), vfma(a1, b1, s11)
-            vstore(out, (i1 * m + j1) * W, s11)
-            vstore(out, (i1 * m + j) * W, s10)
-            vstore(out, (i * m + j1) * W, s01)
-            vstore(out, (i * m + j) * W, s00)
+                    b0, b1 = vload(Bs, rb + j * L + h), vload(Bs, rb + j1 * L + h)
+                    a = vload(A, ra + i * L + h)
+                    s00, s01 = vfma(a, b0, s00), vfma(a, b1, s01)
+                    a = vload(A, ra + i1 * L + h)
+                    s10, s11 = vfma(a, b0, s10), vfma(a, b1, s11)
+                    a = vload(A, ra + i2 * L + h)
+                    s20, s21 = vfma(a, b0, s20), vfma(a, b1, s21)
+                    a = vload(A, ra + i3 * L + h)
+                    s30, s31 = vfma(a, b0, s30), vfma(a, b1, s31)
+            for row, t0, t1 in ((i3, s30, s31), (i2, s20, s21), (i1, s10, s11), (i, s00, s01)):
+                vstore(out, (row * m + j1) * W, t1)
+                vstore(out, (row * m + j) * W, t0)
 
 
 @njit(**_JIT)
