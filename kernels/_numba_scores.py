@@ -189,31 +189,39 @@ def _seed(g, x, u, r, xbar, ubar):
 def _contract(A, Bs, out):
     """``out[i, j] = sum_c A[c, i] * Bs[c, j]`` per lane, folded to WIDTH lanes.
 
-    A (S, n LANES), Bs (S, m LANES), out (n m WIDTH,).  Four rows by two columns at a time, the
-    eight sums held in registers over all S slots; rows or columns past the last repeat it and
-    store the same value again.
+    A (S, n LANES), Bs (S, m LANES), out (n m WIDTH,).  Two rows by five columns at a time (for
+    m = 10 the rows of ``A`` are read twice), the ten sums held in registers over all S slots;
+    rows or columns past the last repeat it and store the same value again.
     """
     S = A.shape[0]
     n, m = A.shape[1] // LANES, Bs.shape[1] // LANES
     W, L = WIDTH, LANES
-    for i in range(0, n, 4):
-        i1, i2, i3 = min(i + 1, n - 1), min(i + 2, n - 1), min(i + 3, n - 1)
-        for j in range(0, m, 2):
-            j1 = min(j + 1, m - 1)
-            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = vzero(out)
+    for j in range(0, m, 5):
+        j1, j2, j3, j4 = min(j + 1, m - 1), min(j + 2, m - 1), min(j + 3, m - 1), min(j + 4, m - 1)
+        for i in range(0, n, 2):
+            i1 = min(i + 1, n - 1)
+            s00 = s01 = s02 = s03 = s04 = s10 = s11 = s12 = s13 = s14 = vzero(out)
             for c in range(S):
                 ra, rb = c * n * L, c * m * L
                 for h in range(0, L, W):
-                    b0, b1 = vload(Bs, rb + j * L + h), vload(Bs, rb + j1 * L + h)
-                    a = vload(A, ra + i * L + h)
-                    s00, s01 = vfma(a, b0, s00), vfma(a, b1, s01)
-                    a = vload(A, ra + i1 * L + h)
-                    s10, s11 = vfma(a, b0, s10), vfma(a, b1, s11)
-                    a = vload(A, ra + i2 * L + h)
-                    s20, s21 = vfma(a, b0, s20), vfma(a, b1, s21)
-                    a = vload(A, ra + i3 * L + h)
-                    s30, s31 = vfma(a, b0, s30), vfma(a, b1, s31)
-            for row, t0, t1 in ((i3, s30, s31), (i2, s20, s21), (i1, s10, s11), (i, s00, s01)):
+                    a0, a1 = vload(A, ra + i * L + h), vload(A, ra + i1 * L + h)
+                    b = vload(Bs, rb + j * L + h)
+                    s00, s10 = vfma(a0, b, s00), vfma(a1, b, s10)
+                    b = vload(Bs, rb + j1 * L + h)
+                    s01, s11 = vfma(a0, b, s01), vfma(a1, b, s11)
+                    b = vload(Bs, rb + j2 * L + h)
+                    s02, s12 = vfma(a0, b, s02), vfma(a1, b, s12)
+                    b = vload(Bs, rb + j3 * L + h)
+                    s03, s13 = vfma(a0, b, s03), vfma(a1, b, s13)
+                    b = vload(Bs, rb + j4 * L + h)
+                    s04, s14 = vfma(a0, b, s04), vfma(a1, b, s14)
+            for row, t0, t1, t2, t3, t4 in (
+                (i1, s10, s11, s12, s13, s14),
+                (i, s00, s01, s02, s03, s04),
+            ):
+                vstore(out, (row * m + j4) * W, t4)
+                vstore(out, (row * m + j3) * W, t3)
+                vstore(out, (row * m + j2) * W, t2)
                 vstore(out, (row * m + j1) * W, t1)
                 vstore(out, (row * m + j) * W, t0)
 
