@@ -76,21 +76,6 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.contiguous().numpy()
 
 
-def numba_scores(
-    x: np.ndarray,
-    y: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    M: np.ndarray,
-    reg: float,
-    num_iter: int,
-) -> np.ndarray:
-    """Forward pass of the Numba backend after the input checks of :func:`kernels.sinkhorn`:
-    (B,) float64 scores (computed in float32 when all inputs are float32, else in float64)."""
-    _check_inputs(a, b, M, reg)
-    return score_forward(x, y, a, b, M, reg, num_iter, numba.get_num_threads())
-
-
 def _check_inputs(a: np.ndarray, b: np.ndarray, M: np.ndarray, reg: float) -> None:
     """The rules of :func:`kernels.sinkhorn` for a balanced plain solve (ValueError otherwise)."""
     for name, t in (("a", a), ("b", b), ("M", M)):
@@ -116,15 +101,16 @@ def _torch_thread_count():
 
 
 class _NumbaScores(torch.autograd.Function):
-    """Autograd wrapper: Numba forward (:func:`numba_scores`), Numba backward (:func:`score_backward`)."""
+    """Autograd wrapper: input checks, Numba forward and backward (:mod:`kernels._numba_scores`)."""
 
     @staticmethod
     def forward(ctx, x, y, a, b, M, reg, num_iter):
         arrays = [_numpy(t) for t in (x, y, a, b, M)]
         ctx.save_for_backward(x, y, a, b, M)
         ctx.reg, ctx.num_iter = reg, num_iter
+        _check_inputs(*arrays[2:], reg)
         with _torch_thread_count():
-            scores = numba_scores(*arrays, reg, num_iter)
+            scores = score_forward(*arrays, reg, num_iter, numba.get_num_threads())
         return torch.from_numpy(scores).to(x.dtype)
 
     @staticmethod
