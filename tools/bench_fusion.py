@@ -11,7 +11,9 @@ iteration count (20) of the model's config), in one run and on the same inputs:
 * **Transport part**: forward + backward of ``transport_scores`` alone, on the marginals,
   similarities and cost the model hands to it (captured from a forward pass), in float32 (the
   model's dtype) and, with ``--dtypes``, float64: time and peak memory.  Time: the fastest of
-  ``--repeats`` calls, the backends alternating, with the fastest forward and backward apart.
+  ``--repeats`` calls, the backends alternating, with the fastest forward and backward apart;
+  also the least process CPU time of a call (all threads; with one thread the figure least
+  disturbed by other processes on a shared machine, with more it counts spinning threads too).
   Memory: peak resident-set growth (RSS, not an allocator count), measured in a fresh subprocess
   per (backend, N) after a small warm-up call: the peak resident set is reset to the current one
   (``/proc/self/clear_refs``) just before the call, and its growth (``VmHWM`` − ``VmRSS``) is
@@ -109,18 +111,19 @@ def _transport_inputs(model, x, dtype=None):
     return leaves, float(reg), int(num_iter)
 
 
-def _transport_step(backend: str, inputs) -> tuple[float, float]:
-    """Seconds of one forward and one backward of the transport alone."""
+def _transport_step(backend: str, inputs) -> tuple[float, float, float]:
+    """Wall seconds of one forward and one backward of the transport alone, and the process's
+    CPU seconds for both (all its threads)."""
     from kernels import transport_scores
 
     tensors, reg, num_iter = inputs
     for t in tensors:
         t.grad = None
-    start = time.perf_counter()
+    cpu, start = time.process_time(), time.perf_counter()
     s = transport_scores(*tensors, reg, num_iter, backend=backend)
     middle = time.perf_counter()
     s.sum().backward()
-    return middle - start, time.perf_counter() - middle
+    return middle - start, time.perf_counter() - middle, time.process_time() - cpu
 
 
 def _train_step(model, optimiser, x, y) -> float:
@@ -159,7 +162,7 @@ def timing(n: int, bags: int, repeats: int, dtypes: list[str]) -> dict:
         steps, transport = [], []
         for x, y in zip(xs, labels, strict=True):
             steps.append(_train_step(model, optimisers[backend], x, y))
-            transport.append(sum(_transport_step(backend, _transport_inputs(model, x))))
+            transport.append(sum(_transport_step(backend, _transport_inputs(model, x))[:2]))
         out[backend] = {
             "epoch_s": float(np.sum(steps)),
             "transport_share": float(np.sum(transport) / np.sum(steps)),
@@ -169,7 +172,7 @@ def timing(n: int, bags: int, repeats: int, dtypes: list[str]) -> dict:
         inputs = _transport_inputs(models["numba"], xs[0], getattr(torch, dtype))
         for backend in BACKENDS:  # warm-up: compiles this dtype's kernels
             _transport_step(backend, inputs)
-        best = {b: [math.inf, math.inf] for b in BACKENDS}
+        best = {b: [math.inf, math.inf, math.inf] for b in BACKENDS}
         for _ in range(repeats):
             for backend in BACKENDS:
                 times = _transport_step(backend, inputs)
@@ -177,8 +180,12 @@ def timing(n: int, bags: int, repeats: int, dtypes: list[str]) -> dict:
                     min(old, new) for old, new in zip(best[backend], times, strict=True)
                 ]
         for backend in BACKENDS:
-            forward, backward = best[backend]
-            out[backend][f"transport_{dtype}"] = {"forward_s": forward, "backward_s": backward}
+            forward, backward, cpu = best[backend]
+            out[backend][f"transport_{dtype}"] = {
+                "forward_s": forward,
+                "backward_s": backward,
+                "cpu_s": cpu,
+            }
     return out
 
 
@@ -215,7 +222,7 @@ def compile_child() -> dict:
     out = {}
     for dtype in ("float32", "float64"):
         inputs = _transport_inputs(model, _bag(64, 1), getattr(torch, dtype))
-        out[dtype] = sum(_transport_step("numba", inputs))
+        out[dtype] = sum(_transport_step("numba", inputs)[:2])
     return out
 
 
@@ -256,7 +263,8 @@ def report(row: dict, threads: int) -> None:
         lines.append(
             f"  transport fwd+bwd {dtype}:   numba {total_a:8.4f} s   torch {total_b:8.4f} s   "
             f"{_ratio(total_b, total_a)}  (fwd {a['forward_s']:.4f} / {b['forward_s']:.4f} s, "
-            f"bwd {a['backward_s']:.4f} / {b['backward_s']:.4f} s)"
+            f"bwd {a['backward_s']:.4f} / {b['backward_s']:.4f} s; CPU {a['cpu_s']:.4f} / "
+            f"{b['cpu_s']:.4f} s {_ratio(b['cpu_s'], a['cpu_s'])})"
         )
     pa, pb = nb["peak_growth_bytes"], tt["peak_growth_bytes"]
     lines += [
