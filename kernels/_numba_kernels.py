@@ -220,13 +220,19 @@ def _scaling(target, s, fi, out):
 
 
 @njit(**_JIT)
-def _residual(s, new, old, out):
-    """``out[q] = ||s[:, q] * (new[:, q] - old[:, q])||_2``: change of the plan's row sums."""
+def _residual(s, new, old, out, log_domain):
+    """``out[q] = ||s[:, q] * (new[:, q] - old[:, q])||_2``: change of the plan's row sums.
+
+    In the log domain (all three arrays logarithms): ``||exp(s + new) - exp(s + old)||_2``.
+    """
     rows, L = s.shape
     out[:] = 0.0
     for i in range(rows):
         for q in range(L):
-            d = s[i, q] * (new[i, q] - old[i, q])
+            if log_domain:
+                d = np.exp(s[i, q] + new[i, q]) - np.exp(s[i, q] + old[i, q])
+            else:
+                d = s[i, q] * (new[i, q] - old[i, q])
             out[q] += d * d
     for q in range(L):
         out[q] = np.sqrt(out[q])
@@ -326,27 +332,10 @@ def _lse_rows(logK, lv, out, W):
 
 @njit(**_JIT)
 def _lse_cols(logK, lu, out, W):
-    """``out[j, q] = log sum_i exp(logK[i, j, q] + lu[i, q])``; ``W``: scratch."""
+    """``out[j, q] = log sum_i exp(logK[i, j, q] + lu[i, q])``: :func:`_lse_rows` of the transposed
+    kernel (same order of operations); ``W``: scratch of ``logK``'s size."""
     n, m, L = logK.shape
-    out[:] = -np.inf
-    for i in range(n):
-        for j in range(m):
-            for q in range(L):
-                w = logK[i, j, q] + lu[i, q]
-                W[i, j, q] = w
-                out[j, q] = w if w > out[j, q] else out[j, q]
-    for i in range(n):
-        for j in range(m):
-            for q in range(L):
-                W[i, j, q] -= out[j, q]
-    _exp_inplace(W.ravel())
-    for i in range(1, n):
-        for j in range(m):
-            for q in range(L):
-                W[0, j, q] += W[i, j, q]
-    for j in range(m):
-        for q in range(L):
-            out[j, q] += np.log(W[0, j, q])
+    _lse_rows(logK.transpose(1, 0, 2), lu, out, W.reshape(m, n, L))
 
 
 @njit(**_JIT)
@@ -357,19 +346,6 @@ def _log_scaling(log_target, s, fi, out):
         for q in range(L):
             t = log_target[i, q]
             out[i, q] = t - fi * s[i, q] if t > -np.inf else -np.inf
-
-
-@njit(**_JIT)
-def _log_residual(s, new, old, out):
-    """``out[q] = ||exp(s + new) - exp(s + old)||_2`` over rows: change of the plan's row sums."""
-    rows, L = s.shape
-    out[:] = 0.0
-    for i in range(rows):
-        for q in range(L):
-            d = np.exp(s[i, q] + new[i, q]) - np.exp(s[i, q] + old[i, q])
-            out[q] += d * d
-    for q in range(L):
-        out[q] = np.sqrt(out[q])
 
 
 @njit(**_JIT)
@@ -441,10 +417,7 @@ def _iterate(K, ta, tb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, W, ws, l
             continue
         _scalings(ta, sn, fi_a, un, log_domain)
         if it == max_iter or (check_tol and it > 0):
-            if log_domain:
-                _log_residual(sn, un, u, err)
-            else:
-                _residual(sn, un, u, err)
+            _residual(sn, un, u, err, log_domain)
             if _stop_lanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out) == 0:
                 return
         _keep_active(active, un, u)
