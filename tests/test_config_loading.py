@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from wsi_engine.config import list_presets, load_config, with_overrides, write_effective_config
+from wsi_engine.config import list_presets, load_config, write_effective_config
+from wsi_engine.config.overrides import layered_settings
 from wsi_engine.errors import ConfigError
 from wsi_engine.tiling.config import TilingConfig
 
@@ -56,15 +57,21 @@ def test_cross_field_rule_is_enforced(tmp_path):
 
 def test_overrides_win_and_none_keeps_file_value():
     base = load_config(TilingConfig, "default", "tiling")
-    changed = with_overrides(
-        base,
-        {"patch_size": 224, "target_mpp": None, "tissue.method": "fixed", "tissue.threshold": 20},
+    changed = layered_settings(
+        TilingConfig,
+        base=base.model_dump(),
+        explicit={
+            "patch_size": 224,
+            "target_mpp": None,
+            "tissue.method": "fixed",
+            "tissue.threshold": 20,
+        },
     )
     assert changed.patch_size == 224
     assert changed.target_mpp == base.target_mpp
     assert changed.tissue.method == "fixed"
     with pytest.raises(ConfigError, match="command line"):
-        with_overrides(base, {"pixel_mode": "png"})
+        layered_settings(TilingConfig, base=base.model_dump(), explicit={"pixel_mode": "png"})
 
 
 def test_effective_config_written_with_provenance(tmp_path):

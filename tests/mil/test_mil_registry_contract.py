@@ -52,7 +52,7 @@ def test_every_model_survives_its_checkpoint(name, tmp_path):
     }
     save_checkpoint(tmp_path / "model.pt", model.eval(), meta, text)
     loaded, loaded_meta = load_checkpoint(tmp_path / "model.pt")
-    assert loaded_meta["model"] == name
+    assert loaded_meta.model == name
     features = torch.nn.functional.normalize(torch.randn(25, D), dim=-1)
     with torch.inference_mode():
         torch.testing.assert_close(loaded(features).logits, model(features).logits)

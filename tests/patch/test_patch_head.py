@@ -62,4 +62,4 @@ def test_text_free_head_and_checkpoint_round_trip(tmp_path):
     x = torch.randn(5, DIM)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), head.eval()(x))
-    assert meta["class_names"] == ["a", "b"]
+    assert meta.class_names == ["a", "b"]

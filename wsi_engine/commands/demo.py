@@ -8,9 +8,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from wsi_engine.commands.options import with_settings
 from wsi_engine.commands.tables import mean_std, result_table
 
 
+@with_settings
 def demo_command(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder."),
     n_slides: int = typer.Option(

@@ -7,31 +7,28 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
+from wsi_engine.commands.options import (
+    CONFIG_FILE,
+    ENCODER_CHECKPOINT,
+    SCHEDULER,
+    SET,
+    command_settings,
+)
+from wsi_engine.commands.progress import PatchRate, stage_progress
 from wsi_engine.errors import batch_failures
 
 
 def embed_command(
+    ctx: typer.Context,
     stores: list[Path] = typer.Argument(
         ..., help="Patch stores (<slide_id>.zarr) or folders of stores."
     ),
     encoder: str = typer.Option(
         ..., "--encoder", "-e", help="Encoder preset name or YAML file (configs/encoders/)."
     ),
-    checkpoint: Path | None = typer.Option(
-        None,
-        "--checkpoint",
-        help="Checkpoint file to use instead of the preset's (or set WSI_ENGINE_WEIGHTS_DIR).",
-    ),
+    checkpoint: Path | None = ENCODER_CHECKPOINT,
     device: str = typer.Option("auto", "--device", help="auto, cuda, cuda:N or cpu."),
     gpus: int | None = typer.Option(
         None, "--gpus", help="GPUs to use (default: all visible); one process each."
@@ -49,76 +46,32 @@ def embed_command(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Recompute features that are already complete."
     ),
-    scheduler: str | None = typer.Option(
-        None,
-        "--scheduler",
-        help="Address of a running Dask scheduler: one task per store on its workers "
-        "(GPU workers: --resources GPU=1; docs/scaling.md).",
-    ),
+    scheduler: str | None = SCHEDULER,
+    config: Path | None = CONFIG_FILE,
+    set_options: list[str] = SET,
 ) -> None:
     """Encode every patch of the stores; resumable, skips complete features unless --overwrite."""
     from wsi_engine.encoders.embed import embed_stores
+    from wsi_engine.encoders.settings import EmbedJobSettings
     from wsi_engine.pipeline.preflight import check_encoder, check_inputs_exist
-    from wsi_engine.stage import StageObserver
 
+    keys = {name: name for name in EmbedJobSettings.model_fields}  # options of the same names
+    settings = command_settings(ctx, EmbedJobSettings, keys, file=config, sets=set_options)
     check_inputs_exist(list(stores), "store")
-    check_encoder(
-        encoder, checkpoint
-    )  # unknown name or missing weights: fail before any store is read
+    # unknown name or missing weights: fail before any store is read
+    check_encoder(settings.encoder, settings.checkpoint)
+    options = {**settings.model_dump(exclude={"encoder", "gpus"}), "overwrite": overwrite}
     console = Console()
-    columns = (
-        TextColumn("[bold]embed[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-
-    class _Bar(StageObserver):
-        def __init__(self, progress: Progress):
-            self.progress = progress
-            self.task = progress.add_task("patches", total=0, rate="")
-
-        def work_planned(self, stage: str, slide_id: str, n_patches: int) -> None:
-            total = self.progress.tasks[0].total or 0
-            self.progress.update(self.task, total=total + n_patches)
-
-        def work_done(self, stage: str, slide_id: str, n_patches: int) -> None:
-            self.progress.advance(self.task, n_patches)
-            elapsed = self.progress.tasks[0].elapsed or 0.0
-            done = self.progress.tasks[0].completed
-            if elapsed > 0:
-                self.progress.update(self.task, rate=f"{done / elapsed:,.0f} patches/s")
-
     if scheduler:
-        report = _embed_on_cluster(
-            scheduler,
-            stores,
-            encoder,
-            console,
-            checkpoint=checkpoint,
-            device=device,
-            batch_size=batch_size,
-            precision=precision,
-            workers=workers,
-            overwrite=overwrite,
-            dtype=dtype,
-        )
+        report = _embed_on_cluster(scheduler, stores, settings.encoder, console, **options)
     else:
-        with Progress(*columns, console=console, transient=True) as progress:
+        with stage_progress(console, label="[bold]embed[/]", rate=True) as progress:
             report = embed_stores(
                 stores,
-                encoder,
-                checkpoint=checkpoint,
-                device=device,
-                batch_size=batch_size,
-                precision=precision,
-                workers=workers,
-                overwrite=overwrite,
-                dtype=dtype,
-                gpus=gpus,
-                observer=_Bar(progress),
+                settings.encoder,
+                gpus=settings.gpus,
+                observer=PatchRate(progress),
+                **options,
             )
     console.print(summary_table(report))
     console.print(
@@ -144,7 +97,7 @@ def _embed_on_cluster(
 ):
     """``embed_stores`` as one task per store on the cluster at ``scheduler``, with a store bar."""
     from wsi_engine.cluster.embed import embed_on_cluster
-    from wsi_engine.commands.progress import StageBars, stage_progress
+    from wsi_engine.commands.progress import StageBars
     from wsi_engine.tiling import dask_client
 
     with dask_client(None, scheduler) as client, stage_progress(console) as progress:

@@ -9,9 +9,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from wsi_engine.commands.options import with_settings
 from wsi_engine.errors import BatchFailures
 
 
+@with_settings
 def import_features_command(
     sources: list[Path] = typer.Argument(
         ..., help="Feature files (.h5, .pt) or folders of them (CLAM / TRIDENT)."
@@ -99,6 +101,7 @@ def import_features_command(
         )
 
 
+@with_settings
 def export_features_command(
     stores: list[Path] = typer.Argument(
         ..., help="Patch stores (<slide_id>.zarr) or folders of stores."

@@ -11,8 +11,13 @@ from rich.console import Console
 from rich.table import Table
 
 from wsi_engine.commands.options import (
+    CONFIG_FILE,
+    ENCODER_CHECKPOINT,
+    OVERWRITE_RUN,
+    PRIVILEGED_WEIGHT,
     THREADS,
     TRAINING_DEVICE,
+    command_settings,
     merged_stores,
     stores_argument,
     stores_option,
@@ -50,28 +55,8 @@ def _seeds(text: str | None) -> list[int] | None:
     return values
 
 
-def _model_options(pairs: list[str]) -> dict[str, Any]:
-    import yaml
-
-    from wsi_engine.config.loader import parse_yaml, short_repr
-
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(
-                f"--set {short_repr(pair)} is not KEY=VALUE", hint="e.g. --set dim=256"
-            )
-        try:
-            options[key.strip()] = parse_yaml(value)
-        except yaml.YAMLError as error:
-            raise ConfigError(
-                f"--set {short_repr(pair)}: not a YAML value ({getattr(error, 'problem', None)})"
-            ) from None
-    return options
-
-
 def fit_command(
+    ctx: typer.Context,
     inputs: list[Path] | None = stores_argument(),
     stores: list[Path] | None = stores_option("Folder(s) of <slide_id>.zarr stores."),
     labels: Path = typer.Option(..., "--labels", help="CSV with slide_id,label columns."),
@@ -101,9 +86,7 @@ def fit_command(
         "--splits",
         help="Use these splits: a splits.json, or FOCUS/CLAM-style CSVs (train,val,test columns; one per fold).",
     ),
-    checkpoint: Path | None = typer.Option(
-        None, "--checkpoint", help="Encoder weights file (to embed the prompts)."
-    ),
+    checkpoint: Path | None = ENCODER_CHECKPOINT,
     epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs per fold [40]."),
     patience: int | None = typer.Option(
         None,
@@ -126,7 +109,7 @@ def fit_command(
     fusion: str | None = typer.Option(
         None,
         "--fusion",
-        help="Libra-MIL fusion: sot, sot-instance, none or concat [sot]; several, comma-separated, "
+        help="Libra-MIL fusion: sot, sot-instance, none or concat [none]; several, comma-separated, "
         "fit each on the same splits and seeds into --out/<mode> and print paired differences.",
     ),
     kv: int | None = typer.Option(None, "--kv", help="Libra-MIL visual prototypes K_v [10]."),
@@ -134,28 +117,30 @@ def fit_command(
         None, "--proto-init", help="Libra-MIL visual prototypes: random, data or kmeans [random]."
     ),
     set_options: list[str] = typer.Option(
-        [], "--set", help="Model option KEY=VALUE (repeatable), e.g. --set dim=256."
+        [],
+        "--set",
+        help="Setting KEY=VALUE (dotted keys, YAML values; repeatable), e.g. --set train.lr=1e-3; "
+        "a key fit does not have is a model option: --set dim=256 (model_options.dim). Beats "
+        "--config, loses to an option given here.",
     ),
+    config_file: Path | None = CONFIG_FILE,
     text_free: bool = typer.Option(False, "--text-free", help="Do not use language priors."),
     privileged_text: Path | None = typer.Option(
         None,
         "--privileged-text",
         help="Report corpus of `reports import`: CLIP-IT 1 − cos distillation into the bag representation (libra, abmil; training only) \\[off].",
     ),
-    privileged_weight: float | None = typer.Option(
-        None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."
-    ),
+    privileged_weight: float | None = PRIVILEGED_WEIGHT,
     cache_mb: int = typer.Option(2048, "--cache-mb", help="Memory for cached feature bags, MiB."),
     run_id: str | None = typer.Option(
         None, "--run-id", help="Run id used to name scores in stores [the --out folder name]."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    overwrite: bool = OVERWRITE_RUN,
     threads: int | None = THREADS,
     device: str = TRAINING_DEVICE,
 ) -> None:
     """Learn a slide classifier from a few labelled slides per class; write checkpoints and results to --out."""
     from wsi_engine.mil.fit import FitConfig, fit
-    from wsi_engine.mil.train import TrainConfig
     from wsi_engine.pipeline.preflight import check_inputs_exist, check_writable
     from wsi_engine.prompts import load_task
     from wsi_engine.training.seeding import set_threads
@@ -169,43 +154,20 @@ def fit_command(
     load_task(task)  # unknown task: fails now, with suggestions
     check_writable(out)
     set_threads(threads)
-    options = _model_options(set_options)
     modes = _fusion_modes(fusion)
-    libra_only = {"fusion": modes[0] if modes else None, "kv": kv, "proto_init": proto_init}
-    given = [f"--{k.replace('_', '-')}" for k, v in libra_only.items() if v is not None]
-    if given and model != "libra":
-        raise ConfigError(f"{', '.join(given)} apply to --model libra only")
-    options.update({k: v for k, v in libra_only.items() if v is not None})
-    train_values = {
-        "epochs": epochs,
-        "patience": patience,
-        "val_loss_tolerance": val_loss_tolerance,
-        "lr": lr,
-        "loss": loss,
-        "resample": resample,
-    }
-    from wsi_engine.config.loader import validate
-
-    train = validate(
-        TrainConfig, {k: v for k, v in train_values.items() if v is not None}, "command line"
-    )
-    config = validate(
+    config = command_settings(
+        ctx,
         FitConfig,
-        {
-            "task": task,
-            "encoder": encoder,
-            "model": model,
-            "model_options": options,
-            "shots": _shots(shots),
-            "folds": folds,
-            "seed": seed,
-            "seeds": _seeds(seeds),
-            "text_free": text_free,
-            "cache_mb": cache_mb,
-            "train": train.model_dump(),
-            **_privileged(privileged_text, privileged_weight),
+        {**FIT_KEYS, **{name: f"train.{name}" for name in TRAIN_KEYS}},
+        file=config_file,
+        sets=set_options,
+        convert={
+            "shots": _shots,
+            "seeds": _seeds,
+            "fusion": lambda text: _fusion_modes(text)[0],
+            "privileged_text": str,
         },
-        "command line",
+        catch_all="model_options",
     )
     console = Console()
     run_fit = partial(
@@ -244,16 +206,25 @@ def _print_fit(console: Console, result: Any, model: str) -> None:
     )
 
 
-def _privileged(corpus: Path | None, weight: float | None) -> dict[str, Any]:
-    """FitConfig entries of ``--privileged-text``/``--privileged-weight``."""
-    if corpus is None:
-        if weight is not None:
-            raise ConfigError("--privileged-weight needs --privileged-text")
-        return {}
-    return {
-        "privileged_text": str(corpus),
-        **({} if weight is None else {"privileged_weight": weight}),
-    }
+#: Options of ``fit`` → keys of :class:`~wsi_engine.mil.fit.FitConfig` (and the training options,
+#: same name under ``train.``).
+FIT_KEYS = {
+    "task": "task",
+    "encoder": "encoder",
+    "model": "model",
+    "shots": "shots",
+    "folds": "folds",
+    "seed": "seed",
+    "seeds": "seeds",
+    "text_free": "text_free",
+    "cache_mb": "cache_mb",
+    "privileged_text": "privileged_text",
+    "privileged_weight": "privileged_weight",
+    "fusion": "model_options.fusion",
+    "kv": "model_options.kv",
+    "proto_init": "model_options.proto_init",
+}
+TRAIN_KEYS = ("epochs", "patience", "val_loss_tolerance", "lr", "loss", "resample")
 
 
 FUSION_MODES = ("sot", "sot-instance", "none", "concat")

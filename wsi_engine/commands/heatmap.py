@@ -9,11 +9,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from wsi_engine.commands.options import merged_stores, stores_argument, stores_option
+from wsi_engine.commands.options import (
+    CONFIG_FILE,
+    SET,
+    SLIDE_LABELS,
+    command_settings,
+    merged_stores,
+    stores_argument,
+    stores_option,
+)
 from wsi_engine.errors import BatchFailures
 
 
 def heatmap_command(
+    ctx: typer.Context,
     inputs: list[Path] | None = stores_argument(),
     stores: list[Path] | None = stores_option(
         "A patch store (<slide_id>.zarr) or a folder of stores; repeatable."
@@ -44,20 +53,29 @@ def heatmap_command(
         0.0, "--smooth-um", help="Gaussian smoothing sigma in µm (0: none)."
     ),
     top_k: int = typer.Option(8, "--top-k", help="Patches per row of the top/bottom gallery."),
-    labels: Path | None = typer.Option(
-        None, "--labels", help="labels.csv (slide_id,label) to show true labels in the report."
-    ),
+    labels: Path | None = SLIDE_LABELS,
     slides: Path | None = typer.Option(
         None,
         "--slides",
         help="Folder of the slides, for stores without thumbnail (imported features) whose recorded "
         "slide is gone; without a slide they get GeoJSON and TIFF only.",
     ),
+    config: Path | None = CONFIG_FILE,
+    set_options: list[str] = SET,
 ) -> None:
     """Draw heatmaps from scores already in the stores (nothing is recomputed)."""
     from wsi_engine.commands.progress import StageBars, stage_progress
     from wsi_engine.heatmap import make_heatmaps
+    from wsi_engine.heatmap.settings import HeatmapOptions
 
+    keys = ("class_name", "formats", "scale", "quantity", "smooth_um", "top_k", "slides")
+    options = command_settings(
+        ctx,
+        HeatmapOptions,
+        {"scores": "run_id", **{k: k for k in keys}},
+        file=config,
+        sets=set_options,
+    )
     stores = merged_stores(inputs, stores)
     truth = None
     if labels is not None:
@@ -68,16 +86,10 @@ def heatmap_command(
     with stage_progress(console) as progress:
         report = make_heatmaps(
             stores,
-            scores,
+            options.run_id,
             out,
-            class_name=class_name,
-            formats=formats.split(","),
-            scale=scale,
-            quantity=quantity,
-            smooth_um=smooth_um,
-            top_k=top_k,
+            **options.model_dump(exclude={"run_id"}),
             labels=truth,
-            slides=slides,
             observer=StageBars(progress),
         )
     console.print(_table(report))

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from wsi_engine.commands.options import MPP, MPP_TABLE
 from wsi_engine.errors import BatchFailures, ConfigError, SlideError
 
 _STATUS_STYLE = {"ok": "green", "warning": "yellow", "failed": "bold red"}
@@ -23,12 +24,8 @@ def info_command(
     backend: str = typer.Option(
         "auto", "--backend", help="Slide reader: auto, openslide or tiffslide."
     ),
-    mpp: float | None = typer.Option(
-        None, "--mpp", help="µm/px of level 0 for every slide (overrides metadata)."
-    ),
-    mpp_table: Path | None = typer.Option(
-        None, "--mpp-table", help="CSV of per-slide µm/px: slide_id,mpp (or slide_id,mpp_x,mpp_y)."
-    ),
+    mpp: float | None = MPP,
+    mpp_table: Path | None = MPP_TABLE,
     out: Path = typer.Option(
         Path("slide_info"),
         "--out",

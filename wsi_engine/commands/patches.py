@@ -9,16 +9,44 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wsi_engine.commands.options import merged_stores, stores_argument, stores_option
+from wsi_engine.commands.options import (
+    CONFIG_FILE,
+    ENCODER_CHECKPOINT,
+    LORA,
+    OVERWRITE_RUN,
+    PRIVILEGED_WEIGHT,
+    SET,
+    command_settings,
+    merged_stores,
+    stores_argument,
+    stores_option,
+    with_settings,
+)
 from wsi_engine.commands.tables import metric_cells, result_table
-from wsi_engine.errors import ConfigError
 
-
-def _given(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
+PATCH_SOURCE_OPTIONS = (
+    "from_run",
+    "images",
+    "stores",
+    "stores_2",
+    "labels",
+    "task",
+    "encoder",
+    "checkpoint",
+)
+PATCH_TRAIN_OPTIONS = ("epochs", "lr", "batch_size", "loss", "resample", "distill_weight", "metric")
+#: The CLIP-IT options (``fit-patches``, ``reports ablation``) → keys of ``privileged_text``.
+PRIVILEGED_KEYS = {
+    "privileged_text": "privileged_text.corpus",
+    "privileged_weight": "privileged_text.weight",
+    "lora": "privileged_text.lora.enabled",
+    "lora_r": "privileged_text.lora.r",
+    "lora_alpha": "privileged_text.lora.alpha",
+}
 
 
 def fit_patches_command(
+    ctx: typer.Context,
     from_run: Path | None = typer.Option(
         None,
         "--from-run",
@@ -49,9 +77,7 @@ def fit_patches_command(
     encoder: str | None = typer.Option(
         None, "--encoder", help="Encoder preset that encodes --images."
     ),
-    checkpoint: Path | None = typer.Option(
-        None, "--checkpoint", help="Encoder weights file (with --images)."
-    ),
+    checkpoint: Path | None = ENCODER_CHECKPOINT,
     device: str = typer.Option(
         "auto",
         "--device",
@@ -106,77 +132,40 @@ def fit_patches_command(
     run_id: str | None = typer.Option(
         None, "--run-id", help="Run id, also the default score id \\[the --out folder name]."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    overwrite: bool = OVERWRITE_RUN,
     privileged_text: Path | None = typer.Option(
         None,
         "--privileged-text",
         help="Report corpus of `reports import`: CLIP-IT late fusion + 1 − cos distillation (training only) \\[off].",
     ),
-    privileged_weight: float | None = typer.Option(
-        None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."
-    ),
-    lora: bool | None = typer.Option(
-        None, "--lora/--no-lora", help="LoRA (peft) in the CLIP-IT stage \\[on]."
-    ),
+    privileged_weight: float | None = PRIVILEGED_WEIGHT,
+    lora: bool | None = LORA,
     lora_r: int | None = typer.Option(None, "--lora-r", help="LoRA rank [16]."),
     lora_alpha: float | None = typer.Option(None, "--lora-alpha", help="LoRA alpha [8]."),
+    config_file: Path | None = CONFIG_FILE,
+    set_options: list[str] = SET,
 ) -> None:
     """Train a patch classifier from a bag run's evidence (--from-run) or a labelled image folder (--images)."""
-    from wsi_engine.config.loader import validate
-    from wsi_engine.patch.fit import FitPatchesConfig, fit_patches_from_images, fit_patches_from_run
-
-    if (from_run is None) == (images is None):
-        raise ConfigError("give exactly one of --from-run and --images")
-    if from_run is not None and (not stores or encoder or checkpoint):
-        raise ConfigError(
-            "--from-run needs --stores and takes no --encoder/--checkpoint (the run's encoder is used)"
-        )
-    if images is not None and (encoder is None or stores or stores_2 or labels):
-        raise ConfigError("--images needs --encoder and takes no --stores, --stores-2 or --labels")
-    if metric not in (None, "none") and not stores_2:
-        raise ConfigError(f"--metric {metric} needs --stores-2 (the same slides at another µm/px)")
-    config = validate(
-        FitPatchesConfig,
-        {
-            "head": _given({"hidden": hidden}),
-            "train": _given(
-                {
-                    "epochs": epochs,
-                    "lr": lr,
-                    "batch_size": batch_size,
-                    "loss": loss,
-                    "resample": resample,
-                    "distill_weight": distill_weight,
-                    "metric": metric,
-                }
-            ),
-            "targets": _given(
-                {
-                    "evidence": evidence,
-                    "positive_quantile": positive_quantile,
-                    "negative_quantile": negative_quantile,
-                    "background_class": background_class,
-                }
-            ),
-            "bag": {"shots": shots, "fold": fold},
-            "seed": seed,
-            "text_free": text_free,
-            "privileged_text": _privileged(
-                privileged_text, privileged_weight, lora, lora_r, lora_alpha
-            ),
-        },
-        "command line",
+    from wsi_engine.patch.fit import (
+        FitPatchesSettings,
+        fit_patches_from_images,
+        fit_patches_from_run,
     )
+
+    settings = command_settings(
+        ctx, FitPatchesSettings, FIT_PATCHES_KEYS, file=config_file, sets=set_options
+    )
+    config, source = settings.run_config(), settings.source
     with Console(stderr=True).status("training the patch classifier"):
-        if from_run is not None:
+        if source.from_run is not None:
             result = fit_patches_from_run(
                 config,
-                from_run,
-                list(stores),
+                source.from_run,
+                source.stores,
                 out,
-                labels_path=labels,
-                second_store_dirs=list(stores_2) or None,
-                task=task,
+                labels_path=source.labels,
+                second_store_dirs=source.stores_2 or None,
+                task=source.task,
                 overwrite=overwrite,
                 run_id=run_id,
                 device=device,
@@ -184,11 +173,11 @@ def fit_patches_command(
         else:
             result = fit_patches_from_images(
                 config,
-                images,
-                encoder,
+                source.images,
+                source.encoder,
                 out,
-                task=task,
-                checkpoint=checkpoint,
+                task=source.task,
+                checkpoint=source.checkpoint,
                 device=device,
                 overwrite=overwrite,
                 run_id=run_id,
@@ -223,20 +212,21 @@ def fit_patches_command(
     )
 
 
-def _privileged(
-    corpus: Path | None,
-    weight: float | None,
-    lora: bool | None,
-    r: int | None,
-    alpha: float | None,
-) -> dict[str, Any]:
-    """The ``privileged_text`` entries of FitPatchesConfig from the CLIP-IT options."""
-    extra = {"weight": weight, "lora": _given({"enabled": lora, "r": r, "alpha": alpha})}
-    if corpus is None:
-        if weight is not None or extra["lora"]:
-            raise ConfigError("--privileged-weight and the --lora options need --privileged-text")
-        return {}
-    return {"corpus": str(corpus), **_given(extra)}
+#: Options of ``fit-patches`` → keys of :class:`~wsi_engine.patch.fit.FitPatchesSettings`.
+FIT_PATCHES_KEYS = {
+    **{name: f"source.{name}" for name in PATCH_SOURCE_OPTIONS},
+    "shots": "bag.shots",
+    "fold": "bag.fold",
+    "evidence": "targets.evidence",
+    "positive_quantile": "targets.positive_quantile",
+    "negative_quantile": "targets.negative_quantile",
+    "background_class": "targets.background_class",
+    "hidden": "head.hidden",
+    **{name: f"train.{name}" for name in PATCH_TRAIN_OPTIONS},
+    "seed": "seed",
+    "text_free": "text_free",
+    **PRIVILEGED_KEYS,
+}
 
 
 def metrics_table(rows: list[dict[str, Any]]) -> Table:
@@ -252,6 +242,7 @@ def metrics_table(rows: list[dict[str, Any]]) -> Table:
     )
 
 
+@with_settings
 def predict_patches_command(
     run: Path = typer.Option(
         ..., "--run", help="Run directory written by `wsi-engine fit-patches`."

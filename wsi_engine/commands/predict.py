@@ -8,8 +8,12 @@ import typer
 from rich.console import Console
 
 from wsi_engine.commands.options import (
+    CONFIG_FILE,
+    SCHEDULER,
+    SET,
     THREADS,
     TRAINING_DEVICE,
+    command_settings,
     merged_stores,
     output_file,
     stores_argument,
@@ -18,6 +22,7 @@ from wsi_engine.commands.options import (
 
 
 def predict_command(
+    ctx: typer.Context,
     inputs: list[Path] | None = stores_argument(),
     run: Path = typer.Option(..., "--run", help="Run directory written by `wsi-engine fit`."),
     stores: list[Path] | None = stores_option("Store folder(s) or <slide_id>.zarr paths."),
@@ -46,22 +51,30 @@ def predict_command(
     ),
     threads: int | None = THREADS,
     device: str = TRAINING_DEVICE,
-    scheduler: str | None = typer.Option(
-        None,
-        "--scheduler",
-        help="Address of a running Dask scheduler: one task per store on its workers.",
-    ),
+    scheduler: str | None = SCHEDULER,
+    config: Path | None = CONFIG_FILE,
+    set_options: list[str] = SET,
 ) -> None:
     """Predict every store; write OUT and, per store, scores/<score_id> (attention, instance_score) for heatmaps."""
     from wsi_engine.commands.progress import StageBars, stage_progress
     from wsi_engine.mil.data import read_labels
     from wsi_engine.mil.predict import predict
+    from wsi_engine.mil.settings import PredictSettings
     from wsi_engine.training.seeding import set_threads
     from wsi_engine.training.stores import failures_error
 
+    keys = {k: k for k in ("shots", "fold", "score_id", "device", "threads")}
+    settings = command_settings(
+        ctx,
+        PredictSettings,
+        {**keys, "no_scores": "write_scores"},
+        file=config,
+        sets=set_options,
+        convert={"no_scores": lambda no: not no},
+    )
     stores = merged_stores(inputs, stores)
     out = output_file(out, "predictions.csv")
-    set_threads(threads)
+    set_threads(settings.threads)
     console = Console()
     known = read_labels(labels) if labels is not None else None
     with stage_progress(Console(stderr=True)) as progress:
@@ -69,18 +82,14 @@ def predict_command(
             run,
             list(stores),
             out,
-            shots=shots,
-            fold=fold,
-            score_id=score_id,
-            write_scores=not no_scores,
+            **settings.model_dump(exclude={"threads"}),
             labels=known,
-            device=device,
             observer=StageBars(progress, name_slides=True),
         )
     if result.failures:
         raise failures_error(result.failures, len(result.rows), f"the others are in {out}")
     console.print(f"{len(result.rows)} slide(s) → {out}", highlight=False)
-    if not no_scores:
+    if settings.write_scores:
         console.print(
             f"per-patch scores written to scores/{result.score_id} in each store", highlight=False
         )

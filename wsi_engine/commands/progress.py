@@ -17,13 +17,19 @@ from wsi_engine.stage import StageObserver, StageResult
 
 
 def stage_progress(
-    console: Console, *, label: str = "{task.description:>8}", transient: bool = True
+    console: Console,
+    *,
+    label: str = "{task.description:>8}",
+    transient: bool = True,
+    rate: bool = False,
 ) -> Progress:
-    """Bars with ``label``, done of total, elapsed and remaining time (one per stage by default)."""
+    """Bars with ``label``, done of total, (``rate``: the task's ``rate`` field,) elapsed and
+    remaining time (one per stage by default)."""
     return Progress(
         TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
+        *([TextColumn("{task.fields[rate]}")] if rate else []),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
@@ -52,3 +58,22 @@ class StageBars(StageObserver):
             self.progress.update(task, advance=1, description=escape(result.slide_id))
         else:
             self.progress.advance(task)
+
+
+class PatchRate(StageObserver):
+    """One bar of patches (planned and done, any slide) with the patches/s so far."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.task = progress.add_task("patches", total=0, rate="")
+
+    def work_planned(self, stage: str, slide_id: str, n_patches: int) -> None:
+        total = self.progress.tasks[0].total or 0
+        self.progress.update(self.task, total=total + n_patches)
+
+    def work_done(self, stage: str, slide_id: str, n_patches: int) -> None:
+        self.progress.advance(self.task, n_patches)
+        elapsed = self.progress.tasks[0].elapsed or 0.0
+        done = self.progress.tasks[0].completed
+        if elapsed > 0:
+            self.progress.update(self.task, rate=f"{done / elapsed:,.0f} patches/s")

@@ -7,6 +7,16 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from wsi_engine.commands.options import (
+    CONFIG_FILE,
+    ENCODER_CHECKPOINT,
+    IMAGES_DEVICE,
+    LORA,
+    PRIVILEGED_WEIGHT,
+    SET,
+    command_settings,
+    with_settings,
+)
 from wsi_engine.commands.tables import result_table
 from wsi_engine.errors import ConfigError
 
@@ -18,6 +28,7 @@ app = typer.Typer(
 
 
 @app.command("import")
+@with_settings
 def import_command(
     corpus_file: Path = typer.Argument(
         ..., help="Reports: plain text (one per line), or .csv/.tsv/.jsonl with a text column."
@@ -27,7 +38,7 @@ def import_command(
         ..., "--encoder", help="Encoder preset whose text tower embeds the reports."
     ),
     out: Path = typer.Option(..., "--out", help="Corpus folder to write."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Encoder weights file."),
+    checkpoint: Path | None = ENCODER_CHECKPOINT,
     device: str = typer.Option("cpu", "--device", help="Device of the text tower."),
     column: str = typer.Option("text", "--column", help="Report text column (CSV/JSONL)."),
     id_column: str = typer.Option("id", "--id-column", help="Report id column (CSV/JSONL)."),
@@ -98,7 +109,18 @@ def import_command(
     )
 
 
+def _pair_rule(settings) -> None:
+    """Slides (--stores) or images, and the split options that go with each."""
+    if bool(settings.stores) == (settings.images is not None):
+        raise ValueError("give exactly one of --stores and --images")
+    if settings.splits is not None and not (settings.stores and settings.train_only):
+        raise ValueError("--splits selects training slides: use it with --stores and --train-only")
+    if settings.stores and settings.train_only and settings.splits is None:
+        raise ValueError("--train-only with --stores needs --splits (a fit run's splits.json)")
+
+
 @app.command("pair")
+@with_settings(rule=_pair_rule)
 def pair_command(
     corpus: Path = typer.Option(..., "--corpus", help="Corpus folder of `reports import`."),
     stores: list[Path] = typer.Option(
@@ -110,10 +132,8 @@ def pair_command(
     encoder: str | None = typer.Option(
         None, "--encoder", help="Encoder preset of --images \\[the corpus's encoder]."
     ),
-    checkpoint: Path | None = typer.Option(
-        None, "--checkpoint", help="Encoder weights (with --images)."
-    ),
-    device: str = typer.Option("cpu", "--device", help="Device that encodes --images."),
+    checkpoint: Path | None = ENCODER_CHECKPOINT,
+    device: str = IMAGES_DEVICE,
     top_k: int = typer.Option(1, "--top-k", help="Reports kept per item, best first."),
     train_only: bool = typer.Option(
         False,
@@ -134,12 +154,6 @@ def pair_command(
     """Pair slides (written to each store's reports/<corpus_id>) or patches with their most similar reports."""
     from wsi_engine.pipeline import pair_inputs
 
-    if bool(stores) == (images is not None):
-        raise ConfigError("give exactly one of --stores and --images")
-    if splits is not None and not (stores and train_only):
-        raise ConfigError("--splits selects training slides: use it with --stores and --train-only")
-    if stores and train_only and splits is None:
-        raise ConfigError("--train-only with --stores needs --splits (a fit run's splits.json)")
     if stores:
         outcome = pair_inputs.pair_store_slides(corpus, list(stores), top_k, splits, out)
     else:
@@ -157,6 +171,7 @@ def pair_command(
 
 
 @app.command("quality")
+@with_settings
 def quality_command(
     corpus: Path = typer.Option(..., "--corpus", help="Corpus folder of `reports import`."),
     stores: list[Path] = typer.Option(
@@ -236,6 +251,7 @@ def _seeds(text: str) -> list[int]:
 
 @app.command("ablation")
 def ablation_command(
+    ctx: typer.Context,
     images: Path = typer.Option(
         ..., "--images", help="Labelled patch folder: one sub-folder of images per class."
     ),
@@ -243,8 +259,8 @@ def ablation_command(
         ..., "--privileged-text", help="Report corpus of `reports import`."
     ),
     encoder: str = typer.Option(..., "--encoder", help="Encoder preset that encodes --images."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Encoder weights file."),
-    device: str = typer.Option("cpu", "--device", help="Device that encodes --images."),
+    checkpoint: Path | None = ENCODER_CHECKPOINT,
+    device: str = IMAGES_DEVICE,
     task: str | None = typer.Option(
         None, "--task", help="Task prompt set: its prompts start the head (zero-shot start)."
     ),
@@ -262,31 +278,32 @@ def ablation_command(
         "--val-fraction",
         help="Validation share of the training images (epoch selection) [0.2].",
     ),
-    privileged_weight: float | None = typer.Option(
-        None, "--privileged-weight", help="λ of the 1 − cos text term [1.0]."
-    ),
-    lora: bool | None = typer.Option(None, "--lora/--no-lora", help="LoRA in CLIP-IT \\[on]."),
+    privileged_weight: float | None = PRIVILEGED_WEIGHT,
+    lora: bool | None = LORA,
     n_boot: int = typer.Option(300, "--bootstrap", help="Bootstrap resamples per seed."),
     out: Path | None = typer.Option(None, "--out", help="Optional JSON file of all figures."),
+    config_file: Path | None = CONFIG_FILE,
+    set_options: list[str] = SET,
 ) -> None:
     """Patch classifiers with and without privileged text on the same splits and seeds: paired differences with 95 % CIs."""
     from dataclasses import asdict
 
-    from wsi_engine.commands.patches import _given, _privileged
-    from wsi_engine.config.loader import validate
+    from wsi_engine.commands.patches import PRIVILEGED_KEYS
     from wsi_engine.patch.fit import FitPatchesConfig, image_source
     from wsi_engine.patch.privileged import load_privileged_corpus
     from wsi_engine.patch.privileged_ablation import ABLATION_METRICS, ablate
     from wsi_engine.training.rundir import write_json
 
-    config = validate(
+    keys = {"hidden": "head.hidden", "epochs": "train.epochs", "val_fraction": "train.val_fraction"}
+    config = command_settings(
+        ctx,
         FitPatchesConfig,
         {
-            "head": _given({"hidden": hidden}),
-            "train": _given({"epochs": epochs, "val_fraction": val_fraction}),
-            "privileged_text": _privileged(privileged_text, privileged_weight, lora, None, None),
+            **keys,
+            **{k: PRIVILEGED_KEYS[k] for k in ("privileged_text", "privileged_weight", "lora")},
         },
-        "command line",
+        file=config_file,
+        sets=set_options,
     )
     seed_list = _seeds(seeds)
     with Console(stderr=True).status("encoding the images"):

@@ -8,26 +8,36 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from wsi_engine.commands.options import (
+    ENCODER_CHECKPOINT,
+    MPP,
+    MPP_TABLE,
+    SCHEDULER,
+    SET,
+    command_settings,
+)
 from wsi_engine.commands.progress import StageBars, stage_progress
 from wsi_engine.errors import batch_failures, exit_code_of_reason
 
 
 def run_command(
+    ctx: typer.Context,
     inputs: list[Path] = typer.Argument(..., help="Slide files or folders of slides."),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output folder (stores, predictions, heatmaps, manifest)."
     ),
     config: Path | None = typer.Option(
-        None, "--config", help="Pipeline YAML (default: configs/pipeline.yaml)."
+        None,
+        "--config",
+        help="Pipeline YAML: the keys --set takes (default: configs/pipeline.yaml).",
     ),
+    set_options: list[str] = SET,
     encoder: str | None = typer.Option(None, "--encoder", help="Encoder preset name or YAML."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Encoder weights file."),
+    checkpoint: Path | None = ENCODER_CHECKPOINT,
     fitted_run: Path | None = typer.Option(
         None, "--run", help="A `wsi-engine fit` run: adds predict + heatmap."
     ),
-    scheduler: str | None = typer.Option(
-        None, "--scheduler", help="Address of an existing Dask scheduler."
-    ),
+    scheduler: str | None = SCHEDULER,
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Re-attempt only the slides that failed before."
     ),
@@ -51,12 +61,8 @@ def run_command(
         "--heatmap-formats",
         help="Comma-separated heatmap formats (png, geojson, tiff, html, dicom, dsa) \\[png,geojson,tiff,html].",
     ),
-    mpp: float | None = typer.Option(
-        None, "--mpp", help="µm/px of level 0 for every slide (overrides metadata)."
-    ),
-    mpp_table: Path | None = typer.Option(
-        None, "--mpp-table", help="CSV of per-slide µm/px: slide_id,mpp (or slide_id,mpp_x,mpp_y)."
-    ),
+    mpp: float | None = MPP,
+    mpp_table: Path | None = MPP_TABLE,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Check inputs, weights and output, print the plan, and exit."
     ),
@@ -65,24 +71,29 @@ def run_command(
 
     Exit code 0 when every slide completed, 1 when some failed (listed in the summary and OUT/summary.json).
     """
-    from wsi_engine.pipeline import load_pipeline_config, run_pipeline
+    from wsi_engine.pipeline import run_pipeline
+    from wsi_engine.pipeline.config import PipelineConfig, pipeline_file
 
-    settings = load_pipeline_config(
-        config,
+    settings = command_settings(
+        ctx,
+        PipelineConfig,
         {
-            "embed.encoder": encoder,
-            "embed.checkpoint": str(checkpoint) if checkpoint else None,
-            "embed.device": device,
-            "embed.batch_size": batch_size,
-            "tiling.patch_size": patch_size,
-            "tiling.target_mpp": mpp_target,
-            "tiling.pixel_mode": pixels,
-            "workers": workers,
-            "recursive": recursive,
-            "heatmap.formats": heatmap_formats.split(",") if heatmap_formats else None,
-            "tiling.mpp": mpp,
-            "tiling.mpp_table": str(mpp_table) if mpp_table else None,
+            "encoder": "embed.encoder",
+            "checkpoint": "embed.checkpoint",
+            "device": "embed.device",
+            "batch_size": "embed.batch_size",
+            "patch_size": "tiling.patch_size",
+            "mpp_target": "tiling.target_mpp",
+            "pixels": "tiling.pixel_mode",
+            "workers": "workers",
+            "recursive": "recursive",
+            "heatmap_formats": "heatmap.formats",
+            "mpp": "tiling.mpp",
+            "mpp_table": "tiling.mpp_table",
         },
+        file=pipeline_file(config),
+        sets=set_options,
+        convert={"heatmap_formats": lambda text: text.split(",")},
     )
     from wsi_engine.pipeline.preflight import plan_run
 

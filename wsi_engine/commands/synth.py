@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from wsi_engine.commands.options import with_settings
 from wsi_engine.errors import ConfigError
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*$")
@@ -35,6 +36,7 @@ def parse_classes(text: str) -> list[str]:
     return classes
 
 
+@with_settings
 def synth_command(
     out_dir: Path = typer.Argument(
         ..., help="Output folder (slides/, truth/, labels.csv, cohort.json)."

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from wsi_engine.commands.options import MPP, MPP_TABLE, SCHEDULER, SET, command_settings
 from wsi_engine.commands.progress import stage_progress
 from wsi_engine.errors import batch_failures, exit_code_of_reason
 from wsi_engine.stage import StageObserver
@@ -18,13 +19,18 @@ _MAX_FAILURES_SHOWN = 20
 
 
 def tile_command(
+    ctx: typer.Context,
     inputs: list[Path] = typer.Argument(..., help="Slide files, or folders to search for slides."),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output folder: one <slide_id>.zarr per slide."
     ),
     config: str = typer.Option(
-        "default", "--config", "-c", help="Tiling preset name (configs/tiling) or YAML file."
+        "default",
+        "--config",
+        "-c",
+        help="Tiling preset name (configs/tiling) or YAML file: the keys --set takes.",
     ),
+    set_options: list[str] = SET,
     patch_size: int | None = typer.Option(
         None, "--patch-size", help="Patch side in px at --mpp-target."
     ),
@@ -49,12 +55,8 @@ def tile_command(
     backend: str | None = typer.Option(
         None, "--backend", help="Slide reader: auto, openslide or tiffslide."
     ),
-    mpp: float | None = typer.Option(
-        None, "--mpp", help="µm/px of level 0 for every slide (overrides metadata)."
-    ),
-    mpp_table: Path | None = typer.Option(
-        None, "--mpp-table", help="CSV of per-slide µm/px: slide_id,mpp (or slide_id,mpp_x,mpp_y)."
-    ),
+    mpp: float | None = MPP,
+    mpp_table: Path | None = MPP_TABLE,
     tissue_geojson: Path | None = typer.Option(
         None,
         "--tissue-geojson",
@@ -79,34 +81,33 @@ def tile_command(
         help="Worker processes of a local cluster (default: small jobs in this process, "
         "one thread per core; larger ones one process per core).",
     ),
-    scheduler: str | None = typer.Option(
-        None,
-        "--scheduler",
-        help="Address of a running Dask scheduler to use instead of a local cluster.",
-    ),
+    scheduler: str | None = SCHEDULER,
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Tile again slides whose store is complete."
     ),
 ) -> None:
     """Tile slides into patch stores; exit 1 if any slide failed (reasons in OUT/tiling_report.csv)."""
-    from wsi_engine.config import load_config, with_overrides
+    from wsi_engine.config import resolve_preset
     from wsi_engine.locks import RunLock
     from wsi_engine.slide import SLIDE_EXTENSIONS
     from wsi_engine.tiling import TilingConfig, tile_slides
     from wsi_engine.tiling.pipeline import prepare_output_dir
 
-    settings = with_overrides(
-        load_config(TilingConfig, config, "tiling"),
+    settings = command_settings(
+        ctx,
+        TilingConfig,
         {
-            "patch_size": patch_size,
-            "target_mpp": mpp_target,
-            "overlap": overlap,
-            "min_tissue_fraction": min_tissue,
-            "pixel_mode": pixels,
-            "jpeg_quality": jpeg_quality,
-            "shard_patches": shard_patches,
-            "backend": backend,
+            "patch_size": "patch_size",
+            "mpp_target": "target_mpp",
+            "overlap": "overlap",
+            "min_tissue": "min_tissue_fraction",
+            "pixels": "pixel_mode",
+            "jpeg_quality": "jpeg_quality",
+            "shard_patches": "shard_patches",
+            "backend": "backend",
         },
+        file=resolve_preset(config, "tiling"),
+        sets=set_options,
     )
     from wsi_engine.pipeline.preflight import check_inputs_exist
 

@@ -18,17 +18,11 @@ def verify_command(
 ) -> None:
     """Read every chunk of every store and compare it with the checksum recorded when it was written."""
     from wsi_engine.errors import WsiEngineError
-    from wsi_engine.store.layout import find_stores
+    from wsi_engine.store.layout import require_stores
     from wsi_engine.store.verify import verify_store
 
     console = Console()
-    paths = find_stores(list(stores))
-    if not paths:
-        raise StoreError(
-            "no patch stores found",
-            path=", ".join(map(str, stores)),
-            hint="give store folders or <id>.zarr paths",
-        )
+    paths = require_stores(list(stores))
     lines: list[str] = []
     for path in paths:
         try:

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
+from wsi_engine.commands.options import SLIDE_LABELS, with_settings
 
+
+@with_settings
 def view_command(
     folder: Path = typer.Argument(
         ...,
@@ -20,9 +23,7 @@ def view_command(
     scores: str | None = typer.Option(
         None, "--scores", help="Run id of the scores to show [default: the heatmaps' run]."
     ),
-    labels: Path | None = typer.Option(
-        None, "--labels", help="labels.csv (slide_id,label) to show true labels."
-    ),
+    labels: Path | None = SLIDE_LABELS,
 ) -> None:
     """Zoom into each slide with its heatmap over it (Ctrl-C stops the server)."""
     from wsi_engine.viewer import load_catalog, make_server

@@ -8,7 +8,6 @@ from wsi_engine.config.loader import (
     read_yaml,
     resolve_preset,
     validate,
-    with_overrides,
     write_effective_config,
 )
 
@@ -20,6 +19,5 @@ __all__ = [
     "read_yaml",
     "resolve_preset",
     "validate",
-    "with_overrides",
     "write_effective_config",
 ]

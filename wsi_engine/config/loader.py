@@ -139,6 +139,9 @@ def describe_validation_error(error: ValidationError) -> str:
             parts.append(f"unknown key '{key}'")
         elif item["type"] == "missing":
             parts.append(f"missing key '{key}'")
+        elif item["type"] == "value_error" and isinstance(item.get("input"), dict):
+            # a model's rule across its keys: its message says which
+            parts.append(str(item.get("ctx", {}).get("error", item["msg"])))
         else:
             message = item["msg"][:200]
             parts.append(f"key '{key}': {message} (got {short_repr(item.get('input'))})")
@@ -159,20 +162,6 @@ def load_config(
     """Load preset ``name_or_path`` of ``kind`` (or an alias of one) into ``model``."""
     path = resolve_preset(name_or_path, kind, aliases)
     return validate(model, read_yaml(path), path)
-
-
-def with_overrides(config: M, overrides: dict[str, Any], source: str = "command line") -> M:
-    """A copy of ``config`` with the non-``None`` values of ``overrides`` (dotted keys allowed)."""
-    data = config.model_dump()
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
-        target = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            target = target.setdefault(key, {})
-        target[leaf] = value
-    return validate(type(config), data, source)
 
 
 def write_effective_config(out_dir: str | Path, name: str, sections: dict[str, Any]) -> Path:

@@ -20,3 +20,12 @@ class EmbedSettings(StrictModel):
     workers: int | None = Field(
         None, ge=0, description="background decode workers (default: by cores)"
     )
+
+
+class EmbedJobSettings(EmbedSettings):
+    """``wsi-engine embed``: the stage's settings and the command's own (any CUDA device, the stored
+    dtype, GPU count)."""
+
+    device: str = Field("auto", description="auto, cuda, cuda:N or cpu")
+    dtype: Literal["float16", "float32"] = "float16"
+    gpus: int | None = Field(None, ge=1, description="GPUs to use (default: all visible)")

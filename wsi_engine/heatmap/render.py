@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,16 @@ import numpy as np
 from PIL import Image
 
 from wsi_engine import __version__
-from wsi_engine.config.loader import write_effective_config
+from wsi_engine.config.loader import validate, write_effective_config
 from wsi_engine.config.names import match_name, unknown_name_hint
 from wsi_engine.errors import ConfigError, StoreError, WsiEngineError
 from wsi_engine.heatmap import clinical, gallery, geojson, overlay, pyramid_tiff, report
 from wsi_engine.heatmap.files import atomic_output, class_file_name, ensure_dir
 from wsi_engine.heatmap.ome_tiff import crop_to_frame, write_ome_tiff
 from wsi_engine.heatmap.provenance import shown_classes, training_roles
-from wsi_engine.heatmap.scales import MODES, QUANTITIES, ColourScale, make_scale
+from wsi_engine.heatmap.scales import QUANTITIES, ColourScale, make_scale
 from wsi_engine.heatmap.scoremap import canvas_shape, score_canvas
+from wsi_engine.heatmap.settings import HeatmapOptions
 from wsi_engine.heatmap.slide_source import (
     PIXEL_FORMATS,
     locate_slide,
@@ -59,20 +60,6 @@ STAGE = "heatmap"
 
 DEFAULT_FORMATS = ("png", "geojson", "tiff", "html")
 FORMATS = (*DEFAULT_FORMATS, *clinical.FORMATS)
-
-
-@dataclass(frozen=True)
-class HeatmapOptions:
-    """What to draw and how; see :func:`make_heatmaps`."""
-
-    run_id: str
-    class_name: str | None = None
-    formats: tuple[str, ...] = DEFAULT_FORMATS
-    scale: str = "fixed"
-    quantity: str = "auto"
-    smooth_um: float = 0.0
-    top_k: int = 8
-    slides: Path | None = None  # folder of slides, for stores without pixels or thumbnail
 
 
 @dataclass
@@ -141,8 +128,20 @@ def make_heatmaps(
     features) whose recorded slide path is gone; without a slide such a store
     gets only GeoJSON and TIFF, and a note naming what was skipped.
     """
-    options = _validated(run_id, class_name, formats, scale, quantity, smooth_um, top_k)
-    options = replace(options, slides=Path(slides) if slides else None)
+    options = validate(
+        HeatmapOptions,
+        {
+            "run_id": run_id,
+            "class_name": class_name,
+            "formats": list(formats),
+            "scale": scale,
+            "quantity": quantity,
+            "smooth_um": smooth_um,
+            "top_k": top_k,
+            "slides": str(slides) if slides else None,
+        },
+        "heatmap options",
+    )
     out_dir = ensure_dir(Path(out_dir))
     paths = require_stores(
         list(store_paths),
@@ -172,43 +171,9 @@ def make_heatmaps(
     config_path = write_effective_config(
         out_dir,
         "heatmap",
-        {
-            "heatmap": {
-                **asdict(options),
-                "formats": list(options.formats),
-                "slides": str(options.slides) if options.slides else None,
-            },
-            "stores": [str(p) for p in paths],
-        },
+        {"heatmap": options, "stores": [str(p) for p in paths]},
     )
     return HeatmapReport(out_dir, options, results, report_path, config_path)
-
-
-def _validated(
-    run_id: str,
-    class_name: str | None,
-    formats: Iterable[str],
-    scale: str,
-    quantity: str,
-    smooth_um: float,
-    top_k: int,
-) -> HeatmapOptions:
-    chosen = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
-    unknown = [f for f in chosen if f not in FORMATS]
-    if unknown or not chosen:
-        raise ConfigError(f"unknown or missing output format(s): {', '.join(unknown) or 'none given'}",
-                          hint=f"use a comma-separated subset of {','.join(FORMATS)}")  # fmt: skip
-    if "html" in chosen and "png" not in chosen:
-        chosen = ("png", *chosen)
-    if scale not in MODES:
-        raise ConfigError(f"unknown scale {scale!r}", hint=f"use {' or '.join(MODES)}")
-    if quantity not in ("auto", *QUANTITIES):
-        raise ConfigError(
-            f"unknown quantity {quantity!r}", hint=f"use auto, {' or '.join(QUANTITIES)}"
-        )
-    if smooth_um < 0 or top_k < 1:
-        raise ConfigError("--smooth-um must be >= 0 and --top-k >= 1")
-    return HeatmapOptions(run_id, class_name, chosen, scale, quantity, float(smooth_um), int(top_k))
 
 
 def _scale_note(options: HeatmapOptions) -> str:
@@ -266,7 +231,7 @@ class _SlideRenderer:
         self.quantity = self._quantity()
         self.coords = store.coords()
         self.mpp = self._mpp()
-        self.slide_file = locate_slide(store, options.slides)
+        self.slide_file = locate_slide(store, Path(options.slides) if options.slides else None)
         self.thumbnail = None
         if THUMBNAIL in store.root:
             self.thumbnail, self.thumbnail_downsample = store.thumbnail()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from wsi_engine.config.loader import StrictModel, write_effective_config
 from wsi_engine.errors import ConfigError
@@ -37,14 +37,16 @@ from wsi_engine.reports.slide_fit import SlideTextTargets, slide_text_targets
 from wsi_engine.slide.ids import sanitize_name
 from wsi_engine.store import utc_now
 from wsi_engine.training.device import DeviceBags, resolve_device
-from wsi_engine.training.rundir import (
+from wsi_engine.training.records import (
     RUN_FILE,
-    check_run_dir,
-    run_id_for,
-    run_record,
-    write_json,
-    writing_run,
+    CheckpointEntry,
+    FitRunRecord,
+    MilCheckpointMeta,
+    PrivilegedTextRecord,
+    run_header,
+    write_record,
 )
+from wsi_engine.training.rundir import check_run_dir, run_id_for, write_json, writing_run
 from wsi_engine.training.seeding import seed_everything
 
 
@@ -73,6 +75,34 @@ class FitConfig(StrictModel):
         None, description="imported report corpus: CLIP-IT text distillation (training only)"
     )
     privileged_weight: float = Field(1.0, ge=0, description="λ of the 1 − cos text term")
+
+    @model_validator(mode="after")
+    def _options_of_other_models(self) -> FitConfig:
+        given = [k for k in LIBRA_ONLY_OPTIONS if k in self.model_options]
+        if given and self.model != "libra":
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k in given)
+            raise ValueError(f"{flags} apply to --model libra only")
+        return self
+
+    @model_validator(mode="after")
+    def _weight_needs_corpus(self) -> FitConfig:
+        if self.privileged_text is None and "privileged_weight" in self.model_fields_set:
+            raise ValueError("--privileged-weight needs --privileged-text")
+        return self
+
+
+LIBRA_ONLY_OPTIONS = ("fusion", "kv", "proto_init")
+CHECKPOINT_KEYS = {
+    "run_id",
+    "model",
+    "model_options",
+    "class_names",
+    "task",
+    "encoder_id",
+    "feature_dim",
+}
+"""Keys of ``run.json`` that every fold checkpoint's meta repeats."""
+"""Model options of Libra-MIL that ``fit`` also takes as options (``--fusion``, ``--kv``, ``--proto-init``)."""
 
 
 class FitProgress:
@@ -199,41 +229,41 @@ def fit(
             folds=len({s.fold for s in splits}),
             source=source,
         )
-        run = {
-            **run_record(rundir.RUN_FORMAT, run_id, "running"),
-            "task": task.name,
-            "class_names": list(task.class_names),
-            "encoder_id": encoder_id,
-            "encoder_preset": None if preset is None else preset.name,
-            "feature_dim": cohort.feature_dim,
-            "feature_output_kind": cohort.feature_attrs.get("output_kind"),
-            "model": spec.name,
-            "model_config": options.model_dump(mode="json"),
-            "train_config": config.train.model_dump(mode="json"),
-            "language_priors": "text-embeddings" if language.used else "text-free",
-            "language_note": language.note,
-            "long_prompts": language.long_prompts,
-            "labels": str(Path(labels_path).resolve()),
-            "stores": [str(Path(p).resolve()) for p in store_dirs],
-            "splits_source": source,
-            "seed": config.seed,
-            "training_seeds": training_seeds,
-            "checkpoints": [],
-        }
-        write_json(run_dir / RUN_FILE, run)
+        run = FitRunRecord(
+            **run_header(rundir.RUN_FORMAT, run_id, "running"),
+            task=task.name,
+            class_names=list(task.class_names),
+            encoder_id=encoder_id,
+            encoder_preset=None if preset is None else preset.name,
+            feature_dim=cohort.feature_dim,
+            feature_output_kind=cohort.feature_attrs.get("output_kind"),
+            model=spec.name,
+            model_options=options.model_dump(mode="json"),
+            train_config=config.train.model_dump(mode="json"),
+            language_priors="text-embeddings" if language.used else "text-free",
+            language_note=language.note,
+            long_prompts=language.long_prompts,
+            labels=str(Path(labels_path).resolve()),
+            stores=[str(Path(p).resolve()) for p in store_dirs],
+            splits_source=source,
+            seed=config.seed,
+            training_seeds=training_seeds,
+            checkpoints=[],
+        )
+        write_record(run_dir / RUN_FILE, run)
 
         reader = DeviceBags(
             BagReader.for_cohort(cohort, cache_bytes=config.cache_mb << 20), training_device
         )
         if text_targets is not None:
             write_pairing(run_dir, text_targets.pairs, text_targets.corpus, text_targets.quality)
-            run["privileged_text"] = {
-                "corpus": str(Path(config.privileged_text).resolve()),
-                "corpus_id": text_targets.corpus.corpus_id,
-                "paired": "slides of the training parts only",
-                "pairing": text_targets.quality.to_json(),
-            }
-            write_json(run_dir / RUN_FILE, run)
+            run.privileged_text = PrivilegedTextRecord(
+                corpus=str(Path(config.privileged_text).resolve()),
+                corpus_id=text_targets.corpus.corpus_id,
+                paired="slides of the training parts only",
+                pairing=text_targets.quality.to_json(),
+            )
+            write_record(run_dir / RUN_FILE, run)
         progress.start([s for _ in training_seeds for s in splits], config.train.epochs)
         rows, curves, histories = [], {}, {}
         pooled: dict[tuple[int, int], list[tuple[list[str], np.ndarray]]] = {}
@@ -255,30 +285,24 @@ def fit(
                 if len(training_seeds) > 1:
                     out = out / f"seed_{train_seed}"
                 out.mkdir(parents=True, exist_ok=True)
-                meta = {
-                    "run_id": run_id,
-                    "model": spec.name,
-                    "model_config": options.model_dump(mode="json"),
-                    "class_names": list(task.class_names),
-                    "task": task.name,
-                    "encoder_id": encoder_id,
-                    "feature_dim": cohort.feature_dim,
-                    "language_priors": language.used,
-                    "shots": split.shots,
-                    "fold": split.fold,
-                    "seed": train_seed,
-                    "best_epoch": result.fold.best_epoch,
-                }
+                meta = MilCheckpointMeta(
+                    **run.model_dump(include=CHECKPOINT_KEYS),
+                    language_priors=language.used,
+                    shots=split.shots,
+                    fold=split.fold,
+                    seed=train_seed,
+                    best_epoch=result.fold.best_epoch,
+                )
                 rundir.save_checkpoint(out / "model.pt", result.model, meta, language.embeddings)
                 write_json(out / "history.json", result.fold.history)
                 _write_test_predictions(out / "test_predictions.csv", result.fold, cohort)
-                run["checkpoints"].append(
-                    {
-                        "shots": split.shots,
-                        "fold": split.fold,
-                        "seed": train_seed,
-                        "path": str((out / "model.pt").relative_to(run_dir)),
-                    }
+                run.checkpoints.append(
+                    CheckpointEntry(
+                        shots=split.shots,
+                        fold=split.fold,
+                        seed=train_seed,
+                        path=str((out / "model.pt").relative_to(run_dir)),
+                    )
                 )
                 row = {
                     "model": spec.name,
@@ -309,10 +333,9 @@ def fit(
         report.write_results(run_dir, rows, spec.name, summary)
         report.plot_roc(run_dir / "roc.png", curves, list(task.class_names))
         report.plot_curves(run_dir / "curves.png", histories)
-        run.update(
-            status="complete", completed=utc_now(), summary={str(k): v for k, v in summary.items()}
-        )
-        write_json(run_dir / RUN_FILE, run)
+        run.status, run.completed = "complete", utc_now()
+        run.summary = {str(k): v for k, v in summary.items()}
+        write_record(run_dir / RUN_FILE, run)
     return FitResult(run_dir, run_id, rows, summary, language)
 
 
@@ -384,7 +407,7 @@ def _privileged_targets(
 
 
 #: Entries of the kept epoch's training record that describe the fusion.
-FUSION_RECORD_PREFIXES = ("grad_rms.", "displacement.", "tau_")
+FUSION_RECORD_PREFIXES = ("grad_rms.", "displacement.", "tau_", "gate")
 
 
 def fusion_summary(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from wsi_engine.slide.ids import sanitize_name
 from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore
 from wsi_engine.training.device import resolve_device
+from wsi_engine.training.records import CheckpointEntry, FitRunRecord
 from wsi_engine.training.rundir import write_rows
 from wsi_engine.training.stores import predict_stores
 
@@ -56,24 +57,26 @@ class PredictResult:
 
 
 def select_checkpoints(
-    run: dict[str, Any], shots: int | None, fold: str
-) -> tuple[int, list[dict[str, Any]]]:
+    run: FitRunRecord, shots: int | None, fold: str
+) -> tuple[int, list[CheckpointEntry]]:
     """(shots, checkpoint entries of run.json) for ``shots`` (default: the largest) and ``fold`` (``all`` or an index)."""
-    entries = run["checkpoints"]
-    available = sorted({e["shots"] for e in entries})
+    entries = run.checkpoints
+    if not entries:
+        raise DataError("the run has no fold models (run.json lists no checkpoints)")
+    available = sorted({e.shots for e in entries})
     shots = available[-1] if shots is None else shots
-    chosen = [e for e in entries if e["shots"] == shots]
+    chosen = [e for e in entries if e.shots == shots]
     if not chosen:
         raise DataError(
             f"the run has no {shots}-shot models (available: {', '.join(map(str, available))})"
         )
     if fold != "all":
-        if not fold.isdigit() or not any(e["fold"] == int(fold) for e in chosen):
-            folds = ", ".join(str(e["fold"]) for e in chosen)
+        if not fold.isdigit() or not any(e.fold == int(fold) for e in chosen):
+            folds = ", ".join(str(e.fold) for e in chosen)
             raise DataError(
                 f"--fold {fold!r} is not a fold of this run", hint=f"use all or one of {folds}"
             )
-        chosen = [e for e in chosen if e["fold"] == int(fold)]
+        chosen = [e for e in chosen if e.fold == int(fold)]
     return shots, chosen
 
 
@@ -140,13 +143,13 @@ class Predictor:
         run = read_run(self.run_dir)
         self.shots, self.entries = select_checkpoints(run, shots, fold)
         self.device = resolve_device(device)
-        loaded = [load_checkpoint(self.run_dir / e["path"]) for e in self.entries]
+        loaded = [load_checkpoint(self.run_dir / e.path) for e in self.entries]
         self.models = [m.to(self.device) for m, _ in loaded]
         self.meta = loaded[0][1]
-        self.run_id = run["run_id"]
-        self.class_names: list[str] = list(self.meta["class_names"])
-        self.encoder_id: str = self.meta["encoder_id"]
-        self.feature_dim = int(self.meta["feature_dim"])
+        self.run_id = run.run_id
+        self.class_names: list[str] = list(self.meta.class_names)
+        self.encoder_id: str = self.meta.encoder_id
+        self.feature_dim = self.meta.feature_dim
         self.write_scores = write_scores
         self.score_id = sanitize_name(
             score_id
@@ -162,8 +165,8 @@ class Predictor:
             arrays = {k: v.astype(np.float32) for k, v in out.items() if k != "probs"}
             attrs = {
                 "kind": "bag",
-                "model": self.meta["model"],
-                "task": self.meta["task"],
+                "model": self.meta.model,
+                "task": self.meta.task,
                 "class_names": list(self.class_names),
                 "encoder_id": self.encoder_id,
                 "slide_probs": [float(p) for p in probs],
@@ -171,7 +174,7 @@ class Predictor:
                 "fit_run": str(self.run_dir.resolve()),
                 "fit_run_id": self.run_id,
                 "shots": self.shots,
-                "folds": [e["fold"] for e in self.entries],
+                "folds": [e.fold for e in self.entries],
             }
             PatchStore.open(store.path, mode="r+").write_scores(self.score_id, arrays, attrs)
         return {
@@ -210,7 +213,7 @@ def predict(
         write_scores=write_scores,
         device=device,
     )
-    folds = [e["fold"] for e in predictor.entries]
+    folds = [e.fold for e in predictor.entries]
     seen = seen_slides(predictor.run_dir, predictor.shots, folds) if labels else set()
     class_names = predictor.class_names
 
@@ -224,16 +227,35 @@ def predict(
     rows, failures = predict_stores(
         store_dirs, predictor.encoder_id, predictor.feature_dim, predict_one, observer
     )
+    return finish_predictions(
+        predictor.score_id, rows, failures, class_names, out_csv, labelled=labels is not None
+    )
+
+
+def finish_predictions(
+    score_id: str,
+    rows: list[dict[str, Any]],
+    failures: dict[str, str],
+    class_names: list[str],
+    out_csv: str | Path,
+    *,
+    labelled: bool,
+) -> PredictResult:
+    """Write the predicted ``rows`` to ``out_csv``; with labels, metrics out of and in sample.
+
+    Shared by the local and the cluster driver, so both write the same CSV and
+    never mix in-sample slides into ``metrics``.
+    """
     columns = [
         "slide_id",
         "predicted",
         *(f"prob_{c}" for c in class_names),
-        *(["label", "in_sample"] if labels is not None else []),
+        *(["label", "in_sample"] if labelled else []),
         "n_patches",
     ]
     write_rows(Path(out_csv), rows, columns)
-    result = PredictResult(predictor.score_id, rows, failures)
-    if labels is not None:
+    result = PredictResult(score_id, rows, failures)
+    if labelled:
         inside = [r for r in rows if r["in_sample"]]
         outside = [r for r in rows if not r["in_sample"]]
         result.metrics = _labelled_metrics(outside, class_names)
@@ -241,3 +263,14 @@ def predict(
         result.n_in_sample = sum(r["label"] in class_names for r in inside)
         result.n_out_of_sample = sum(r["label"] in class_names for r in outside)
     return result
+
+
+class PredictOptions(TypedDict, total=False):
+    """The keyword options of :func:`predict` that a driver passes through unchanged."""
+
+    shots: int | None
+    fold: str
+    score_id: str | None
+    write_scores: bool
+    labels: dict[str, str] | None
+    device: str

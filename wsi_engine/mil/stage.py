@@ -29,7 +29,7 @@ class PredictStage(stage.SlideStage):
     def __init__(self, run_dir: str | Path):
         super().__init__()
         self.run_dir = Path(run_dir)
-        self.run_key = stage.stage_key(read_run(self.run_dir))
+        self.run_key = stage.stage_key(read_run(self.run_dir).to_json())
 
     def key(self, job: SlideJob) -> str:
         return stage.stage_key("predict", self.run_key, job.keys["embed"])

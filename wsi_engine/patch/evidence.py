@@ -30,6 +30,7 @@ from wsi_engine.patch.dataset import PatchSet
 from wsi_engine.patch.multiscale import second_views, view_mismatch
 from wsi_engine.patch.targets import SlideEvidence, TargetConfig, resolve_background, slide_targets
 from wsi_engine.store import PatchStore, find_stores, store_slide_id
+from wsi_engine.training.records import FitRunRecord
 from wsi_engine.training.stores import usable_features
 
 
@@ -46,22 +47,22 @@ class BagRun:
     """A finished ``wsi-engine fit`` run and the fold models chosen from it."""
 
     run_dir: Path
-    run: dict[str, Any]
+    run: FitRunRecord
     models: list[MILModel]
     shots: int
     folds: list[int]
 
     @property
     def class_names(self) -> list[str]:
-        return list(self.run["class_names"])
+        return list(self.run.class_names)
 
     @property
     def encoder_id(self) -> str:
-        return str(self.run["encoder_id"])
+        return self.run.encoder_id
 
     @property
     def task(self) -> str:
-        return str(self.run["task"])
+        return self.run.task
 
     @property
     def preferred_evidence(self) -> str:
@@ -83,15 +84,15 @@ def load_bag_run(
     """The fold models of ``run_dir``; with ``task``, refuse a run fitted for another task."""
     run_dir = Path(run_dir)
     run = read_run(run_dir)
-    if task is not None and task != run["task"]:
+    if task is not None and task != run.task:
         raise DataError(
-            f"the bag run was fitted for task '{run['task']}', not '{task}'",
+            f"the bag run was fitted for task '{run.task}', not '{task}'",
             path=run_dir,
             hint="give the fit run of this task, or drop --task",
         )
     shots, entries = select_checkpoints(run, shots, fold)
-    models = [load_checkpoint(run_dir / e["path"])[0] for e in entries]
-    return BagRun(run_dir, run, models, shots, [e["fold"] for e in entries])
+    models = [load_checkpoint(run_dir / e.path)[0] for e in entries]
+    return BagRun(run_dir, run, models, shots, [e.fold for e in entries])
 
 
 @dataclass
@@ -160,7 +161,7 @@ def collect_evidence(
     class_names = bag.class_names
     check_classes(labels, class_names, bag.task)
     background = resolve_background(class_names, config.background_class)
-    encoder_id, feature_dim = bag.encoder_id, int(bag.run["feature_dim"])
+    encoder_id, feature_dim = bag.encoder_id, bag.run.feature_dim
     stores = {store_slide_id(p): p for p in find_stores(list(store_dirs))}
     seconds = {store_slide_id(p): p for p in find_stores(list(second_store_dirs or []))}
     rng = np.random.default_rng(seed)

@@ -62,11 +62,18 @@ from wsi_engine.prompts import LanguagePriors, TaskEmbeddings
 from wsi_engine.reports.quality import write_pairing
 from wsi_engine.reports.settings import PrivilegedTextConfig
 from wsi_engine.training.device import resolve_device
-from wsi_engine.training.rundir import (
+from wsi_engine.training.records import (
     RUN_FILE,
+    LateFusionRecord,
+    PatchCheckpointMeta,
+    PatchRunRecord,
+    PrivilegedTextRecord,
+    run_header,
+    write_record,
+)
+from wsi_engine.training.rundir import (
     check_run_dir,
     run_id_for,
-    run_record,
     write_json,
     write_rows,
     writing_run,
@@ -109,6 +116,56 @@ class FitPatchesConfig(StrictModel):
                 "a metric loss needs an MLP head (head.hidden > 0): a linear head has no embedding to train"
             )
         return self
+
+
+class PatchSources(StrictModel):
+    """Where ``fit-patches`` takes its patches: a bag run's evidence on stores, or an image folder."""
+
+    from_run: str | None = Field(None, description="bag run directory of `wsi-engine fit`")
+    images: str | None = Field(None, description="labelled patch folder, one sub-folder per class")
+    stores: list[str] = Field(default_factory=list, description="stores of the labelled slides")
+    stores_2: list[str] = Field(
+        default_factory=list, description="the same slides' stores at another µm/px"
+    )
+    labels: str | None = Field(None, description="labels CSV [the bag run's]")
+    task: str | None = None
+    encoder: str | None = Field(None, description="encoder preset that encodes --images")
+    checkpoint: str | None = Field(None, description="encoder weights file (with --images)")
+
+
+class FitPatchesSettings(FitPatchesConfig):
+    """``fit-patches``' settings: the run's configuration and its source, with the rules across them."""
+
+    source: PatchSources = Field(default_factory=PatchSources)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FitPatchesSettings:
+        source = self.source
+        if (source.from_run is None) == (source.images is None):
+            raise ValueError("give exactly one of --from-run and --images")
+        if source.from_run is not None and (
+            not source.stores or source.encoder or source.checkpoint
+        ):
+            raise ValueError(
+                "--from-run needs --stores and takes no --encoder/--checkpoint (the run's encoder is used)"
+            )
+        if source.images is not None and (
+            source.encoder is None or source.stores or source.stores_2 or source.labels
+        ):
+            raise ValueError(
+                "--images needs --encoder and takes no --stores, --stores-2 or --labels"
+            )
+        if self.train.metric != "none" and not source.stores_2:
+            raise ValueError(
+                f"--metric {self.train.metric} needs --stores-2 (the same slides at another µm/px)"
+            )
+        return self
+
+    def run_config(self) -> FitPatchesConfig:
+        """The configuration written with the run (everything but the source)."""
+        return FitPatchesConfig.model_validate(
+            self.model_dump(exclude={"source"}, exclude_unset=True)
+        )
 
 
 @dataclass
@@ -173,7 +230,7 @@ def _bag_source(
     labels_path: Path | None,
     second_dirs: list[Path] | None,
 ) -> _Source:
-    labels_path = Path(labels_path or bag.run["labels"])
+    labels_path = Path(labels_path or bag.run.labels)
     evidence = collect_evidence(
         bag,
         read_labels(labels_path),
@@ -188,16 +245,16 @@ def _bag_source(
     text = TaskEmbeddings.load(text_path) if text_path.exists() else None
     language = head_language(
         text,
-        bag.run.get("feature_output_kind"),
-        int(bag.run["feature_dim"]),
+        bag.run.feature_output_kind,
+        bag.run.feature_dim,
         config.text_free,
-        f"the bag run has no prompt embeddings ({bag.run.get('language_note', 'text-free run')})",
+        f"the bag run has no prompt embeddings ({bag.run.language_note})",
     )
     provenance = {
         "source": "bag-run",
         "bag_run": str(bag.run_dir.resolve()),
-        "bag_run_id": bag.run["run_id"],
-        "bag_model": bag.run["model"],
+        "bag_run_id": bag.run.run_id,
+        "bag_model": bag.run.model,
         "bag_shots": bag.shots,
         "bag_folds": bag.folds,
         "evidence": config.targets.evidence,
@@ -224,7 +281,7 @@ def _bag_source(
         evidence.skipped,
         evidence.slide_rows,
         evidence.roles,
-        {"encoder_id": bag.encoder_id, "output_kind": bag.run.get("feature_output_kind")},
+        {"encoder_id": bag.encoder_id, "output_kind": bag.run.feature_output_kind},
     )
 
 
@@ -306,7 +363,7 @@ def resolve_bag_fold(run_dir: Path, shots: int | None, fold: str) -> str:
     splits is a :class:`DataError`."""
     if not (run_dir / "splits.json").is_file():
         return "all" if fold == "auto" else fold
-    folds = sorted({e["fold"] for e in select_checkpoints(read_run(run_dir), shots, "all")[1]})
+    folds = sorted({e.fold for e in select_checkpoints(read_run(run_dir), shots, "all")[1]})
     if fold == "auto":
         return str(folds[0])
     if fold == "all" and len(folds) > 1:
@@ -396,20 +453,20 @@ def _train_and_write(
         write_effective_config(out, "config", {"fit_patches": config})
         if source.language.embeddings is not None:
             source.language.embeddings.save(out / "text_embeddings.npz")
-        meta = {
-            "run_id": run_id,
-            "model": f"patch-{config.head.kind}",
-            "class_names": class_names,
-            "task": source.task,
-            "encoder_id": source.encoder_id,
-            "feature_dim": feature_dim,
-            "language_priors": source.language.used,
-            "best_epoch": result.best_epoch,
-        }
+        meta = PatchCheckpointMeta(
+            run_id=run_id,
+            model=f"patch-{config.head.kind}",
+            class_names=class_names,
+            task=source.task,
+            encoder_id=source.encoder_id,
+            feature_dim=feature_dim,
+            language_priors=source.language.used,
+            best_epoch=result.best_epoch,
+        )
         if clip is not None:
-            meta["late_fusion"] = {"text_dim": corpus.dim, "corpus": corpus.corpus_id}
+            meta.late_fusion = LateFusionRecord(text_dim=corpus.dim, corpus=corpus.corpus_id)
             write_pairing(out, clip.pairs, corpus, clip.quality)
-        save_head(out / CHECKPOINT_NAME, model, meta)
+        meta = save_head(out / CHECKPOINT_NAME, model, meta)
         write_json(out / "history.json", result.history)
         report.write_metrics(out, rows)
         matrix = report.confusion_matrix(targets, probs.argmax(1), n_classes)
@@ -419,34 +476,36 @@ def _train_and_write(
         write_rows(out / "skipped.csv", [vars(s) for s in source.skipped], ("item", "reason"))
         if source.slide_rows:
             write_rows(out / "targets.csv", source.slide_rows, list(source.slide_rows[0]))
-        run = {
-            **run_record(PATCH_RUN_FORMAT, run_id, "complete"),
-            **meta,
-            "head": config.head.kind,
-            "language_note": source.language.note,
+        run = PatchRunRecord(
+            **run_header(PATCH_RUN_FORMAT, run_id, "complete"),
+            **meta.model_dump(
+                exclude={"version", "run_id", "head_config", "level_names"}, exclude_unset=True
+            ),
+            head=config.head.kind,
+            language_note=source.language.note,
             **source.provenance,
-            "n_groups": len(patches.group_names),
-            "n_patches": len(patches),
-            "hard_targets": counts,
-            "n_train_patches": len(train),
-            "n_val_patches": len(val),
-            "n_test_patches": len(test),
-            "seconds": round(result.seconds, 2),
-            "skipped": [vars(s) for s in source.skipped],
-            "metrics": rows,
-            "confusion": matrix.tolist(),
-            "checkpoint": CHECKPOINT_NAME,
-        }
+            n_groups=len(patches.group_names),
+            n_patches=len(patches),
+            hard_targets=counts,
+            n_train_patches=len(train),
+            n_val_patches=len(val),
+            n_test_patches=len(test),
+            seconds=round(result.seconds, 2),
+            skipped=[vars(s) for s in source.skipped],
+            metrics=rows,
+            confusion=matrix.tolist(),
+            checkpoint=CHECKPOINT_NAME,
+        )
         if clip is not None:
-            run["privileged_text"] = {
-                "corpus": str(Path(privileged.corpus).resolve()),
-                "corpus_id": corpus.corpus_id,
-                "paired": "training patches only",
-                "lora_targets": clip.lora_targets,
-                "text_classifier_losses": clip.text_losses,
-                "pairing": clip.quality.to_json(),
-            }
-        write_json(out / RUN_FILE, run)
+            run.privileged_text = PrivilegedTextRecord(
+                corpus=str(Path(privileged.corpus).resolve()),
+                corpus_id=corpus.corpus_id,
+                paired="training patches only",
+                lora_targets=clip.lora_targets,
+                text_classifier_losses=clip.text_losses,
+                pairing=clip.quality.to_json(),
+            )
+        write_record(out / RUN_FILE, run)
     return PatchFitResult(
         out,
         run_id,
@@ -455,5 +514,5 @@ def _train_and_write(
         counts,
         result.best_epoch,
         source.skipped,
-        run.get("privileged_text"),
+        None if run.privileged_text is None else run.privileged_text.to_json(),
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from wsi_engine.patch.rundir import CHECKPOINT_NAME, load_head, read_patch_run
+from wsi_engine.patch.rundir import load_head, read_patch_run
 from wsi_engine.patch.train import predict_probs
 from wsi_engine.slide.ids import sanitize_name
 from wsi_engine.stage import StageObserver
@@ -50,22 +50,22 @@ def predict_patches(
     """
     run_dir = Path(run_dir)
     run = read_patch_run(run_dir)
-    head, meta = load_head(run_dir / run.get("checkpoint", CHECKPOINT_NAME))
-    class_names, encoder_id = list(meta["class_names"]), str(meta["encoder_id"])
-    score_id = sanitize_name(score_id or run["run_id"])
+    head, meta = load_head(run_dir / run.checkpoint)
+    class_names, encoder_id = list(meta.class_names), run.encoder_id
+    score_id = sanitize_name(score_id or run.run_id)
 
     def predict_one(store: PatchStore, features: np.ndarray) -> dict[str, Any]:
         probs = predict_probs(head, features)
         fractions = np.bincount(probs.argmax(1), minlength=len(class_names)) / len(probs)
         attrs = {
             "kind": "patch",
-            "model": meta["model"],
-            "task": meta["task"],
+            "model": run.model,
+            "task": run.task,
             "class_names": class_names,
             "encoder_id": encoder_id,
             "class_fractions": [float(f) for f in fractions],
             "fit_run": str(run_dir.resolve()),
-            "fit_run_id": run["run_id"],
+            "fit_run_id": run.run_id,
         }
         PatchStore.open(store.path, mode="r+").write_scores(score_id, {"probs": probs}, attrs)
         return {
@@ -76,7 +76,7 @@ def predict_patches(
         }
 
     rows, failures = predict_stores(
-        store_dirs, encoder_id, int(meta["feature_dim"]), predict_one, observer, "predict-patches"
+        store_dirs, encoder_id, meta.feature_dim, predict_one, observer, "predict-patches"
     )
     if out_csv is not None:
         columns = [

@@ -13,7 +13,8 @@ Layout::
       skipped.csv           inputs left out and why
       text_embeddings.npz   prompt embeddings the head started from (absent when text-free)
 
-``model.pt`` is a plain dict: ``format``, ``meta`` (head config, level
+``model.pt`` is a plain dict: ``format``, ``meta``
+(:class:`~wsi_engine.training.records.PatchCheckpointMeta`: head config, level
 names, feature dimension, class names, task, encoder id, run id) and
 ``state_dict``; it is all ``predict-patches`` needs.
 
@@ -26,54 +27,64 @@ from pathlib import Path
 from typing import Any
 
 from wsi_engine.patch.head import HeadConfig, PatchHead, empty_head
-from wsi_engine.training import checkpoint, rundir
+from wsi_engine.training import checkpoint
+from wsi_engine.training.records import (
+    PATCH_RUN_FORMAT,
+    PatchCheckpointMeta,
+    PatchRunRecord,
+    parse_record,
+    read_run_record,
+)
 
-PATCH_RUN_FORMAT = "wsi-engine-patch-run"
+__all__ = ["CHECKPOINT_NAME", "PATCH_RUN_FORMAT", "load_head", "read_patch_run", "save_head"]
 PATCH_CHECKPOINT_FORMAT = "wsi-engine-patch-checkpoint"
 CHECKPOINT_NAME = "model.pt"
 
 
-def save_head(path: Path, head: PatchHead, meta: dict[str, Any]) -> None:
-    """Write the checkpoint of ``head``; ``meta`` must hold ``feature_dim`` and ``class_names``.
+def save_head(
+    path: Path, head: PatchHead, meta: PatchCheckpointMeta | dict[str, Any]
+) -> PatchCheckpointMeta:
+    """Write the checkpoint of ``head`` with ``meta`` completed by the head config and level names;
+    returns that meta.
 
     ``head`` may be a CLIP-IT late-fusion head (its image head gives the head config).
     """
     image = getattr(head, "image", head)
-    meta = {
-        **meta,
-        "head_config": image.config.model_dump(mode="json"),
-        "level_names": image.level_names,
-    }
-    checkpoint.save_checkpoint(path, PATCH_CHECKPOINT_FORMAT, meta, head.state_dict())
+    meta = PatchCheckpointMeta.model_validate(meta).model_copy()
+    meta.head_config = image.config.model_dump(mode="json")
+    meta.level_names = list(image.level_names)
+    checkpoint.save_checkpoint(path, PATCH_CHECKPOINT_FORMAT, meta.to_json(), head.state_dict())
+    return meta
 
 
-def load_head(path: Path) -> tuple[PatchHead, dict[str, Any]]:
+def load_head(path: Path) -> tuple[PatchHead, PatchCheckpointMeta]:
     """The head of a checkpoint, in eval mode, and its ``meta``.
 
-    A CLIP-IT run (``meta["late_fusion"]``) gives its late-fusion head, whose
+    A CLIP-IT run (``meta.late_fusion``) gives its late-fusion head, whose
     forward pass is image-only (:class:`wsi_engine.reports.distill.LateFusionHead`).
     """
     payload = checkpoint.load_checkpoint(
         path, PATCH_CHECKPOINT_FORMAT, "wsi-engine patch-classifier checkpoint"
     )
-    meta = payload["meta"]
-    config = HeadConfig.model_validate(meta["head_config"])
-    n_classes = len(meta["class_names"])
-    head = empty_head(config, int(meta["feature_dim"]), n_classes, list(meta["level_names"]))
-    if "late_fusion" in meta:
+    what = "wsi-engine patch-classifier checkpoint's meta"
+    meta = parse_record(PatchCheckpointMeta, payload.get("meta"), path, what)
+    config = HeadConfig.model_validate(meta.head_config)
+    n_classes = len(meta.class_names)
+    head = empty_head(config, meta.feature_dim, n_classes, meta.level_names)
+    if meta.late_fusion is not None:
         from wsi_engine.reports.distill import LateFusionHead, TextClassifier
 
-        text_dim = int(meta["late_fusion"]["text_dim"])
+        text_dim = meta.late_fusion.text_dim
         head = LateFusionHead(head, text_dim, TextClassifier(text_dim, n_classes))
     checkpoint.restore(head, payload, path)
     return head.eval(), meta
 
 
-def read_patch_run(run_dir: Path) -> dict[str, Any]:
+def read_patch_run(run_dir: Path) -> PatchRunRecord:
     """``run.json`` of a finished ``fit-patches`` run."""
-    return rundir.read_run(
+    return read_run_record(
         run_dir,
-        PATCH_RUN_FORMAT,
+        PatchRunRecord,
         "wsi-engine patch run",
         "fit-patches",
         hint="give the --out of `wsi-engine fit-patches` (bag runs of `fit` are read by `predict`)",

@@ -10,12 +10,18 @@ slides and goes on with the others.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wsi_engine.errors import ConfigError, OutputError, SlideError, StoreError, WsiEngineError
+from wsi_engine.errors import (
+    ConfigError,
+    DataError,
+    OutputError,
+    SlideError,
+    StoreError,
+    WsiEngineError,
+)
 
 
 def check_inputs_exist(paths: list[Path], what: str = "slide") -> None:
@@ -51,23 +57,24 @@ def check_encoder(encoder: str, checkpoint: str | Path | None) -> tuple[str, Pat
 
 def check_fitted_run(run_dir: Path, encoder_id: str) -> str:
     """The run id of the fitted run ``run_dir``; errors when it is incomplete or used other features."""
-    path = Path(run_dir) / "run.json"
+    from wsi_engine.training.records import FitRunRecord, read_run_record
+
     try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+        run = read_run_record(Path(run_dir), FitRunRecord, "wsi-engine fit run", "fit")
+    except DataError as error:
         raise ConfigError(
-            "not a finished `wsi-engine fit` run (run.json missing or unreadable)",
-            path=run_dir,
+            f"not a finished `wsi-engine fit` run ({error.message})",
+            path=error.path or run_dir,
             hint="pass the --out folder of a completed `wsi-engine fit`",
         ) from error
-    trained_on = str(run.get("encoder_id", encoder_id))
+    trained_on = run.encoder_id
     if trained_on != encoder_id:
         raise ConfigError(
             f"the fitted run was trained on features of '{trained_on}', this run embeds with '{encoder_id}'",
             path=run_dir,
             hint=f"pass --encoder {trained_on}, or fit a model on {encoder_id} features",
         )
-    return str(run.get("run_id", Path(run_dir).name))
+    return run.run_id
 
 
 @dataclass
@@ -157,10 +164,8 @@ def plan_run(
             slide.stages = {s: "skip (failed before; --retry-failed)" for s in STAGES}
             continue
         store = store_path(stores, slide.slide_id)
-        tiled = (
-            store.is_dir()
-            and (manifest.record(slide.slide_id, "tile") or {}).get("status") == "done"
-        )
+        entry = manifest.record(slide.slide_id, "tile")
+        tiled = store.is_dir() and entry is not None and entry.status == "done"
         slide.stages["tile"] = "skip (done)" if tiled else "run"
         embedded = tiled and PatchStore.open(store).has_features(encoder_id)
         slide.stages["embed"] = "skip (done)" if embedded else "run"

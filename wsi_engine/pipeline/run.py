@@ -34,8 +34,9 @@ from wsi_engine.locks import RunLock
 from wsi_engine.pipeline.config import PipelineConfig
 from wsi_engine.pipeline.manifest import Manifest
 from wsi_engine.slide.ids import slide_id_from_path
-from wsi_engine.stage import SlideJob, Stage, StageObserver, StageResult
+from wsi_engine.stage import SlideJob, Stage, StageObserver, StageResult, per_second
 from wsi_engine.store import store_path
+from wsi_engine.training.records import StageRecord
 
 STAGES = ("tile", "embed", "predict", "heatmap")
 STORES_DIR = "stores"
@@ -54,7 +55,7 @@ class StageTelemetry:
 
     @property
     def patches_per_s(self) -> float:
-        return self.patches / self.seconds if self.seconds > 0 else 0.0
+        return per_second(self.patches, self.seconds)
 
 
 @dataclass
@@ -173,18 +174,18 @@ def run_stage(
     todo, ready = [], []
     for job in jobs:
         job.keys[stage.name] = stage.key(job)
-        record = manifest.record(job.slide_id, stage.name) or {}
+        entry = manifest.record(job.slide_id, stage.name)
         if manifest.is_done(job.slide_id, stage.name, job.keys[stage.name]) and stage.complete(
-            job, record
+            job, entry.to_json()
         ):
             job.needed = False
-            _accept(job, stage.name, record)
+            _accept(job, stage.name, entry)
             report.status[job.slide_id][stage.name] = "skipped"
             ready.append(job)
         else:
             job.needed = True
             job.overwrite = (
-                record.get("status") == "done" and record.get("key") != job.keys[stage.name]
+                entry is not None and entry.status == "done" and entry.key != job.keys[stage.name]
             )
             todo.append(job)
     selected = stage.select(todo, ready)
@@ -201,11 +202,14 @@ def run_stage(
         if result.failed:
             _fail(report, manifest, job.slide_id, stage.name, result.reason, job.path)
         else:
-            record = {"seconds": round(result.seconds, 3), **result.record}
-            manifest.update(
-                job.slide_id, stage.name, status="done", key=job.keys[stage.name], **record
+            done = manifest.update(
+                job.slide_id,
+                stage.name,
+                status="done",
+                key=job.keys[stage.name],
+                **{"seconds": round(result.seconds, 3), **result.record},
             )
-            _accept(job, stage.name, record)
+            _accept(job, stage.name, done)
             report.status[job.slide_id][stage.name] = result.status
             telemetry.patches += result.processed
             going.append(job)
@@ -219,11 +223,11 @@ def run_stage(
     return _going_on(going, report)
 
 
-def _accept(job: SlideJob, stage: str, record: dict[str, Any]) -> None:
+def _accept(job: SlideJob, stage: str, record: StageRecord) -> None:
     """Keep what ``stage`` recorded for the later stages (the patch count, the score id...)."""
-    job.records[stage] = record
-    if "n_patches" in record:
-        job.n_patches = int(record["n_patches"])
+    job.records[stage] = record.to_json()
+    if record.n_patches is not None:
+        job.n_patches = record.n_patches
 
 
 def _going_on(jobs: list[SlideJob], report: PipelineReport) -> list[SlideJob]:
@@ -276,8 +280,8 @@ def _select(
             continue
         job = SlideJob(slide_id, Path(path), store_path(stores, slide_id), order=len(chosen))
         job.keys["fingerprint"] = fingerprint
-        old = manifest.record(slide_id, "tile") or {}
-        changed = old.get("fingerprint") not in (None, fingerprint)
+        old = manifest.record(slide_id, "tile")
+        changed = old is not None and old.fingerprint not in (None, fingerprint)
         if retry_failed and slide_id not in previously_failed:
             report.status[slide_id] = {stage: "skipped" for stage in STAGES}
             continue
@@ -295,9 +299,9 @@ def _select(
 
 def _first_error(manifest: Manifest, slide_id: str) -> str:
     for stage in STAGES:
-        record = manifest.record(slide_id, stage) or {}
-        if record.get("status") == "failed":
-            return str(record.get("error", "unknown error"))
+        entry = manifest.record(slide_id, stage)
+        if entry is not None and entry.status == "failed":
+            return entry.error or "unknown error"
     return "unknown error"
 
 
@@ -319,21 +323,24 @@ def _fail(
 # ------------------------------------------------------------------ outputs
 def _score_id(jobs: list[SlideJob]) -> str | None:
     """The score id the predict stage recorded (the first in sorted order if several)."""
-    ids = sorted({str(job.records["predict"]["score_id"]) for job in jobs})
+    ids = sorted({str(_predicted(job).score_id) for job in jobs})
     return ids[0] if ids else None
+
+
+def _predicted(job: SlideJob) -> StageRecord:
+    """What the predict stage recorded for ``job`` (score id, class names, probabilities)."""
+    return StageRecord.model_validate(job.records["predict"])
 
 
 def _write_predictions(path: Path, jobs: list[SlideJob]) -> None:
     """``OUT/predictions.csv``: one row per predicted slide, from the predict stage's records."""
-    records = [
-        (job.slide_id, job.records["predict"]) for job in sorted(jobs, key=lambda j: j.slide_id)
-    ]
-    class_names = list(records[0][1]["class_names"]) if records else []
+    records = [(job.slide_id, _predicted(job)) for job in sorted(jobs, key=lambda j: j.slide_id)]
+    class_names = list(records[0][1].class_names or []) if records else []
     rows = [
-        {"slide_id": slide_id, "predicted": record["predicted"]}
+        {"slide_id": slide_id, "predicted": record.predicted}
         | {
             f"prob_{c}": f"{p:.6f}"
-            for c, p in zip(record["class_names"], record["probs"], strict=True)
+            for c, p in zip(record.class_names or [], record.probs or [], strict=True)
         }
         for slide_id, record in records
     ]

@@ -6,7 +6,7 @@ configuration can name it without importing the training code.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from wsi_engine.config.loader import StrictModel
 from wsi_engine.reports.lora import LoraSettings
@@ -23,3 +23,9 @@ class PrivilegedTextConfig(StrictModel):
     text_epochs: int = Field(50, ge=1, description="epochs of the stage-1 text classifier")
     text_lr: float = Field(1e-3, gt=0, description="Adam learning rate of stage 1")
     lora: LoraSettings = Field(default_factory=LoraSettings)
+
+    @model_validator(mode="after")
+    def _settings_need_corpus(self) -> PrivilegedTextConfig:
+        if self.corpus is None and {"weight", "lora"} & self.model_fields_set:
+            raise ValueError("--privileged-weight and the --lora options need --privileged-text")
+        return self

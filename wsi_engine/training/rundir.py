@@ -5,26 +5,33 @@ run, ``status`` is ``complete`` once it finished) beside the run's files.
 Writing one: :func:`check_run_dir` before any work (refuse a directory holding
 a run unless ``overwrite``, or holding anything else), then, inside
 :func:`writing_run` (the directory's lock held, earlier files removed), the
-files and :func:`run_record` as ``run.json``.
+files and the run's record as ``run.json`` (typed and read back in :mod:`.records`).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from wsi_engine import __version__, atomic
-from wsi_engine.errors import DataError, OutputError
+from wsi_engine import atomic
+from wsi_engine.errors import OutputError
 from wsi_engine.locks import LOCK_NAME, RunLock
 from wsi_engine.slide.ids import sanitize_name
-from wsi_engine.store import utc_now
+from wsi_engine.training.records import RUN_FILE
 
-RUN_FILE = "run.json"
+__all__ = [
+    "RUN_FILE",
+    "check_run_dir",
+    "clear_run_dir",
+    "run_id_for",
+    "write_json",
+    "write_rows",
+    "writing_run",
+]
 
 
 def check_run_dir(run_dir: Path, overwrite: bool) -> None:
@@ -74,18 +81,6 @@ def run_id_for(run_dir: Path, run_id: str | None) -> str:
     return sanitize_name(run_id or run_dir.resolve().name)
 
 
-def run_record(kind: str, run_id: str, status: str) -> dict[str, Any]:
-    """The first entries of ``run.json``: format ``kind``, version, run id, status, creation time, engine version."""
-    return {
-        "format": kind,
-        "version": 1,
-        "run_id": run_id,
-        "status": status,
-        "created": utc_now(),
-        "engine_version": __version__,
-    }
-
-
 def write_json(path: Path, payload: Any) -> None:
     """Write JSON atomically (temporary file, then rename)."""
     atomic.write_json(path, payload)
@@ -100,27 +95,3 @@ def write_rows(
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-
-
-def read_run(
-    run_dir: Path, kind: str, what: str, command: str, hint: str | None = None
-) -> dict[str, Any]:
-    """``run.json`` of a finished run of format ``kind``; DataError naming ``what`` it should be otherwise.
-
-    ``command`` is the command that writes such runs (for the hint to rerun it);
-    ``hint`` is added when the file is of another format.
-    """
-    path = run_dir / RUN_FILE
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise DataError(f"not a {what} (no readable run.json)", path=run_dir) from error
-    if run.get("format") != kind:
-        raise DataError(f"not a {what} (format {run.get('format')!r})", path=path, hint=hint)
-    if run.get("status") != "complete":
-        raise DataError(
-            f"this {command} run did not finish",
-            path=run_dir,
-            hint=f"rerun `wsi-engine {command} ... --overwrite`",
-        )
-    return run
