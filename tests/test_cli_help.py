@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import typer.main
@@ -43,7 +47,7 @@ def test_bracketed_defaults_are_not_swallowed_by_markup(capsys, monkeypatch) -> 
     monkeypatch.setenv("COLUMNS", "200")
     assert main(["fit", "--help"]) == 0
     out = capsys.readouterr().out
-    for shown in ("reinforced-focal [ce]", "[sot]", "[random]", "[the --out folder name]", "[off]"):
+    for shown in ("reinforced-focal [ce]", "[none]", "[random]", "[the --out folder name]", "[off]"):
         assert shown in out, shown
     assert main(["predict", "--help"]) == 0
     assert "[the largest]" in capsys.readouterr().out
@@ -54,3 +58,26 @@ def test_bracketed_defaults_are_not_swallowed_by_markup(capsys, monkeypatch) -> 
 def test_shell_completion_is_offered(capsys) -> None:
     assert main(["--help"]) == 0
     assert "--install-completion" in capsys.readouterr().out
+
+
+def test_help_of_every_command_loads_no_heavy_module() -> None:
+    """``--help`` is the start-up a user meets first: no torch, matplotlib, scipy, Dask or OpenSlide."""
+    heavy = ("torch", "matplotlib", "scipy", "distributed", "openslide", "zarr")
+    code = (
+        "import sys\n"
+        "import typer.main\n"
+        "from wsi_engine.cli import app, main\n"
+        "names = sorted(typer.main.get_command(app).commands)\n"
+        "codes = [main([name, '--help']) for name in names]\n"
+        "codes.append(main(['--help']))\n"
+        f"print('heavy:', [m for m in {heavy!r} if m in sys.modules], 'codes:', set(codes))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "heavy: [] codes: {0}" in done.stdout, done.stdout[-800:]
