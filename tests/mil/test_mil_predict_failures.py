@@ -115,12 +115,12 @@ def test_pipeline_predict_stage_fails_only_the_bad_slides_loading_the_models_onc
     assert len(loads) == 3  # each fold model loaded once for all stores
     assert report.failed == BAD and ready == sorted(good)
     assert manifest.failed_slides() == BAD
-    score_ids = {manifest.record(s, "predict")["score_id"] for s in good}
+    score_ids = {manifest.record(s, "predict").score_id for s in good}
     assert len(score_ids) == 1
     for slide_id in good:  # the record holds what predictions.csv is written from
         record = manifest.record(slide_id, "predict")
-        assert record["predicted"] in record["class_names"]
-        assert abs(sum(record["probs"]) - 1) < 1e-5
+        assert record.predicted in record.class_names
+        assert abs(sum(record.probs) - 1) < 1e-5
     assert sorted(p.name for p in stores.parent.iterdir() if p.suffix == ".csv") == []
 
 

@@ -8,19 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from wsi_engine.pipeline.manifest import Manifest
 from wsi_engine.pipeline.run import STAGES, PipelineReport, run_stage
-from wsi_engine.stage import SlideJob, SlideStage, StageObserver, StageResult, stage_key
+from wsi_engine.stage import (
+    SlideJob,
+    SlideStage,
+    StageObserver,
+    StagePayload,
+    StageResult,
+    TileRecord,
+    stage_key,
+)
 
 
 class CopyStage(SlideStage):
     """Writes ``<slide_id>.txt`` holding ``text``; slides named ``bad-*`` fail."""
 
     name = "tile"
+    record_type = TileRecord
 
     def __init__(self, out: Path, text: str):
         super().__init__()
@@ -30,10 +38,12 @@ class CopyStage(SlideStage):
     def key(self, job: SlideJob) -> str:
         return stage_key("copy", self.text, job.keys["fingerprint"])
 
-    def complete(self, job: SlideJob, record: dict[str, Any]) -> bool:
+    def complete(self, job: SlideJob, record: StagePayload) -> bool:
         return (self.out / f"{job.slide_id}.txt").is_file()
 
-    def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult]:
+    def run(
+        self, jobs: list[SlideJob], observer: StageObserver
+    ) -> Iterator[StageResult[TileRecord]]:
         for job in jobs:
             self.ran.append((job.slide_id, job.overwrite))
             if job.slide_id.startswith("bad-"):
@@ -42,8 +52,9 @@ class CopyStage(SlideStage):
             (self.out / f"{job.slide_id}.txt").write_text(self.text)
             n = 0 if job.slide_id.startswith("blank-") else 3
             status = "done" if n else "empty"
+            record = TileRecord(n_patches=n)
             yield StageResult(
-                self.name, job.slide_id, status, counts={"processed": n}, record={"n_patches": n}
+                self.name, job.slide_id, status, counts={"processed": n}, record=record
             )
 
 
@@ -90,7 +101,8 @@ def test_one_result_per_slide_failures_recorded_empty_slides_end(tmp_path, ids):
         "heatmap": "empty",
     }
     record = Manifest(tmp_path).record("a", "tile")
-    assert record["status"] == "done" and record["n_patches"] == 3 and record["key"]
+    assert record is not None
+    assert record.status == "done" and record.n_patches == 3 and record.key
     assert report.telemetry["tile"].patches == 6
 
 
