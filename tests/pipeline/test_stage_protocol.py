@@ -6,6 +6,7 @@ reports through the shared result type; the manifest is the real one on disk.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import pytest
 from wsi_engine.pipeline.manifest import Manifest
 from wsi_engine.pipeline.run import STAGES, PipelineReport, run_stage
 from wsi_engine.stage import (
+    EmbedRecord,
+    HeatmapRecord,
+    PredictRecord,
     SlideJob,
     SlideStage,
     StageObserver,
@@ -22,6 +26,7 @@ from wsi_engine.stage import (
     TileRecord,
     stage_key,
 )
+from wsi_engine.training.records import StageRecord
 
 
 class CopyStage(SlideStage):
@@ -135,3 +140,23 @@ def test_a_stage_that_forgets_a_slide_fails_it_loudly(tmp_path):
     assert report.status["d"]["tile"] == "failed"
     assert "no result" in report.errors["d"]
     assert [r.status for r in seen.results] == ["done", "failed"]
+
+
+def test_stage_records_are_typed_and_keep_the_manifest_layout(tmp_path, ids):
+    for model in (TileRecord, EmbedRecord, PredictRecord, HeatmapRecord):
+        assert set(model.model_fields) <= set(StageRecord.model_fields), model
+    drive(tmp_path, CopyStage(tmp_path, "v1"), ids)
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())["slides"]["a"]["tile"]
+    assert set(on_disk) == {"status", "key", "seconds", "n_patches"}  # no unset key written
+    entry = Manifest(tmp_path).record("a", "tile")
+    assert entry is not None and TileRecord.from_manifest(entry) == TileRecord(n_patches=3)
+    job = SlideJob("a", tmp_path / "a.svs", tmp_path / "a.zarr", {"fingerprint": "f"})
+    report = PipelineReport(tmp_path)
+    report.status["a"] = dict.fromkeys(STAGES, "not-run")
+    run_stage(CopyStage(tmp_path, "v1"), [job], Manifest(tmp_path), report, StageObserver())
+    assert report.status["a"]["tile"] == "skipped"  # up to date: its record comes from the manifest
+    assert job.recorded(TileRecord).n_patches == 3 and job.n_patches == 3
+    with pytest.raises(KeyError):
+        job.recorded(PredictRecord)
+    with pytest.raises(ValueError):  # a stage record holds only its own stage's keys
+        PredictRecord.model_validate({"score_id": "s", "n_patches": 3})
