@@ -82,7 +82,7 @@ def test_predict_command_exits_1_naming_a_bad_store(mixed_stores, capsys):
     assert len(out.read_text().splitlines()) == 1 + len(good)
 
 
-def run_predict_stage(out, slide_ids, run):
+def run_predict_stage(out, slide_ids, run, stage=None):
     """(ready slide ids, report, manifest) of the pipeline's predict stage on the stores in ``out/stores``."""
     from wsi_engine.mil.stage import PredictStage
     from wsi_engine.pipeline.manifest import Manifest
@@ -96,7 +96,7 @@ def run_predict_stage(out, slide_ids, run):
     ]
     for job in jobs:
         report.status[job.slide_id] = dict.fromkeys(STAGES, "not-run")
-    ready = run_stage(PredictStage(run), jobs, manifest, report, StageObserver())
+    ready = run_stage(stage or PredictStage(run), jobs, manifest, report, StageObserver())
     return sorted(j.slide_id for j in ready), report, manifest
 
 
@@ -131,3 +131,22 @@ def test_an_unusable_run_fails_every_slide(mixed_stores, tmp_path):
     ready, report, _ = run_predict_stage(stores.parent, good, broken)
     assert ready == [] and report.failed == sorted(good)
     assert "cannot read the checkpoint" in report.errors[good[0]]
+
+
+def test_the_cluster_predict_stage_records_what_the_local_one_does(mixed_stores):
+    from distributed import LocalCluster
+
+    from wsi_engine.cluster.stages import ClusterPredictStage
+    from wsi_engine.mil.stage import PredictStage
+
+    run, stores, good = mixed_stores
+    local = run_predict_stage(stores.parent, good + BAD, run)[2]
+    (stores.parent / "manifest.json").unlink()  # the cluster stage runs every slide again
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        stage = ClusterPredictStage(run, cluster.scheduler_address)
+        ready, report, manifest = run_predict_stage(stores.parent, good + BAD, run, stage)
+    assert report.failed == BAD and ready == sorted(good)
+    for slide_id in good:  # same typed record, written to the manifest the same way
+        on_cluster, here = manifest.record(slide_id, "predict"), local.record(slide_id, "predict")
+        assert on_cluster.model_dump(exclude={"seconds"}) == here.model_dump(exclude={"seconds"})
+        assert PredictStage.record_type.from_manifest(on_cluster).probs == here.probs
