@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -41,6 +41,28 @@ class SinkhornInfo:
     n_iter: Any
     marginal_error: Any
     method: str
+
+
+class SolverOptions(TypedDict, total=False):
+    """Keyword options of :func:`kernels.sinkhorn` and its torch twin (defaults and rules in
+    :func:`parse_options`; meaning in the docstring of :func:`kernels.sinkhorn`)."""
+
+    num_iter: int | None
+    tol: float
+    max_iter: int
+    method: str
+    reg_m: float | tuple[float, float] | None
+    reg_type: str
+
+
+def package(plan: Any, cost: Any, n_iter: Any, err: Any, method: str, batched: bool, info: bool):
+    """What a solver returns: the plan, or ``(plan, SinkhornInfo)`` with ``info``; the first
+    problem's values alone when the call was not batched."""
+    if not batched:
+        plan, cost, n_iter, err = plan[0], cost[0], n_iter[0], err[0]
+    if not info:
+        return plan
+    return plan, SinkhornInfo(cost=cost, n_iter=n_iter, marginal_error=err, method=method)
 
 
 @dataclass(frozen=True)
@@ -127,14 +149,17 @@ def _relaxation_exponent(reg_m: float, reg: float) -> float:
 
 def parse_options(
     reg: Any,
-    num_iter: Any,
-    tol: Any,
-    max_iter: Any,
-    method: Any,
-    reg_m: Any,
-    reg_type: Any,
+    num_iter: Any = None,
+    tol: Any = 1e-9,
+    max_iter: Any = 1000,
+    method: Any = "auto",
+    reg_m: Any = None,
+    reg_type: Any = "kl",
 ) -> Options:
-    """Check the scalar options shared by both backends and return them normalised."""
+    """Check the scalar options shared by both backends and return them normalised.
+
+    The defaults are those of :func:`kernels.sinkhorn` and :func:`kernels.sinkhorn_torch`.
+    """
     reg = _positive_float("reg", reg)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

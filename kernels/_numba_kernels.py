@@ -220,13 +220,19 @@ def _scaling(target, s, fi, out):
 
 
 @njit(**_JIT)
-def _residual(s, new, old, out):
-    """``out[q] = ||s[:, q] * (new[:, q] - old[:, q])||_2``: change of the plan's row sums."""
+def _residual(s, new, old, out, log_domain):
+    """``out[q] = ||s[:, q] * (new[:, q] - old[:, q])||_2``: change of the plan's row sums.
+
+    In the log domain (all three arrays logarithms): ``||exp(s + new) - exp(s + old)||_2``.
+    """
     rows, L = s.shape
     out[:] = 0.0
     for i in range(rows):
         for q in range(L):
-            d = s[i, q] * (new[i, q] - old[i, q])
+            if log_domain:
+                d = np.exp(s[i, q] + new[i, q]) - np.exp(s[i, q] + old[i, q])
+            else:
+                d = s[i, q] * (new[i, q] - old[i, q])
             out[q] += d * d
     for q in range(L):
         out[q] = np.sqrt(out[q])
@@ -274,39 +280,6 @@ def _new_workspace(n, m, L):
 
 
 @njit(**_JIT)
-def _iterate_plain(K, ta, tb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, ws):
-    """Run the scaling iteration on one block, leaving ``u``, ``v``, counts and errors in ``ws``.
-
-    ``max_iter`` full iterations at most; with ``check_tol`` a lane stops at the first iteration
-    ``it >= 1`` whose marginal error is below ``tol``.  The error of the returned plan costs one
-    extra row product.
-    """
-    u, v, sn, sm, un, vn, err, active, n_iter, err_out = ws
-    if v_init_b:
-        v[:] = tb
-    else:
-        v[:] = 1.0
-    u[:] = 0.0
-    active[:] = True
-    for it in range(max_iter + 1):
-        _matvec(K, v, sn)
-        if not check_tol and it < max_iter:  # fixed count: every lane updates, no candidates
-            _scaling(ta, sn, fi_a, u)
-            _rmatvec(K, u, sm)
-            _scaling(tb, sm, fi_b, v)
-            continue
-        _scaling(ta, sn, fi_a, un)
-        if it == max_iter or (check_tol and it > 0):
-            _residual(sn, un, u, err)
-            if _stop_lanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out) == 0:
-                return
-        _keep_active(active, un, u)
-        _rmatvec(K, u, sm)
-        _scaling(tb, sm, fi_b, vn)
-        _keep_active(active, vn, v)
-
-
-@njit(**_JIT)
 def _plain_plan(K, u, v, Ms, P, cost):
     """``P[i, j, q] = u[i, q] K[i, j, q] v[j, q]`` and ``cost[q] = sum_ij P Ms`` in (i, j) order."""
     n, m, L = K.shape
@@ -326,62 +299,6 @@ def _copy_lane_stats(ws, lane_cost, first, count, cost, n_iter, err):
         cost[first + q] = lane_cost[q]
         n_iter[first + q] = ws[8][q]
         err[first + q] = ws[9][q]
-
-
-@njit(**_JIT)
-def solve_plain_blocks(
-    M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out
-):
-    """Solve the blocks ``range(*blocks)`` of the batch with the scaling iteration."""
-    plan, cost, n_iter, err = out
-    B, n, m = plan.shape
-    Ms = np.empty((n, m, lanes))  # costs in lane layout
-    K = np.empty((n, m, lanes))
-    P = np.empty((n, m, lanes))
-    ta = np.empty((n, lanes))
-    tb = np.empty((m, lanes))
-    lane_cost = np.empty(lanes)
-    ws = _new_workspace(n, m, lanes)
-    for blk in range(blocks[0], blocks[1]):
-        first = blk * lanes
-        count = min(lanes, B - first)
-        if M.shape[0] != 1 or blk == blocks[0]:
-            _to_lanes(M, first, count, Ms.reshape(n * m, lanes))
-            _scale_into(Ms, -1.0 / reg, K)
-            _exp_inplace(K.reshape(K.size))
-        _to_lanes(a, first, count, ta)
-        _to_lanes(b, first, count, tb)
-        _powers_inplace(ta, 1.0 if kl_ref else fi_a)
-        _powers_inplace(tb, 1.0 if kl_ref else fi_b)
-        _iterate_plain(K, ta, tb, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, ws)
-        _plain_plan(K, ws[0], ws[1], Ms, P, lane_cost)
-        _from_lanes(P.reshape(n * m, lanes), first, count, plan)
-        _copy_lane_stats(ws, lane_cost, first, count, cost, n_iter, err)
-
-
-@njit(**_JIT_PARALLEL)
-def sinkhorn_plain(
-    M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, nchunks,
-    plan, cost, n_iter, err,
-):  # fmt: skip
-    """Batched plain Sinkhorn, in parallel over chunks of blocks of problems.
-
-    Args:
-        M: (1, n, m) shared or (B, n, m) costs, float64, C-contiguous.
-        a: (B, n), b: (B, m) marginals, float64, C-contiguous.
-        reg: entropic regularisation (units of M).  fi_a, fi_b: relaxation exponents (1 = hard).
-        kl_ref: KL(P | a b^T) reference for the unbalanced problem (else plain entropy).
-        max_iter: iteration count (``check_tol`` False) or cap (True); tol: marginal-error bound.
-        lanes: problems per block; nchunks: parallel chunks (see :func:`schedule`).
-        plan: (B, n, m) output.  cost, err: (B,) float64 outputs; n_iter: (B,) int64 output.
-    """
-    nblocks = (plan.shape[0] + lanes - 1) // lanes
-    out = (plan, cost, n_iter, err)
-    for c in prange(nchunks):
-        blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
-        solve_plain_blocks(
-            M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,27 +332,10 @@ def _lse_rows(logK, lv, out, W):
 
 @njit(**_JIT)
 def _lse_cols(logK, lu, out, W):
-    """``out[j, q] = log sum_i exp(logK[i, j, q] + lu[i, q])``; ``W``: scratch."""
+    """``out[j, q] = log sum_i exp(logK[i, j, q] + lu[i, q])``: :func:`_lse_rows` of the transposed
+    kernel (same order of operations); ``W``: scratch of ``logK``'s size."""
     n, m, L = logK.shape
-    out[:] = -np.inf
-    for i in range(n):
-        for j in range(m):
-            for q in range(L):
-                w = logK[i, j, q] + lu[i, q]
-                W[i, j, q] = w
-                out[j, q] = w if w > out[j, q] else out[j, q]
-    for i in range(n):
-        for j in range(m):
-            for q in range(L):
-                W[i, j, q] -= out[j, q]
-    _exp_inplace(W.ravel())
-    for i in range(1, n):
-        for j in range(m):
-            for q in range(L):
-                W[0, j, q] += W[i, j, q]
-    for j in range(m):
-        for q in range(L):
-            out[j, q] += np.log(W[0, j, q])
+    _lse_rows(logK.transpose(1, 0, 2), lu, out, W.reshape(m, n, L))
 
 
 @njit(**_JIT)
@@ -446,47 +346,6 @@ def _log_scaling(log_target, s, fi, out):
         for q in range(L):
             t = log_target[i, q]
             out[i, q] = t - fi * s[i, q] if t > -np.inf else -np.inf
-
-
-@njit(**_JIT)
-def _log_residual(s, new, old, out):
-    """``out[q] = ||exp(s + new) - exp(s + old)||_2`` over rows: change of the plan's row sums."""
-    rows, L = s.shape
-    out[:] = 0.0
-    for i in range(rows):
-        for q in range(L):
-            d = np.exp(s[i, q] + new[i, q]) - np.exp(s[i, q] + old[i, q])
-            out[q] += d * d
-    for q in range(L):
-        out[q] = np.sqrt(out[q])
-
-
-@njit(**_JIT)
-def _iterate_log(logK, la, lb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, W, ws):
-    """Log-domain twin of :func:`_iterate_plain`; ``ws`` holds ``log u`` and ``log v``."""
-    lu, lv, sn, sm, un, vn, err, active, n_iter, err_out = ws
-    if v_init_b:
-        lv[:] = lb
-    else:
-        lv[:] = 0.0
-    lu[:] = -np.inf
-    active[:] = True
-    for it in range(max_iter + 1):
-        _lse_rows(logK, lv, sn, W)
-        if not check_tol and it < max_iter:  # fixed count: every lane updates, no candidates
-            _log_scaling(la, sn, fi_a, lu)
-            _lse_cols(logK, lu, sm, W)
-            _log_scaling(lb, sm, fi_b, lv)
-            continue
-        _log_scaling(la, sn, fi_a, un)
-        if it == max_iter or (check_tol and it > 0):
-            _log_residual(sn, un, lu, err)
-            if _stop_lanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out) == 0:
-                return
-        _keep_active(active, un, lu)
-        _lse_cols(logK, lu, sm, W)
-        _log_scaling(lb, sm, fi_b, vn)
-        _keep_active(active, vn, lv)
 
 
 @njit(**_JIT)
@@ -505,18 +364,80 @@ def _log_plan(logK, lu, lv, Ms, P, cost):
                 cost[q] += P[i, j, q] * Ms[i, j, q]
 
 
+# ---------------------------------------------------------------------------------------------
+# One iteration for both domains
+# ---------------------------------------------------------------------------------------------
+
+
 @njit(**_JIT)
-def solve_log_blocks(
-    M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out
+def _products(K, x, out, W, log_domain, rows):
+    """``K x`` (``rows``) or ``K^T x`` per lane; in the log domain ``log sum exp(logK + log x)``
+    over the same index (``W``: scratch)."""
+    if rows and log_domain:
+        _lse_rows(K, x, out, W)
+    elif rows:
+        _matvec(K, x, out)
+    elif log_domain:
+        _lse_cols(K, x, out, W)
+    else:
+        _rmatvec(K, x, out)
+
+
+@njit(**_JIT)
+def _scalings(target, s, fi, out, log_domain):
+    """The scaling matching the marginal: :func:`_scaling`, or :func:`_log_scaling` in logs."""
+    if log_domain:
+        _log_scaling(target, s, fi, out)
+    else:
+        _scaling(target, s, fi, out)
+
+
+@njit(**_JIT)
+def _iterate(K, ta, tb, fi_a, fi_b, v_init_b, max_iter, check_tol, tol, W, ws, log_domain):
+    """Run the iteration on one block, leaving ``u``, ``v``, counts and errors in ``ws``.
+
+    ``K``, ``ta``, ``tb`` and the scalings are logarithms when ``log_domain``.  ``max_iter``
+    full iterations at most; with ``check_tol`` a lane stops at the first iteration ``it >= 1``
+    whose marginal error is below ``tol``.  The error of the returned plan costs one extra row
+    product.  ``W`` (n, m, L): scratch of the log-domain products.
+    """
+    u, v, sn, sm, un, vn, err, active, n_iter, err_out = ws
+    if v_init_b:
+        v[:] = tb
+    else:
+        v[:] = 0.0 if log_domain else 1.0
+    u[:] = -np.inf if log_domain else 0.0
+    active[:] = True
+    for it in range(max_iter + 1):
+        _products(K, v, sn, W, log_domain, True)
+        if not check_tol and it < max_iter:  # fixed count: every lane updates, no candidates
+            _scalings(ta, sn, fi_a, u, log_domain)
+            _products(K, u, sm, W, log_domain, False)
+            _scalings(tb, sm, fi_b, v, log_domain)
+            continue
+        _scalings(ta, sn, fi_a, un, log_domain)
+        if it == max_iter or (check_tol and it > 0):
+            _residual(sn, un, u, err, log_domain)
+            if _stop_lanes(it, max_iter, check_tol, tol, err, active, n_iter, err_out) == 0:
+                return
+        _keep_active(active, un, u)
+        _products(K, u, sm, W, log_domain, False)
+        _scalings(tb, sm, fi_b, vn, log_domain)
+        _keep_active(active, vn, v)
+
+
+@njit(**_JIT)
+def solve_blocks(
+    M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, log_domain, lanes, blocks, out
 ):
-    """Solve the blocks ``range(*blocks)`` of the batch with the log-domain iteration."""
+    """Solve the blocks ``range(*blocks)`` of the batch (scaling or log-domain iteration)."""
     plan, cost, n_iter, err = out
     B, n, m = plan.shape
     Ms = np.empty((n, m, lanes))  # costs in lane layout
-    logK = np.empty((n, m, lanes))
-    W = np.empty((n, m, lanes))  # scratch, then the plan
-    la = np.empty((n, lanes))
-    lb = np.empty((m, lanes))
+    K = np.empty((n, m, lanes))  # K, or log K in the log domain
+    P = np.empty((n, m, lanes))  # scratch of the log domain, then the plan
+    ta = np.empty((n, lanes))
+    tb = np.empty((m, lanes))
     lane_cost = np.empty(lanes)
     ws = _new_workspace(n, m, lanes)
     for blk in range(blocks[0], blocks[1]):
@@ -524,27 +445,48 @@ def solve_log_blocks(
         count = min(lanes, B - first)
         if M.shape[0] != 1 or blk == blocks[0]:
             _to_lanes(M, first, count, Ms.reshape(n * m, lanes))
-            _scale_into(Ms, -1.0 / reg, logK)
-        _to_lanes(a, first, count, la)
-        _to_lanes(b, first, count, lb)
-        _logs_inplace(la, 1.0 if kl_ref else fi_a)
-        _logs_inplace(lb, 1.0 if kl_ref else fi_b)
-        _iterate_log(logK, la, lb, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, W, ws)
-        _log_plan(logK, ws[0], ws[1], Ms, W, lane_cost)
-        _from_lanes(W.reshape(n * m, lanes), first, count, plan)
+            _scale_into(Ms, -1.0 / reg, K)
+            if not log_domain:
+                _exp_inplace(K.reshape(K.size))
+        _to_lanes(a, first, count, ta)
+        _to_lanes(b, first, count, tb)
+        if log_domain:
+            _logs_inplace(ta, 1.0 if kl_ref else fi_a)
+            _logs_inplace(tb, 1.0 if kl_ref else fi_b)
+        else:
+            _powers_inplace(ta, 1.0 if kl_ref else fi_a)
+            _powers_inplace(tb, 1.0 if kl_ref else fi_b)
+        _iterate(K, ta, tb, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, P, ws, log_domain)
+        if log_domain:
+            _log_plan(K, ws[0], ws[1], Ms, P, lane_cost)
+        else:
+            _plain_plan(K, ws[0], ws[1], Ms, P, lane_cost)
+        _from_lanes(P.reshape(n * m, lanes), first, count, plan)
         _copy_lane_stats(ws, lane_cost, first, count, cost, n_iter, err)
 
 
 @njit(**_JIT_PARALLEL)
-def sinkhorn_log(
-    M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, nchunks,
+def sinkhorn_batch(
+    M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, log_domain, lanes, nchunks,
     plan, cost, n_iter, err,
 ):  # fmt: skip
-    """Batched log-domain Sinkhorn; same arguments and outputs as :func:`sinkhorn_plain`."""
+    """Batched Sinkhorn (scaling or log-domain iteration), in parallel over chunks of blocks.
+
+    Args:
+        M: (1, n, m) shared or (B, n, m) costs, float64, C-contiguous.
+        a: (B, n), b: (B, m) marginals, float64, C-contiguous.
+        reg: entropic regularisation (units of M).  fi_a, fi_b: relaxation exponents (1 = hard).
+        kl_ref: KL(P | a b^T) reference for the unbalanced problem (else plain entropy).
+        max_iter: iteration count (``check_tol`` False) or cap (True); tol: marginal-error bound.
+        log_domain: iterate on ``log u``, ``log v`` with log-sum-exp products.
+        lanes: problems per block; nchunks: parallel chunks (see :func:`schedule`).
+        plan: (B, n, m) output.  cost, err: (B,) float64 outputs; n_iter: (B,) int64 output.
+    """
     nblocks = (plan.shape[0] + lanes - 1) // lanes
     out = (plan, cost, n_iter, err)
     for c in prange(nchunks):
         blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
-        solve_log_blocks(
-            M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, lanes, blocks, out
-        )
+        solve_blocks(
+            M, a, b, reg, fi_a, fi_b, kl_ref, max_iter, check_tol, tol, log_domain, lanes,
+            blocks, out,
+        )  # fmt: skip

@@ -1,14 +1,19 @@
-"""Explicit 8-wide float64 vectors for Numba kernels: one AVX-512 register per value.
+"""Explicit 8-wide float vectors for Numba kernels: one AVX-512 (float64) or AVX2 (float32) register.
 
 LLVM's loop vectoriser only vectorises innermost loops, so a kernel that wants several
 problems' values held in registers across a loop over matrix entries has to say so itself.
-:data:`f64x8` is a Numba type whose LLVM representation is ``<8 x double>``; the intrinsics below
-load, store and combine such values, and LLVM lowers them to single vector instructions
-(AVX-512 where the CPU has it, pairs of AVX2 or quadruples of SSE2 registers elsewhere).
+:data:`f64x8` and :data:`f32x8` are Numba types whose LLVM representations are ``<8 x double>``
+and ``<8 x float>``; the intrinsics below load, store and combine such values, and LLVM lowers
+them to single vector instructions (an ``f64x8`` is one AVX-512 register, or two AVX2 registers).
 Arithmetic is plain IEEE-754: no fast-math flags; :func:`vfma` is an exact fused multiply-add.
 
-Memory operands are contiguous float64 arrays (any number of dimensions) indexed by a flat
-element offset; a vector occupies elements ``offset .. offset + 7``.  Offsets are not checked.
+The element type follows the operands: :func:`vload` of a float32 array gives an ``f32x8``,
+:func:`vsplat` of a float32 scalar too, :func:`vzero` takes the type of its array; the arithmetic
+intrinsics accept two vectors of one type.  :func:`vratio`, :func:`vsqrt` and :func:`vexp` are
+float64 only.
+
+Memory operands are contiguous float64 or float32 arrays (any number of dimensions) indexed by a
+flat element offset; a vector occupies elements ``offset .. offset + 7``.  Offsets are not checked.
 """
 
 from __future__ import annotations
@@ -23,23 +28,29 @@ WIDTH = 8
 
 _DOUBLE = ir.DoubleType()
 _VEC = ir.VectorType(_DOUBLE, WIDTH)
+_VEC32 = ir.VectorType(ir.FloatType(), WIDTH)
 _I64VEC = ir.VectorType(ir.IntType(64), WIDTH)
 
 
-class F64x8(types.Type):
-    """Numba type of eight float64 lanes held as one LLVM vector."""
+class FloatX8(types.Type):
+    """Numba type of eight float lanes (float64 or float32) held as one LLVM vector."""
 
-    def __init__(self):
-        super().__init__(name="f64x8")
-
-
-f64x8 = F64x8()
+    def __init__(self, dtype: types.Float):
+        self.dtype = dtype
+        super().__init__(name=f"f{dtype.bitwidth}x8")
 
 
-@register_model(F64x8)
-class _F64x8Model(models.PrimitiveModel):
+f64x8 = FloatX8(types.float64)
+f32x8 = FloatX8(types.float32)
+#: Vector type of each element type, and its LLVM vector type.
+_VECTOR_OF = {types.float64: f64x8, types.float32: f32x8}
+_IR_OF = {f64x8: _VEC, f32x8: _VEC32}
+
+
+@register_model(FloatX8)
+class _FloatX8Model(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, _VEC)
+        super().__init__(dmm, fe_type, _IR_OF[fe_type])
 
 
 def _splat(value: float) -> ir.Constant:
@@ -55,68 +66,96 @@ def _call(builder: ir.IRBuilder, name: str, args: list, ty: ir.Type = _VEC) -> i
 
 def _vector_pointer(context, builder, array_type, array, offset) -> ir.Value:
     data = context.make_array(array_type)(context, builder, array).data
-    return builder.bitcast(builder.gep(data, [offset]), _VEC.as_pointer())
+    vec = _IR_OF[_VECTOR_OF[array_type.dtype]]
+    return builder.bitcast(builder.gep(data, [offset]), vec.as_pointer())
 
 
-def _is_float64_array(t) -> bool:
-    return isinstance(t, types.Array) and t.dtype == types.float64
+def _vector_of_array(t):
+    """The vector type matching a float64/float32 array type, else None."""
+    return _VECTOR_OF.get(t.dtype) if isinstance(t, types.Array) else None
 
 
 @intrinsic
 def vload(typingctx, array, offset):
     """The vector ``array.flat[offset : offset + 8]``."""
-    if not (_is_float64_array(array) and isinstance(offset, types.Integer)):
+    vec = _vector_of_array(array)
+    if vec is None or not isinstance(offset, types.Integer):
         return None
 
     def codegen(context, builder, sig, args):
         ptr = _vector_pointer(context, builder, sig.args[0], args[0], args[1])
-        return builder.load(ptr, align=8)
+        return builder.load(ptr, align=vec.dtype.bitwidth // 8)
 
-    return f64x8(array, offset), codegen
+    return vec(array, offset), codegen
 
 
 @intrinsic
 def vstore(typingctx, array, offset, value):
     """``array.flat[offset : offset + 8] = value``."""
-    if not (_is_float64_array(array) and isinstance(offset, types.Integer) and value == f64x8):
+    vec = _vector_of_array(array)
+    if vec is None or not isinstance(offset, types.Integer) or value != vec:
         return None
 
     def codegen(context, builder, sig, args):
         ptr = _vector_pointer(context, builder, sig.args[0], args[0], args[1])
-        builder.store(args[2], ptr, align=8)
+        builder.store(args[2], ptr, align=vec.dtype.bitwidth // 8)
         return context.get_dummy_value()
 
     return types.none(array, offset, value), codegen
 
 
+def _broadcast(context, builder, scalar, from_type, vec) -> ir.Value:
+    """Eight copies of ``scalar`` (converted to the lane type of ``vec``)."""
+    x = context.cast(builder, scalar, from_type, vec.dtype)
+    lanes = builder.insert_element(
+        ir.Constant(_IR_OF[vec], ir.Undefined), x, ir.Constant(ir.IntType(32), 0)
+    )
+    return builder.shuffle_vector(
+        lanes, lanes, ir.Constant(ir.VectorType(ir.IntType(32), WIDTH), [0] * WIDTH)
+    )
+
+
 @intrinsic
 def vsplat(typingctx, value):
-    """Eight copies of the float ``value``."""
+    """Eight copies of the float ``value``: an ``f32x8`` for a float32, else an ``f64x8``."""
     if not isinstance(value, types.Float):
+        return None
+    vec = f32x8 if value == types.float32 else f64x8
+
+    def codegen(context, builder, sig, args):
+        return _broadcast(context, builder, args[0], sig.args[0], vec)
+
+    return vec(value), codegen
+
+
+@intrinsic
+def vzero(typingctx, array):
+    """A vector of zeros of the element type of ``array`` (float64 or float32)."""
+    vec = _vector_of_array(array)
+    if vec is None:
         return None
 
     def codegen(context, builder, sig, args):
-        x = context.cast(builder, args[0], sig.args[0], types.float64)
-        vec = builder.insert_element(
-            ir.Constant(_VEC, ir.Undefined), x, ir.Constant(ir.IntType(32), 0)
-        )
-        return builder.shuffle_vector(
-            vec, vec, ir.Constant(ir.VectorType(ir.IntType(32), WIDTH), [0] * WIDTH)
-        )
+        return ir.Constant(_IR_OF[vec], [0.0] * WIDTH)
 
-    return f64x8(value), codegen
+    return vec(array), codegen
+
+
+def _is_vector(t) -> bool:
+    return isinstance(t, FloatX8)
 
 
 @intrinsic
 def vfma(typingctx, x, y, z):
     """``x * y + z`` lane by lane, rounded once."""
-    if not all(t == f64x8 for t in (x, y, z)):
+    if not (_is_vector(x) and x == y == z):
         return None
+    name = f"llvm.fma.v8f{x.dtype.bitwidth}"
 
     def codegen(context, builder, sig, args):
-        return _call(builder, "llvm.fma.v8f64", list(args))
+        return _call(builder, name, list(args), _IR_OF[x])
 
-    return f64x8(x, y, z), codegen
+    return x(x, y, z), codegen
 
 
 def _lanewise(instruction: str, doc: str):
@@ -124,13 +163,13 @@ def _lanewise(instruction: str, doc: str):
 
     @intrinsic
     def op(typingctx, x, y):
-        if not (x == f64x8 and y == f64x8):
+        if not (_is_vector(x) and x == y):
             return None
 
         def codegen(context, builder, sig, args):
             return getattr(builder, instruction)(*args)
 
-        return f64x8(x, y), codegen
+        return x(x, y), codegen
 
     op.__doc__ = doc
     return op

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import numba
 import numpy as np
@@ -12,10 +12,12 @@ from . import _numba_kernels as _nk
 from ._common import (
     Options,
     SinkhornInfo,
+    SolverOptions,
     batch_shape,
     check_entries,
     check_masses,
     choose_method,
+    package,
     parse_options,
 )
 
@@ -28,13 +30,8 @@ def sinkhorn(
     M: Any,
     reg: float,
     *,
-    num_iter: int | None = None,
-    tol: float = 1e-9,
-    max_iter: int = 1000,
-    method: str = "auto",
-    reg_m: float | tuple[float, float] | None = None,
-    reg_type: str = "kl",
     return_info: bool = False,
+    **options: Unpack[SolverOptions],
 ) -> np.ndarray | tuple[np.ndarray, SinkhornInfo]:
     r"""Entropic optimal transport plan(s) by Sinkhorn iterations (Numba, CPU, parallel over B).
 
@@ -57,19 +54,20 @@ def sinkhorn(
         M: cost matrix, (n, m) shared by the whole batch or (B, n, m); non-negative, finite.
             Unbatched ``a``/``b``/``M`` are shared by every problem of a batch.
         reg: entropic regularisation, > 0, in the units of ``M``.
-        num_iter: exactly this many iterations, no tolerance check (Libra-MIL uses 20).
-        tol: when ``num_iter`` is None, each problem stops at the first iteration whose
+        options (keywords; :class:`kernels._common.SolverOptions`, defaults below):
+        num_iter: (None) exactly this many iterations, no tolerance check (Libra-MIL uses 20).
+        tol: (1e-9) when ``num_iter`` is None, each problem stops at the first iteration whose
             marginal error (see :class:`SinkhornInfo`; balanced: ``||P 1 - a||_2``) is < tol.
-        max_iter: iteration cap in tolerance mode.
-        method: ``"plain"`` (scaling iteration), ``"log"`` (log-domain, stable for any reg) or
+        max_iter: (1000) iteration cap in tolerance mode.
+        method: (``"auto"``) ``"plain"`` (scaling iteration), ``"log"`` (log-domain, stable for any reg) or
             ``"auto"``: plain when ``max(M) / reg <= log(float64 max) / 2`` (about 354), else
             log; problems whose plain iteration still over/underflows are re-solved in the log
             domain.  An explicit ``"plain"`` raises ValueError when ``max(M) / reg > 708`` (the
             kernel ``exp(-M/reg)`` would underflow) and FloatingPointError if the iteration
             produces non-finite values.
-        reg_m: None for the balanced problem; a number or a (rows, columns) pair (``inf`` = hard
+        reg_m: (None) None for the balanced problem; a number or a (rows, columns) pair (``inf`` = hard
             constraint on that side) for KL-relaxed marginals.
-        reg_type: reference of the entropic term in the unbalanced problem, as in POT >= 0.9.5:
+        reg_type: (``"kl"``) reference of the entropic term in the unbalanced problem, as in POT >= 0.9.5:
             ``"kl"`` (default, ``reg * KL(P | a b^T)``) or ``"entropy"`` (``reg * KL(P | 1)``).
             It does not change the balanced plan.
         return_info: also return a :class:`SinkhornInfo` (cost, n_iter, marginal_error).
@@ -90,7 +88,7 @@ def sinkhorn(
     a, b, M = (_as_real_array(name, x) for name, x in (("a", a), ("b", b), ("M", M)))
     out_dtype = np.float32 if all(x.dtype == np.float32 for x in (a, b, M)) else np.float64
     B, n, m = batch_shape(a.shape, b.shape, M.shape)
-    opts = parse_options(reg, num_iter, tol, max_iter, method, reg_m, reg_type)
+    opts = parse_options(reg, **options)
     for name, x in (("a", a), ("b", b), ("M", M)):
         low, high = float(x.min()), float(x.max())  # NaN and inf show in the extremes
         check_entries(name, np.isfinite(low) and np.isfinite(high), low)
@@ -107,11 +105,7 @@ def sinkhorn(
         chosen = _repair_overflow(opts, M3, a2, b2, plan, cost, n_iter, err)
 
     plan = plan.astype(out_dtype, copy=False)
-    if B is None:
-        plan, cost, n_iter, err = plan[0], cost[0], n_iter[0], err[0]
-    if not return_info:
-        return plan
-    return plan, SinkhornInfo(cost=cost, n_iter=n_iter, marginal_error=err, method=chosen)
+    return package(plan, cost, n_iter, err, chosen, B is not None, return_info)
 
 
 def _as_real_array(name: str, x: Any) -> np.ndarray:
@@ -145,13 +139,11 @@ def _solve(method: str, M3: np.ndarray, a2: np.ndarray, b2: np.ndarray, opts: Op
         return out
     lanes, chunks = _nk.schedule(size, threads)
     args = (M3, a2, b2, opts.reg, opts.fi_a, opts.fi_b, opts.kl_ref, opts.iters, opts.check_tol)
+    args += (opts.tol, method == "log", lanes)
     if chunks == 1:
-        blocks = (0, -(-size // lanes))
-        solve = _nk.solve_plain_blocks if method == "plain" else _nk.solve_log_blocks
-        solve(*args, opts.tol, lanes, blocks, out)
+        _nk.solve_blocks(*args, (0, -(-size // lanes)), out)
     else:
-        kernel = _nk.sinkhorn_plain if method == "plain" else _nk.sinkhorn_log
-        kernel(*args, opts.tol, lanes, chunks, *out)
+        _nk.sinkhorn_batch(*args, chunks, *out)
     return out
 
 

@@ -7,20 +7,13 @@ autograd records.  This module is the only one in ``kernels`` that imports torch
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import torch
 
-from ._common import (
-    Options,
-    SinkhornInfo,
-    batch_shape,
-    check_entries,
-    check_masses,
-    choose_method,
-    parse_options,
-)
+from . import _common
+from ._common import Options, SinkhornInfo, SolverOptions
 
 
 def sinkhorn_torch(
@@ -29,13 +22,8 @@ def sinkhorn_torch(
     M: Any,
     reg: float,
     *,
-    num_iter: int | None = None,
-    tol: float = 1e-9,
-    max_iter: int = 1000,
-    method: str = "auto",
-    reg_m: float | tuple[float, float] | None = None,
-    reg_type: str = "kl",
     return_info: bool = False,
+    **options: Unpack[SolverOptions],
 ) -> torch.Tensor | tuple[torch.Tensor, SinkhornInfo]:
     r"""Entropic optimal transport plan(s) with gradients, on the device of the inputs.
 
@@ -61,14 +49,14 @@ def sinkhorn_torch(
         (B,) or 0-d (``n_iter`` int64, ``cost`` differentiable, ``marginal_error`` detached).
     """
     a, b, M = _as_tensors(a, b, M)
-    B, n, m = batch_shape(tuple(a.shape), tuple(b.shape), tuple(M.shape))
-    opts = parse_options(reg, num_iter, tol, max_iter, method, reg_m, reg_type)
+    B, n, m = _common.batch_shape(tuple(a.shape), tuple(b.shape), tuple(M.shape))
+    opts = _common.parse_options(reg, **options)
     dtype = torch.float64 if torch.float64 in (a.dtype, b.dtype, M.dtype) else torch.float32
     with torch.autocast(device_type=M.device.type, enabled=False):
         a, b, M = a.to(dtype), b.to(dtype), M.to(dtype)
         zero_a, zero_b, max_cost = _validate(a, b, M, opts)
         info = torch.finfo(dtype)
-        chosen = choose_method(opts.method, max_cost / opts.reg, info.max, info.tiny)
+        chosen = _common.choose_method(opts.method, max_cost / opts.reg, info.max, info.tiny)
         size = 1 if B is None else B
         a2, b2 = a.expand(size, n), b.expand(size, m)
         M3 = M if M.dim() == 3 else M.unsqueeze(0)
@@ -88,11 +76,7 @@ def sinkhorn_torch(
                     for x, y in zip((plan, cost, n_iter, err), redo, strict=True)
                 )
                 chosen = "plain+log"
-    if B is None:
-        plan, cost, n_iter, err = plan[0], cost[0], n_iter[0], err[0]
-    if not return_info:
-        return plan
-    return plan, SinkhornInfo(cost=cost, n_iter=n_iter, marginal_error=err.detach(), method=chosen)
+    return _common.package(plan, cost, n_iter, err.detach(), chosen, B is not None, return_info)
 
 
 def _as_tensors(*xs: Any) -> tuple[torch.Tensor, ...]:
@@ -121,8 +105,8 @@ def _validate(a: torch.Tensor, b: torch.Tensor, M: torch.Tensor, opts: Options):
     host = torch.cat([scalars, extremes, mass_a, mass_b]).cpu().numpy().astype(np.float64)
     finite, (min_a, min_b, min_M, max_M) = host[:3], host[3:7]
     for name, ok, low in zip("abM", finite, (min_a, min_b, min_M), strict=True):
-        check_entries(name, bool(ok), float(low))
-    check_masses(host[7 : 7 + mass_a.numel()], host[7 + mass_a.numel() :], opts.balanced)
+        _common.check_entries(name, bool(ok), float(low))
+    _common.check_masses(host[7 : 7 + mass_a.numel()], host[7 + mass_a.numel() :], opts.balanced)
     return bool(min_a == 0), bool(min_b == 0), float(max_M)
 
 

@@ -4,11 +4,10 @@ Libra-MIL's per-instance fusion (``sot-instance``) solves one small problem per 
 between that patch's text and visual prototype marginals, under a cost ``M`` shared by the bag.
 Two implementations with the same results:
 
-* ``backend="numba"`` (CPU): the forward pass is :func:`kernels.sinkhorn` (the batched fixed-count
-  Numba kernel), in slices of :data:`SLICE` problems so that the plans never exist for the whole
-  batch at once; the backward pass is :func:`kernels._numba_grad.score_backward` (the adjoint of the
-  unrolled iterations, recomputed block by block).  Nothing the size of the batch times the
-  iteration count is kept between the passes: only the inputs.
+* ``backend="numba"`` (CPU): :mod:`kernels._numba_scores`.  The forward pass iterates block by
+  block and contracts the scalings with ``x`` and ``y`` directly (no plan is formed); the backward
+  pass is the adjoint of the unrolled iterations, recomputed block by block.  Nothing the size of
+  the batch times the iteration count is kept between the passes: only the inputs.
 * ``backend="torch"``: :func:`kernels.sinkhorn_torch` and an ``einsum`` under autograd (any
   device; every iteration is recorded).
 
@@ -24,14 +23,12 @@ import numba
 import numpy as np
 import torch
 
-from ._numba_grad import score_backward
-from .sinkhorn_numba import sinkhorn
+from ._common import check_entries, check_masses, choose_method
+from ._numba_scores import score_backward, score_forward
 from .torch_twin import sinkhorn_torch
 
-#: Problems solved per call of the forward kernel (bounds the plans held at once: SLICE n m doubles).
-SLICE = 1024
-
 BACKENDS = ("auto", "numba", "torch")
+_F64 = np.finfo(np.float64)
 
 
 def transport_scores(
@@ -53,8 +50,11 @@ def transport_scores(
         reg: entropic regularisation (units of M).  num_iter: iterations (no tolerance check).
         backend: ``"numba"`` (CPU tensors only), ``"torch"`` or ``"auto"`` (module docstring).
 
-    Gradients flow to all five tensors.  The Numba backend computes in float64 and returns the
-    dtype of ``x``.
+    Gradients flow to all five tensors.  The Numba backend computes in float32 when all five
+    tensors are float32 (as the torch twin does), else in float64, and returns the dtype of
+    ``x``; it runs the plain scaling iteration, so it refuses (ValueError) costs with
+    ``max(M) / reg`` beyond the float64 plain-iteration bound (354), where the torch twin would
+    switch to the log domain.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -76,25 +76,17 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.contiguous().numpy()
 
 
-def numba_scores(
-    x: np.ndarray,
-    y: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    M: np.ndarray,
-    reg: float,
-    num_iter: int,
-) -> np.ndarray:
-    """Forward pass of the Numba backend: (B,) float64 scores, slice by slice (the plans are
-    computed in float64 whatever the input dtype)."""
-    out = np.empty(a.shape[0])
-    M = np.asarray(M, dtype=np.float64)
-    for start in range(0, a.shape[0], SLICE):
-        part = slice(start, start + SLICE)
-        a_part, b_part = (np.asarray(t[part], dtype=np.float64) for t in (a, b))
-        plan = sinkhorn(a_part, b_part, M, reg, num_iter=num_iter)
-        out[part] = np.einsum("pij,pi,pj->p", plan, x[part], y[part], optimize=True)
-    return out
+def _check_inputs(a: np.ndarray, b: np.ndarray, M: np.ndarray, reg: float) -> None:
+    """The rules of :func:`kernels.sinkhorn` for a balanced plain solve (ValueError otherwise)."""
+    for name, t in (("a", a), ("b", b), ("M", M)):
+        low, high = (float(t.min()), float(t.max())) if t.size else (0.0, 0.0)
+        check_entries(name, np.isfinite(low) and np.isfinite(high), low)
+    check_masses(a.sum(axis=-1, dtype=np.float64), b.sum(axis=-1, dtype=np.float64), True)
+    if choose_method("auto", high / reg, _F64.max, _F64.tiny) != "plain":
+        raise ValueError(
+            f"max(M)/reg = {high / reg:.4g} is beyond the plain Sinkhorn iteration in float64 "
+            "(354): use backend='torch' (log domain) or a larger reg"
+        )
 
 
 @contextmanager
@@ -109,15 +101,16 @@ def _torch_thread_count():
 
 
 class _NumbaScores(torch.autograd.Function):
-    """Autograd wrapper: Numba forward (:func:`numba_scores`), Numba backward (:func:`score_backward`)."""
+    """Autograd wrapper: input checks, Numba forward and backward (:mod:`kernels._numba_scores`)."""
 
     @staticmethod
     def forward(ctx, x, y, a, b, M, reg, num_iter):
         arrays = [_numpy(t) for t in (x, y, a, b, M)]
         ctx.save_for_backward(x, y, a, b, M)
         ctx.reg, ctx.num_iter = reg, num_iter
+        _check_inputs(*arrays[2:], reg)
         with _torch_thread_count():
-            scores = numba_scores(*arrays, reg, num_iter)
+            scores = score_forward(*arrays, reg, num_iter, numba.get_num_threads())
         return torch.from_numpy(scores).to(x.dtype)
 
     @staticmethod

@@ -33,8 +33,8 @@ Protocol (per seed and witness rate):
   same splits) is the reference that needs no instance-level evidence.
 
 Printed: per witness rate and shots, mean over seeds with a 95 % t-interval,
-and the paired difference (same seed, same slides) to the default model
-(``libra``, fusion ``sot``). Embeddings are cached (``--cache``), so reruns
+and the paired difference (same seed, same slides) to the first model
+(by default ``libra``: the default Libra-MIL, fusion ``none``). Embeddings are cached (``--cache``), so reruns
 only train.
 
 Usage: ``python tools/bench_fewshot.py [--seeds 0,1,2,3,4] [--shots 1,4,8] [--epochs 40]
@@ -72,9 +72,15 @@ ATTRIBUTION = (
     "slide per class."
 )
 RATES = {"high": (0.15, 0.25), "low": (0.02, 0.05)}
+GATED = [
+    *("--fusion", "sot"),
+    *("--set", "marginal_tau=0.1", "--set", "score_norm=standardize"),
+    *("--set", "reweight_tau=1", "--set", "gate_init=0.5"),
+]
 #: name -> extra ``fit`` options; the first is the default model the others are compared with.
 MODELS: dict[str, list[str]] = {
     "libra": [],
+    "libra-sot": ["--fusion", "sot"],
     "libra-concat": ["--fusion", "concat"],
     "libra-none": ["--fusion", "none"],
     "libra-sot-instance": ["--fusion", "sot-instance"],
@@ -87,6 +93,14 @@ MODELS: dict[str, list[str]] = {
         *("--set", "reweight_tau=0.1", "--set", "fusion_lr_scale=1"),
         *("--set", "prototype_lr_scale=1"),
     ],
+    # gated residual re-weighting (issue 15): w = (1 - g) + g N softmax(z / tau_f), g from 0.5
+    "libra-gated": GATED,
+    "libra-gated-instance": [*GATED, "--fusion", "sot-instance"],
+    "libra-gated-data": [*GATED, "--proto-init", "data"],
+    "libra-gated-kmeans": [*GATED, "--proto-init", "kmeans"],
+    # a weak gate: the fused score perturbs the uniform prior by at most 10 % of its mass
+    "libra-gate01-data": [*GATED, "--proto-init", "data", "--set", "gate_init=0.1"],
+    "libra-gated-ploss": [*GATED, "--proto-init", "data", "--set", "proto_loss=0.1"],
     "abmil": ["--model", "abmil"],
     "mean": ["--model", "mean"],
     "max": ["--model", "max"],

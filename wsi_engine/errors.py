@@ -25,12 +25,34 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
+from typing import Any
+
+CATEGORIES: dict[str, int] = {}
+"""Exit code of each error category named in batch reasons (``store error`` → 5), filled by
+the classes below."""
 
 
 class WsiEngineError(Exception):
-    """Base class: ``message`` says what failed, ``path`` which file, ``hint`` what to do."""
+    """Base class: ``message`` says what failed, ``path`` which file, ``hint`` what to do.
 
-    exit_code = 3
+    A family declares its exit code and report category as class keywords:
+    ``class StoreError(WsiEngineError, exit_code=5, category="store error")``.
+    """
+
+    exit_code: int = 3
+    category: str = "error"
+    """First words of the family's :func:`describe` text."""
+
+    def __init_subclass__(
+        cls, *, exit_code: int | None = None, category: str | None = None, **kwargs: Any
+    ):
+        """Set the family's exit code and category; a subclass without them inherits both."""
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
+        if category is not None:
+            cls.category = category
+            CATEGORIES[category] = cls.exit_code
 
     def __init__(self, message: str, *, path: str | Path | None = None, hint: str | None = None):
         super().__init__(message)
@@ -45,46 +67,32 @@ class WsiEngineError(Exception):
         return text
 
 
-class ConfigError(WsiEngineError):
+class ConfigError(WsiEngineError, exit_code=3, category="configuration error"):
     """A configuration file, preset name or option value is invalid."""
 
-    exit_code = 3
 
-
-class SlideError(WsiEngineError):
+class SlideError(WsiEngineError, exit_code=4, category="slide error"):
     """A slide cannot be opened or read, or lacks metadata such as µm/px."""
 
-    exit_code = 4
 
-
-class StoreError(WsiEngineError):
+class StoreError(WsiEngineError, exit_code=5, category="store error"):
     """A patch store is missing, incomplete, or lacks a needed array."""
 
-    exit_code = 5
 
-
-class EncoderError(WsiEngineError):
+class EncoderError(WsiEngineError, exit_code=6, category="encoder error"):
     """An encoder definition, its weights or its checkpoint file is unusable."""
 
-    exit_code = 6
 
-
-class DataError(WsiEngineError):
+class DataError(WsiEngineError, exit_code=7, category="data error"):
     """Labels, splits or features are inconsistent or unusable for training."""
 
-    exit_code = 7
 
-
-class OutputError(WsiEngineError):
+class OutputError(WsiEngineError, exit_code=8, category="output error"):
     """An output location cannot be written, or another run holds it."""
 
-    exit_code = 8
 
-
-class BatchFailures(WsiEngineError):
+class BatchFailures(WsiEngineError, exit_code=1):
     """Some items of a batch failed; the others completed (details in the report)."""
-
-    exit_code = 1
 
 
 INTERNAL_ERROR_EXIT_CODE = 70
@@ -127,16 +135,6 @@ def as_user_error(error: BaseException) -> WsiEngineError | None:
     return None
 
 
-_CATEGORY = {
-    ConfigError: "configuration error",
-    SlideError: "slide error",
-    StoreError: "store error",
-    EncoderError: "encoder error",
-    DataError: "data error",
-    OutputError: "output error",
-}
-
-
 def describe(error: BaseException) -> str:
     """One-line reason for a batch report, starting with its category (``store error: ...``).
 
@@ -146,11 +144,7 @@ def describe(error: BaseException) -> str:
     known = as_user_error(error)
     if known is None:
         return f"internal error: {type(error).__name__}: {error}"
-    text = f"{known.path}: {known.message}" if known.path else known.message
-    if known.hint:
-        text = f"{text} ({known.hint})"
-    category = next((name for cls, name in _CATEGORY.items() if isinstance(known, cls)), "error")
-    return f"{category}: {text}"
+    return f"{known.category}: {known}"
 
 
 def exit_code_of(error: BaseException) -> int:
@@ -176,6 +170,6 @@ def exit_code_of_reason(reason: str) -> int:
 
     Reasons may wrap that text (``embed: store error: ...``).
     """
-    found = [(reason.find(f"{name}: "), cls) for cls, name in _CATEGORY.items()]
-    found = [(at, cls) for at, cls in found if at >= 0]
-    return min(found, key=lambda item: item[0])[1].exit_code if found else 1
+    found = [(reason.find(f"{name}: "), code) for name, code in CATEGORIES.items()]
+    found = [(at, code) for at, code in found if at >= 0]
+    return min(found, key=lambda item: item[0])[1] if found else 1

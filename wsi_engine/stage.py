@@ -29,6 +29,11 @@ def stage_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def per_second(count: float, seconds: float) -> float:
+    """The rate ``count / seconds`` of a stage's report; 0 when no time was measured."""
+    return count / seconds if seconds > 0 else 0.0
+
+
 StageStatus = Literal["done", "skipped", "empty", "failed"]
 STATUSES: tuple[StageStatus, ...] = ("done", "skipped", "empty", "failed")
 

@@ -220,7 +220,7 @@ def test_auto_rule_picks_by_cost_over_reg(rng):
 def test_kernels_are_cached_on_disk():
     from numba.core.caching import NullCache
 
-    for kernel in (nk.sinkhorn_plain, nk.sinkhorn_log, nf.sinkhorn_fixed):
+    for kernel in (nk.sinkhorn_batch, nf.sinkhorn_fixed):
         assert not isinstance(kernel._cache, NullCache)
 
 

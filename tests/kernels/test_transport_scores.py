@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kernels import sinkhorn, transport_scores
-from kernels.transport_score import numba_scores
+from kernels._numba_scores import score_forward
 
 
 def inputs(seed: int, B: int, n: int, m: int, dtype=torch.float64):
@@ -50,14 +50,14 @@ def test_gradcheck_numba_function():
 
 
 def test_forward_is_the_sinkhorn_plan_contracted():
-    """The forward pass equals x^T P y with P from kernels.sinkhorn, across slice boundaries."""
+    """The forward pass equals x^T P y with P from kernels.sinkhorn (partial last block, chunks)."""
     rng = np.random.default_rng(3)
-    B, n, m = 4100, 4, 3  # more than one slice of 4096
+    B, n, m = 4100, 4, 3  # 256 blocks of 16 and a partial one, in parallel chunks
     a, b = rng.dirichlet(np.ones(n), B), rng.dirichlet(np.ones(m), B)
     x, y, M = rng.standard_normal((B, n)), rng.standard_normal((B, m)), rng.random((n, m))
     plan = sinkhorn(a, b, M, 0.1, num_iter=20)
     expected = np.einsum("pij,pi,pj->p", plan, x, y)
-    np.testing.assert_allclose(numba_scores(x, y, a, b, M, 0.1, 20), expected, rtol=1e-12)
+    np.testing.assert_allclose(score_forward(x, y, a, b, M, 0.1, 20, 2), expected, rtol=1e-12)
 
 
 def test_float32_inputs_keep_their_dtype_and_agree():
@@ -65,6 +65,24 @@ def test_float32_inputs_keep_their_dtype_and_agree():
     ours, twin = (scores(b, *args) for b in ("numba", "torch"))
     assert ours.dtype == torch.float32
     torch.testing.assert_close(ours, twin, rtol=1e-3, atol=1e-4)
+
+
+def test_float32_gradients_agree_with_the_torch_twin():
+    """The float32 kernels (the model's dtype) against the float32 torch twin, all gradients."""
+    args = inputs(4, 300, 46, 10, dtype=torch.float32)
+    results = []
+    for backend in ("numba", "torch"):
+        s = scores(backend, *args)
+        results.append(torch.autograd.grad((s * s).sum(), args))
+    for ours, twin in zip(*results, strict=True):
+        assert ours.dtype == torch.float32
+        assert float((ours - twin).abs().max()) <= 1e-4 * float(twin.abs().max())
+
+
+def test_numba_backend_refuses_costs_beyond_the_plain_iteration():
+    x, y, la, lb, M = inputs(0, 3, 4, 2)
+    with pytest.raises(ValueError, match="backend='torch'"):
+        scores("numba", x, y, la, lb, M * 100.0, reg=0.05)
 
 
 def test_numba_backend_refuses_unknown_backend():

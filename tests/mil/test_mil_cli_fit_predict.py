@@ -228,7 +228,7 @@ def test_language_priors_with_tiny_clip_and_text_free_fallback(
         tmp_path, bags, CLASSES, encoder_id="tiny-clip", text_aligned=True, output_kind="joint"
     )
     run = tmp_path / "lang"
-    language = ["--checkpoint", str(tiny_checkpoint), "--proto-init", "kmeans"]
+    language = ["--checkpoint", str(tiny_checkpoint), "--proto-init", "kmeans", "--fusion", "sot"]
     losses = ["--loss", "reinforced-focal", "--resample"]
     assert (
         main(fit_args(stores, labels, run, *language, *losses, shots="2", encoder="tiny-clip")) == 0

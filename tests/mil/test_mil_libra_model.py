@@ -113,7 +113,7 @@ def test_query_levels_option_selects_prompt_levels():
 
 def test_text_free_form_uses_learned_prototypes_and_queries():
     torch.manual_seed(0)
-    model = LibraMIL(LibraConfig(dim=32, heads=4, kv=5, kt_text_free=6), D, C, None)
+    model = LibraMIL(LibraConfig(dim=32, heads=4, kv=5, kt_text_free=6, fusion="sot"), D, C, None)
     assert model.text_free and model.text_prototypes.shape == (6, D)
     out = model(bag())
     torch.nn.functional.cross_entropy(out.logits[None], torch.tensor([1])).backward()

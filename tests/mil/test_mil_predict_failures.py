@@ -133,6 +133,31 @@ def test_an_unusable_run_fails_every_slide(mixed_stores, tmp_path):
     assert "cannot read the checkpoint" in report.errors[good[0]]
 
 
+def test_cluster_predict_writes_and_scores_as_a_local_run(mixed_stores):
+    from distributed import Client, LocalCluster
+
+    from wsi_engine.cluster.predict import predict_on_cluster
+
+    run, stores, good = mixed_stores
+    labels = {s: CLASSES[0] if s.startswith("c0") else CLASSES[1] for s in good}
+    local = predict(run, [stores], stores.parent / "local.csv", labels=labels, write_scores=False)
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster,
+        Client(cluster) as client,
+    ):
+        remote = predict_on_cluster(
+            client, run, [stores], stores.parent / "cluster.csv", labels=labels, write_scores=False
+        )
+    assert sorted(remote.failures) == BAD and remote.rows == local.rows
+    assert (remote.metrics, remote.metrics_in_sample) == (local.metrics, local.metrics_in_sample)
+    assert (remote.n_in_sample, remote.n_out_of_sample) == (
+        local.n_in_sample,
+        local.n_out_of_sample,
+    )
+    csv = (stores.parent / "cluster.csv").read_text()
+    assert csv == (stores.parent / "local.csv").read_text() and "in_sample" in csv
+
+
 def test_the_cluster_predict_stage_records_what_the_local_one_does(mixed_stores):
     from distributed import LocalCluster
 

@@ -156,8 +156,8 @@ def test_second_resolution_views_feed_the_metric_loss(
 @pytest.mark.parametrize(
     ("model", "options", "extra", "used"),
     [
-        ("libra", None, [], "instance_score"),
-        ("libra", {"dim": 16, "heads": 2, "kv": 3, "fusion": "none"}, [], "attention"),
+        ("libra", {"dim": 16, "heads": 2, "kv": 3, "fusion": "sot"}, [], "instance_score"),
+        ("libra", None, [], "attention"),  # default fusion none
         ("libra", None, ["--evidence", "attention"], "attention"),
         ("abmil", None, [], "attention"),
         ("abmil", None, ["--evidence", "instance_score"], "instance_score"),

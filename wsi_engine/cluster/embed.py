@@ -17,11 +17,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from wsi_engine.dask_workers import GPU_RESOURCE, absolute, gpu_resources, prepare_cluster
+from wsi_engine.encoders.embed import EmbedKeywords, embed_stores, resolve_device
 from wsi_engine.stage import StageObserver
 from wsi_engine.store.layout import store_slide_id
 
@@ -31,23 +32,21 @@ _encoders_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class EmbedOptions:
-    """The options of :func:`~wsi_engine.encoders.embed.embed_stores` sent with each task."""
+    """What each task needs: the encoder, its checkpoint and :func:`embed_stores`'s keywords."""
 
     encoder: str
     """preset name or absolute YAML path"""
     checkpoint: str | None = None
-    device: str = "auto"
-    batch_size: int = 64
-    precision: str = "auto"
-    workers: int | None = None
-    overwrite: bool = False
-    dtype: str = "float16"
+    keywords: EmbedKeywords = field(default_factory=lambda: EmbedKeywords())
+
+    @property
+    def device(self) -> str:
+        return self.keywords.get("device", "auto")
 
 
 def _worker_encoder(options: EmbedOptions) -> tuple[Any, float]:
     """(encoder, seconds it took to load) for this worker process, loaded on first use."""
     from wsi_engine.encoders import load_encoder
-    from wsi_engine.encoders.embed import resolve_device
 
     key = (options.encoder, options.checkpoint, options.device)
     with _encoders_lock:
@@ -69,24 +68,15 @@ def embed_one_store(store: str, options: EmbedOptions) -> Any:
     Problems are returned as a failed store result, never raised, so the
     reason arrives intact whatever the cluster does with exceptions.
     """
-    from wsi_engine.encoders.embed import embed_stores
     from wsi_engine.encoders.report import EmbedReport, StoreResult
     from wsi_engine.errors import describe
 
     try:
         encoder, load_seconds = _worker_encoder(options)
-        report = embed_stores(
-            [store],
-            encoder,
-            device=options.device,
-            batch_size=options.batch_size,
-            precision=options.precision,
-            workers=options.workers,
-            overwrite=options.overwrite,
-            dtype=options.dtype,
-        )
+        report = embed_stores([store], encoder, **options.keywords)
     except Exception as error:
-        report = EmbedReport(options.encoder, options.device, "", options.precision, 0, 0)
+        precision = options.keywords.get("precision", "auto")
+        report = EmbedReport(options.encoder, options.device, "", precision, 0, 0)
         report.results.append(
             StoreResult(store, store_slide_id(store), 0, "failed", describe(error))
         )
@@ -101,13 +91,8 @@ def embed_on_cluster(
     encoder: str | Path,
     *,
     checkpoint: str | Path | None = None,
-    device: str = "auto",
-    batch_size: int = 64,
-    precision: str = "auto",
-    workers: int | None = None,
-    overwrite: bool = False,
-    dtype: str = "float16",
     observer: StageObserver | None = None,
+    **keywords: Unpack[EmbedKeywords],
 ) -> Any:
     """Embed every store of ``store_paths`` (stores or folders) on ``client``'s workers.
 
@@ -126,16 +111,7 @@ def embed_on_cluster(
     began = time.perf_counter()
     name = str(absolute(encoder)) if Path(encoder).is_file() else str(encoder)
     encoder_id = load_encoder_config(name).encoder_id  # a bad preset fails here, not per store
-    options = EmbedOptions(
-        encoder=name,
-        checkpoint=str(absolute(checkpoint)) if checkpoint else None,
-        device=device,
-        batch_size=batch_size,
-        precision=precision,
-        workers=workers,
-        overwrite=overwrite,
-        dtype=dtype,
-    )
+    options = EmbedOptions(name, str(absolute(checkpoint)) if checkpoint else None, keywords)
     paths = [absolute(p) for p in find_stores([absolute(p) for p in store_paths])]
     reads = [*paths, *([options.checkpoint] if options.checkpoint else [])]
     prepare_cluster(client, reads, paths)
@@ -154,7 +130,14 @@ def embed_on_cluster(
         ): path
         for path in paths
     }
-    total = EmbedReport(encoder_id, device, "", precision, batch_size, 0)
+    total = EmbedReport(
+        encoder_id,
+        options.device,
+        "",
+        keywords.get("precision", "auto"),
+        keywords.get("batch_size", 64),
+        0,
+    )
     for future in as_completed(futures):
         path = futures[future]
         try:

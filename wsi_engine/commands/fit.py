@@ -109,7 +109,7 @@ def fit_command(
     fusion: str | None = typer.Option(
         None,
         "--fusion",
-        help="Libra-MIL fusion: sot, sot-instance, none or concat [sot]; several, comma-separated, "
+        help="Libra-MIL fusion: sot, sot-instance, none or concat [none]; several, comma-separated, "
         "fit each on the same splits and seeds into --out/<mode> and print paired differences.",
     ),
     kv: int | None = typer.Option(None, "--kv", help="Libra-MIL visual prototypes K_v [10]."),

@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -106,6 +106,17 @@ def device_name(device: torch.device) -> str:
     import platform
 
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+class EmbedKeywords(TypedDict, total=False):
+    """How :func:`embed_stores` runs (its keyword options), as a driver passes them through."""
+
+    device: str
+    batch_size: int
+    precision: str
+    workers: int | None
+    overwrite: bool
+    dtype: str
 
 
 @dataclass

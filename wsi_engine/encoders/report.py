@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from wsi_engine.stage import StageResult
+from wsi_engine.stage import StageResult, per_second
 
 STAGE = "embed"
 
@@ -74,7 +74,7 @@ class EmbedReport:
 
     @property
     def patches_per_second(self) -> float:
-        return self.embedded / self.wall_seconds if self.wall_seconds > 0 else 0.0
+        return per_second(self.embedded, self.wall_seconds)
 
     @property
     def failed(self) -> list[StoreResult]:

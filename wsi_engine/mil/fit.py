@@ -407,7 +407,7 @@ def _privileged_targets(
 
 
 #: Entries of the kept epoch's training record that describe the fusion.
-FUSION_RECORD_PREFIXES = ("grad_rms.", "displacement.", "tau_")
+FUSION_RECORD_PREFIXES = ("grad_rms.", "displacement.", "tau_", "gate")
 
 
 def fusion_summary(

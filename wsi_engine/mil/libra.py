@@ -19,7 +19,7 @@ For one bag X (N, D) and C classes:
        the torch twin on a GPU; ``ot_backend``).
    ``concat``
        s_j = a · [S_v[j], S_t[j]] + b (both prototype sets, no transport).
-   ``none``
+   ``none`` (default: the real-feature benchmark supports no fusion over it, docs/mil.md)
        no fusion (what the released Libra-MIL code computes, since its fusion
        is an exact identity; the prototypes then get no gradient).
 
@@ -27,7 +27,8 @@ For one bag X (N, D) and C classes:
    z = (s − mean s) / std s (``score_norm``; the raw scores of a bag differ by
    1e-3, too little to re-weight anything), and the instances are re-weighted by
    w = N · softmax_j(z / τ_f) (mean weight 1; τ_f learned, init ``reweight_tau``,
-   1/τ_f is the fusion strength) inside the attention: every query's attention
+   1/τ_f is the fusion strength; with ``gate_init`` the gated residual
+   w = (1 − g)·1 + g·N·softmax(z / τ_f), g learned) inside the attention: every query's attention
    to instance j is multiplied by w_j and renormalised,
    a_cj ∝ w_j · exp(q_c · k_j / √d_h), i.e. log w is added to the attention
    logits. (Scaling the keys/values, X_f = w ⊙ X', also scales the attention
@@ -39,7 +40,8 @@ For one bag X (N, D) and C classes:
 4. Class queries: per class, the prompt levels (label, basic, detailed,
    bag_low, bag_high by default) combined with learned softmax weights,
    Q = φ_t(Σ_l softmax(ω)_l · E_l) (C, H).
-5. H = CrossAttention(Q, X', log w) (C, H); logits = g(H) (C,), g shared over classes.
+5. H = CrossAttention(Q, X', log w) (C, H); logits = g(H) (C,), g shared over classes;
+   with ``text_logit_scale`` > 0 plus the zero-shot text logit β·cos(Q_c, pooled X').
    The bag representation (``bag_embedding``) is the class mean of H (H,).
 
 Text-free form (no language priors): P_t is a second learned prototype set
@@ -79,7 +81,11 @@ class LibraConfig(StrictModel):
     kt_text_free: int = Field(
         16, ge=1, description="size of the learned second prototype set (text-free form)"
     )
-    fusion: Literal["sot", "sot-instance", "none", "concat"] = "sot"
+    fusion: Literal["sot", "sot-instance", "none", "concat"] = Field(
+        "none",
+        description="instance re-weighting by the prototype fusion; default none, the mode the "
+        "real-feature benchmark supports (docs/mil.md)",
+    )
     ot_eps: float = Field(0.05, gt=0, description="entropic regularisation ε of the Sinkhorn plan")
     ot_iters: int = Field(20, ge=1, description="Sinkhorn iterations L")
     reweight_tau: float = Field(
@@ -92,6 +98,13 @@ class LibraConfig(StrictModel):
         gt=0,
         description="initial temperature τ_v, τ_t of the marginal softmaxes (released code: e = 2.718)",
     )
+    gate_init: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="gated residual re-weighting w = (1 − g) + g·N·softmax(z / τ_f), g learned "
+        "from this initial value; unset: w = N·softmax(z / τ_f)",
+    )
     score_norm: Literal["standardize", "none"] = Field(
         "none", description="standardise the fused score within the bag before re-weighting"
     )
@@ -103,6 +116,12 @@ class LibraConfig(StrictModel):
     )
     proto_loss: float = Field(
         0.0, ge=0, description="weight λ of the OT clustering loss on the visual prototypes"
+    )
+    text_logit_scale: float = Field(
+        0.0,
+        ge=0,
+        description="initial scale β of the zero-shot text logit β·cos(Q_c, pooled X') added to "
+        "each class logit (text initialising the classifier); 0: off",
     )
     tie_init: bool = Field(
         False,
@@ -162,8 +181,17 @@ class LibraMIL(MILModel):
         self.tau_v = nn.Parameter(torch.tensor(log_tau))  # used as τ_v = e^tau_v
         self.tau_t = nn.Parameter(torch.tensor(log_tau))
         self.log_tau_f = nn.Parameter(torch.tensor(math.log(config.reweight_tau)))
+        gate = config.gate_init
+        self.gate_logit = (
+            nn.Parameter(torch.tensor(math.log(gate / (1.0 - gate)))) if gate is not None else None
+        )
         self.concat_score = (
             nn.Linear(config.kv + entities.shape[0], 1) if config.fusion == "concat" else None
+        )
+        self.text_logit_scale = (
+            nn.Parameter(torch.tensor(float(config.text_logit_scale)))
+            if config.text_logit_scale > 0
+            else None
         )
         self.attention = CrossAttention(h, config.heads)
         self.scorer = SharedScorer(h)
@@ -216,11 +244,28 @@ class LibraMIL(MILModel):
         return self.fusion(x).score
 
     def log_weights(self, score: torch.Tensor) -> torch.Tensor:
-        """(N,) log w, w = N·softmax(z / τ_f), z the (standardised) fused score."""
+        """(N,) log w, w = N·softmax(z / τ_f), z the (standardised) fused score; with the gate
+        g = sigmoid(gate_logit), w = (1 − g) + g·N·softmax(z / τ_f) (mean weight 1 either way)."""
         if self.config.score_norm == "standardize":
             score = (score - score.mean()) / (score.std(unbiased=False) + 1e-6)
         tau_f = self.log_tau_f.clamp(math.log(1e-3), math.log(1e3)).exp()
-        return torch.log_softmax(score / tau_f, dim=0) + math.log(score.shape[0])
+        log_w = torch.log_softmax(score / tau_f, dim=0) + math.log(score.shape[0])
+        if self.gate_logit is None:
+            return log_w
+        log_g = F.logsigmoid(self.gate_logit)
+        return torch.logaddexp(F.logsigmoid(-self.gate_logit), log_g + log_w)
+
+    def text_logits(
+        self, queries: torch.Tensor, x: torch.Tensor, log_weights: torch.Tensor | None
+    ) -> torch.Tensor:
+        """(C,) zero-shot text logits β·cos(Q_c, Σ_j a_j x'_j), a = softmax(log w) (uniform
+        without fusion): the class descriptions score the fusion-weighted bag from the start,
+        as CLIP's zero-shot classifier does, and β (init ``text_logit_scale``) is learned."""
+        if log_weights is None:
+            pooled = x.mean(0)
+        else:
+            pooled = torch.softmax(log_weights, dim=0) @ x
+        return self.text_logit_scale * (F.normalize(queries, dim=-1) @ F.normalize(pooled, dim=-1))
 
     def prototype_loss(self, x: torch.Tensor) -> torch.Tensor:
         """Entropic-OT clustering cost of the bag on the visual prototypes (OTK/PANTHER-style).
@@ -290,9 +335,13 @@ class LibraMIL(MILModel):
             log_weights = self.log_weights(score)
         if self.config.proto_loss > 0 and self.training:
             aux = self.config.proto_loss * self.prototype_loss(x)
-        summaries, attn = self.attention(self.class_queries(), x, log_weights)
+        queries = self.class_queries()
+        summaries, attn = self.attention(queries, x, log_weights)
+        logits = self.scorer(summaries)
+        if self.text_logit_scale is not None:
+            logits = logits + self.text_logits(queries, x, log_weights)
         return MILOutput(
-            logits=self.scorer(summaries),
+            logits=logits,
             attention=attn.mean(0).T,
             instance_score=score,
             bag_embedding=summaries.mean(0),
@@ -310,6 +359,8 @@ class LibraMIL(MILModel):
         """Optimiser groups: temperatures at ``fusion_lr_scale``·lr (no weight decay), prototypes
         at ``prototype_lr_scale``·lr, everything else at lr."""
         scalars = [self.tau_v, self.tau_t, self.log_tau_f]
+        if self.gate_logit is not None:
+            scalars.append(self.gate_logit)
         prototypes = [self.visual_prototypes, self.text_prototypes]
         special = {id(p) for p in scalars + prototypes}
         rest = [p for p in self.parameters() if id(p) not in special]
@@ -394,6 +445,8 @@ class LibraMIL(MILModel):
             )
         if self.config.fusion != "none":
             out["tau_f"] = float(self.log_tau_f.detach().exp())
+        if self.gate_logit is not None:
+            out["gate"] = float(torch.sigmoid(self.gate_logit.detach()))
         if self.config.fusion in ("sot", "sot-instance"):
             out["tau_v"] = float(self.tau_v.detach().exp())
             out["tau_t"] = float(self.tau_t.detach().exp())

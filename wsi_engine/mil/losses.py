@@ -21,13 +21,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 LossName = Literal["ce", "focal", "reinforced-focal"]
 LOSSES: tuple[str, ...] = ("ce", "focal", "reinforced-focal")
+
+FocalGamma = Annotated[
+    float, Field(ge=0, description="focusing exponent of the focal losses and of the resampler")
+]
+"""γ, a training-config field shared by the bag and patch trainers."""
+
+ReinforceWeight = Annotated[float, Field(ge=0, description="λ of the reinforced focal loss")]
+"""λ, a training-config field shared by the bag and patch trainers."""
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -227,16 +227,35 @@ def predict(
     rows, failures = predict_stores(
         store_dirs, predictor.encoder_id, predictor.feature_dim, predict_one, observer
     )
+    return finish_predictions(
+        predictor.score_id, rows, failures, class_names, out_csv, labelled=labels is not None
+    )
+
+
+def finish_predictions(
+    score_id: str,
+    rows: list[dict[str, Any]],
+    failures: dict[str, str],
+    class_names: list[str],
+    out_csv: str | Path,
+    *,
+    labelled: bool,
+) -> PredictResult:
+    """Write the predicted ``rows`` to ``out_csv``; with labels, metrics out of and in sample.
+
+    Shared by the local and the cluster driver, so both write the same CSV and
+    never mix in-sample slides into ``metrics``.
+    """
     columns = [
         "slide_id",
         "predicted",
         *(f"prob_{c}" for c in class_names),
-        *(["label", "in_sample"] if labels is not None else []),
+        *(["label", "in_sample"] if labelled else []),
         "n_patches",
     ]
     write_rows(Path(out_csv), rows, columns)
-    result = PredictResult(predictor.score_id, rows, failures)
-    if labels is not None:
+    result = PredictResult(score_id, rows, failures)
+    if labelled:
         inside = [r for r in rows if r["in_sample"]]
         outside = [r for r in rows if not r["in_sample"]]
         result.metrics = _labelled_metrics(outside, class_names)
@@ -244,3 +263,14 @@ def predict(
         result.n_in_sample = sum(r["label"] in class_names for r in inside)
         result.n_out_of_sample = sum(r["label"] in class_names for r in outside)
     return result
+
+
+class PredictOptions(TypedDict, total=False):
+    """The keyword options of :func:`predict` that a driver passes through unchanged."""
+
+    shots: int | None
+    fold: str
+    score_id: str | None
+    write_scores: bool
+    labels: dict[str, str] | None
+    device: str

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 from wsi_engine.config.loader import StrictModel, validate
 from wsi_engine.config.names import match_name, unknown_name_hint
@@ -18,7 +19,8 @@ from wsi_engine.errors import ConfigError
 from wsi_engine.mil.base import MILModel
 from wsi_engine.prompts import TaskEmbeddings
 
-Builder = Callable[[Any, int, int, TaskEmbeddings | None], MILModel]
+Builder = Callable[..., MILModel]
+"""``build(config, feature_dim, n_classes)``, plus the task's ``text`` when ``uses_text``."""
 
 
 @dataclass(frozen=True)
@@ -27,43 +29,37 @@ class ModelSpec:
     config_type: type[StrictModel]
     build: Builder
     summary: str
-    uses_text: bool
+    uses_text: bool = False
+
+
+POOLING_SUMMARIES: dict[Literal["mean", "max"], str] = {
+    "mean": "instance classifier, mean pooling",
+    "max": "instance classifier, max pooling",
+}
+"""The instance-pooling baselines, one model name per pooling mode."""
 
 
 def _specs() -> dict[str, ModelSpec]:
     from wsi_engine.mil.baselines import ABMILConfig, GatedABMIL, InstancePooling, PoolingConfig
     from wsi_engine.mil.libra import LibraConfig, LibraMIL
 
-    return {
-        "libra": ModelSpec(
+    specs = [
+        ModelSpec(
             "libra",
             LibraConfig,
-            lambda cfg, d, c, text: LibraMIL(cfg, d, c, text),
+            LibraMIL,
             "Libra-MIL: dual prototypes, stereoscopic OT fusion, prompt-queried cross-attention",
             uses_text=True,
         ),
-        "abmil": ModelSpec(
-            "abmil",
-            ABMILConfig,
-            lambda cfg, d, c, _text: GatedABMIL(cfg, d, c),
-            "gated-attention MIL, one attention branch per class",
-            uses_text=False,
+        ModelSpec(
+            "abmil", ABMILConfig, GatedABMIL, "gated-attention MIL, one attention branch per class"
         ),
-        "mean": ModelSpec(
-            "mean",
-            PoolingConfig,
-            lambda cfg, d, c, _text: InstancePooling(cfg, d, c, "mean"),
-            "instance classifier, mean pooling",
-            uses_text=False,
+        *(
+            ModelSpec(mode, PoolingConfig, partial(InstancePooling, mode=mode), summary)
+            for mode, summary in POOLING_SUMMARIES.items()
         ),
-        "max": ModelSpec(
-            "max",
-            PoolingConfig,
-            lambda cfg, d, c, _text: InstancePooling(cfg, d, c, "max"),
-            "instance classifier, max pooling",
-            uses_text=False,
-        ),
-    }
+    ]
+    return {spec.name: spec for spec in specs}
 
 
 def list_models() -> list[str]:
@@ -91,4 +87,6 @@ def create_model(
 ) -> MILModel:
     """Build model ``name``; ``text`` is ignored by models that use no language priors."""
     spec = get_spec(name)
-    return spec.build(config, feature_dim, n_classes, text if spec.uses_text else None)
+    if spec.uses_text:
+        return spec.build(config, feature_dim, n_classes, text)
+    return spec.build(config, feature_dim, n_classes)

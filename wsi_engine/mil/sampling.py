@@ -15,7 +15,13 @@ from vanishing from the epochs.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
+from pydantic import Field
+
+ResampleBeta = Annotated[float, Field(ge=0, le=1)]
+"""β in [0, 1], a training-config field shared by the bag and patch trainers."""
 
 
 class AdaptiveResampler:

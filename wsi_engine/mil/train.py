@@ -35,9 +35,9 @@ from pydantic import Field
 from wsi_engine.config.loader import StrictModel
 from wsi_engine.mil.base import MILModel
 from wsi_engine.mil.data import BagReader
-from wsi_engine.mil.losses import LossName, make_loss
+from wsi_engine.mil.losses import FocalGamma, LossName, ReinforceWeight, make_loss
 from wsi_engine.mil.metrics import classification_metrics
-from wsi_engine.mil.sampling import AdaptiveResampler
+from wsi_engine.mil.sampling import AdaptiveResampler, ResampleBeta
 from wsi_engine.training.loop import run_epochs, selection_key
 
 
@@ -51,12 +51,10 @@ class TrainConfig(StrictModel):
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(1e-2, ge=0)
     loss: LossName = "ce"
-    gamma: float = Field(
-        2.0, ge=0, description="focusing exponent of the focal losses and of the resampler"
-    )
-    reinforce: float = Field(1.0, ge=0, description="λ of the reinforced focal loss")
+    gamma: FocalGamma = 2.0
+    reinforce: ReinforceWeight = 1.0
     resample: bool = False
-    resample_beta: float = Field(1.0, ge=0, le=1)
+    resample_beta: ResampleBeta = 1.0
     val_loss_tolerance: float = Field(
         1e-3,
         ge=0,

@@ -36,9 +36,9 @@ import torch
 from pydantic import Field
 
 from wsi_engine.config.loader import StrictModel
-from wsi_engine.mil.losses import LossName, make_loss
+from wsi_engine.mil.losses import FocalGamma, LossName, ReinforceWeight, make_loss
 from wsi_engine.mil.metrics import classification_metrics
-from wsi_engine.mil.sampling import AdaptiveResampler
+from wsi_engine.mil.sampling import AdaptiveResampler, ResampleBeta
 from wsi_engine.patch.dataset import PatchSet
 from wsi_engine.patch.head import PatchHead
 from wsi_engine.patch.losses import MetricName, distillation_l2, multiscale_metric_loss
@@ -59,12 +59,10 @@ class PatchTrainConfig(StrictModel):
     lr: float = Field(1e-2, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     loss: LossName = "reinforced-focal"
-    gamma: float = Field(
-        2.0, ge=0, description="focusing exponent of the focal losses and of the resampler"
-    )
-    reinforce: float = Field(1.0, ge=0, description="λ of the reinforced focal loss")
+    gamma: FocalGamma = 2.0
+    reinforce: ReinforceWeight = 1.0
     resample: bool = True
-    resample_beta: float = Field(1.0, ge=0, le=1)
+    resample_beta: ResampleBeta = 1.0
     distill_weight: float = Field(
         1.0, ge=0, description="λ_kd of the L2 distillation to the bag model's distributions"
     )

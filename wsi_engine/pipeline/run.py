@@ -41,6 +41,7 @@ from wsi_engine.stage import (
     StageObserver,
     StagePayload,
     StageResult,
+    per_second,
 )
 from wsi_engine.store import store_path
 from wsi_engine.training.records import StageRecord
@@ -62,7 +63,7 @@ class StageTelemetry:
 
     @property
     def patches_per_s(self) -> float:
-        return self.patches / self.seconds if self.seconds > 0 else 0.0
+        return per_second(self.patches, self.seconds)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Planted lesions: class-specific tissue patterns, their shapes, placement and GeoJSON.
 
 A lesion is a star-shaped region (a radius that varies smoothly with angle)
-filled with its class's :class:`~wsi_engine.synthetic.texture.TissueStyle`.
+filled with its class's :class:`~wsi_engine.synthetic.texture.TissueStyle`
+(:mod:`wsi_engine.synthetic.styles`).
 The same analytic shape renders the pixels, rasterises the ground-truth mask
 and yields the GeoJSON polygon (densely sampled outline), so they agree to
 well under a pixel. Lesions are placed deep inside the tissue and checked
@@ -16,85 +17,11 @@ import numpy as np
 from scipy import ndimage
 
 from wsi_engine.errors import ConfigError
-from wsi_engine.synthetic.texture import GlandSpec, NucleusSpec, TissueStyle
+from wsi_engine.synthetic.styles import PATTERNS, LesionPattern
 from wsi_engine.synthetic.tissue import TissueLayout
 
 NORMAL_LABEL = "normal"
 """The class label of slides without lesions."""
-
-
-@dataclass(frozen=True)
-class LesionPattern:
-    """What a lesion class looks like and how QuPath shows its annotations."""
-
-    name: str
-    color: tuple[int, int, int]
-    """QuPath display colour (RGB 0-255) of the classification."""
-    style: TissueStyle
-
-
-PATTERNS: dict[str, LesionPattern] = {
-    pattern.name: pattern
-    for pattern in (
-        LesionPattern(
-            "tumor",
-            (200, 0, 0),
-            TissueStyle(
-                eosin=0.22,
-                eosin_variation=0.2,
-                haze=0.55,
-                red=0.0,
-                fibre_strength=0.0,
-                fibre_wavelength_um=9.0,
-                granularity=0.15,
-                nuclei=(
-                    NucleusSpec(
-                        cell_um=16.0,
-                        radius_um=(3.8, 5.2),
-                        presence=0.85,
-                        darkness=1.8,
-                        elongation=1.3,
-                        layers=2,
-                    ),
-                ),
-            ),
-        ),
-        LesionPattern(
-            "necrosis",
-            (230, 120, 0),
-            TissueStyle(
-                eosin=0.3,
-                eosin_variation=0.25,
-                haze=0.06,
-                red=0.95,
-                fibre_strength=0.0,
-                fibre_wavelength_um=9.0,
-                granularity=0.5,
-                nuclei=(
-                    NucleusSpec(cell_um=7.0, radius_um=(0.6, 1.2), presence=0.4, darkness=1.6),
-                ),
-            ),
-        ),
-        LesionPattern(
-            "gland",
-            (0, 120, 220),
-            TissueStyle(
-                eosin=0.3,
-                eosin_variation=0.2,
-                haze=0.2,
-                red=0.0,
-                fibre_strength=0.1,
-                fibre_wavelength_um=9.0,
-                granularity=0.1,
-                nuclei=(
-                    NucleusSpec(cell_um=26.0, radius_um=(1.8, 2.6), presence=0.3, darkness=1.5),
-                ),
-                glands=GlandSpec(cell_um=90.0, radius_um=(22.0, 32.0), wall_um=7.0, darkness=1.6),
-            ),
-        ),
-    )
-}
-"""Lesion patterns by class label: dense dark-violet tumour, red-orange necrosis, pale gland rings."""
 
 
 def lesion_pattern(label: str) -> LesionPattern | None:

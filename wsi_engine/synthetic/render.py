@@ -18,9 +18,10 @@ import numpy as np
 from scipy import ndimage
 
 from wsi_engine.synthetic.artefacts import Artefacts, design_artefacts
-from wsi_engine.synthetic.lesions import LesionPattern, LesionShape, place_lesions
+from wsi_engine.synthetic.lesions import LesionShape, place_lesions
 from wsi_engine.synthetic.noise import noise_tile, pixel_centres
-from wsi_engine.synthetic.texture import NORMAL_STYLE, make_canvas, render_stains
+from wsi_engine.synthetic.styles import NORMAL_STYLE, LesionPattern
+from wsi_engine.synthetic.texture import make_canvas, render_stains
 from wsi_engine.synthetic.tissue import TissueLayout, design_tissue
 
 _STAINS = np.array(

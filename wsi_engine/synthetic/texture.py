@@ -2,7 +2,7 @@
 
 A :class:`TissueStyle` describes a tissue type (normal stroma, tumour,
 necrosis, glands...) by stain concentrations and structures whose sizes are
-given in µm; :func:`render_stains` evaluates it on a tile's pixel centres
+given in µm (the shipped styles are data: :mod:`wsi_engine.synthetic.styles`); :func:`render_stains` evaluates it on a tile's pixel centres
 (level-0 px) as haematoxylin / eosin / red concentration maps. Colour comes
 later, from Beer-Lambert optical densities (:mod:`wsi_engine.synthetic.render`).
 
@@ -19,18 +19,34 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import ConfigDict
+from pydantic.dataclasses import dataclass as validated_dataclass
 
 from wsi_engine.synthetic.noise import detail_weight, fractal_noise, hash_uniform, value_noise
 
+_STRICT = ConfigDict(extra="forbid")
+"""Style specs validate their fields on construction and refuse unknown keys."""
 
-@dataclass(frozen=True)
-class NucleusSpec:
-    """A population of nuclei on a jittered grid (lengths in µm)."""
+
+@validated_dataclass(frozen=True, config=_STRICT)
+class GridFeatures:
+    """Features on a jittered grid, at most one per cell (lengths in µm)."""
 
     cell_um: float
-    """Grid spacing; one nucleus at most per cell."""
+    """Grid spacing."""
     radius_um: tuple[float, float]
-    """Range of the mean radius."""
+    """Range of a feature's radius (nuclei: mean radius; glands: outer radius)."""
+
+    def in_pixels(self, mpp: float) -> tuple[float, float, float]:
+        """``(cell, smallest radius, largest radius)`` in level-0 px at ``mpp`` µm/px."""
+        r_lo, r_hi = (r / mpp for r in self.radius_um)
+        return self.cell_um / mpp, r_lo, r_hi
+
+
+@validated_dataclass(frozen=True, config=_STRICT)
+class NucleusSpec(GridFeatures):
+    """A population of nuclei; a cell holds at most one nucleus per layer."""
+
     presence: float
     """Probability that a cell holds a nucleus (scaled by the local density)."""
     darkness: float
@@ -41,21 +57,17 @@ class NucleusSpec:
     """Offset grids combined, for crowding beyond one nucleus per cell."""
 
 
-@dataclass(frozen=True)
-class GlandSpec:
-    """Gland-like rings: a pale lumen inside a dark band of nuclei (lengths in µm)."""
+@validated_dataclass(frozen=True, config=_STRICT)
+class GlandSpec(GridFeatures):
+    """Gland-like rings, one per cell: a pale lumen inside a dark band of nuclei."""
 
-    cell_um: float
-    """Grid spacing; one gland per cell."""
-    radius_um: tuple[float, float]
-    """Range of the outer radius."""
     wall_um: float
     """Thickness of the nuclear band around the lumen."""
     darkness: float
     """Haematoxylin concentration of the band."""
 
 
-@dataclass(frozen=True)
+@validated_dataclass(frozen=True, config=_STRICT)
 class TissueStyle:
     """Stain concentrations and structures of one tissue type (lengths in µm)."""
 
@@ -208,8 +220,7 @@ def _nuclei(canvas: Canvas, spec: NucleusSpec, seed: int) -> np.ndarray:
     the mean.
     """
     xs, ys, footprint = canvas.xs, canvas.ys, canvas.footprint
-    cell = spec.cell_um / canvas.mpp
-    r_lo, r_hi = (r / canvas.mpp for r in spec.radius_um)
+    cell, r_lo, r_hi = spec.in_pixels(canvas.mpp)
     stretch_max = np.sqrt(spec.elongation)
     blend = _mean_field_blend(footprint, cell)
     total = np.zeros((ys.size, xs.size), dtype=np.float32)
@@ -275,8 +286,7 @@ def _glands(canvas: Canvas, spec: GlandSpec, seed: int) -> tuple[np.ndarray, np.
     wavy outline.
     """
     xs, ys, footprint = canvas.xs, canvas.ys, canvas.footprint
-    cell = spec.cell_um / canvas.mpp
-    r_lo, r_hi = (r / canvas.mpp for r in spec.radius_um)
+    cell, r_lo, r_hi = spec.in_pixels(canvas.mpp)
     wall = spec.wall_um / canvas.mpp
     cells = _jittered_cells(xs, ys, cell, 1.35 * r_hi + 2.0, seed, 4)
     size, aspect, angle, wobble = cells.values
@@ -363,21 +373,3 @@ def render_stains(style: TissueStyle, canvas: Canvas, seed: int) -> Stains:
         np.maximum(eosin, 0.0, dtype=np.float32),
         np.maximum(red, 0.0, dtype=np.float32),
     )
-
-
-NORMAL_STYLE = TissueStyle(
-    eosin=0.62,
-    eosin_variation=0.35,
-    haze=0.06,
-    red=0.0,
-    fibre_strength=0.35,
-    fibre_wavelength_um=9.0,
-    granularity=0.12,
-    nuclei=(
-        NucleusSpec(
-            cell_um=22.0, radius_um=(1.6, 2.6), presence=0.45, darkness=1.5, elongation=4.0
-        ),
-        NucleusSpec(cell_um=30.0, radius_um=(2.2, 3.0), presence=0.25, darkness=1.9),
-    ),
-)
-"""Normal tissue: pink fibrous stroma with sparse spindle and small round nuclei."""

@@ -17,9 +17,10 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from wsi_engine.synthetic.artefacts import Artefacts
-from wsi_engine.synthetic.lesions import LesionPattern, LesionShape, lesions_geojson
+from wsi_engine.synthetic.lesions import LesionShape, lesions_geojson
 from wsi_engine.synthetic.noise import pixel_centres
 from wsi_engine.synthetic.render import SlideModel
+from wsi_engine.synthetic.styles import LesionPattern
 
 MASK_MAX_SIDE = 4096
 """Automatic mask downsamples keep the masks' longest side at most this many pixels."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wsi_engine.atomic import atomic_output
-from wsi_engine.stage import StageResult, TileRecord
+from wsi_engine.stage import StageResult, TileRecord, per_second
 
 REPORT_NAME = "tiling_report.csv"
 
@@ -56,7 +56,7 @@ class SlideResult:
     @property
     def patches_per_s(self) -> float:
         """Patches written by this run per second of the slide's wall time."""
-        return self.new_patches / self.seconds if self.seconds > 0 else 0.0
+        return per_second(self.new_patches, self.seconds)
 
     def outcome(self) -> StageResult:
         """The slide's result in the shape every stage shares (``ok`` is ``done`` there)."""
@@ -113,7 +113,7 @@ class TilingReport:
     @property
     def patches_per_s(self) -> float:
         """Patches written by the run per second of its wall time (all slides together)."""
-        return self.new_patches / self.seconds if self.seconds > 0 else 0.0
+        return per_second(self.new_patches, self.seconds)
 
     def write_csv(self, path: str | Path | None = None) -> Path:
         """Write the report (default ``<out_dir>/tiling_report.csv``) atomically; returns its path."""

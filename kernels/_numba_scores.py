@@ -1,0 +1,369 @@
+"""Numba forward and backward of the batched transport score (shared cost, fixed iteration count).
+
+For problem ``p`` of a batch, with the cost ``M`` (n, m) shared by the batch and ``K = exp(-M/reg)``:
+
+    v_0 = 1;  for k = 1..L:  z_k = K v_{k-1},  u_k = a / z_k,  w_k = K^T u_k,  v_k = b / w_k
+    P = diag(u_L) K diag(v_L),    s = x^T P y = (x ⊙ u_L)^T K (v_L ⊙ y)
+
+(the iteration of :func:`kernels.sinkhorn` and of the torch twin with ``num_iter=L``; the plan is
+never formed).  :func:`score_forward` returns ``s`` per problem.  Given ``g = dLoss/ds`` per
+problem, :func:`score_backward` returns the gradients with respect to ``x``, ``y``, ``a``, ``b``
+(per problem) and ``M`` (summed over the batch): the adjoint of the unrolled iterations.  It runs
+the iteration again for a block of problems, keeping that block's iterates, then sweeps them in
+reverse:
+
+    ū_L = g x ⊙ K (v ⊙ y),   v̄_L = g y ⊙ K^T (u ⊙ x),   K̄ += (g x ⊙ u)(y ⊙ v)^T
+    for k = L..1:
+        b̄ += v̄ / w_k;   w̄_k = -v̄ v_k / w_k;   ū += K w̄_k;          K̄ += u_k w̄_k^T
+        ā += ū / z_k;   z̄_k = -ū u_k / z_k;   v̄ = K^T z̄_k;  ū = 0;  K̄ += z̄_k v_{k-1}^T
+    M̄ = -K̄ ⊙ K / reg
+
+The ``2 L + 1`` rank-one terms of K̄ are not added one by one: the block keeps them as two stacks
+of vectors (``A`` (2L+1, n) and ``B`` (2L+1, m) per lane) and contracts them once at the end of
+the block (:func:`_contract`), with the sums held in registers.
+
+Layout: :data:`LANES` problems per block with the problem index innermost, so every vector
+operation covers 16 problems whatever ``n`` and ``m`` are; ``K`` is shared, so its entries are
+broadcast scalars (460 of them for 46 x 10: the whole matrix stays in L1).  Blocks are split into
+chunks, one ``prange`` task per chunk with its own work arrays (about (3 L + 1)(n + m) LANES
+doubles: 0.45 MB for 46 x 10 and L = 20).  Memory does not grow with the batch beyond the outputs:
+nothing of size ``B x L`` or ``B x n x m`` exists.  Arithmetic in float32 when the cost and the
+batch are all float32 (as the torch twin computes for such inputs: 8 lanes per AVX2 register
+instead of 4), else in float64; ``K̄`` is summed over the blocks in float64.  Marginals must be
+non-negative with positive ``K v`` (the callers pass softmax outputs).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._numba_kernels import _JIT, _JIT_PARALLEL, CHUNKS_PER_THREAD, _from_lanes, _to_lanes
+from ._simd import WIDTH, vadd, vdiv, vfma, vload, vmul, vsplat, vstore, vsub, vzero
+
+#: Problems per block: two vectors, so every loop body has independent chains.
+LANES = 2 * WIDTH
+
+
+def chunks_for(batch: int, threads: int) -> int:
+    """Parallel chunks for ``batch`` problems (1: one chunk, still run through the kernel)."""
+    blocks = -(-batch // LANES)
+    if blocks < 4 or threads <= 1:
+        return 1
+    return min(blocks, CHUNKS_PER_THREAD * threads)
+
+
+@njit(**_JIT)
+def _matvec(K, src, dst, accumulate):
+    """``dst_i (+)= sum_j K[i, j] src_j`` per lane; src (C LANES,), dst (R LANES,) flat lane arrays.
+
+    Four rows at a time (eight independent sums sharing the loads of ``src``, enough to hide the
+    latency of the fused multiply-adds); rows past the last repeat it, which is harmless: every
+    copy loads ``dst`` before any stores.
+    """
+    R, C = K.shape
+    W, L = WIDTH, LANES
+    for r in range(0, R, 4):
+        r1, r2, r3 = min(r + 1, R - 1), min(r + 2, R - 1), min(r + 3, R - 1)
+        if accumulate:
+            s00, s01 = vload(dst, r * L), vload(dst, r * L + W)
+            s10, s11 = vload(dst, r1 * L), vload(dst, r1 * L + W)
+            s20, s21 = vload(dst, r2 * L), vload(dst, r2 * L + W)
+            s30, s31 = vload(dst, r3 * L), vload(dst, r3 * L + W)
+        else:
+            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = vzero(dst)
+        for j in range(C):
+            x0, x1 = vload(src, j * L), vload(src, j * L + W)
+            k = vsplat(K[r, j])
+            s00, s01 = vfma(k, x0, s00), vfma(k, x1, s01)
+            k = vsplat(K[r1, j])
+            s10, s11 = vfma(k, x0, s10), vfma(k, x1, s11)
+            k = vsplat(K[r2, j])
+            s20, s21 = vfma(k, x0, s20), vfma(k, x1, s21)
+            k = vsplat(K[r3, j])
+            s30, s31 = vfma(k, x0, s30), vfma(k, x1, s31)
+        vstore(dst, r3 * L, s30)
+        vstore(dst, r3 * L + W, s31)
+        vstore(dst, r2 * L, s20)
+        vstore(dst, r2 * L + W, s21)
+        vstore(dst, r1 * L, s10)
+        vstore(dst, r1 * L + W, s11)
+        vstore(dst, r * L, s00)
+        vstore(dst, r * L + W, s01)
+
+
+@njit(**_JIT)
+def _ratio(t, s, out):
+    """``out = t / s`` (flat lane arrays of one size)."""
+    for o in range(0, out.size, WIDTH):
+        vstore(out, o, vdiv(vload(t, o), vload(s, o)))
+
+
+@njit(**_JIT)
+def _product(x, y, out):
+    """``out = x * y`` (flat lane arrays of one size)."""
+    for o in range(0, out.size, WIDTH):
+        vstore(out, o, vmul(vload(x, o), vload(y, o)))
+
+
+@njit(**_JIT)
+def _iterate(K, KT, ta, tb, num_iter, z, u, w, v):
+    """``num_iter`` Sinkhorn iterations from ``v = 1`` on one block; the last iterates stay in the
+    work vectors ``z``, ``u``, ``w``, ``v``."""
+    v[:] = 1.0
+    for _ in range(num_iter):
+        _matvec(K, v, z, False)
+        _ratio(ta, z, u)
+        _matvec(KT, u, w, False)
+        _ratio(tb, w, v)
+
+
+@njit(**_JIT)
+def _load_block(first, count, a, x, b, y, ta, tx, tb, ty):
+    """The block's rows of the (B, ·) arrays ``a``, ``x``, ``b``, ``y`` into their lane arrays."""
+    _to_lanes(a, first, count, ta.reshape(ta.size // LANES, LANES))
+    _to_lanes(x, first, count, tx.reshape(tx.size // LANES, LANES))
+    _to_lanes(b, first, count, tb.reshape(tb.size // LANES, LANES))
+    _to_lanes(y, first, count, ty.reshape(ty.size // LANES, LANES))
+
+
+@njit(**_JIT)
+def _forward_blocks(K, KT, a, b, x, y, num_iter, blocks, out):
+    """Scores of the blocks ``range(*blocks)`` into ``out`` (B,)."""
+    B, n = a.shape
+    m = b.shape[1]
+    W, L, dt = WIDTH, LANES, K.dtype
+    rows, cols, lane_scores = np.empty((5, n * L), dt), np.empty((5, m * L), dt), np.empty(L, dt)
+    ta, tx, z, u, rn = rows[0], rows[1], rows[2], rows[3], rows[4]
+    tb, ty, w, v, rm = cols[0], cols[1], cols[2], cols[3], cols[4]
+    for blk in range(blocks[0], blocks[1]):
+        first = blk * L
+        count = min(L, B - first)
+        _load_block(first, count, a, x, b, y, ta, tx, tb, ty)
+        _iterate(K, KT, ta, tb, num_iter, z, u, w, v)
+        _product(v, ty, rm)
+        _matvec(K, rm, rn, False)  # K (v ⊙ y)
+        for h in range(0, L, W):
+            s = vzero(u)
+            for i in range(n):
+                o = i * L + h
+                s = vfma(vmul(vload(tx, o), vload(u, o)), vload(rn, o), s)
+            vstore(lane_scores, h, s)
+        for q in range(count):
+            out[first + q] = lane_scores[q]
+
+
+@njit(**_JIT_PARALLEL)
+def _forward(K, KT, a, b, x, y, num_iter, nchunks, out):
+    """Parallel over chunks of blocks (:func:`_forward_blocks`)."""
+    nblocks = (a.shape[0] + LANES - 1) // LANES
+    for c in prange(nchunks):
+        blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
+        _forward_blocks(K, KT, a, b, x, y, num_iter, blocks, out)
+
+
+@njit(**_JIT)
+def _adjoint_step(bar, scaling, denom, acc, out):
+    """Reverse of ``scaling = target / denom``: ``acc += bar / denom``, ``out = -bar scaling / denom``.
+
+    ``bar`` (the adjoint of ``scaling``) is left at 0.
+    """
+    zero = vzero(out)
+    for o in range(0, out.size, WIDTH):
+        r = vdiv(vload(bar, o), vload(denom, o))
+        vstore(acc, o, vadd(vload(acc, o), r))
+        vstore(out, o, vsub(zero, vmul(r, vload(scaling, o))))
+        vstore(bar, o, zero)
+
+
+@njit(**_JIT)
+def _seed(g, x, u, r, xbar, ubar):
+    """Adjoints of ``s = x^T diag(u) r`` (r = K (v ⊙ y)): ``xbar = g u r``, ``ubar = g x r``."""
+    for o in range(0, x.size, WIDTH):
+        gr = vmul(vload(g, o % LANES), vload(r, o))
+        vstore(xbar, o, vmul(gr, vload(u, o)))
+        vstore(ubar, o, vmul(gr, vload(x, o)))
+
+
+@njit(**_JIT)
+def _contract(A, Bs, out):
+    """``out[i, j] = sum_c A[c, i] * Bs[c, j]`` per lane, folded to WIDTH lanes.
+
+    A (S, n LANES), Bs (S, m LANES), out (n m WIDTH,).  Two rows by five columns at a time (for
+    m = 10 the rows of ``A`` are read twice), the ten sums held in registers over all S slots;
+    rows or columns past the last repeat it and store the same value again.
+    """
+    S = A.shape[0]
+    n, m = A.shape[1] // LANES, Bs.shape[1] // LANES
+    W, L = WIDTH, LANES
+    for j in range(0, m, 5):
+        j1, j2, j3, j4 = min(j + 1, m - 1), min(j + 2, m - 1), min(j + 3, m - 1), min(j + 4, m - 1)
+        for i in range(0, n, 2):
+            i1 = min(i + 1, n - 1)
+            s00 = s01 = s02 = s03 = s04 = s10 = s11 = s12 = s13 = s14 = vzero(out)
+            for c in range(S):
+                ra, rb = c * n * L, c * m * L
+                for h in range(0, L, W):
+                    a0, a1 = vload(A, ra + i * L + h), vload(A, ra + i1 * L + h)
+                    b = vload(Bs, rb + j * L + h)
+                    s00, s10 = vfma(a0, b, s00), vfma(a1, b, s10)
+                    b = vload(Bs, rb + j1 * L + h)
+                    s01, s11 = vfma(a0, b, s01), vfma(a1, b, s11)
+                    b = vload(Bs, rb + j2 * L + h)
+                    s02, s12 = vfma(a0, b, s02), vfma(a1, b, s12)
+                    b = vload(Bs, rb + j3 * L + h)
+                    s03, s13 = vfma(a0, b, s03), vfma(a1, b, s13)
+                    b = vload(Bs, rb + j4 * L + h)
+                    s04, s14 = vfma(a0, b, s04), vfma(a1, b, s14)
+            for row, t0, t1, t2, t3, t4 in (
+                (i1, s10, s11, s12, s13, s14),
+                (i, s00, s01, s02, s03, s04),
+            ):
+                vstore(out, (row * m + j4) * W, t4)
+                vstore(out, (row * m + j3) * W, t3)
+                vstore(out, (row * m + j2) * W, t2)
+                vstore(out, (row * m + j1) * W, t1)
+                vstore(out, (row * m + j) * W, t0)
+
+
+@njit(**_JIT)
+def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
+    """Gradients for the blocks ``range(*blocks)``; ``K̄`` accumulates into ``Kb`` (n m,) float64.
+
+    Stacks for the K̄ contraction: ``A[k-1] = u_k``, ``A[T+k-1] = z̄_k``, ``A[2T] = g x ⊙ u_T``;
+    ``Bs[k-1] = w̄_k``, ``Bs[T+k-1] = v_{k-1}``, ``Bs[2T] = y ⊙ v_T`` (T = num_iter).
+    """
+    ga, gb, gx, gy = grads
+    B, n = a.shape
+    m = b.shape[1]
+    L, T = LANES, num_iter
+    dt = K.dtype
+    ta, tx, tb, ty = (
+        np.empty(n * L, dt),
+        np.empty(n * L, dt),
+        np.empty(m * L, dt),
+        np.empty(m * L, dt),
+    )
+    tg, Kblk = np.empty(L, dt), np.empty(n * m * WIDTH, dt)
+    A, Bs = np.empty((2 * T + 1, n * L), dt), np.empty((2 * T + 1, m * L), dt)
+    Z, Wk = np.empty((T, n * L), dt), np.empty((T, m * L), dt)
+    rows, cols = np.empty((4, n * L), dt), np.empty((5, m * L), dt)
+    ubar, abar, xbar, rn = rows[0], rows[1], rows[2], rows[3]
+    vbar, bbar, ybar, cm, vT = cols[0], cols[1], cols[2], cols[3], cols[4]
+    for blk in range(blocks[0], blocks[1]):
+        first = blk * L
+        count = min(L, B - first)
+        _load_block(first, count, a, x, b, y, ta, tx, tb, ty)
+        _to_lanes(g, first, count, tg.reshape(1, L))
+        tg[count:] = 0.0  # repeated lanes must not add to the shared cost gradient
+        Bs[T] = 1.0  # v_0
+        for k in range(1, T + 1):
+            _matvec(K, Bs[T + k - 1], Z[k - 1], False)
+            _ratio(ta, Z[k - 1], A[k - 1])
+            _matvec(KT, A[k - 1], Wk[k - 1], False)
+            _ratio(tb, Wk[k - 1], vT if k == T else Bs[T + k])
+        u = A[T - 1]
+        # s = (x ⊙ u)^T K (v ⊙ y): seed the adjoints and the plan's term of K̄
+        _product(vT, ty, Bs[2 * T])
+        _matvec(K, Bs[2 * T], rn, False)  # K (v ⊙ y)
+        _seed(tg, tx, u, rn, xbar, ubar)
+        _product(u, tx, rn)
+        _matvec(KT, rn, cm, False)  # K^T (u ⊙ x)
+        _seed(tg, ty, vT, cm, ybar, vbar)
+        seed = A[2 * T]
+        for o in range(n * L):
+            seed[o] = tg[o % L] * rn[o]  # g x ⊙ u
+        abar[:] = 0.0
+        bbar[:] = 0.0
+        for k in range(T, 0, -1):
+            v_k = vT if k == T else Bs[T + k]
+            _adjoint_step(vbar, v_k, Wk[k - 1], bbar, Bs[k - 1])  # v_k = b / w_k
+            _matvec(K, Bs[k - 1], ubar, True)  # w_k = K^T u_k
+            _adjoint_step(ubar, A[k - 1], Z[k - 1], abar, A[T + k - 1])  # u_k = a / z_k
+            if k > 1:
+                _matvec(KT, A[T + k - 1], vbar, False)  # z_k = K v_{k-1}
+        _contract(A, Bs, Kblk)
+        for e in range(n * m):
+            total = 0.0
+            for h in range(WIDTH):
+                total += Kblk[e * WIDTH + h]
+            Kb[e] += total
+        _from_lanes(abar.reshape(n, L), first, count, ga)
+        _from_lanes(bbar.reshape(m, L), first, count, gb)
+        _from_lanes(xbar.reshape(n, L), first, count, gx)
+        _from_lanes(ybar.reshape(m, L), first, count, gy)
+
+
+@njit(**_JIT_PARALLEL)
+def _backward(K, KT, a, b, x, y, g, num_iter, nchunks, ga, gb, gx, gy, Kbar):
+    """Parallel over chunks of blocks; ``Kbar`` (nchunks, n, m) receives each chunk's ``K̄``."""
+    nblocks = (a.shape[0] + LANES - 1) // LANES
+    n, m = K.shape
+    grads = (ga, gb, gx, gy)
+    for c in prange(nchunks):
+        blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
+        _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kbar[c].reshape(n * m))
+
+
+def _prepare(M: np.ndarray, reg: float, *batch: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``K = exp(-M / reg)``, its contiguous transpose and the per-problem arrays, C-contiguous.
+
+    All in float32 when ``M`` and the batch are all float32 (the torch twin's compute dtype for
+    such inputs), else all in float64.
+    """
+    dtype = np.result_type(M, *batch, np.float32)
+    K = np.exp(np.asarray(M, dtype=dtype) / dtype.type(-reg))
+    return (K, np.ascontiguousarray(K.T), *(np.ascontiguousarray(t, dtype=dtype) for t in batch))
+
+
+def score_forward(
+    x: np.ndarray,
+    y: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    M: np.ndarray,
+    reg: float,
+    num_iter: int,
+    threads: int,
+) -> np.ndarray:
+    """(B,) scores ``x_p^T P_p y_p`` as float64 (module docstring); inputs and compute dtype as in
+    :func:`score_backward`."""
+    K, KT, x, y, a, b = _prepare(M, reg, x, y, a, b)
+    out = np.empty(a.shape[0])
+    if a.shape[0]:
+        _forward(K, KT, a, b, x, y, num_iter, chunks_for(a.shape[0], threads), out)
+    return out
+
+
+def score_backward(
+    M: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    g: np.ndarray,
+    reg: float,
+    num_iter: int,
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients ``(ā, b̄, x̄, ȳ, M̄)`` of ``sum_p g_p s_p`` (module docstring).
+
+    Float32 throughout (iterations and per-problem gradients) when ``M``, ``a``, ``b``, ``x``,
+    ``y`` and ``g`` are all float32, else float64.  ``M̄`` is float64.
+
+    Args:
+        M: (n, m) shared cost.  a, x: (B, n).  b, y: (B, m).  g: (B,) upstream gradient.
+        reg: entropic regularisation; num_iter: Sinkhorn iterations of the forward pass.
+        threads: Numba threads available (chooses the number of parallel chunks).
+    """
+    K, KT, a, b, x, y, g = _prepare(M, reg, a, b, x, y, g)
+    B, n = a.shape
+    m = b.shape[1]
+    nchunks = chunks_for(B, threads)
+    ga, gx = np.empty((B, n), a.dtype), np.empty((B, n), a.dtype)
+    gb, gy = np.empty((B, m), a.dtype), np.empty((B, m), a.dtype)
+    Kbar = np.zeros((nchunks, n, m))
+    if B:
+        _backward(K, KT, a, b, x, y, g, num_iter, nchunks, ga, gb, gx, gy, Kbar)
+    gM = Kbar.sum(axis=0) * K.astype(np.float64) / -reg
+    return ga, gb, gx, gy, gM
