@@ -193,10 +193,13 @@ class Stage(Protocol):
     """A step of the pipeline: its key, how to tell its output is complete, and its run."""
 
     name: str
-    record_type: type[StagePayload]
-    """the model of what the stage records per slide"""
     details: dict[str, float]
     """stage-wide timings of the last :meth:`run` (s), e.g. model and read time"""
+
+    @property
+    def record_type(self) -> type[StagePayload]:
+        """The model of what the stage records per slide (a class attribute of each stage)."""
+        ...
 
     def key(self, job: SlideJob) -> str:
         """What invalidates the slide's output: parameters, inputs and the previous stage's key."""

@@ -183,8 +183,10 @@ def run_stage(
     for job in jobs:
         job.keys[stage.name] = stage.key(job)
         entry = manifest.record(job.slide_id, stage.name)
-        if manifest.is_done(job.slide_id, stage.name, job.keys[stage.name]) and stage.complete(
-            job, stage.record_type.from_manifest(entry)
+        if (
+            entry is not None
+            and manifest.is_done(job.slide_id, stage.name, job.keys[stage.name])
+            and stage.complete(job, stage.record_type.from_manifest(entry))
         ):
             job.needed = False
             _accept(job, stage, entry)
