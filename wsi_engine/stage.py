@@ -16,7 +16,9 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict
 
 from wsi_engine.errors import describe
 
@@ -36,8 +38,67 @@ StageStatus = Literal["done", "skipped", "empty", "failed"]
 STATUSES: tuple[StageStatus, ...] = ("done", "skipped", "empty", "failed")
 
 
+class StagePayload(BaseModel):
+    """What a stage records for one slide, for the manifest and the later stages.
+
+    Each stage has its own model below; :meth:`to_json` is the manifest's layout (the keys
+    a stage set, ``None`` included, and no others).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+    @classmethod
+    def from_manifest(cls, entry: BaseModel) -> Self:
+        """This stage's payload out of its manifest record (``StageRecord``: a stage skipped as
+        up to date)."""
+        kept = entry.model_dump(include=set(cls.model_fields), exclude_unset=True)
+        return cls.model_validate(kept)
+
+
+class TileRecord(StagePayload):
+    """``tile``: patches in the store, written by this run, their rate (patches/s), the slide file."""
+
+    n_patches: int | None = None
+    new_patches: int | None = None
+    patches_per_s: float | None = None
+    fingerprint: str | None = None
+    path: str | None = None
+
+
+class EmbedRecord(StagePayload):
+    """``embed``: the features' encoder id, patches/s, the device and precision they ran on."""
+
+    encoder_id: str | None = None
+    patches_per_s: float | None = None
+    device: str | None = None
+    precision: str | None = None
+
+
+class PredictRecord(StagePayload):
+    """``predict``: the score id, class names, slide probabilities (in class order), predicted class."""
+
+    score_id: str | None = None
+    class_names: list[str] | None = None
+    probs: list[float] | None = None
+    predicted: str | None = None
+
+
+class HeatmapRecord(StagePayload):
+    """``heatmap``: the files written for the slide."""
+
+    files: list[str] | None = None
+
+
+P = TypeVar("P")
+"""A stage's record type (a :class:`StagePayload`; a command's own row for the predict helpers)"""
+Q = TypeVar("Q", bound=StagePayload)
+
+
 @dataclass
-class StageResult:
+class StageResult(Generic[P]):
     """What one stage did to one slide (the one result type every stage reports)."""
 
     stage: str
@@ -54,8 +115,8 @@ class StageResult:
     """the slide's wall time in the stage (s)"""
     counts: dict[str, int] = field(default_factory=dict)
     """``patches`` in the store, ``processed`` by this run"""
-    record: dict[str, Any] = field(default_factory=dict)
-    """stage-specific facts the manifest keeps: encoder id, score id and probabilities, files"""
+    record: P | None = None
+    """stage-specific facts the manifest keeps (:class:`TileRecord`...); ``None`` when failed"""
 
     @property
     def failed(self) -> bool:
@@ -74,7 +135,7 @@ class StageResult:
     @classmethod
     def failure(
         cls, stage: str, slide_id: str, error: BaseException | str, seconds: float = 0.0
-    ) -> StageResult:
+    ) -> StageResult[Any]:
         """A ``failed`` result: ``error``'s one-line description (:func:`~wsi_engine.errors.describe`,
         its category first) and class name."""
         if isinstance(error, str):
@@ -115,13 +176,17 @@ class SlideJob:
     path: Path
     store: Path
     keys: dict[str, str] = field(default_factory=dict)
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """what each earlier stage recorded for this slide (its manifest record)"""
+    records: dict[type[StagePayload], StagePayload] = field(default_factory=dict)
+    """what each earlier stage recorded for this slide, by record type (:meth:`recorded`)"""
     n_patches: int = 0
     order: int = 0
     """position in the run's input (results are kept in this order)"""
     overwrite: bool = False
     needed: bool = True
+
+    def recorded(self, kind: type[Q]) -> Q:
+        """What the earlier stage of record type ``kind`` recorded (KeyError: it did not run)."""
+        return cast(Q, self.records[kind])
 
 
 class Stage(Protocol):
@@ -131,19 +196,25 @@ class Stage(Protocol):
     details: dict[str, float]
     """stage-wide timings of the last :meth:`run` (s), e.g. model and read time"""
 
+    @property
+    def record_type(self) -> type[StagePayload]:
+        """The model of what the stage records per slide (a class attribute of each stage)."""
+        ...
+
     def key(self, job: SlideJob) -> str:
         """What invalidates the slide's output: parameters, inputs and the previous stage's key."""
         ...
 
-    def complete(self, job: SlideJob, record: dict[str, Any]) -> bool:
-        """Whether the output recorded as done (``record``, from the manifest) is still there."""
+    def complete(self, job: SlideJob, record: StagePayload) -> bool:
+        """Whether the output recorded as done (``record``: the manifest's, as :attr:`record_type`)
+        is still there."""
         ...
 
     def select(self, todo: list[SlideJob], ready: list[SlideJob]) -> list[SlideJob]:
         """The slides to run, given those out of date (``todo``) and those up to date (``ready``)."""
         ...
 
-    def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult]:
+    def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult[Any]]:
         """Process ``jobs``: one result per job; one bad slide never stops the others."""
         ...
 
@@ -166,7 +237,7 @@ class HasOutcome(Protocol):
 
     slide_id: str
 
-    def outcome(self) -> StageResult: ...
+    def outcome(self) -> StageResult[Any]: ...
 
 
 class SlideStage:
@@ -183,7 +254,7 @@ class SlideStage:
 
 def matched(
     stage: str, jobs: list[SlideJob], items: Iterable[HasOutcome]
-) -> Iterator[tuple[SlideJob, StageResult]]:
+) -> Iterator[tuple[SlideJob, StageResult[Any]]]:
     """Each job with its item's result (a failure when the stage's report has no item for it)."""
     by_id = {item.slide_id: item for item in items}
     for job in jobs:

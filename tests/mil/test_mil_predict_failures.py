@@ -82,7 +82,7 @@ def test_predict_command_exits_1_naming_a_bad_store(mixed_stores, capsys):
     assert len(out.read_text().splitlines()) == 1 + len(good)
 
 
-def run_predict_stage(out, slide_ids, run):
+def run_predict_stage(out, slide_ids, run, stage=None):
     """(ready slide ids, report, manifest) of the pipeline's predict stage on the stores in ``out/stores``."""
     from wsi_engine.mil.stage import PredictStage
     from wsi_engine.pipeline.manifest import Manifest
@@ -96,7 +96,7 @@ def run_predict_stage(out, slide_ids, run):
     ]
     for job in jobs:
         report.status[job.slide_id] = dict.fromkeys(STAGES, "not-run")
-    ready = run_stage(PredictStage(run), jobs, manifest, report, StageObserver())
+    ready = run_stage(stage or PredictStage(run), jobs, manifest, report, StageObserver())
     return sorted(j.slide_id for j in ready), report, manifest
 
 
@@ -115,12 +115,12 @@ def test_pipeline_predict_stage_fails_only_the_bad_slides_loading_the_models_onc
     assert len(loads) == 3  # each fold model loaded once for all stores
     assert report.failed == BAD and ready == sorted(good)
     assert manifest.failed_slides() == BAD
-    score_ids = {manifest.record(s, "predict")["score_id"] for s in good}
+    score_ids = {manifest.record(s, "predict").score_id for s in good}
     assert len(score_ids) == 1
     for slide_id in good:  # the record holds what predictions.csv is written from
         record = manifest.record(slide_id, "predict")
-        assert record["predicted"] in record["class_names"]
-        assert abs(sum(record["probs"]) - 1) < 1e-5
+        assert record.predicted in record.class_names
+        assert abs(sum(record.probs) - 1) < 1e-5
     assert sorted(p.name for p in stores.parent.iterdir() if p.suffix == ".csv") == []
 
 
@@ -156,3 +156,22 @@ def test_cluster_predict_writes_and_scores_as_a_local_run(mixed_stores):
     )
     csv = (stores.parent / "cluster.csv").read_text()
     assert csv == (stores.parent / "local.csv").read_text() and "in_sample" in csv
+
+
+def test_the_cluster_predict_stage_records_what_the_local_one_does(mixed_stores):
+    from distributed import LocalCluster
+
+    from wsi_engine.cluster.stages import ClusterPredictStage
+    from wsi_engine.mil.stage import PredictStage
+
+    run, stores, good = mixed_stores
+    local = run_predict_stage(stores.parent, good + BAD, run)[2]
+    (stores.parent / "manifest.json").unlink()  # the cluster stage runs every slide again
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        stage = ClusterPredictStage(run, cluster.scheduler_address)
+        ready, report, manifest = run_predict_stage(stores.parent, good + BAD, run, stage)
+    assert report.failed == BAD and ready == sorted(good)
+    for slide_id in good:  # same typed record, written to the manifest the same way
+        on_cluster, here = manifest.record(slide_id, "predict"), local.record(slide_id, "predict")
+        assert on_cluster.model_dump(exclude={"seconds"}) == here.model_dump(exclude={"seconds"})
+        assert PredictStage.record_type.from_manifest(on_cluster).probs == here.probs

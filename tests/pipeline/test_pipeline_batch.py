@@ -62,7 +62,7 @@ def test_rerun_skips_done_stages_and_a_parameter_change_reruns_only_affected(
     store = PatchStore.open(find_stores([out / "stores"])[0])
     assert store.attrs["tiling"]["jpeg_quality"] == 70
     manifest = Manifest(out)
-    assert all(manifest.record(s, "embed")["status"] == "done" for s in report.status)
+    assert all(manifest.record(s, "embed").status == "done" for s in report.status)
     assert report.telemetry["embed"].details["model_seconds"] > 0
     assert report.telemetry["tile"].patches > 0
 

@@ -6,21 +6,34 @@ reports through the shared result type; the manifest is the real one on disk.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from wsi_engine.pipeline.manifest import Manifest
 from wsi_engine.pipeline.run import STAGES, PipelineReport, run_stage
-from wsi_engine.stage import SlideJob, SlideStage, StageObserver, StageResult, stage_key
+from wsi_engine.stage import (
+    EmbedRecord,
+    HeatmapRecord,
+    PredictRecord,
+    SlideJob,
+    SlideStage,
+    StageObserver,
+    StagePayload,
+    StageResult,
+    TileRecord,
+    stage_key,
+)
+from wsi_engine.training.records import StageRecord
 
 
 class CopyStage(SlideStage):
     """Writes ``<slide_id>.txt`` holding ``text``; slides named ``bad-*`` fail."""
 
     name = "tile"
+    record_type = TileRecord
 
     def __init__(self, out: Path, text: str):
         super().__init__()
@@ -30,10 +43,12 @@ class CopyStage(SlideStage):
     def key(self, job: SlideJob) -> str:
         return stage_key("copy", self.text, job.keys["fingerprint"])
 
-    def complete(self, job: SlideJob, record: dict[str, Any]) -> bool:
+    def complete(self, job: SlideJob, record: StagePayload) -> bool:
         return (self.out / f"{job.slide_id}.txt").is_file()
 
-    def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult]:
+    def run(
+        self, jobs: list[SlideJob], observer: StageObserver
+    ) -> Iterator[StageResult[TileRecord]]:
         for job in jobs:
             self.ran.append((job.slide_id, job.overwrite))
             if job.slide_id.startswith("bad-"):
@@ -42,8 +57,9 @@ class CopyStage(SlideStage):
             (self.out / f"{job.slide_id}.txt").write_text(self.text)
             n = 0 if job.slide_id.startswith("blank-") else 3
             status = "done" if n else "empty"
+            record = TileRecord(n_patches=n)
             yield StageResult(
-                self.name, job.slide_id, status, counts={"processed": n}, record={"n_patches": n}
+                self.name, job.slide_id, status, counts={"processed": n}, record=record
             )
 
 
@@ -90,7 +106,8 @@ def test_one_result_per_slide_failures_recorded_empty_slides_end(tmp_path, ids):
         "heatmap": "empty",
     }
     record = Manifest(tmp_path).record("a", "tile")
-    assert record["status"] == "done" and record["n_patches"] == 3 and record["key"]
+    assert record is not None
+    assert record.status == "done" and record.n_patches == 3 and record.key
     assert report.telemetry["tile"].patches == 6
 
 
@@ -123,3 +140,23 @@ def test_a_stage_that_forgets_a_slide_fails_it_loudly(tmp_path):
     assert report.status["d"]["tile"] == "failed"
     assert "no result" in report.errors["d"]
     assert [r.status for r in seen.results] == ["done", "failed"]
+
+
+def test_stage_records_are_typed_and_keep_the_manifest_layout(tmp_path, ids):
+    for model in (TileRecord, EmbedRecord, PredictRecord, HeatmapRecord):
+        assert set(model.model_fields) <= set(StageRecord.model_fields), model
+    drive(tmp_path, CopyStage(tmp_path, "v1"), ids)
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())["slides"]["a"]["tile"]
+    assert set(on_disk) == {"status", "key", "seconds", "n_patches"}  # no unset key written
+    entry = Manifest(tmp_path).record("a", "tile")
+    assert entry is not None and TileRecord.from_manifest(entry) == TileRecord(n_patches=3)
+    job = SlideJob("a", tmp_path / "a.svs", tmp_path / "a.zarr", {"fingerprint": "f"})
+    report = PipelineReport(tmp_path)
+    report.status["a"] = dict.fromkeys(STAGES, "not-run")
+    run_stage(CopyStage(tmp_path, "v1"), [job], Manifest(tmp_path), report, StageObserver())
+    assert report.status["a"]["tile"] == "skipped"  # up to date: its record comes from the manifest
+    assert job.recorded(TileRecord).n_patches == 3 and job.n_patches == 3
+    with pytest.raises(KeyError):
+        job.recorded(PredictRecord)
+    with pytest.raises(ValueError):  # a stage record holds only its own stage's keys
+        PredictRecord.model_validate({"score_id": "s", "n_patches": 3})

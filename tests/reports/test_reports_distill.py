@@ -41,7 +41,7 @@ def test_late_fusion_head_runs_image_only_and_round_trips(tmp_path):
         {"feature_dim": 16, "class_names": ["a", "b", "c"], "late_fusion": {"text_dim": 12}},
     )
     loaded, meta = load_head(tmp_path / "model.pt")
-    assert isinstance(loaded, LateFusionHead) and meta["head_config"]["hidden"] == 8
+    assert isinstance(loaded, LateFusionHead) and meta.head_config["hidden"] == 8
     x = features.numpy()
     assert np.allclose(predict_probs(loaded, x), predict_probs(model.eval(), x), atol=1e-6)
 
@@ -176,7 +176,11 @@ def test_fit_patches_with_privileged_text(tmp_path, image_folder, tiny_clip_args
     n_pairs = (out / "pairs.csv").read_text().count("\n") - 1
     assert n_pairs == run["n_train_patches"]  # validation images were never paired
     head, meta = load_head(out / "model.pt")
-    assert isinstance(head, LateFusionHead) and meta["late_fusion"]["text_dim"] == 32
+    assert (
+        isinstance(head, LateFusionHead)
+        and meta.late_fusion is not None
+        and meta.late_fusion.text_dim == 32
+    )
     assert predict_probs(
         head, np.random.default_rng(0).normal(size=(3, 32)).astype(np.float32)
     ).shape == (3, 2)

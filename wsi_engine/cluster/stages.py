@@ -17,7 +17,7 @@ from wsi_engine.encoders.report import EmbedReport
 from wsi_engine.encoders.settings import EmbedSettings
 from wsi_engine.encoders.stage import EmbedStage
 from wsi_engine.mil.stage import PredictStage, predict_task
-from wsi_engine.stage import SlideJob, StageObserver, StageResult
+from wsi_engine.stage import PredictRecord, SlideJob, StageObserver, StageResult
 from wsi_engine.tiling import dask_client
 
 
@@ -42,7 +42,9 @@ class ClusterPredictStage(PredictStage):
         super().__init__(run_dir)
         self.scheduler = scheduler
 
-    def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult]:
+    def run(
+        self, jobs: list[SlideJob], observer: StageObserver
+    ) -> Iterator[StageResult[PredictRecord]]:
         if not jobs:
             return
         from distributed import as_completed

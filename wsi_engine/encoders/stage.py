@@ -11,7 +11,7 @@ from wsi_engine import stage
 from wsi_engine.encoders.aliases import load_encoder_config
 from wsi_engine.encoders.embed import EmbedReport, embed_stores
 from wsi_engine.encoders.settings import EmbedSettings
-from wsi_engine.stage import SlideJob, StageObserver, StageResult
+from wsi_engine.stage import EmbedRecord, SlideJob, StageObserver, StagePayload, StageResult
 from wsi_engine.store import PatchStore
 
 TIMINGS = ("load_seconds", "read_seconds", "wait_seconds", "model_seconds", "write_seconds")
@@ -24,6 +24,7 @@ class EmbedStage(stage.SlideStage):
     """
 
     name = "embed"
+    record_type = EmbedRecord
 
     def __init__(self, settings: EmbedSettings):
         super().__init__()
@@ -37,10 +38,12 @@ class EmbedStage(stage.SlideStage):
             "embed", self.encoder_config.model_dump(mode="json"), self.weights, job.keys["tile"]
         )
 
-    def complete(self, job: SlideJob, record: dict[str, Any]) -> bool:
+    def complete(self, job: SlideJob, record: StagePayload) -> bool:
         return PatchStore.open(job.store).has_features(self.encoder_id)
 
-    def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult]:
+    def run(
+        self, jobs: list[SlideJob], observer: StageObserver
+    ) -> Iterator[StageResult[EmbedRecord]]:
         for overwrite, group in stage.by_overwrite(jobs):
             report = self._embed([str(job.store) for job in group], overwrite, observer)
             for name in TIMINGS:
@@ -48,12 +51,12 @@ class EmbedStage(stage.SlideStage):
             for _, result in stage.matched(self.name, group, report.results):
                 if not result.failed:
                     rate = result.processed / result.seconds if result.seconds > 0 else None
-                    result.record |= {
-                        "encoder_id": self.encoder_id,
-                        "patches_per_s": None if rate is None else round(rate, 2),
-                        "device": report.device_name,
-                        "precision": report.precision,
-                    }
+                    result.record = EmbedRecord(
+                        encoder_id=self.encoder_id,
+                        patches_per_s=None if rate is None else round(rate, 2),
+                        device=report.device_name,
+                        precision=report.precision,
+                    )
                 yield result
 
     def arguments(self, overwrite: bool) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from wsi_engine.heatmap.slide_source import (
 )
 from wsi_engine.slide.bounds import ViewerFrame
 from wsi_engine.slide.ids import sanitize_name
-from wsi_engine.stage import StageObserver, StageResult
+from wsi_engine.stage import HeatmapRecord, StageObserver, StageResult
 from wsi_engine.store.layout import THUMBNAIL, TISSUE_MASK, require_stores, store_slide_id
 from wsi_engine.store.patch_store import PatchStore
 
@@ -82,7 +82,7 @@ class SlideResult:
             self.slide_id,
             "done",
             seconds=self.seconds,
-            record={"files": [str(f) for f in self.files]},
+            record=HeatmapRecord(files=[str(f) for f in self.files]),
         )
 
 

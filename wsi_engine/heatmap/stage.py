@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from wsi_engine import stage
 from wsi_engine.heatmap.render import make_heatmaps
 from wsi_engine.heatmap.settings import HeatmapSettings
-from wsi_engine.stage import SlideJob, StageObserver, StageResult
+from wsi_engine.stage import (
+    HeatmapRecord,
+    PredictRecord,
+    SlideJob,
+    StageObserver,
+    StagePayload,
+    StageResult,
+)
 
 REPORT_NAME = "report.html"
 
@@ -24,6 +30,7 @@ class HeatmapStage(stage.SlideStage):
     """
 
     name = "heatmap"
+    record_type = HeatmapRecord
 
     def __init__(self, out_dir: Path, settings: HeatmapSettings):
         super().__init__()
@@ -35,7 +42,7 @@ class HeatmapStage(stage.SlideStage):
             "heatmap", self.settings.model_dump(mode="json"), job.keys["predict"]
         )
 
-    def complete(self, job: SlideJob, record: dict[str, Any]) -> bool:
+    def complete(self, job: SlideJob, record: StagePayload) -> bool:
         return (self.out_dir / job.slide_id).is_dir()
 
     def select(self, todo: list[SlideJob], ready: list[SlideJob]) -> list[SlideJob]:
@@ -44,10 +51,12 @@ class HeatmapStage(stage.SlideStage):
         )
         return [*todo, *ready] if todo or report_missing else []
 
-    def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult]:
+    def run(
+        self, jobs: list[SlideJob], observer: StageObserver
+    ) -> Iterator[StageResult[HeatmapRecord]]:
         if not jobs:
             return
-        score_ids = sorted({str(job.records["predict"]["score_id"]) for job in jobs})
+        score_ids = sorted({str(job.recorded(PredictRecord).score_id) for job in jobs})
         rendered = make_heatmaps(
             [job.store for job in jobs],
             score_ids[0],

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from wsi_engine import stage
 from wsi_engine.errors import WsiEngineError
 from wsi_engine.mil.predict import Predictor
 from wsi_engine.mil.rundir import read_run
-from wsi_engine.stage import SlideJob, StageObserver, StageResult
+from wsi_engine.stage import PredictRecord, SlideJob, StageObserver, StagePayload, StageResult
 from wsi_engine.store import PatchStore, store_slide_id
 from wsi_engine.training.stores import predict_store
 
@@ -25,6 +25,7 @@ class PredictStage(stage.SlideStage):
     """
 
     name = "predict"
+    record_type = PredictRecord
 
     def __init__(self, run_dir: str | Path):
         super().__init__()
@@ -34,10 +35,13 @@ class PredictStage(stage.SlideStage):
     def key(self, job: SlideJob) -> str:
         return stage.stage_key("predict", self.run_key, job.keys["embed"])
 
-    def complete(self, job: SlideJob, record: dict[str, Any]) -> bool:
-        return "probs" in record and bool(PatchStore.open(job.store).score_runs())
+    def complete(self, job: SlideJob, record: StagePayload) -> bool:
+        probs = isinstance(record, PredictRecord) and record.probs is not None
+        return probs and bool(PatchStore.open(job.store).score_runs())
 
-    def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult]:
+    def run(
+        self, jobs: list[SlideJob], observer: StageObserver
+    ) -> Iterator[StageResult[PredictRecord]]:
         if not jobs:
             return
         try:
@@ -50,21 +54,22 @@ class PredictStage(stage.SlideStage):
             yield predict_one(predictor, job.store)
 
 
-def predict_one(predictor: Predictor, store: Path) -> StageResult:
+def predict_one(predictor: Predictor, store: Path) -> StageResult[PredictRecord]:
     """The predict result of one store; its record holds what ``predictions.csv`` needs."""
     result = predict_store(store, predictor.encoder_id, predictor.feature_dim, predictor.score)
-    if not result.failed:
-        row, names = result.record, predictor.class_names
-        result.record = {
-            "score_id": predictor.score_id,
-            "class_names": names,
-            "probs": [row[f"prob_{c}"] for c in names],
-            "predicted": row["predicted"],
-        }
-    return result
+    row, names = result.record, predictor.class_names
+    record = None
+    if row is not None:
+        record = PredictRecord(
+            score_id=predictor.score_id,
+            class_names=names,
+            probs=[row[f"prob_{c}"] for c in names],
+            predicted=row["predicted"],
+        )
+    return replace(result, record=record)
 
 
-def predict_task(run_dir: str, store: str) -> StageResult:
+def predict_task(run_dir: str, store: str) -> StageResult[PredictRecord]:
     """:func:`predict_one` in a Dask worker: loads the run's models itself (they are small)."""
     try:
         predictor = Predictor(run_dir)

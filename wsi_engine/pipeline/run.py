@@ -34,7 +34,15 @@ from wsi_engine.locks import RunLock
 from wsi_engine.pipeline.config import PipelineConfig
 from wsi_engine.pipeline.manifest import Manifest
 from wsi_engine.slide.ids import slide_id_from_path
-from wsi_engine.stage import SlideJob, Stage, StageObserver, StageResult, per_second
+from wsi_engine.stage import (
+    PredictRecord,
+    SlideJob,
+    Stage,
+    StageObserver,
+    StagePayload,
+    StageResult,
+    per_second,
+)
 from wsi_engine.store import store_path
 from wsi_engine.training.records import StageRecord
 
@@ -175,11 +183,13 @@ def run_stage(
     for job in jobs:
         job.keys[stage.name] = stage.key(job)
         entry = manifest.record(job.slide_id, stage.name)
-        if manifest.is_done(job.slide_id, stage.name, job.keys[stage.name]) and stage.complete(
-            job, entry.to_json()
+        if (
+            entry is not None
+            and manifest.is_done(job.slide_id, stage.name, job.keys[stage.name])
+            and stage.complete(job, stage.record_type.from_manifest(entry))
         ):
             job.needed = False
-            _accept(job, stage.name, entry)
+            _accept(job, stage, entry)
             report.status[job.slide_id][stage.name] = "skipped"
             ready.append(job)
         else:
@@ -207,9 +217,9 @@ def run_stage(
                 stage.name,
                 status="done",
                 key=job.keys[stage.name],
-                **{"seconds": round(result.seconds, 3), **result.record},
+                **{"seconds": round(result.seconds, 3), **_fields(result.record)},
             )
-            _accept(job, stage.name, done)
+            _accept(job, stage, done)
             report.status[job.slide_id][stage.name] = result.status
             telemetry.patches += result.processed
             going.append(job)
@@ -223,9 +233,14 @@ def run_stage(
     return _going_on(going, report)
 
 
-def _accept(job: SlideJob, stage: str, record: StageRecord) -> None:
+def _fields(record: StagePayload | None) -> dict[str, Any]:
+    """A stage's record as manifest fields (none when it recorded nothing)."""
+    return {} if record is None else record.to_json()
+
+
+def _accept(job: SlideJob, stage: Stage, record: StageRecord) -> None:
     """Keep what ``stage`` recorded for the later stages (the patch count, the score id...)."""
-    job.records[stage] = record.to_json()
+    job.records[stage.record_type] = stage.record_type.from_manifest(record)
     if record.n_patches is not None:
         job.n_patches = record.n_patches
 
@@ -327,9 +342,9 @@ def _score_id(jobs: list[SlideJob]) -> str | None:
     return ids[0] if ids else None
 
 
-def _predicted(job: SlideJob) -> StageRecord:
+def _predicted(job: SlideJob) -> PredictRecord:
     """What the predict stage recorded for ``job`` (score id, class names, probabilities)."""
-    return StageRecord.model_validate(job.records["predict"])
+    return job.recorded(PredictRecord)
 
 
 def _write_predictions(path: Path, jobs: list[SlideJob]) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wsi_engine.atomic import atomic_output
-from wsi_engine.stage import StageResult, per_second
+from wsi_engine.stage import StageResult, TileRecord, per_second
 
 REPORT_NAME = "tiling_report.csv"
 
@@ -67,11 +67,11 @@ class SlideResult:
             self.reason,
             seconds=self.seconds,
             counts={"patches": self.n_patches, "processed": self.new_patches},
-            record={
-                "n_patches": self.n_patches,
-                "new_patches": self.new_patches,
-                "patches_per_s": round(self.patches_per_s, 2),
-            },
+            record=TileRecord(
+                n_patches=self.n_patches,
+                new_patches=self.new_patches,
+                patches_per_s=round(self.patches_per_s, 2),
+            ),
         )
 
     def row(self) -> dict[str, str]:

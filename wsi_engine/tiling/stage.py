@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from wsi_engine import stage
-from wsi_engine.stage import SlideJob, StageObserver, StageResult
+from wsi_engine.stage import SlideJob, StageObserver, StagePayload, StageResult, TileRecord
 from wsi_engine.tiling.config import TilingConfig
 from wsi_engine.tiling.pipeline import tile_slides
 
@@ -16,6 +15,7 @@ class TileStage(stage.SlideStage):
     """Key: the tiling configuration and the slide file's fingerprint; complete: the store exists."""
 
     name = "tile"
+    record_type = TileRecord
 
     def __init__(
         self,
@@ -34,10 +34,12 @@ class TileStage(stage.SlideStage):
     def key(self, job: SlideJob) -> str:
         return stage.stage_key("tile", self.config.model_dump(mode="json"), job.keys["fingerprint"])
 
-    def complete(self, job: SlideJob, record: dict[str, Any]) -> bool:
+    def complete(self, job: SlideJob, record: StagePayload) -> bool:
         return job.store.is_dir()
 
-    def run(self, jobs: list[SlideJob], observer: StageObserver) -> Iterator[StageResult]:
+    def run(
+        self, jobs: list[SlideJob], observer: StageObserver
+    ) -> Iterator[StageResult[TileRecord]]:
         for overwrite, group in stage.by_overwrite(jobs):
             report = tile_slides(
                 [job.path for job in group],
@@ -49,6 +51,7 @@ class TileStage(stage.SlideStage):
                 observer=stage.ProgressOnly(observer),
             )
             for job, result in stage.matched(self.name, group, report.results):
-                if not result.failed:
-                    result.record |= {"fingerprint": job.keys["fingerprint"], "path": str(job.path)}
+                if result.record is not None:
+                    slide_file = {"fingerprint": job.keys["fingerprint"], "path": str(job.path)}
+                    result.record = result.record.model_copy(update=slide_file)
                 yield result

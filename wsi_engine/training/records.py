@@ -47,16 +47,6 @@ class Record(BaseModel):
         (the fields are JSON values already; pydantic's JSON mode would turn NaN into null)."""
         return self.model_dump(by_alias=True, exclude_unset=True)
 
-    def __getitem__(self, key: str) -> Any:
-        """Read-only ``record["key"]`` for callers written against the earlier plain dicts."""
-        name = next((n for n, f in type(self).model_fields.items() if (f.alias or n) == key), None)
-        if name is None:
-            raise KeyError(key)
-        return getattr(self, name)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.to_json()
-
 
 class CheckpointEntry(Record):
     """One fold model of a fit run: shots, fold, training seed and its path inside the run."""

@@ -72,7 +72,7 @@ def predict_stores(
     rows, failures = [], {}
     for path in paths:
         result = predict_store(path, encoder_id, feature_dim, predict_one, stage)
-        if result.failed:
+        if result.record is None:
             failures[result.slide_id] = result.reason
         else:
             rows.append(result.record)
