@@ -47,7 +47,13 @@ def test_bracketed_defaults_are_not_swallowed_by_markup(capsys, monkeypatch) -> 
     monkeypatch.setenv("COLUMNS", "200")
     assert main(["fit", "--help"]) == 0
     out = capsys.readouterr().out
-    for shown in ("reinforced-focal [ce]", "[none]", "[random]", "[the --out folder name]", "[off]"):
+    for shown in (
+        "reinforced-focal [ce]",
+        "[none]",
+        "[random]",
+        "[the --out folder name]",
+        "[off]",
+    ):
         assert shown in out, shown
     assert main(["predict", "--help"]) == 0
     assert "[the largest]" in capsys.readouterr().out
