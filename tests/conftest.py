@@ -1,4 +1,4 @@
-"""Fixtures shared by every test area: the real-slide folder and the tiny random-weight encoder."""
+"""Fixtures shared by every test area: the real-slide folder, the tiny random-weight encoder, one Dask cluster."""
 
 from __future__ import annotations
 
@@ -31,3 +31,17 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 def tiny_clip_args(tiny_checkpoint) -> list[str]:
     """Command-line options that select the tiny random-weight CLIP on the CPU."""
     return ["--encoder", "tiny-clip", "--checkpoint", str(tiny_checkpoint), "--device", "cpu"]
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """Address of a LocalCluster of 2 single-thread worker processes, started once for the suite.
+
+    Tests that kill or restart workers start their own cluster instead.
+    """
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        yield cluster.scheduler_address

@@ -125,6 +125,18 @@ def forward_only(
     return runs * len(patches) / (time.perf_counter() - began)
 
 
+def embed(stores: list[Path], encoder, device: torch.device, batch: int, precision: str, workers):
+    """:func:`embed_stores` with the benchmarks' settings (also used by bench_throughput)."""
+    return embed_stores(
+        stores,
+        encoder,
+        device=str(device),
+        batch_size=batch,
+        precision=precision,
+        workers=workers,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
@@ -176,14 +188,7 @@ def main() -> None:
         for n in sizes:
             store = make_store(work / f"s{n}", f"bench{n}", pool[:n], shard=128)
             before = forward_only(encoder, pool[:batch], device, precision, args.seconds)
-            report = embed_stores(
-                [store],
-                encoder,
-                device=str(device),
-                batch_size=batch,
-                precision=precision,
-                workers=workers,
-            )
+            report = embed([store], encoder, device, batch, precision, workers)
             reference = (
                 before + forward_only(encoder, pool[:batch], device, precision, args.seconds)
             ) / 2

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_embed import build_encoder  # noqa: E402
+from bench_embed import build_encoder, embed  # noqa: E402
 from bench_tiling import cohort_slides, timed_command  # noqa: E402
 
 
@@ -53,7 +53,6 @@ def main() -> None:
 
     from wsi_engine.encoders.embed import (
         device_name,
-        embed_stores,
         resolve_device,
         resolve_precision,
     )
@@ -72,14 +71,7 @@ def main() -> None:
         began = time.perf_counter()
         encoder = build_encoder("vit-b-16", work, device)
         load = time.perf_counter() - began
-        report = embed_stores(
-            [stores],
-            encoder,
-            device=str(device),
-            batch_size=batch,
-            precision=precision,
-            workers=args.workers,
-        )
+        report = embed([stores], encoder, device, batch, precision, args.workers)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     assert not report.failed, [r.reason for r in report.failed]

@@ -76,9 +76,13 @@ BLOCK = 1024
 # ----------------------------------------------------------------------------- slides
 def bench_slide(cache: Path, size: int) -> Path:
     """The synthetic throughput slide of ``size``² px (generated once, cached)."""
+    return cached_slide(cache / f"bench-{size}.tiff", size, MPP, seed=11)
+
+
+def cached_slide(path: Path, size: int, mpp: float, seed: int) -> Path:
+    """A generated slide of ``size``² px at ``mpp`` µm/px at ``path``, written once (atomically)."""
     from wsi_engine.synthetic import generate_slide
 
-    path = cache / f"bench-{size}.tiff"
     if not path.exists():
         print(f"generating {path} (once; cached) ...", flush=True)
         started = time.perf_counter()
@@ -87,9 +91,9 @@ def bench_slide(cache: Path, size: int) -> Path:
             tmp,
             width=size,
             height=size,
-            mpp=MPP,
+            mpp=mpp,
             tile_size=TILE,
-            seed=11,
+            seed=seed,
             workers=os.cpu_count() or 1,
         )
         os.replace(tmp, path)
@@ -285,27 +289,11 @@ CMU_SMALL = (
 
 def cohort_slides(cache: Path, count: int, size: int, mpp: float) -> list[Path]:
     """``count`` generated slides of ``size``² px at ``mpp`` µm/px (cached; generator seeds 21, 22...)."""
-    from wsi_engine.synthetic import generate_slide
-
-    slides = []
-    for index in range(count):
-        mpp_text = f"{mpp:g}".replace(".", "p")  # no dot: slide ids end at the first dot
-        path = cache / f"cohort-{size}-{mpp_text}-{index}.tiff"
-        if not path.exists():
-            print(f"generating {path} (once; cached) ...", flush=True)
-            tmp = path.with_suffix(".tmp.tiff")
-            generate_slide(
-                tmp,
-                width=size,
-                height=size,
-                mpp=mpp,
-                tile_size=TILE,
-                seed=21 + index,
-                workers=os.cpu_count() or 1,
-            )
-            os.replace(tmp, path)
-        slides.append(path)
-    return slides
+    mpp_text = f"{mpp:g}".replace(".", "p")  # no dot: slide ids end at the first dot
+    return [
+        cached_slide(cache / f"cohort-{size}-{mpp_text}-{index}.tiff", size, mpp, seed=21 + index)
+        for index in range(count)
+    ]
 
 
 def timed_command(arguments: list[str]) -> tuple[float, float]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from wsi_engine.encoders import EncoderConfig, load_encoder_config
 from wsi_engine.store.attrs import SlideSection, TilingSection
 from wsi_engine.store.writer import StoreWriter
 
@@ -29,6 +31,32 @@ def tiny_encoder(tiny_checkpoint):
     from wsi_engine.encoders import load_encoder
 
     return load_encoder("tiny-clip", checkpoint=tiny_checkpoint)
+
+
+def tiny_conch_config(folder: Path) -> EncoderConfig:
+    """The CONCH preset on a one-layer, 32-px, 16-d architecture written into ``folder``."""
+    spec = {
+        "embed_dim": 16,
+        "vision_cfg": {
+            "image_size": 32,
+            "patch_size": 16,
+            "width": 32,
+            "layers": 1,
+            "heads": 2,
+            "attn_pooler_heads": 2,
+        },
+        "text_cfg": {"context_length": 16, "vocab_size": 100, "width": 32, "heads": 2, "layers": 1},
+    }
+    (folder / "tiny-conch.json").write_text(json.dumps(spec))
+    config = load_encoder_config("conch_ViT-B-16")
+    return config.model_copy(
+        update={
+            "architecture": str(folder / "tiny-conch.json"),
+            "embed_dim": 16,
+            "preprocess": config.preprocess.model_copy(update={"image_size": 32}),
+            "text": config.text.model_copy(update={"context_length": 16}),
+        }
+    )
 
 
 def make_store(

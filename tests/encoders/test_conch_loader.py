@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
-from wsi_engine.encoders import create_random_checkpoint, load_encoder, load_encoder_config
+from wsi_engine.encoders import create_random_checkpoint, load_encoder
 from wsi_engine.encoders.text import encode_text
 from wsi_engine.encoders.weights import read_state_dict
 from wsi_engine.errors import EncoderError
+
+from .conftest import tiny_conch_config
 
 OFFICIAL_KEYS = {
     "visual.trunk.cls_token": (1, 1, 32),
@@ -33,28 +33,7 @@ OFFICIAL_KEYS = {
 
 @pytest.fixture
 def tiny_conch(tmp_path):
-    spec = {
-        "embed_dim": 16,
-        "vision_cfg": {
-            "image_size": 32,
-            "patch_size": 16,
-            "width": 32,
-            "layers": 1,
-            "heads": 2,
-            "attn_pooler_heads": 2,
-        },
-        "text_cfg": {"context_length": 16, "vocab_size": 100, "width": 32, "heads": 2, "layers": 1},
-    }
-    (tmp_path / "tiny-conch.json").write_text(json.dumps(spec))
-    config = load_encoder_config("conch_ViT-B-16")
-    return config.model_copy(
-        update={
-            "architecture": str(tmp_path / "tiny-conch.json"),
-            "embed_dim": 16,
-            "preprocess": config.preprocess.model_copy(update={"image_size": 32}),
-            "text": config.text.model_copy(update={"context_length": 16}),
-        }
-    )
+    return tiny_conch_config(tmp_path)
 
 
 def _official_file(config, tmp_path):

@@ -77,17 +77,6 @@ def fit_args(stores: Path, labels: Path, out: Path) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def dask_cluster():
-    """Address of a LocalCluster of one single-thread worker process, shared by the suite."""
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster:
-        yield cluster.scheduler_address
-
-
-@pytest.fixture(scope="session")
 def world(tmp_path_factory, tiny_checkpoint, dask_cluster) -> World:
     """A 1024 × 768 px synthetic slide run through tile + embed, a fit run, and predict on the store."""
     from wsi_engine.pipeline import load_pipeline_config

@@ -19,15 +19,8 @@ from wsi_engine.heatmap.scoremap import canvas_shape, score_canvas
 from wsi_engine.store.patch_store import PatchStore
 from wsi_engine.tiling import TilingConfig, tile_slides
 
+from . import dicom_checks as dc
 from .conftest import plant_scores
-from .dicom_checks import (
-    annotation_polygons_level0,
-    assert_dciodvfy_clean,
-    extent_mm,
-    quantised,
-    read_segmentation,
-    referenced_instances,
-)
 
 pytestmark = pytest.mark.real_slides
 FIXTURES = "openslide-python-fixtures"
@@ -72,16 +65,16 @@ def test_dicom_source_uids_geometry_and_pixels(dicom_heatmaps, shared_slides, sl
         ds = pydicom.dcmread(path)
         assert ds.StudyInstanceUID == level0.StudyInstanceUID
         assert ds.FrameOfReferenceUID == level0.FrameOfReferenceUID
-        assert referenced_instances(ds) == {level0.SOPInstanceUID}  # the VOLUME instance
+        assert dc.referenced_instances(ds) == {level0.SOPInstanceUID}  # the VOLUME instance
         assert ds.SeriesInstanceUID != level0.SeriesInstanceUID
-        assert_dciodvfy_clean(path)
-    slide_extent = extent_mm(level0)
+        dc.assert_dciodvfy_clean(path)
+    slide_extent = dc.extent_mm(level0)
     for level, downsample in enumerate((1.0, 2.0)):
-        seg, ds = read_segmentation(folder / f"seg_scores_L{level}.dcm")
-        assert extent_mm(ds) == pytest.approx(slide_extent, rel=1e-9)
+        seg, ds = dc.read_segmentation(folder / f"seg_scores_L{level}.dcm")
+        assert dc.extent_mm(ds) == pytest.approx(slide_extent, rel=1e-9)
         shape = canvas_shape((16, 16), downsample)
         expected = np.stack(
-            [quantised(score_canvas(store.coords(), arrays["probs"][:, i], 4.0, shape, downsample,
+            [dc.quantised(score_canvas(store.coords(), arrays["probs"][:, i], 4.0, shape, downsample,
                                     tissue=store.tissue_mask())) for i in range(2)],
             axis=-1,
         )  # fmt: skip
@@ -91,5 +84,5 @@ def test_dicom_source_uids_geometry_and_pixels(dicom_heatmaps, shared_slides, sl
     coords = store.coords().astype(np.float64)
     squares = np.stack([coords, coords + (4, 0), coords + (4, 4), coords + (0, 4)], axis=1)
     np.testing.assert_allclose(
-        annotation_polygons_level0(annotations, "patches", level0), squares, atol=1e-6
+        dc.annotation_polygons_level0(annotations, "patches", level0), squares, atol=1e-6
     )

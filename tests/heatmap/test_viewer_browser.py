@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsi_engine.viewer import load_catalog, make_server, serve_in_thread
-
 from .browser import chromium_page, chromium_path
-from .viewer_fixture import DARK, SQUARE, square_store
+from .viewer_fixture import DARK, SQUARE, square_viewer
 
 TILE = re.compile(r"/dzi/[^/]+/(slide|overlay-\d+)_files/(\d+)/\d+_\d+\.(jpeg|png)$")
 LOADED = """() => { const v = window.wsiViewer && window.wsiViewer.viewer;
@@ -24,13 +22,8 @@ LOADED = """() => { const v = window.wsiViewer && window.wsiViewer.viewer;
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     chromium_path()
-    root = tmp_path_factory.mktemp("viewer")
-    square_store(root)
-    server = make_server(load_catalog(root / "stores"), port=0)
-    serve_in_thread(server)
-    yield server
-    server.shutdown()
-    server.server_close()
+    with square_viewer(tmp_path_factory.mktemp("viewer")) as server:
+        yield server
 
 
 def _shot(page, path: Path) -> np.ndarray:

@@ -14,21 +14,16 @@ import yaml
 from PIL import Image
 
 from wsi_engine.errors import ConfigError, OutputError, StoreError
-from wsi_engine.viewer import load_catalog, make_server, serve_in_thread
+from wsi_engine.viewer import load_catalog, make_server
 from wsi_engine.viewer.deepzoom import DeepZoomGeometry
 
-from .viewer_fixture import DARK, PINK, SQUARE, square_store
+from .viewer_fixture import DARK, PINK, SQUARE, square_store, square_viewer
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("viewer-server")
-    square_store(root)
-    server = make_server(load_catalog(root / "stores"), port=0)
-    serve_in_thread(server)
-    yield server
-    server.shutdown()
-    server.server_close()
+    with square_viewer(tmp_path_factory.mktemp("viewer-server")) as server:
+        yield server
 
 
 def _get(server, path: str) -> bytes:

@@ -9,12 +9,15 @@ the slide is dark.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
 from wsi_engine.store.patch_store import PatchStore
+from wsi_engine.viewer import load_catalog, make_server, serve_in_thread
 
 from .conftest import CLASSES, HEIGHT, MPP, PATCH0, WIDTH, build_store
 
@@ -62,3 +65,17 @@ def square_store(root: Path, slide_id: str = "square") -> Path:
          "class_names": CLASSES, "model": "test", "task": "demo", "encoder_id": "enc"},
     )  # fmt: skip
     return path
+
+
+@contextmanager
+def square_viewer(root: Path) -> Iterator:
+    """The viewer's server (127.0.0.1, a free port) over the square store in ``root``, serving
+    in a thread until the block ends."""
+    square_store(root)
+    server = make_server(load_catalog(root / "stores"), port=0)
+    serve_in_thread(server)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

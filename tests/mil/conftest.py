@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from wsi_engine.store import PatchStore
@@ -141,21 +140,8 @@ def write_cohort(
     return stores, labels
 
 
-@pytest.fixture(scope="session")
-def bag_factory():
-    return synthetic_bags
-
-
-@pytest.fixture(scope="session")
-def cohort_writer():
-    return write_cohort
-
-
-@pytest.fixture(scope="session")
-def store_writer():
-    return write_store
-
-
-@pytest.fixture(scope="session")
-def memory_bags():
-    return InMemoryBags
+def bag_cohort(root: Path, class_names: list[str], **bag_options) -> tuple[list[Bag], Path, Path]:
+    """(bags, stores dir, labels path): :func:`synthetic_bags` of ``bag_options`` written by
+    :func:`write_cohort` into ``root``."""
+    bags = synthetic_bags(**bag_options)
+    return (bags, *write_cohort(root, bags, class_names))

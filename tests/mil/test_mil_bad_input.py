@@ -8,13 +8,16 @@ import pytest
 from wsi_engine.errors import DataError
 from wsi_engine.mil.data import BagReader, build_cohort, read_labels
 
+from .conftest import bag_cohort, write_store
+
 CLASSES = ("normal", "tumor")
 
 
 @pytest.fixture
-def small_cohort(tmp_path, bag_factory, cohort_writer):
-    bags = bag_factory(n_per_class=3, dim=8, size=(5, 10), seed=1)
-    stores, labels = cohort_writer(tmp_path, bags, list(CLASSES))
+def small_cohort(tmp_path):
+    bags, stores, labels = bag_cohort(
+        tmp_path, list(CLASSES), n_per_class=3, dim=8, size=(5, 10), seed=1
+    )
     return stores, labels, bags
 
 
@@ -41,9 +44,9 @@ def test_labels_naming_slides_without_store(small_cohort):
         build_cohort(read_labels(labels), [stores], "test-enc", CLASSES, "demo")
 
 
-def test_labels_naming_slides_without_features_for_the_encoder(small_cohort, store_writer):
+def test_labels_naming_slides_without_features_for_the_encoder(small_cohort):
     stores, labels, _ = small_cohort
-    store_writer(stores, "bare", None)
+    write_store(stores, "bare", None)
     with open(labels, "a", encoding="utf-8") as handle:
         handle.write("bare,tumor\n")
     with pytest.raises(
@@ -74,12 +77,12 @@ def test_single_class(small_cohort):
         build_cohort(single, [stores], "test-enc", CLASSES, "demo")
 
 
-def test_nan_or_inf_features_name_the_store(tmp_path, store_writer):
+def test_nan_or_inf_features_name_the_store(tmp_path):
     features = np.ones((6, 4), dtype=np.float32)
     features[2, 1] = np.nan
-    nan_store = store_writer(tmp_path, "has-nan", features)
+    nan_store = write_store(tmp_path, "has-nan", features)
     features[2, 1] = np.inf
-    store_writer(tmp_path, "has-inf", features)
+    write_store(tmp_path, "has-inf", features)
     reader = BagReader({"has-nan": nan_store, "has-inf": tmp_path / "has-inf.zarr"}, "test-enc")
     for slide in ("has-nan", "has-inf"):
         with pytest.raises(

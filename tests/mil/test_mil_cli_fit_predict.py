@@ -11,6 +11,9 @@ import pytest
 from wsi_engine.cli import main
 from wsi_engine.store import PatchStore
 
+from ..cli_args import cli_args
+from .conftest import bag_cohort, synthetic_bags, write_cohort
+
 CLASSES = ["normal", "tumor"]
 SMALL = {
     "libra": ["--set", "dim=16", "--set", "heads=2", "--kv", "3"],
@@ -19,41 +22,18 @@ SMALL = {
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory, bag_factory, cohort_writer):
+def cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("cohort")
-    bags = bag_factory(n_per_class=12, dim=16, size=(20, 40), seed=3)
-    stores, labels = cohort_writer(root, bags, CLASSES)
+    bags, stores, labels = bag_cohort(root, CLASSES, n_per_class=12, dim=16, size=(20, 40), seed=3)
     return root, stores, labels, bags
 
 
 def fit_args(stores, labels, out, *extra, model="libra", shots="2,4", encoder="test-enc"):
     """``wsi-engine fit`` of a small ``model``: 3 folds, 2 epochs, seed 1."""
+    common = {"task": "synthetic-demo", "folds": 3, "seed": 1, "epochs": 2, "patience": 2}
+    options = {"encoder": encoder, "model": model, "shots": shots, "lr": "1e-3", **common}
     return [
-        "fit",
-        "--stores",
-        str(stores),
-        "--labels",
-        str(labels),
-        "--task",
-        "synthetic-demo",
-        "--encoder",
-        encoder,
-        "--out",
-        str(out),
-        "--model",
-        model,
-        "--shots",
-        shots,
-        "--folds",
-        "3",
-        "--seed",
-        "1",
-        "--epochs",
-        "2",
-        "--patience",
-        "2",
-        "--lr",
-        "1e-3",
+        *cli_args("fit", stores=stores, labels=labels, out=out, **options),
         *SMALL[model],
         *extra,
     ]
@@ -218,13 +198,13 @@ def test_too_few_slides_for_shots_and_bad_options(cohort, tmp_path, capsys):
 
 
 def test_language_priors_with_tiny_clip_and_text_free_fallback(
-    tmp_path, monkeypatch, bag_factory, cohort_writer, tiny_checkpoint
+    tmp_path, monkeypatch, tiny_checkpoint
 ):
     from wsi_engine.prompts import TaskEmbeddings
 
     monkeypatch.setenv("WSI_ENGINE_CACHE", str(tmp_path / "cache"))
-    bags = bag_factory(n_per_class=9, dim=32, size=(20, 30), seed=5)
-    stores, labels = cohort_writer(
+    bags = synthetic_bags(n_per_class=9, dim=32, size=(20, 30), seed=5)
+    stores, labels = write_cohort(
         tmp_path, bags, CLASSES, encoder_id="tiny-clip", text_aligned=True, output_kind="joint"
     )
     run = tmp_path / "lang"

@@ -9,16 +9,16 @@ import torch
 
 from wsi_engine.cli import main
 
+from .conftest import bag_cohort
 from .test_mil_cli_fit_predict import CLASSES, fit_args, fold_metrics, predict_args
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory, bag_factory, cohort_writer):
+def cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("cohort")
-    bags = bag_factory(n_per_class=6, dim=16, size=(20, 40), seed=5)
-    stores, labels = cohort_writer(root, bags, CLASSES)
+    _, stores, labels = bag_cohort(root, CLASSES, n_per_class=6, dim=16, size=(20, 40), seed=5)
     return root, stores, labels
 
 

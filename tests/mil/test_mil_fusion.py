@@ -11,6 +11,8 @@ from wsi_engine.mil.libra import LibraConfig, LibraMIL
 from wsi_engine.mil.train import Part, TrainConfig, train_fold
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
 
+from .conftest import InMemoryBags, synthetic_bags
+
 D, KT, C = 512, 46, 2
 #: The issue-15 fusion settings (the defaults keep the pre-issue behaviour; docs/mil.md).
 FIXED = dict(marginal_tau=0.1, score_norm="standardize", reweight_tau=2.0)
@@ -141,15 +143,15 @@ def test_param_groups_give_temperatures_and_prototypes_their_rates():
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
 
 
-def test_training_history_records_fusion_diagnostics(bag_factory, memory_bags):
-    bags = bag_factory(n_per_class=6, dim=16, size=(30, 50), seed=5)
+def test_training_history_records_fusion_diagnostics():
+    bags = synthetic_bags(n_per_class=6, dim=16, size=(30, 50), seed=5)
     ids = [b.slide_id for b in bags]
     targets = np.array([b.target for b in bags])
     part = lambda idx: Part([ids[i] for i in idx], targets[idx])  # noqa: E731
     train, val, test = part([0, 1, 6, 7]), part([2, 3, 8, 9]), part([4, 5, 10, 11])
     model = small("sot-instance")
     result = train_fold(
-        model, memory_bags(bags), train, val, test, 2, TrainConfig(epochs=2, patience=2), 0
+        model, InMemoryBags(bags), train, val, test, 2, TrainConfig(epochs=2, patience=2), 0
     )
     record = result.history[-1]
     for key in (

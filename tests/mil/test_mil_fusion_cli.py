@@ -8,14 +8,14 @@ import pytest
 
 from wsi_engine.cli import main
 
+from .conftest import bag_cohort
 from .test_mil_cli_fit_predict import CLASSES, fit_args
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory, bag_factory, cohort_writer):
+def cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("fusion-cohort")
-    bags = bag_factory(n_per_class=6, dim=16, size=(20, 30), seed=4)
-    stores, labels = cohort_writer(root, bags, CLASSES)
+    _, stores, labels = bag_cohort(root, CLASSES, n_per_class=6, dim=16, size=(20, 30), seed=4)
     return root, stores, labels
 
 

@@ -12,6 +12,8 @@ from wsi_engine.mil.train import Part, TrainConfig, train_fold
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
 from wsi_engine.training.seeding import seed_everything
 
+from .conftest import InMemoryBags, synthetic_bags
+
 DIM = 32
 
 
@@ -24,8 +26,8 @@ def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
     ("model_name", "options"),
     [("libra", {"dim": 64, "heads": 4, "kv": 4}), ("abmil", {"dim": 64, "attention_dim": 32})],
 )
-def test_planted_instances_16_shots(model_name, options, bag_factory, memory_bags):
-    bags = bag_factory(n_per_class=32, dim=DIM, size=(100, 200), witness=(0.1, 0.3), seed=7)
+def test_planted_instances_16_shots(model_name, options):
+    bags = synthetic_bags(n_per_class=32, dim=DIM, size=(100, 200), witness=(0.1, 0.3), seed=7)
     by_class = [[b for b in bags if b.target == c] for c in (0, 1)]
 
     def part(start: int, stop: int) -> Part:
@@ -43,7 +45,7 @@ def test_planted_instances_16_shots(model_name, options, bag_factory, memory_bag
     seed = seed_everything(0, 16, 0)
     model = create_model(model_name, model_config(model_name, options), DIM, 2, text)
     config = TrainConfig(epochs=15, patience=15, lr=5e-4)
-    result = train_fold(model, memory_bags(bags), train, val, test, 2, config, seed)
+    result = train_fold(model, InMemoryBags(bags), train, val, test, 2, config, seed)
     assert result.test_metrics["auc"] >= 0.95, result.test_metrics
     # the per-instance evidence ranks the planted instances first in positive bags
     positives = by_class[1][24:32]

@@ -10,22 +10,22 @@ import pytest
 from wsi_engine.cli import main
 from wsi_engine.store import PatchStore
 
+from .conftest import bag_cohort
 from .test_mil_cli_fit_predict import CLASSES, fit_args, predict_args
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory, bag_factory, cohort_writer):
+def fitted(tmp_path_factory):
     root = tmp_path_factory.mktemp("cohort")
-    bags = bag_factory(n_per_class=6, dim=16, size=(20, 40), seed=4)
-    stores, labels = cohort_writer(root, bags, CLASSES)
+    _, stores, labels = bag_cohort(root, CLASSES, n_per_class=6, dim=16, size=(20, 40), seed=4)
     run = root / "run"
     assert main(fit_args(stores, labels, run, shots="2", model="abmil")) == 0
     return root, stores, labels, run
 
 
 @pytest.mark.slow
-def test_predict_on_two_workers_equals_local(fitted, capsys):
-    from distributed import Client, LocalCluster, get_task_stream
+def test_predict_on_two_workers_equals_local(fitted, dask_cluster, capsys):
+    from distributed import Client, get_task_stream
 
     root, stores, labels, run = fitted
     local, remote = root / "local.csv", root / "remote.csv"
@@ -35,13 +35,9 @@ def test_predict_on_two_workers_equals_local(fitted, capsys):
         for p in sorted(stores.glob("*.zarr"))
     }
     capsys.readouterr()
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
-        Client(cluster) as client,
-        get_task_stream(client) as stream,
-    ):
+    with Client(dask_cluster) as client, get_task_stream(client) as stream:
         command = predict_args(run, stores, remote, "--labels", str(labels))
-        assert main([*command, "--scheduler", cluster.scheduler_address]) == 0
+        assert main([*command, "--scheduler", dask_cluster]) == 0
     assert "out-of-sample labelled slide(s)" in capsys.readouterr().out
     workers = {t["worker"] for t in stream.data if t["key"].startswith("predict-")}
     assert len(workers) == 2

@@ -13,16 +13,17 @@ from wsi_engine.mil.train import TrainConfig
 from wsi_engine.stage import StageObserver
 from wsi_engine.store import PatchStore
 
+from .conftest import bag_cohort, write_store
+
 CLASSES = ["normal", "tumor"]
 BAD = ["corrupt", "no-features"]
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory, bag_factory, cohort_writer):
+def fitted(tmp_path_factory):
     """(run dir, bags): a one-epoch ABMIL run on 6 slides per class."""
     root = tmp_path_factory.mktemp("fitted")
-    bags = bag_factory(n_per_class=6, dim=8, size=(10, 20), seed=2)
-    stores, labels = cohort_writer(root, bags, CLASSES)
+    bags, stores, labels = bag_cohort(root, CLASSES, n_per_class=6, dim=8, size=(10, 20), seed=2)
     config = FitConfig(
         task="synthetic-demo",
         encoder="test-enc",
@@ -36,16 +37,16 @@ def fitted(tmp_path_factory, bag_factory, cohort_writer):
 
 
 @pytest.fixture
-def mixed_stores(tmp_path, fitted, store_writer):
+def mixed_stores(tmp_path, fitted):
     """A folder of three good stores, one whose zarr.json is garbage and one with another encoder's features."""
     run, bags = fitted
     stores = tmp_path / "stores"
     good = [bags[0], bags[1], bags[-1]]
     for bag in good:
-        store_writer(stores, bag.slide_id, bag.features)
-    store_writer(stores, "corrupt", bags[2].features)
+        write_store(stores, bag.slide_id, bag.features)
+    write_store(stores, "corrupt", bags[2].features)
     (stores / "corrupt.zarr" / "zarr.json").write_text("{not json")
-    store_writer(stores, "no-features", bags[3].features, encoder_id="other-enc")
+    write_store(stores, "no-features", bags[3].features, encoder_id="other-enc")
     return run, stores, [b.slide_id for b in good]
 
 

@@ -12,12 +12,12 @@ from wsi_engine.pipeline import load_pipeline_config
 from wsi_engine.pipeline.run import run_pipeline
 from wsi_engine.store import PatchStore, find_stores
 
-SLIDE_SIZE = 1536
+SLIDE_SIZE = 1024
 
 
 @pytest.fixture(scope="session")
 def small_cohort(tmp_path_factory) -> Path:
-    """Four slides (two normal, two tumour) of 1536² px at 0.5 µm/px, with ground truth."""
+    """Four slides (two normal, two tumour) of 1024² px at 0.5 µm/px, with ground truth."""
     from wsi_engine.synthetic import generate_cohort
 
     out = tmp_path_factory.mktemp("pipeline-cohort")
@@ -29,7 +29,7 @@ def small_cohort(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline_config(tiny_checkpoint):
-    """Tiny encoder on the CPU; 128-px patches so the slides give a few dozen patches each."""
+    """Tiny encoder on the CPU; 128-px patches at 1 µm/px so the slides give about ten patches each."""
     return load_pipeline_config(
         None,
         {

@@ -15,16 +15,27 @@ import pytest
 from wsi_engine.pipeline.demo import LESION_CLASS, DemoSize, run_demo
 from wsi_engine.store import PatchStore, find_stores
 
+SIZE = DemoSize(n_slides=12, size=1280, shots=2, folds=3, epochs=15)
+SEED = 1
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    """The demo at ``SIZE``. Its cohort is generated first on two threads (byte-identical to the
+    demo's own, which is single-threaded) and the demo reuses it, as it reuses any matching cohort."""
+    from wsi_engine.synthetic import generate_cohort
+
     out = tmp_path_factory.mktemp("demo")
-    return run_demo(
-        out,
-        DemoSize(n_slides=12, size=1536, shots=2, folds=3, epochs=15),
-        seed=1,
-        say=lambda _: None,
-    )
+    classes = ("normal", LESION_CLASS)
+    size, n = SIZE.size, SIZE.n_slides
+    generate_cohort(
+        out / "cohort", n_slides=n, classes=classes, width=size, height=size, mpp=0.5,
+        seed=SEED, artefacts=True, workers=2,
+    )  # fmt: skip
+    made = (out / "cohort" / "cohort.json").stat().st_mtime_ns
+    result = run_demo(out, SIZE, seed=SEED, say=lambda _: None)
+    assert (out / "cohort" / "cohort.json").stat().st_mtime_ns == made, "cohort generated again"
+    return result
 
 
 @pytest.mark.slow
@@ -43,7 +54,7 @@ def test_demo_writes_every_output(demo):
     assert (heatmaps / "report.html").is_file()
     assert not demo.report.failed
     rows = list(csv.DictReader(open(demo.pipeline_dir / "predictions.csv")))
-    assert len(rows) == 12 and {r["predicted"] for r in rows} <= {"normal", LESION_CLASS}
+    assert len(rows) == SIZE.n_slides and {r["predicted"] for r in rows} <= {"normal", LESION_CLASS}
     for store in find_stores([demo.pipeline_dir / "stores"]):
         slide = store.name.removesuffix(".zarr")
         assert (heatmaps / slide / f"overlay_{LESION_CLASS}.png").is_file()

@@ -1,4 +1,5 @@
-"""``wsi-engine run --scheduler``: every heavy stage spreads over the cluster's workers."""
+"""``wsi-engine run --scheduler ADDRESS``: an existing Dask cluster gives the same outputs, and every
+heavy stage spreads over its workers."""
 
 from __future__ import annotations
 
@@ -8,20 +9,14 @@ from wsi_engine.pipeline.run import run_pipeline
 
 
 @pytest.mark.slow
-def test_run_spreads_tiling_and_embedding_over_both_workers(
-    small_cohort, pipeline_config, reference_run, tmp_path, assert_same_stores
+def test_an_existing_cluster_gives_the_same_outputs_spread_over_both_workers(
+    small_cohort, pipeline_config, reference_run, tmp_path, assert_same_stores, dask_cluster
 ):
-    from distributed import Client, LocalCluster, get_task_stream
+    from distributed import Client, get_task_stream
 
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as client,
-        get_task_stream(client) as stream,
-    ):
+    with Client(dask_cluster) as client, get_task_stream(client) as stream:
         report = run_pipeline(
-            [small_cohort / "slides"], tmp_path / "out", pipeline_config, scheduler=client
+            [small_cohort / "slides"], tmp_path / "out", pipeline_config, scheduler=dask_cluster
         )
     assert not report.failed
     for prefix in ("tile-shard-", "embed-"):

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from wsi_engine.cli import main
 from wsi_engine.reports.corpus import ReportCorpus
 from wsi_engine.store import PatchStore
 from wsi_engine.store.writer import StoreWriter
 from wsi_engine.synthetic.joint_space import JointSpace
 
+from ..cli_args import cli_args
 from ..torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)
 
 JOINT_ENCODER = "test-joint"
@@ -33,6 +35,36 @@ def write_images(folder: Path, colour: tuple[int, int, int], n: int, side: int =
     for i in range(n):
         pixels = np.clip(np.array(colour) + rng.normal(0, 25, size=(side, side, 3)), 0, 255)
         Image.fromarray(pixels.astype(np.uint8)).save(folder / f"img{i}.png")
+
+
+def import_args(corpus_file: Path, out: Path, encoder_args: list[str], *extra: str) -> list[str]:
+    """``wsi-engine reports import CORPUS_FILE`` for the synthetic-demo task into ``out``."""
+    command = cli_args(("reports", "import"), corpus_file, task="synthetic-demo", out=out)
+    return [*command, *encoder_args, *extra]
+
+
+def imported_corpus(folder: Path, lines: list[str], encoder_args: list[str]) -> Path:
+    """``folder/corpus``: ``lines`` (one report each) written to a file and imported by the CLI."""
+    corpus_file = folder / "reports.txt"
+    corpus_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(import_args(corpus_file, folder / "corpus", encoder_args)) == 0
+    return folder / "corpus"
+
+
+def fit_args(stores: Path, labels: Path, out: Path, model: str, **options: object) -> list[str]:
+    """``wsi-engine fit`` of ``model`` on ``test-joint`` features, 2 shots, 3 folds, plus ``options``."""
+    return cli_args(
+        "fit",
+        stores=stores,
+        labels=labels,
+        task="synthetic-demo",
+        encoder=JOINT_ENCODER,
+        model=model,
+        shots=2,
+        folds=3,
+        out=out,
+        **options,
+    )
 
 
 @pytest.fixture

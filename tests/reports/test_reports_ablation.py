@@ -10,7 +10,7 @@ import pytest
 from wsi_engine.cli import main
 from wsi_engine.patch.privileged_ablation import paired_bootstrap, t_interval
 
-from .conftest import write_images
+from .conftest import imported_corpus, write_images
 
 
 def test_ablation_command_prints_paired_differences_with_intervals(
@@ -19,25 +19,8 @@ def test_ablation_command_prints_paired_differences_with_intervals(
     images = tmp_path / "images"
     write_images(images / "normal", (230, 180, 200), 10)
     write_images(images / "tumor", (90, 40, 140), 10)
-    corpus_file = tmp_path / "reports.txt"
-    corpus_file.write_text(
-        "pink normal tissue\npurple tumour cells\nfibrous stroma\n", encoding="utf-8"
-    )
-    corpus = tmp_path / "corpus"
-    assert (
-        main(
-            [
-                "reports",
-                "import",
-                str(corpus_file),
-                "--task",
-                "synthetic-demo",
-                *tiny_clip_args,
-                "--out",
-                str(corpus),
-            ]
-        )
-        == 0
+    corpus = imported_corpus(
+        tmp_path, ["pink normal tissue", "purple tumour cells", "fibrous stroma"], tiny_clip_args
     )
     out = tmp_path / "ablation.json"
     args = [

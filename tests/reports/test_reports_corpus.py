@@ -13,26 +13,14 @@ from wsi_engine.encoders.text import encode_text, prompt_token_limit, token_leng
 from wsi_engine.reports.corpus import ReportCorpus
 from wsi_engine.reports.windows import split_windows
 
+from .conftest import import_args
+
 WORDS = "tumour carcinoma lobular ductal stroma nuclei mitoses gland necrosis lymphocytes margin".split()
 
 
 def report_text(n_words: int, seed: int) -> str:
     rng = np.random.default_rng(seed)
     return " ".join(rng.choice(WORDS, size=n_words))
-
-
-def import_args(corpus_file, out, tiny_clip_args, *extra):
-    return [
-        "reports",
-        "import",
-        str(corpus_file),
-        "--task",
-        "synthetic-demo",
-        *tiny_clip_args,
-        "--out",
-        str(out),
-        *extra,
-    ]
 
 
 def test_plain_text_import_splits_long_reports_into_pooled_windows(
@@ -161,17 +149,7 @@ def test_latin1_corpus_imports_when_its_encoding_is_named(tmp_path, tiny_clip_ar
 def test_image_only_encoder_is_refused_naming_the_text_tower(tmp_path, capsys):
     corpus_file = tmp_path / "reports.txt"
     corpus_file.write_text("invasive carcinoma\n", encoding="utf-8")
-    args = [
-        "reports",
-        "import",
-        str(corpus_file),
-        "--task",
-        "synthetic-demo",
-        "--encoder",
-        "efficientnet-lite0",
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    args = import_args(corpus_file, tmp_path / "out", ["--encoder", "efficientnet-lite0"])
     assert main(args) == 3
     err = " ".join(capsys.readouterr().err.split())  # rich wraps at the terminal width
     assert (

@@ -19,7 +19,7 @@ from wsi_engine.reports.lora import LoraSettings, linear_names, lora_on_tower, m
 from wsi_engine.reports.settings import PrivilegedTextConfig
 from wsi_engine.synthetic.joint_space import JointSpace
 
-from .conftest import saved_corpus, slide_cohort
+from .conftest import fit_args, imported_corpus, saved_corpus, slide_cohort
 
 
 def late_fusion(hidden: int = 8) -> LateFusionHead:
@@ -120,26 +120,10 @@ def test_distilled_patch_head_trains_with_the_text_term():
 
 
 def test_fit_patches_with_privileged_text(tmp_path, image_folder, tiny_clip_args, capsys):
-    corpus_file = tmp_path / "reports.txt"
-    corpus_file.write_text(
-        "pink normal breast tissue\npurple tumour cells in sheets\nfibrous stroma\n",
-        encoding="utf-8",
-    )
-    corpus_dir = tmp_path / "corpus"
-    assert (
-        main(
-            [
-                "reports",
-                "import",
-                str(corpus_file),
-                "--task",
-                "synthetic-demo",
-                *tiny_clip_args,
-                "--out",
-                str(corpus_dir),
-            ]
-        )
-        == 0
+    corpus_dir = imported_corpus(
+        tmp_path,
+        ["pink normal breast tissue", "purple tumour cells in sheets", "fibrous stroma"],
+        tiny_clip_args,
     )
     out = tmp_path / "run"
     args = [
@@ -218,42 +202,10 @@ def test_fit_with_privileged_text_distils_into_the_bag_representation(tmp_path, 
     space = JointSpace(dim=16, semantic=4, n_classes=2)
     stores, labels = slide_cohort(tmp_path, space, 6)
     corpus_dir = saved_corpus(tmp_path / "corpus", space, True)
-    options = ["--set", "dim=16"] + (["--set", "heads=2", "--kv", "3"] if model == "libra" else [])
-    base = [
-        "fit",
-        "--stores",
-        str(stores),
-        "--labels",
-        str(labels),
-        "--task",
-        "synthetic-demo",
-        "--encoder",
-        "test-joint",
-        "--model",
-        model,
-        "--shots",
-        "2",
-        "--folds",
-        "3",
-        "--epochs",
-        "3",
-        *options,
-    ]
-    assert main([*base, "--out", str(tmp_path / "plain")]) == 0
-    assert (
-        main(
-            [
-                *base,
-                "--out",
-                str(tmp_path / "text"),
-                "--privileged-text",
-                str(corpus_dir),
-                "--privileged-weight",
-                "5",
-            ]
-        )
-        == 0
-    )
+    small = {"set": ["dim=16", "heads=2"], "kv": 3} if model == "libra" else {"set": ["dim=16"]}
+    assert main(fit_args(stores, labels, tmp_path / "plain", model, epochs=3, **small)) == 0
+    text = {"privileged_text": corpus_dir, "privileged_weight": 5}
+    assert main(fit_args(stores, labels, tmp_path / "text", model, epochs=3, **small, **text)) == 0
     run = json.loads((tmp_path / "text" / "run.json").read_text())
     assert run["privileged_text"]["paired"] == "slides of the training parts only"
     splits = json.loads((tmp_path / "text" / "splits.json").read_text())["splits"]
@@ -283,27 +235,7 @@ def test_fit_refuses_privileged_text_for_models_without_a_bag_representation(tmp
     space = JointSpace(dim=16, semantic=4, n_classes=2)
     stores, labels = slide_cohort(tmp_path, space, 6)
     corpus_dir = saved_corpus(tmp_path / "corpus", space, True)
-    args = [
-        "fit",
-        "--stores",
-        str(stores),
-        "--labels",
-        str(labels),
-        "--task",
-        "synthetic-demo",
-        "--encoder",
-        "test-joint",
-        "--model",
-        "mean",
-        "--shots",
-        "2",
-        "--folds",
-        "3",
-        "--out",
-        str(tmp_path / "run"),
-        "--privileged-text",
-        str(corpus_dir),
-    ]
+    args = fit_args(stores, labels, tmp_path / "run", "mean", privileged_text=corpus_dir)
     assert main(args) == 3
     assert "--privileged-text applies to --model libra or abmil" in " ".join(
         capsys.readouterr().err.split()

@@ -15,7 +15,8 @@ from wsi_engine.reports.quality import pairing_quality
 from wsi_engine.store import PatchStore
 from wsi_engine.synthetic.joint_space import JointSpace
 
-from .conftest import saved_corpus, slide_cohort
+from ..cli_args import cli_args
+from .conftest import imported_corpus, saved_corpus, slide_cohort
 
 
 def test_top_k_is_sorted_by_cosine_and_matches_brute_force():
@@ -54,21 +55,7 @@ def test_slides_are_paired_into_their_stores(tmp_path, capsys):
     stores, _ = slide_cohort(tmp_path, space, 3)
     corpus_dir = saved_corpus(tmp_path / "corpus", space, True)
     corpus = ReportCorpus.load(corpus_dir)
-    assert (
-        main(
-            [
-                "reports",
-                "pair",
-                "--corpus",
-                str(corpus_dir),
-                "--stores",
-                str(stores),
-                "--top-k",
-                "2",
-            ]
-        )
-        == 0
-    )
+    assert main(cli_args(("reports", "pair"), corpus=corpus_dir, stores=stores, top_k=2)) == 0
     out = " ".join(capsys.readouterr().out.split())  # rich wraps at the terminal width
     assert (
         "most similar pairs" in out
@@ -130,17 +117,9 @@ def test_train_only_pairs_only_training_slides(tmp_path):
         folds=1,
         source="test",
     )
-    args = [
-        "reports",
-        "pair",
-        "--corpus",
-        str(corpus_dir),
-        "--stores",
-        str(stores),
-        "--train-only",
-        "--splits",
-        str(splits),
-    ]
+    args = cli_args(
+        ("reports", "pair"), corpus=corpus_dir, stores=stores, train_only=True, splits=splits
+    )
     assert main(args) == 0
     paired = sorted(p.name for p in stores.iterdir() if PatchStore.open(p).report_pairs())
     assert paired == ["normal-00.zarr", "tumor-00.zarr"]
@@ -165,23 +144,8 @@ def test_image_only_features_are_refused_naming_the_text_tower(tmp_path, capsys)
 
 
 def test_patch_folder_is_paired_beside_the_folder(tmp_path, image_folder, tiny_clip_args):
-    corpus_file = tmp_path / "reports.txt"
-    corpus_file.write_text("pink normal tissue\npurple tumour cells\nstroma\n", encoding="utf-8")
-    corpus_dir = tmp_path / "corpus"
-    assert (
-        main(
-            [
-                "reports",
-                "import",
-                str(corpus_file),
-                "--task",
-                "synthetic-demo",
-                *tiny_clip_args,
-                "--out",
-                str(corpus_dir),
-            ]
-        )
-        == 0
+    corpus_dir = imported_corpus(
+        tmp_path, ["pink normal tissue", "purple tumour cells", "stroma"], tiny_clip_args
     )
     corpus = ReportCorpus.load(corpus_dir)
     checkpoint = tiny_clip_args[tiny_clip_args.index("--checkpoint") + 1]

@@ -7,6 +7,7 @@ import pytest
 
 from wsi_engine.errors import SlideError
 from wsi_engine.slide import open_slide
+from wsi_engine.slide.open import BACKEND_CHOICES, BACKENDS
 
 pytestmark = pytest.mark.real_slides
 
@@ -23,7 +24,7 @@ UNOPENABLE = "openslide-python-fixtures/unopenable.tiff"
 JPEG_TOLERANCE = 2
 
 
-@pytest.mark.parametrize("backend", ["openslide", "tiffslide"])
+@pytest.mark.parametrize("backend", list(BACKENDS))
 def test_cmu_svs_metadata(shared_slides, backend):
     with open_slide(shared_slides / CMU, backend) as slide:
         assert (slide.backend, slide.format, slide.vendor) == (backend, "aperio", "aperio")
@@ -63,7 +64,7 @@ def test_cmu_pixels_agree_between_backends(shared_slides):
         assert np.abs(ta.astype(int) - tb.astype(int)).max() <= JPEG_TOLERANCE
 
 
-@pytest.mark.parametrize("backend", ["openslide", "tiffslide"])
+@pytest.mark.parametrize("backend", list(BACKENDS))
 def test_boxes_pyramid_needs_user_mpp(shared_slides, backend):
     path = shared_slides / BOXES
     with pytest.raises(SlideError, match="no µm/px"):
@@ -99,7 +100,7 @@ def test_dicom_opens_with_openslide(shared_slides, name):
         assert slide.read_region((0, 0), 0, (16, 16)).shape == (16, 16, 3)
 
 
-@pytest.mark.parametrize("backend", ["openslide", "tiffslide"])
+@pytest.mark.parametrize("backend", list(BACKENDS))
 def test_small_svs(shared_slides, backend):
     with open_slide(shared_slides / SMALL_SVS, backend) as slide:
         assert slide.dimensions == (16, 16) and slide.vendor == "aperio"
@@ -107,7 +108,7 @@ def test_small_svs(shared_slides, backend):
         assert slide.read_region((0, 0), 0, (16, 16)).std() > 0
 
 
-@pytest.mark.parametrize("backend", ["auto", "openslide", "tiffslide"])
+@pytest.mark.parametrize("backend", BACKEND_CHOICES)
 def test_unopenable_tiff_is_a_slide_error(shared_slides, backend):
     path = shared_slides / UNOPENABLE
     with pytest.raises(SlideError, match="52479") as caught:

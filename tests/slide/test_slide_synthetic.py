@@ -10,6 +10,7 @@ import tifffile
 
 from wsi_engine.errors import ConfigError, SlideError
 from wsi_engine.slide import Mpp, load_mpp_table, open_slide
+from wsi_engine.slide.open import BACKENDS
 from wsi_engine.slide.reader import to_rgb
 
 SIZE = (512, 384)  # level-0 (w, h) px of the written pyramids
@@ -67,7 +68,7 @@ def tiff_bare(tmp_path):
 # -- µm/px resolution order ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["openslide", "tiffslide"])
+@pytest.mark.parametrize("backend", list(BACKENDS))
 def test_metadata_mpp_from_resolution_tags(tiff_025, backend):
     with open_slide(tiff_025, backend) as slide:
         assert slide.backend == backend
@@ -247,7 +248,7 @@ def test_auto_falls_back_and_named_backend_does_not(tmp_path):
 # -- pixels --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["openslide", "tiffslide"])
+@pytest.mark.parametrize("backend", list(BACKENDS))
 def test_read_region_is_rgb_with_white_outside(tiff_025, backend):
     expected = pyramid_pixels()
     with open_slide(tiff_025, backend) as slide:

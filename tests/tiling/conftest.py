@@ -23,17 +23,6 @@ def synthetic_slide(tmp_path_factory):
     return path, truth
 
 
-@pytest.fixture(scope="session")
-def dask_cluster():
-    """Address of a LocalCluster of 2 single-thread worker processes, shared by the tiling tests."""
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster:
-        yield cluster.scheduler_address
-
-
 def copy_slide(source: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)

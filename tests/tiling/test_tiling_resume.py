@@ -19,6 +19,8 @@ from wsi_engine.store import PatchStore
 from wsi_engine.store.layout import partial_store_path, store_path
 from wsi_engine.store.writer import StoreWriter
 
+from ..cli_args import cli_args
+
 OPTIONS = ["--pixels", "lossless", "--overlap", "128", "--shard-patches", "2"]
 
 
@@ -36,17 +38,7 @@ def test_a_killed_run_resumes_into_the_same_store(synthetic_slide, dask_cluster,
     slide = synthetic_slide[0]
     killed = tmp_path / "killed"
     partial = partial_store_path(killed, "synthetic-a")
-    command = [
-        sys.executable,
-        "-m",
-        "wsi_engine",
-        "tile",
-        str(slide),
-        "--out",
-        str(killed),
-        "--workers",
-        "1",
-    ]
+    command = [sys.executable, "-m", "wsi_engine", *cli_args("tile", slide, out=killed, workers=1)]
     process = subprocess.Popen(
         [*command, *OPTIONS],
         start_new_session=True,
