@@ -125,8 +125,8 @@ def _piece_rings(mask: TissueMask) -> Iterator[list[Ring]]:
 
 def _outline(region: np.ndarray, fully_connected: str) -> np.ndarray:
     """Longest closed iso-contour (row, col) of a padded binary region, simplified."""
-    # the module itself: ``skimage.measure`` as a whole imports scipy.signal (about 1 CPU-s)
-    from skimage.measure._find_contours import find_contours
+    # scikit-image loads its submodules on first use: this one does not import scipy.signal
+    from skimage.measure import find_contours
 
     contour = max(
         find_contours(region.astype(np.float32), 0.5, fully_connected=fully_connected), key=len
