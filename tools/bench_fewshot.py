@@ -34,7 +34,7 @@ Protocol (per seed and witness rate):
 
 Printed: per witness rate and shots, mean over seeds with a 95 % t-interval,
 and the paired difference (same seed, same slides) to the first model
-(by default ``libra``: the default Libra-MIL, fusion ``none``). Embeddings are cached (``--cache``), so reruns
+(by default ``libra``: the default Libra-MIL, fusion ``contrast``). Embeddings are cached (``--cache``), so reruns
 only train.
 
 Usage: ``python tools/bench_fewshot.py [--seeds 0,1,2,3,4] [--shots 1,4,8] [--epochs 40]
@@ -72,35 +72,25 @@ ATTRIBUTION = (
     "slide per class."
 )
 RATES = {"high": (0.15, 0.25), "low": (0.02, 0.05)}
-GATED = [
-    *("--fusion", "sot"),
-    *("--set", "marginal_tau=0.1", "--set", "score_norm=standardize"),
-    *("--set", "reweight_tau=1", "--set", "gate_init=0.5"),
+#: the pre-issue-15 fusion settings (uniform sot marginals, raw score, no gate)
+BEFORE = [
+    *("--set", "marginal_tau=2.718281828", "--set", "score_norm=none"),
+    *("--set", "reweight_tau=0.1", "--set", "gate_init=null"),
 ]
 #: name -> extra ``fit`` options; the first is the default model the others are compared with.
 MODELS: dict[str, list[str]] = {
-    "libra": [],
-    "libra-sot": ["--fusion", "sot"],
-    "libra-concat": ["--fusion", "concat"],
+    "libra": [],  # default: contrast fusion (docs/mil.md)
     "libra-none": ["--fusion", "none"],
+    "libra-sot": ["--fusion", "sot"],
     "libra-sot-instance": ["--fusion", "sot-instance"],
-    "libra-sot-data": ["--proto-init", "data"],
-    "libra-sot-instance-data": ["--fusion", "sot-instance", "--proto-init", "data"],
-    "libra-sot-ploss": ["--proto-init", "data", "--set", "proto_loss=0.1"],
-    # the sot fusion as it was before issue 15 (uniform marginals, raw score, fixed rates)
-    "libra-sot-before": [
-        *("--set", "marginal_tau=2.718281828", "--set", "score_norm=none"),
-        *("--set", "reweight_tau=0.1", "--set", "fusion_lr_scale=1"),
-        *("--set", "prototype_lr_scale=1"),
-    ],
-    # gated residual re-weighting (issue 15): w = (1 - g) + g N softmax(z / tau_f), g from 0.5
-    "libra-gated": GATED,
-    "libra-gated-instance": [*GATED, "--fusion", "sot-instance"],
-    "libra-gated-data": [*GATED, "--proto-init", "data"],
-    "libra-gated-kmeans": [*GATED, "--proto-init", "kmeans"],
-    # a weak gate: the fused score perturbs the uniform prior by at most 10 % of its mass
-    "libra-gate01-data": [*GATED, "--proto-init", "data", "--set", "gate_init=0.1"],
-    "libra-gated-ploss": [*GATED, "--proto-init", "data", "--set", "proto_loss=0.1"],
+    "libra-concat": ["--fusion", "concat"],
+    "libra-sot-data": ["--fusion", "sot", "--proto-init", "data"],
+    "libra-sot-kmeans": ["--fusion", "sot", "--proto-init", "kmeans"],
+    "libra-sot-ploss": ["--fusion", "sot", "--proto-init", "data", "--set", "proto_loss=0.1"],
+    # contrast without the gate: w = N softmax(z / tau_f)
+    "libra-contrast-nogate": ["--set", "gate_init=null"],
+    # the sot fusion as it was before issue 15
+    "libra-sot-before": ["--fusion", "sot", *BEFORE],
     "abmil": ["--model", "abmil"],
     "mean": ["--model", "mean"],
     "max": ["--model", "max"],

@@ -7,6 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from wsi_engine.errors import DataError
+from wsi_engine.mil.base import InstanceSample
+from wsi_engine.mil.contrast import contrast_prototypes
 from wsi_engine.mil.libra import LibraConfig, LibraMIL
 from wsi_engine.mil.train import Part, TrainConfig, train_fold
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
@@ -14,8 +17,8 @@ from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
 from .conftest import InMemoryBags, synthetic_bags
 
 D, KT, C = 512, 46, 2
-#: The issue-15 fusion settings (the defaults keep the pre-issue behaviour; docs/mil.md).
-FIXED = dict(marginal_tau=0.1, score_norm="standardize", reweight_tau=2.0)
+#: The first issue-15 fusion settings, ungated (docs/mil.md).
+FIXED = dict(marginal_tau=0.1, score_norm="standardize", reweight_tau=2.0, gate_init=None)
 
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int = D) -> np.ndarray:
@@ -33,13 +36,45 @@ def text(dim: int = D, kt: int = KT, seed: int = 0) -> TaskEmbeddings:
     )
 
 
-def real_shaped_bag(n: int = 3000, seed: int = 1) -> torch.Tensor:
-    """A bag of unit-norm 512-d features: a background cluster plus 3 % planted outliers."""
+def real_shaped_bag(
+    n: int = 3000, seed: int = 1, planted: bool = True, noise_seed: int | None = None
+) -> torch.Tensor:
+    """A bag of unit-norm 512-d features: a background cluster plus, if ``planted``, 3 % outliers
+    along one direction (the first n // 33 rows). The cluster centre depends on ``seed`` only;
+    with ``noise_seed`` the noise comes from that seed (bags of one background, different
+    patches) and the outlier direction from ``seed`` too."""
     rng = np.random.default_rng(seed)
     centre = unit_rows(rng, 1)[0]
-    x = centre + 0.9 * rng.normal(size=(n, D)).astype(np.float32) / np.sqrt(D)
-    x[: n // 33] += 2.0 * unit_rows(rng, 1)[0]
+    noise = rng if noise_seed is None else np.random.default_rng(noise_seed)
+    x = centre + 0.9 * noise.normal(size=(n, D)).astype(np.float32) / np.sqrt(D)
+    direction = unit_rows(rng, 1)[0]
+    if planted:
+        x[: n // 33] += 2.0 * direction
     return torch.from_numpy((x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32))
+
+
+def contrast_sample() -> InstanceSample:
+    """Training patches of two slides: class 0 background only, class 1 with planted patches."""
+    bags = [
+        real_shaped_bag(600, planted=False, noise_seed=5),
+        real_shaped_bag(600, noise_seed=6),
+    ]
+    return InstanceSample.from_bags([b.numpy() for b in bags], [0, 1])
+
+
+def test_contrast_gradients_within_two_orders_of_phi_v_at_init_on_real_shapes():
+    """The default fusion on a real-shaped bag: visual prototypes within 1/100-100x of φ_v.
+
+    The text prototypes here are random directions no patch resembles, so the plan sends them
+    little mass and their gradient is smaller (measured 1/207 of φ_v's): bounded at 1/1000."""
+    torch.manual_seed(0)
+    model = LibraMIL(LibraConfig(), D, C, text())
+    model.prepare(contrast_sample(), seed=0)
+    F.cross_entropy(model(real_shaped_bag()).logits[None], torch.tensor([1])).backward()
+    norms = model.gradient_norms()
+    phi = norms["grad_rms.phi_v"]
+    assert phi / 100 <= norms["grad_rms.visual_prototypes"] <= phi * 100, norms
+    assert phi / 1000 <= norms["grad_rms.text_prototypes"] <= phi * 100, norms
 
 
 #: The gated design of issue 15's second round (docs/mil.md; not above ``none`` on the benchmark).
@@ -55,7 +90,7 @@ def test_prototype_gradients_within_two_orders_of_phi_v_at_init_on_real_shapes(f
     torch.manual_seed(0)
     x = real_shaped_bag()
     model = LibraMIL(LibraConfig(fusion=fusion, proto_init="data", **settings), D, C, text())
-    model.prepare(x[::3].numpy(), seed=0)
+    model.prepare(InstanceSample.from_bags([x[::3].numpy()], [0]), seed=0)
     F.cross_entropy(model(x).logits[None], torch.tensor([1])).backward()
     norms = model.gradient_norms()
     phi = norms["grad_rms.phi_v"]
@@ -178,3 +213,38 @@ def test_gate_mixes_uniform_and_fused_weights_and_learns():
     F.cross_entropy(gated(bag16()).logits[None], torch.tensor([1])).backward()
     assert gated.gate_logit.grad is not None and gated.gate_logit.grad.abs() > 0
     assert any(p is gated.gate_logit for p in gated.param_groups(1e-3)[1]["params"])
+
+
+def test_contrast_finds_planted_patches_and_the_plan_reaches_the_output():
+    """Default fusion: the diagnostic mass s ranks the planted patches of an unseen bag first,
+    the weights concentrate on them, and with T replaced by μνᵀ (s constant) they are uniform."""
+    torch.manual_seed(0)
+    model = LibraMIL(LibraConfig(), D, C, None).eval()
+    model.prepare(contrast_sample(), seed=0)
+    bag = real_shaped_bag(900, noise_seed=7)
+    planted = torch.zeros(900, dtype=torch.bool)
+    planted[: 900 // 33] = True
+    with torch.no_grad():
+        x = model.phi_v(bag)
+        score = model.fusion(x).score
+        weights = model.log_weights(score).exp()
+        flat = model.log_weights(model.fusion(x, independent=True).score).exp()
+    assert score[planted].min() > score[~planted].max()
+    assert weights[planted].mean() > 5 * weights[~planted].mean()
+    torch.testing.assert_close(flat, torch.ones_like(flat))
+    diagnostics = model.evaluation_diagnostics([bag])
+    assert diagnostics["fusion.ess"] < 0.9 and diagnostics["fusion.kl_plan"] > 0.1
+
+
+def test_contrast_prototypes_come_from_bag_labels_only():
+    """Candidates are the class-1 patches with no class-0 counterpart; a missing class is a DataError."""
+    sample = contrast_sample()
+    found = contrast_prototypes(sample, 2, 4, 8, 0.05, seed=0)
+    planted = np.zeros(len(sample.targets), dtype=bool)
+    planted[600 : 600 + 600 // 33] = True
+    class1 = sample.targets == 1
+    assert found.candidates[planted].all() and found.centres.shape == (16, D)
+    assert found.candidates[class1].sum() == max(4, int(np.ceil(0.05 * 600)))
+    one_class = InstanceSample(sample.features, np.zeros_like(sample.targets), sample.bags)
+    with pytest.raises(DataError, match="every class"):
+        contrast_prototypes(one_class, 2, 4, 8, 0.05, seed=0)

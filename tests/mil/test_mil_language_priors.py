@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from wsi_engine.mil.base import InstanceSample
 from wsi_engine.mil.libra import LibraConfig, LibraMIL
 from wsi_engine.mil.train import Part, TrainConfig, train_fold
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
@@ -91,7 +92,13 @@ def held_out_auc(kind: str, shots: int, seed: int) -> float:
     torch_seed = seed_everything(seed, shots, 0)
     model = LibraMIL(LibraConfig(**OPTIONS), D, C, text(entities, kind, seed))
     if model.wants_instance_sample:
-        model.prepare(np.concatenate([table[i][0] for i in ids("train")]), seed)
+        train_ids = ids("train")
+        model.prepare(
+            InstanceSample.from_bags(
+                [table[i][0] for i in train_ids], [table[i][1] for i in train_ids]
+            ),
+            seed,
+        )
     result = train_fold(
         model,
         Reader(table),

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from wsi_engine.mil.base import InstanceSample
 from wsi_engine.mil.libra import LibraConfig, LibraMIL
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
 
@@ -127,9 +128,9 @@ def test_kmeans_prototype_initialisation_is_seeded():
     model = make("sot", proto_init="kmeans")
     assert model.wants_instance_sample
     sample = bag(200, seed=5).numpy()
-    model.prepare(sample, seed=0)
+    model.prepare(InstanceSample.from_bags([sample], [0]), seed=0)
     first = model.visual_prototypes.detach().clone()
-    model.prepare(sample, seed=0)
+    model.prepare(InstanceSample.from_bags([sample], [0]), seed=0)
     torch.testing.assert_close(model.visual_prototypes.detach(), first)
     assert first.shape == (5, D)
 

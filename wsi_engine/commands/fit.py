@@ -109,7 +109,7 @@ def fit_command(
     fusion: str | None = typer.Option(
         None,
         "--fusion",
-        help="Libra-MIL fusion: sot, sot-instance, none or concat [none]; several, comma-separated, "
+        help="Libra-MIL fusion: contrast, sot, sot-instance, none or concat [contrast]; several, comma-separated, "
         "fit each on the same splits and seeds into --out/<mode> and print paired differences.",
     ),
     kv: int | None = typer.Option(None, "--kv", help="Libra-MIL visual prototypes K_v [10]."),
@@ -227,7 +227,7 @@ FIT_KEYS = {
 TRAIN_KEYS = ("epochs", "patience", "val_loss_tolerance", "lr", "loss", "resample")
 
 
-FUSION_MODES = ("sot", "sot-instance", "none", "concat")
+FUSION_MODES = ("contrast", "sot", "sot-instance", "none", "concat")
 
 
 def _fusion_modes(text: str | None) -> list[str] | None:
@@ -239,7 +239,7 @@ def _fusion_modes(text: str | None) -> list[str] | None:
     if not modes or bad or len(set(modes)) != len(modes):
         raise ConfigError(
             f"--fusion {text!r} must list distinct modes among {', '.join(FUSION_MODES)}",
-            hint="e.g. --fusion sot or --fusion sot,sot-instance,none,concat",
+            hint="e.g. --fusion sot or --fusion contrast,sot,sot-instance,none,concat",
         )
     return modes
 

@@ -18,8 +18,7 @@ class MILOutput:
     bag, or ``None``; ``instance_score`` (N,) one scalar of evidence per
     instance, or ``None``; ``bag_embedding`` (H,) the bag representation
     before the classifier (for auxiliary losses such as CLIP-IT's text
-    distillation), or ``None``.
-    instance, or ``None``; ``aux_loss`` a scalar the trainer adds to the
+    distillation), or ``None``; ``aux_loss`` a scalar the trainer adds to the
     classification loss (e.g. a prototype loss), or ``None``.
     """
 
@@ -54,8 +53,8 @@ class MILModel(nn.Module):
         """True when :meth:`prepare` needs a sample of training patches before training."""
         return False
 
-    def prepare(self, sample: np.ndarray, seed: int) -> None:
-        """Data-dependent initialisation from ``sample`` (M, D) pooled training patches (default: none)."""
+    def prepare(self, sample: InstanceSample, seed: int) -> None:
+        """Data-dependent initialisation from a sample of pooled training patches (default: none)."""
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimiser parameter groups (default: one group at ``lr``)."""
@@ -68,6 +67,30 @@ class MILModel(nn.Module):
     def evaluation_diagnostics(self, bags: Iterable[torch.Tensor]) -> dict[str, float]:
         """Scalars describing the model's behaviour on held-out ``bags`` (default: none)."""
         return {}
+
+
+@dataclass(frozen=True)
+class InstanceSample:
+    """Training patches pooled over the training slides, for data-dependent initialisation.
+
+    ``features`` (M, D) float32; ``targets`` (M,) the class index of each patch's slide (bag
+    labels, never patch labels); ``bags`` (M,) the index of each patch's slide.
+    """
+
+    features: np.ndarray
+    targets: np.ndarray
+    bags: np.ndarray
+
+    @classmethod
+    def from_bags(cls, bags: list[np.ndarray], targets: list[int]) -> InstanceSample:
+        """All patches of ``bags`` (each (N_i, D)), labelled with their bag's class ``targets``."""
+        return cls(
+            np.concatenate(bags).astype(np.float32),
+            np.concatenate(
+                [np.full(len(b), t, dtype=np.int64) for b, t in zip(bags, targets, strict=True)]
+            ),
+            np.concatenate([np.full(len(b), i, dtype=np.int64) for i, b in enumerate(bags)]),
+        )
 
 
 def mlp_projection(in_dim: int, out_dim: int, activation: bool = True) -> nn.Sequential:

@@ -364,7 +364,10 @@ def _fit_split(
         None if text_targets is None else text_targets.distiller(options.dim, list(train.ids))
     )
     if model.wants_instance_sample:
-        model.prepare(reader.sample_instances(train.ids, config.train.kmeans_patches, seed), seed)
+        sample = reader.sample_instances(
+            list(train.ids), train.targets, config.train.kmeans_patches, seed
+        )
+        model.prepare(sample, seed)
     model.to(reader.device)
     result = train_fold(
         model,

@@ -66,7 +66,8 @@ from kernels import sinkhorn_torch, transport_scores
 from wsi_engine.config.loader import StrictModel
 from wsi_engine.errors import DataError
 from wsi_engine.mil.attention import CrossAttention, SharedScorer
-from wsi_engine.mil.base import MILModel, MILOutput, mlp_projection
+from wsi_engine.mil.base import InstanceSample, MILModel, MILOutput, mlp_projection
+from wsi_engine.mil.contrast import contrast_prototypes
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
 
 QueryLevel = Literal["label", "basic", "detailed", "bag_low", "bag_high"]
@@ -81,32 +82,52 @@ class LibraConfig(StrictModel):
     kt_text_free: int = Field(
         16, ge=1, description="size of the learned second prototype set (text-free form)"
     )
-    fusion: Literal["sot", "sot-instance", "none", "concat"] = Field(
-        "none",
-        description="instance re-weighting by the prototype fusion; default none, the mode the "
+    fusion: Literal["contrast", "sot", "sot-instance", "none", "concat"] = Field(
+        "contrast",
+        description="instance re-weighting by the prototype fusion; default contrast, the mode the "
         "real-feature benchmark supports (docs/mil.md)",
+    )
+    diagnostic_per_class: int = Field(
+        4, ge=1, description="contrast fusion: diagnostic visual prototypes per class"
+    )
+    background_prototypes: int = Field(
+        8, ge=1, description="contrast fusion: background visual prototypes"
+    )
+    diagnostic_quantile: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="contrast fusion: fraction of each class's training patches, least like any "
+        "patch of another class, that seeds its diagnostic prototypes",
+    )
+    background_mass: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="contrast fusion: share of a bag's mass the plan sends to the background prototypes",
     )
     ot_eps: float = Field(0.05, gt=0, description="entropic regularisation ε of the Sinkhorn plan")
     ot_iters: int = Field(20, ge=1, description="Sinkhorn iterations L")
     reweight_tau: float = Field(
-        0.1,
+        1.0,
         gt=0,
         description="initial temperature τ_f of the instance re-weighting (of the standardised score)",
     )
     marginal_tau: float = Field(
-        math.e,
+        0.1,
         gt=0,
-        description="initial temperature τ_v, τ_t of the marginal softmaxes (released code: e = 2.718)",
+        description="initial temperature τ_v, τ_t of the sot marginal softmaxes (released code: "
+        "e = 2.718, which leaves them uniform)",
     )
     gate_init: float | None = Field(
-        None,
+        0.9,
         gt=0,
         lt=1,
         description="gated residual re-weighting w = (1 − g) + g·N·softmax(z / τ_f), g learned "
-        "from this initial value; unset: w = N·softmax(z / τ_f)",
+        "from this initial value; null: w = N·softmax(z / τ_f)",
     )
     score_norm: Literal["standardize", "none"] = Field(
-        "none", description="standardise the fused score within the bag before re-weighting"
+        "standardize", description="standardise the fused score within the bag before re-weighting"
     )
     fusion_lr_scale: float = Field(
         1.0, ge=0, description="learning-rate multiplier of the temperatures τ_v, τ_t, τ_f"
@@ -171,7 +192,8 @@ class LibraMIL(MILModel):
             # image and text share a space: start φ_t as φ_v's Linear-LN, so that the projected
             # queries and text prototypes keep their relation to the projected patches
             self.phi_t.load_state_dict(self.phi_v.state_dict())
-        self.visual_prototypes = nn.Parameter(torch.randn(config.kv, feature_dim))
+        self.n_classes = n_classes
+        self.visual_prototypes = nn.Parameter(torch.randn(self.n_visual_prototypes, feature_dim))
         self.text_prototypes = nn.Parameter(entities)
         self.query_embeddings = nn.Parameter(levels)
         self.level_logits = (
@@ -219,9 +241,11 @@ class LibraMIL(MILModel):
         sv, st = xn @ pv.T, xn @ pt.T  # (N, Kv), (N, Kt)
         if self.concat_score is not None:
             return Fusion(self.concat_score(torch.cat([sv, st], dim=-1)).squeeze(-1))
+        eps, iters = self.config.ot_eps, self.config.ot_iters
+        if self.config.fusion == "contrast":
+            return self._contrast_fusion(sv, st, independent)
         tau_v, tau_t = self.tau_v.clamp(-7.0, 7.0).exp(), self.tau_t.clamp(-7.0, 7.0).exp()
         cost = (1.0 - pv @ pt.T).clamp_min(0.0)  # (Kv, Kt); rounding can dip below 0
-        eps, iters = self.config.ot_eps, self.config.ot_iters
         if self.config.fusion == "sot":
             mu = torch.softmax(sv.mean(0) / tau_v, dim=0)
             nu = torch.softmax(st.mean(0) / tau_t, dim=0)
@@ -238,6 +262,35 @@ class LibraMIL(MILModel):
         else:  # plans (Kt, Kv) per instance, rows = text as in the released code
             score = transport_scores(st, sv, nu, mu, cost.T, eps, iters, self.config.ot_backend)
         return Fusion(score, mu, nu, cost)
+
+    def _contrast_fusion(self, sv: torch.Tensor, st: torch.Tensor, independent: bool) -> Fusion:
+        """One plan per bag from its N instances (mass 1/N each) to the prototypes: the diagnostic
+        ones (visual, and the text entities when there is text) share 1 − ``background_mass``,
+        the background ones ``background_mass``, uniformly within each side; cost 1 − cos.
+        s_j = N · (mass of instance j sent to diagnostic prototypes) ∈ [0, 1]."""
+        kd = self.n_classes * self.config.diagnostic_per_class
+        diagnostic = [sv[:, :kd]] if self.text_free else [sv[:, :kd], st]
+        sims = torch.cat([*diagnostic, sv[:, kd:]], dim=-1)  # (N, K): diagnostic, then background
+        n, k_all = sims.shape
+        k_background = self.config.background_prototypes
+        k_diagnostic = k_all - k_background
+        share = self.config.background_mass
+        nu = torch.cat(
+            [
+                sims.new_full((k_diagnostic,), (1.0 - share) / k_diagnostic),
+                sims.new_full((k_background,), share / k_background),
+            ]
+        )
+        mu = sims.new_full((n,), 1.0 / n)
+        cost = (1.0 - sims).clamp_min(0.0)
+        eps, iters = self.config.ot_eps, self.config.ot_iters
+        plan = (
+            torch.outer(mu, nu)
+            if independent
+            else sinkhorn_torch(mu, nu, cost, eps, num_iter=iters)
+        )
+        score = n * plan[:, :k_diagnostic].sum(-1)
+        return Fusion(score, mu[None], nu[None], cost)
 
     def fused_scores(self, x: torch.Tensor) -> torch.Tensor:
         """(N,) fused per-instance score s from projected instances x (N, H)."""
@@ -293,34 +346,55 @@ class LibraMIL(MILModel):
         return "attention" if self.config.fusion == "none" else "instance_score"
 
     @property
+    def n_visual_prototypes(self) -> int:
+        """K_v: ``kv``, or for the contrast fusion C · ``diagnostic_per_class`` + ``background_prototypes``."""
+        if self.config.fusion != "contrast":
+            return self.config.kv
+        return self.n_classes * self.config.diagnostic_per_class + self.config.background_prototypes
+
+    @property
     def wants_instance_sample(self) -> bool:
-        return self.config.proto_init != "random"
+        return self.config.fusion == "contrast" or self.config.proto_init != "random"
 
-    def prepare(self, sample: np.ndarray, seed: int) -> None:
-        """Initialise the visual prototypes from ``sample`` (M, D) of training patches.
+    def prepare(self, sample: InstanceSample, seed: int) -> None:
+        """Initialise the visual prototypes from a sample of training patches.
 
-        ``data``: draws from the normal distribution with the sample's per-feature mean and
+        ``contrast`` fusion: the diagnostic and background prototypes of
+        :func:`wsi_engine.mil.contrast.contrast_prototypes` (``proto_init`` is not used).
+        Otherwise by ``proto_init``: ``data``: draws from the normal distribution with the sample's per-feature mean and
         variance (prototypes at the scale of the patches, which N(0, 1) is not for features of
         another norm); ``kmeans``: the k-means centres.
         """
+        if self.config.fusion == "contrast":
+            found = contrast_prototypes(
+                sample,
+                self.n_classes,
+                self.config.diagnostic_per_class,
+                self.config.background_prototypes,
+                self.config.diagnostic_quantile,
+                seed,
+            )
+            self._set_visual_prototypes(found.centres)
+            return
+        features = sample.features
         if self.config.proto_init == "data":
             rng = np.random.default_rng(seed)
-            draw = rng.standard_normal((self.config.kv, sample.shape[1]))
-            protos = sample.mean(0) + draw * sample.std(0)
-            with torch.no_grad():
-                self.visual_prototypes.copy_(torch.from_numpy(protos.astype(np.float32)))
-            self._initial_prototypes = self._prototype_snapshot()
+            draw = rng.standard_normal((self.config.kv, features.shape[1]))
+            self._set_visual_prototypes(features.mean(0) + draw * features.std(0))
             return
         from sklearn.cluster import KMeans
 
         k = self.config.kv
-        if len(sample) < k:
+        if len(features) < k:
             raise DataError(
-                f"k-means initialisation of {k} visual prototypes got only {len(sample)} training patches"
+                f"k-means initialisation of {k} visual prototypes got only {len(features)} training patches"
             )
-        centres = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(sample).cluster_centers_
+        kmeans = KMeans(n_clusters=k, n_init=3, random_state=seed % 2**31)
+        self._set_visual_prototypes(kmeans.fit(features).cluster_centers_)
+
+    def _set_visual_prototypes(self, values: np.ndarray) -> None:
         with torch.no_grad():
-            self.visual_prototypes.copy_(torch.from_numpy(centres.astype(np.float32)))
+            self.visual_prototypes.copy_(torch.from_numpy(values.astype(np.float32)))
         self._initial_prototypes = self._prototype_snapshot()
 
     # --------------------------------------------------------------- forward
@@ -419,7 +493,7 @@ class LibraMIL(MILModel):
         out["fusion.entropy_v"] = _normalised_entropy(fusion.mu)
         out["fusion.entropy_t"] = _normalised_entropy(fusion.nu)
         eps, iters = self.config.ot_eps, self.config.ot_iters
-        if self.config.fusion == "sot":
+        if self.config.fusion in ("sot", "contrast"):
             mu, nu, cost = fusion.mu[0], fusion.nu[0], fusion.cost
         else:  # per-instance plans (Kt, Kv) on a subsample
             keep = torch.linspace(0, len(x) - 1, min(len(x), 256)).long()

@@ -98,9 +98,6 @@ def run_demo(
             task=DEMO_TASK,
             encoder=DEMO_ENCODER,
             model="libra",
-            # the demo shows the transport score as per-patch evidence (the default fusion is
-            # none: docs/mil.md, measured effect of each mode)
-            model_options={"fusion": "sot"},
             shots=[size.shots],
             folds=size.folds,
             seed=seed,
