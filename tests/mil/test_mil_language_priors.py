@@ -16,9 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wsi_engine.mil.base import InstanceSample
 from wsi_engine.mil.libra import LibraConfig, LibraMIL
-from wsi_engine.mil.train import Part, TrainConfig, train_fold
+from wsi_engine.mil.train import Part, TrainConfig, prepare_model, train_fold
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
 from wsi_engine.training.seeding import seed_everything
 
@@ -91,14 +90,7 @@ def held_out_auc(kind: str, shots: int, seed: int) -> float:
     ids = lambda p: sorted(k for k in table if k.startswith(p))  # noqa: E731
     torch_seed = seed_everything(seed, shots, 0)
     model = LibraMIL(LibraConfig(**OPTIONS), D, C, text(entities, kind, seed))
-    if model.wants_instance_sample:
-        train_ids = ids("train")
-        model.prepare(
-            InstanceSample.from_bags(
-                [table[i][0] for i in train_ids], [table[i][1] for i in train_ids]
-            ),
-            seed,
-        )
+    prepare_model(model, Reader(table), part(table, ids("train")), 20000, seed)
     result = train_fold(
         model,
         Reader(table),

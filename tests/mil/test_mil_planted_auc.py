@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from wsi_engine.mil.registry import create_model, model_config
-from wsi_engine.mil.train import Part, TrainConfig, train_fold
+from wsi_engine.mil.train import Part, TrainConfig, prepare_model, train_fold
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
 from wsi_engine.training.seeding import seed_everything
 
@@ -24,7 +24,12 @@ def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("model_name", "options"),
-    [("libra", {"dim": 64, "heads": 4, "kv": 4}), ("abmil", {"dim": 64, "attention_dim": 32})],
+    [
+        ("libra", {"dim": 64, "heads": 4, "kv": 4}),
+        ("libra", {"dim": 64, "heads": 4, "kv": 4, "fusion": "none"}),
+        ("abmil", {"dim": 64, "attention_dim": 32}),
+    ],
+    ids=["libra", "libra-none", "abmil"],
 )
 def test_planted_instances_16_shots(model_name, options):
     bags = synthetic_bags(n_per_class=32, dim=DIM, size=(100, 200), witness=(0.1, 0.3), seed=7)
@@ -45,8 +50,16 @@ def test_planted_instances_16_shots(model_name, options):
     seed = seed_everything(0, 16, 0)
     model = create_model(model_name, model_config(model_name, options), DIM, 2, text)
     config = TrainConfig(epochs=15, patience=15, lr=5e-4)
+    prepare_model(model, InMemoryBags(bags), train, config.kmeans_patches, seed)
     result = train_fold(model, InMemoryBags(bags), train, val, test, 2, config, seed)
     assert result.test_metrics["auc"] >= 0.95, result.test_metrics
+    if options.get("fusion", "contrast") == "contrast" and model_name == "libra":
+        # the planted instances shift by 2.5 along a direction of 32-d isotropic noise: no training
+        # patch is clearly class-specific (logistic-regression probability < 0.9), so the
+        # default fusion finds no diagnostic prototypes and leaves the weights uniform
+        assert model.diagnostics()["diagnostic_prototypes"] == 0
+        assert model.preferred_evidence == "attention"
+        return
     # the per-instance evidence ranks the planted instances first in positive bags
     positives = by_class[1][24:32]
     with torch.inference_mode():

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from wsi_engine.errors import DataError
-from wsi_engine.mil.base import InstanceSample
 from wsi_engine.store import PatchStore, find_stores, store_slide_id
 from wsi_engine.training.stores import read_bag
 
@@ -192,23 +191,3 @@ class BagReader:
         else:
             self._cache.move_to_end(slide_id)
         return torch.from_numpy(values.astype(np.float32))
-
-    def sample_instances(
-        self, slide_ids: list[str], targets: np.ndarray, max_total: int, seed: int
-    ) -> InstanceSample:
-        """At most ``max_total`` patches pooled evenly over ``slide_ids`` (seeded), each with its
-        slide's class index (``targets`` (n,), aligned with ``slide_ids``) and slide index."""
-        rng = np.random.default_rng(seed)
-        per_slide = max(1, max_total // max(1, len(slide_ids)))
-        parts, classes, bags = [], [], []
-        for index, slide_id in enumerate(slide_ids):
-            bag = self.get(slide_id).numpy()
-            take = rng.choice(len(bag), size=min(per_slide, len(bag)), replace=False)
-            parts.append(bag[np.sort(take)])
-            classes.append(np.full(len(take), targets[index], dtype=np.int64))
-            bags.append(np.full(len(take), index, dtype=np.int64))
-        return InstanceSample(
-            np.concatenate(parts)[:max_total],
-            np.concatenate(classes)[:max_total],
-            np.concatenate(bags)[:max_total],
-        )

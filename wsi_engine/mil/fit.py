@@ -23,7 +23,7 @@ from wsi_engine.errors import ConfigError
 from wsi_engine.mil import fewshot, report, rundir, seeds
 from wsi_engine.mil.data import BagReader, Cohort, build_cohort, read_labels
 from wsi_engine.mil.registry import create_model, get_spec, model_config
-from wsi_engine.mil.train import FoldResult, Part, TrainConfig, train_fold
+from wsi_engine.mil.train import FoldResult, Part, TrainConfig, prepare_model, train_fold
 from wsi_engine.prompts import (
     LanguagePriors,
     TaskEmbeddings,
@@ -363,11 +363,7 @@ def _fit_split(
     auxiliary = (
         None if text_targets is None else text_targets.distiller(options.dim, list(train.ids))
     )
-    if model.wants_instance_sample:
-        sample = reader.sample_instances(
-            list(train.ids), train.targets, config.train.kmeans_patches, seed
-        )
-        model.prepare(sample, seed)
+    prepare_model(model, reader, train, config.train.kmeans_patches, seed)
     model.to(reader.device)
     result = train_fold(
         model,

@@ -100,6 +100,14 @@ class LibraConfig(StrictModel):
         description="contrast fusion: fraction of each class's training patches, least like any "
         "patch of another class, that seeds its diagnostic prototypes",
     )
+    diagnostic_min_probability: float = Field(
+        0.9,
+        gt=0,
+        lt=1,
+        description="contrast fusion: a candidate diagnostic patch needs at least this probability "
+        "of its slide's class from a logistic regression on slide labels; a class with too few "
+        "gets no diagnostic prototypes",
+    )
     background_mass: float = Field(
         0.5,
         gt=0,
@@ -194,6 +202,12 @@ class LibraMIL(MILModel):
             self.phi_t.load_state_dict(self.phi_v.state_dict())
         self.n_classes = n_classes
         self.visual_prototypes = nn.Parameter(torch.randn(self.n_visual_prototypes, feature_dim))
+        if (
+            config.fusion == "contrast"
+        ):  # how many visual prototypes are diagnostic (set by prepare)
+            self.register_buffer(
+                "n_diagnostic", torch.tensor(n_classes * config.diagnostic_per_class)
+            )
         self.text_prototypes = nn.Parameter(entities)
         self.query_embeddings = nn.Parameter(levels)
         self.level_logits = (
@@ -265,19 +279,22 @@ class LibraMIL(MILModel):
 
     def _contrast_fusion(self, sv: torch.Tensor, st: torch.Tensor, independent: bool) -> Fusion:
         """One plan per bag from its N instances (mass 1/N each) to the prototypes: the diagnostic
-        ones (visual, and the text entities when there is text) share 1 − ``background_mass``,
+        ones (visual, and the text entities when there is text and a visual one) share 1 − ``background_mass``,
         the background ones ``background_mass``, uniformly within each side; cost 1 − cos.
         s_j = N · (mass of instance j sent to diagnostic prototypes) ∈ [0, 1]."""
-        kd = self.n_classes * self.config.diagnostic_per_class
-        diagnostic = [sv[:, :kd]] if self.text_free else [sv[:, :kd], st]
+        kd = int(self.n_diagnostic)
+        # text entities count as diagnostic only beside visual evidence of class-specific tissue
+        diagnostic = [sv[:, :kd]] if self.text_free or kd == 0 else [sv[:, :kd], st]
         sims = torch.cat([*diagnostic, sv[:, kd:]], dim=-1)  # (N, K): diagnostic, then background
         n, k_all = sims.shape
-        k_background = self.config.background_prototypes
+        k_background = sv.shape[1] - kd
         k_diagnostic = k_all - k_background
         share = self.config.background_mass
+        if k_diagnostic == 0:  # no class-specific tissue found: s = 0, uniform weights
+            share = 1.0
         nu = torch.cat(
             [
-                sims.new_full((k_diagnostic,), (1.0 - share) / k_diagnostic),
+                sims.new_full((k_diagnostic,), (1.0 - share) / max(k_diagnostic, 1)),
                 sims.new_full((k_background,), share / k_background),
             ]
         )
@@ -342,8 +359,13 @@ class LibraMIL(MILModel):
 
     @property
     def preferred_evidence(self) -> str:
-        """``instance_score`` (the fused score s) when there is a fusion, else attention."""
-        return "attention" if self.config.fusion == "none" else "instance_score"
+        """``instance_score`` (the fused score s) when there is a fusion, else attention (also for
+        a contrast fusion that found no diagnostic prototypes: its score is then 0)."""
+        if self.config.fusion == "none" or (
+            self.config.fusion == "contrast" and int(self.n_diagnostic) == 0
+        ):
+            return "attention"
+        return "instance_score"
 
     @property
     def n_visual_prototypes(self) -> int:
@@ -372,8 +394,10 @@ class LibraMIL(MILModel):
                 self.config.diagnostic_per_class,
                 self.config.background_prototypes,
                 self.config.diagnostic_quantile,
+                self.config.diagnostic_min_probability,
                 seed,
             )
+            self.n_diagnostic.fill_(found.n_diagnostic)
             self._set_visual_prototypes(found.centres)
             return
         features = sample.features
@@ -521,6 +545,8 @@ class LibraMIL(MILModel):
             out["tau_f"] = float(self.log_tau_f.detach().exp())
         if self.gate_logit is not None:
             out["gate"] = float(torch.sigmoid(self.gate_logit.detach()))
+        if self.config.fusion == "contrast":
+            out["diagnostic_prototypes"] = float(self.n_diagnostic)
         if self.config.fusion in ("sot", "sot-instance"):
             out["tau_v"] = float(self.tau_v.detach().exp())
             out["tau_t"] = float(self.tau_t.detach().exp())

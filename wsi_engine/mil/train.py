@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from wsi_engine.config.loader import StrictModel
-from wsi_engine.mil.base import MILModel
+from wsi_engine.mil.base import InstanceSample, MILModel
 from wsi_engine.mil.data import BagReader
 from wsi_engine.mil.losses import FocalGamma, LossName, ReinforceWeight, make_loss
 from wsi_engine.mil.metrics import classification_metrics
@@ -62,7 +62,10 @@ class TrainConfig(StrictModel):
         "(the earlier epoch is kept); 0: any decrease counts",
     )
     kmeans_patches: int = Field(
-        20000, ge=1, description="training patches pooled for k-means prototype initialisation"
+        20000,
+        ge=1,
+        description="training patches pooled for data-dependent prototype initialisation "
+        "(k-means, the contrast fusion's diagnostic and background prototypes)",
     )
 
 
@@ -95,6 +98,34 @@ class Part:
 
     ids: list[str]
     targets: np.ndarray
+
+
+class Bags(Protocol):
+    """Where training reads bags: ``get(slide_id)`` → (N, D) float32 tensor (:class:`BagReader`)."""
+
+    def get(self, slide_id: str) -> torch.Tensor: ...
+
+
+def sample_instances(bags: Bags, part: Part, max_total: int, seed: int) -> InstanceSample:
+    """At most ``max_total`` patches pooled evenly over ``part``'s slides (seeded), each labelled
+    with its slide's class and index."""
+    rng = np.random.default_rng(seed)
+    per_slide = max(1, max_total // max(1, len(part.ids)))
+    chosen = []
+    for slide_id in part.ids:
+        bag = bags.get(slide_id).cpu().numpy()
+        take = rng.choice(len(bag), size=min(per_slide, len(bag)), replace=False)
+        chosen.append(bag[np.sort(take)])
+    sample = InstanceSample.from_bags(chosen, [int(t) for t in part.targets])
+    keep = slice(0, max_total)
+    return InstanceSample(sample.features[keep], sample.targets[keep], sample.bags[keep])
+
+
+def prepare_model(model: MILModel, bags: Bags, train: Part, max_patches: int, seed: int) -> None:
+    """The model's data-dependent initialisation (:meth:`MILModel.prepare`) from a sample of the
+    training slides' patches, when it wants one (k-means prototypes, the contrast fusion)."""
+    if model.wants_instance_sample:
+        model.prepare(sample_instances(bags, train, max_patches, seed), seed)
 
 
 def train_fold(
