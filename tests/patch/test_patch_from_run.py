@@ -157,7 +157,7 @@ def test_second_resolution_views_feed_the_metric_loss(
     ("model", "options", "extra", "used"),
     [
         ("libra", {"dim": 16, "heads": 2, "kv": 3, "fusion": "sot"}, [], "instance_score"),
-        ("libra", None, [], "attention"),  # default fusion none
+        ("libra", {"dim": 16, "heads": 2, "fusion": "none"}, [], "attention"),
         ("libra", None, ["--evidence", "attention"], "attention"),
         ("abmil", None, [], "attention"),
         ("abmil", None, ["--evidence", "instance_score"], "instance_score"),

@@ -112,9 +112,16 @@ def fit_command(
         help="Libra-MIL fusion: contrast, sot, sot-instance, none or concat [contrast]; several, comma-separated, "
         "fit each on the same splits and seeds into --out/<mode> and print paired differences.",
     ),
-    kv: int | None = typer.Option(None, "--kv", help="Libra-MIL visual prototypes K_v [10]."),
+    kv: int | None = typer.Option(
+        None,
+        "--kv",
+        help="Libra-MIL visual prototypes K_v of sot, sot-instance, concat [10] (contrast: "
+        "diagnostic_per_class x classes + background_prototypes).",
+    ),
     proto_init: str | None = typer.Option(
-        None, "--proto-init", help="Libra-MIL visual prototypes: random, data or kmeans [random]."
+        None,
+        "--proto-init",
+        help="Libra-MIL visual prototypes of sot, sot-instance, concat: random, data or kmeans [random].",
     ),
     set_options: list[str] = typer.Option(
         [],
@@ -311,6 +318,7 @@ def results_table(summary: dict[int, dict[str, dict[str, float]]], model: str) -
 
 #: (column header, key in a fold row's ``fusion`` entry, format) of the fusion table.
 FUSION_COLUMNS = (
+    ("diag. P_v", "diagnostic_prototypes", "{:.1f}"),
     ("H(μ_v)", "fusion.entropy_v", "{:.3f}"),
     ("H(ν_t)", "fusion.entropy_t", "{:.3f}"),
     ("KL(T‖μνᵀ)", "fusion.kl_plan", "{:.3f}"),
@@ -329,7 +337,8 @@ FUSION_COLUMNS = (
 def fusion_table(rows: list[dict[str, Any]]) -> Table:
     """What the fusion did: test-bag diagnostics of the kept models, mean over folds per shots.
 
-    Entropies over log K (1 = uniform marginals); Δp: largest change of a class probability when
+    diag. P_v: diagnostic prototypes the contrast fusion found (0: it found no class-specific
+    tissue and left the weights uniform); entropies over log K (1 = uniform marginals); Δp: largest change of a class probability when
     every plan T is replaced by μνᵀ; ESS/N and max w: the instance weights (mean 1); moved:
     prototype displacement ‖P − P_0‖/‖P_0‖; grad: RMS gradient entry (mean over the first epoch).
     """

@@ -406,7 +406,7 @@ def _privileged_targets(
 
 
 #: Entries of the kept epoch's training record that describe the fusion.
-FUSION_RECORD_PREFIXES = ("grad_rms.", "displacement.", "tau_", "gate")
+FUSION_RECORD_PREFIXES = ("grad_rms.", "displacement.", "tau_", "gate", "diagnostic_prototypes")
 
 
 def fusion_summary(

@@ -7,6 +7,15 @@ For one bag X (N, D) and C classes:
 2. Similarities S_v = cos(X', P_v') (N, K_v), S_t = cos(X', P_t') (N, K_t).
 3. Fusion (``config.fusion``), temperatures τ_v, τ_t learned (init ``marginal_tau``):
 
+   ``contrast`` (default: the mode the real-feature benchmark supports, docs/mil.md)
+       one plan per bag from its instances to the prototypes: P_v holds diagnostic
+       prototypes (per class, from training patches of that class with no close
+       counterpart in the other classes, :mod:`wsi_engine.mil.contrast`) and
+       background prototypes; with text, the text prototypes join the diagnostic
+       side. μ = 1/N per instance, ν gives the background side ``background_mass``;
+       cost = 1 − cos(x'_j, P'_k); T = Sinkhorn(μ, ν, cost, ε, L) (torch twin);
+       s_j = N Σ_{k diagnostic} T_jk, the share of instance j's mass sent to
+       diagnostic prototypes. Replacing T by μνᵀ makes s constant (uniform weights).
    ``sot``
        one plan per bag: μ = softmax(mean_j S_v / τ_v), ν = softmax(mean_j S_t / τ_t);
        cost = 1 − cos(P_v', P_t') (K_v, K_t); T = Sinkhorn(μ, ν, cost, ε, L);
@@ -19,16 +28,16 @@ For one bag X (N, D) and C classes:
        the torch twin on a GPU; ``ot_backend``).
    ``concat``
        s_j = a · [S_v[j], S_t[j]] + b (both prototype sets, no transport).
-   ``none`` (default: the real-feature benchmark supports no fusion over it, docs/mil.md)
+   ``none``
        no fusion (what the released Libra-MIL code computes, since its fusion
        is an exact identity; the prototypes then get no gradient).
 
    For every mode but ``none`` the score is standardised within the bag,
-   z = (s − mean s) / std s (``score_norm``; the raw scores of a bag differ by
-   1e-3, too little to re-weight anything), and the instances are re-weighted by
-   w = N · softmax_j(z / τ_f) (mean weight 1; τ_f learned, init ``reweight_tau``,
-   1/τ_f is the fusion strength; with ``gate_init`` the gated residual
-   w = (1 − g)·1 + g·N·softmax(z / τ_f), g learned) inside the attention: every query's attention
+   z = (s − mean s) / std s (``score_norm``, default; the raw ``sot`` scores of a bag
+   differ by 1e-3, too little to re-weight anything), and the instances are re-weighted
+   by the gated residual w = (1 − g)·1 + g·N·softmax(z / τ_f) (mean weight 1; g learned
+   from ``gate_init`` 0.9, null for w = N·softmax(z / τ_f); τ_f learned from
+   ``reweight_tau`` 1, 1/τ_f is the fusion strength) inside the attention: every query's attention
    to instance j is multiplied by w_j and renormalised,
    a_cj ∝ w_j · exp(q_c · k_j / √d_h), i.e. log w is added to the attention
    logits. (Scaling the keys/values, X_f = w ⊙ X', also scales the attention
