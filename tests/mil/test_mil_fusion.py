@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from wsi_engine.errors import DataError
 from wsi_engine.mil.base import InstanceSample
-from wsi_engine.mil.contrast import contrast_prototypes
+from wsi_engine.mil.contrast import ContrastConfig, contrast_prototypes
 from wsi_engine.mil.libra import LibraConfig, LibraMIL
 from wsi_engine.mil.train import Part, TrainConfig, train_fold
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
@@ -239,7 +239,7 @@ def test_contrast_finds_planted_patches_and_the_plan_reaches_the_output():
 def test_contrast_prototypes_come_from_bag_labels_only():
     """Candidates are the class-1 patches with no class-0 counterpart; a missing class is a DataError."""
     sample = contrast_sample()
-    found = contrast_prototypes(sample, 2, 4, 8, 0.05, 0.9, seed=0)
+    found = contrast_prototypes(sample, 2, ContrastConfig(), seed=0)
     planted = np.zeros(len(sample.targets), dtype=bool)
     planted[600 : 600 + 600 // 33] = True
     class1 = sample.targets == 1
@@ -247,4 +247,4 @@ def test_contrast_prototypes_come_from_bag_labels_only():
     assert found.candidates[class1].sum() == max(4, int(np.ceil(0.05 * 600)))
     one_class = InstanceSample(sample.features, np.zeros_like(sample.targets), sample.bags)
     with pytest.raises(DataError, match="every class"):
-        contrast_prototypes(one_class, 2, 4, 8, 0.05, 0.9, seed=0)
+        contrast_prototypes(one_class, 2, ContrastConfig(), seed=0)

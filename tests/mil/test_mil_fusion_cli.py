@@ -46,3 +46,24 @@ def test_fusion_option_refuses_unknown_modes(cohort, capsys):
     root, stores, labels = cohort
     assert main(fit_args(stores, labels, root / "bad", "--fusion", "sot,magic")) == 3
     assert "--fusion" in capsys.readouterr().err
+
+
+def test_default_contrast_fusion_records_its_prototypes_and_takes_nested_settings(cohort, capsys):
+    """The default fit runs the contrast fusion; ``--set contrast.per_class=1`` reaches it, and the
+    run records how many diagnostic prototypes it found (every fold, history and results)."""
+    root, stores, labels = cohort
+    out = root / "contrast"
+    args = fit_args(stores, labels, out, "--set", "contrast.per_class=1", shots="2")
+    args[args.index("--epochs") + 1] = "1"
+    assert main(args) == 0
+    assert "fusion diagnostics" in capsys.readouterr().out
+    run = json.loads((out / "run.json").read_text())
+    assert run["model_config"]["fusion"] == "contrast"
+    assert run["model_config"]["contrast"]["per_class"] == 1
+    for row in json.loads((out / "results.json").read_text())["folds"]:
+        assert row["fusion"]["diagnostic_prototypes"] in (0, 1, 2)  # ≤ per_class × 2 classes
+    history = json.loads(next(out.rglob("history.json")).read_text())
+    assert "diagnostic_prototypes" in history[0]
+    bad = fit_args(stores, labels, root / "bad-contrast", "--set", "contrast.per_clas=1")
+    assert main(bad) == 3
+    assert "per_clas" in capsys.readouterr().err

@@ -116,7 +116,7 @@ def fit_command(
         None,
         "--kv",
         help="Libra-MIL visual prototypes K_v of sot, sot-instance, concat [10] (contrast: "
-        "diagnostic_per_class x classes + background_prototypes).",
+        "contrast.per_class x classes + contrast.background).",
     ),
     proto_init: str | None = typer.Option(
         None,

@@ -17,9 +17,10 @@ A class's candidates are its patches with p_j ≥ ``min_probability`` (clearly c
 most the ``quantile`` fraction (at least ``per_class``) of its patches, by candidacy. A class with
 fewer than ``per_class`` such patches (a class defined by the absence of something, as "normal"
 often is, or features that do not separate) gets no diagnostic prototypes: its slots become
-background prototypes, and with none at all the fusion leaves the weights uniform. The diagnostic prototypes are ``per_class`` k-means centres of
-each such class's candidates; the background prototypes are k-means centres of all the other
-patches. Only slide labels are used (the weak labels of multiple-instance learning), never patch labels.
+background prototypes, and with none at all the fusion leaves the weights uniform. The
+diagnostic prototypes are ``per_class`` k-means centres of each such class's candidates; the
+background prototypes are k-means centres of all the other patches. Only slide labels are used
+(the weak labels of multiple-instance learning), never patch labels.
 """
 
 from __future__ import annotations
@@ -28,11 +29,35 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import Field
 
+from wsi_engine.config.loader import StrictModel
 from wsi_engine.errors import DataError
 from wsi_engine.mil.base import InstanceSample
 
 _BLOCK = 2048  # rows of the similarity matrix held at once
+
+
+class ContrastConfig(StrictModel):
+    """Settings of Libra-MIL's contrast fusion (``--set contrast.<name>=...``)."""
+
+    per_class: int = Field(4, ge=1, description="diagnostic visual prototypes per class")
+    background: int = Field(8, ge=1, description="background visual prototypes")
+    quantile: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="largest fraction of a class's training patches taken as its candidates",
+    )
+    min_probability: float = Field(
+        0.9,
+        gt=0,
+        lt=1,
+        description="least slide-label logistic-regression probability of a candidate's class",
+    )
+    background_mass: float = Field(
+        0.5, gt=0, lt=1, description="share of a bag's mass the plan sends to background prototypes"
+    )
 
 
 @dataclass(frozen=True)
@@ -81,17 +106,12 @@ def class_specificity(features: np.ndarray, targets: np.ndarray) -> tuple[np.nda
 
 
 def contrast_prototypes(
-    sample: InstanceSample,
-    n_classes: int,
-    per_class: int,
-    background: int,
-    quantile: float,
-    min_probability: float,
-    seed: int,
+    sample: InstanceSample, n_classes: int, config: ContrastConfig, seed: int
 ) -> ContrastPrototypes:
-    """Diagnostic (``per_class`` per class) and ``background`` prototypes of a labelled sample."""
+    """Diagnostic (``config.per_class`` per class) and background prototypes of a labelled sample."""
     from sklearn.cluster import KMeans
 
+    per_class, background = config.per_class, config.background
     counts = np.bincount(sample.targets, minlength=n_classes)
     if (counts < per_class).any():
         raise DataError(
@@ -103,10 +123,10 @@ def contrast_prototypes(
     candidates = np.zeros(len(candidacy), dtype=bool)
     classes = []
     for c in range(n_classes):
-        members = np.flatnonzero((sample.targets == c) & (probability >= min_probability))
+        members = np.flatnonzero((sample.targets == c) & (probability >= config.min_probability))
         if len(members) < per_class:
             continue
-        take = max(per_class, math.ceil(quantile * int((sample.targets == c).sum())))
+        take = max(per_class, math.ceil(config.quantile * int((sample.targets == c).sum())))
         candidates[members[np.argsort(-candidacy[members], kind="stable")[:take]]] = True
         classes.append(c)
     n_background = background + per_class * (n_classes - len(classes))
@@ -115,7 +135,7 @@ def contrast_prototypes(
         raise DataError(
             f"the contrast fusion needs at least {n_background} background training patches, "
             f"got {len(rest)}",
-            hint="lower --set background_prototypes, or label more slides",
+            hint="lower --set contrast.background, or label more slides",
         )
 
     def centres(rows: np.ndarray, k: int) -> np.ndarray:

@@ -12,7 +12,7 @@ For one bag X (N, D) and C classes:
        prototypes (per class, from training patches of that class with no close
        counterpart in the other classes, :mod:`wsi_engine.mil.contrast`) and
        background prototypes; with text, the text prototypes join the diagnostic
-       side. μ = 1/N per instance, ν gives the background side ``background_mass``;
+       side. μ = 1/N per instance, ν gives the background side ``contrast.background_mass``;
        cost = 1 − cos(x'_j, P'_k); T = Sinkhorn(μ, ν, cost, ε, L) (torch twin);
        s_j = N Σ_{k diagnostic} T_jk, the share of instance j's mass sent to
        diagnostic prototypes. Replacing T by μνᵀ makes s constant (uniform weights).
@@ -76,7 +76,7 @@ from wsi_engine.config.loader import StrictModel
 from wsi_engine.errors import DataError
 from wsi_engine.mil.attention import CrossAttention, SharedScorer
 from wsi_engine.mil.base import InstanceSample, MILModel, MILOutput, mlp_projection
-from wsi_engine.mil.contrast import contrast_prototypes
+from wsi_engine.mil.contrast import ContrastConfig, contrast_prototypes
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
 
 QueryLevel = Literal["label", "basic", "detailed", "bag_low", "bag_high"]
@@ -96,32 +96,8 @@ class LibraConfig(StrictModel):
         description="instance re-weighting by the prototype fusion; default contrast, the mode the "
         "real-feature benchmark supports (docs/mil.md)",
     )
-    diagnostic_per_class: int = Field(
-        4, ge=1, description="contrast fusion: diagnostic visual prototypes per class"
-    )
-    background_prototypes: int = Field(
-        8, ge=1, description="contrast fusion: background visual prototypes"
-    )
-    diagnostic_quantile: float = Field(
-        0.05,
-        gt=0,
-        lt=1,
-        description="contrast fusion: fraction of each class's training patches, least like any "
-        "patch of another class, that seeds its diagnostic prototypes",
-    )
-    diagnostic_min_probability: float = Field(
-        0.9,
-        gt=0,
-        lt=1,
-        description="contrast fusion: a candidate diagnostic patch needs at least this probability "
-        "of its slide's class from a logistic regression on slide labels; a class with too few "
-        "gets no diagnostic prototypes",
-    )
-    background_mass: float = Field(
-        0.5,
-        gt=0,
-        lt=1,
-        description="contrast fusion: share of a bag's mass the plan sends to the background prototypes",
+    contrast: ContrastConfig = Field(
+        default_factory=ContrastConfig, description="the contrast fusion's prototypes and plan"
     )
     ot_eps: float = Field(0.05, gt=0, description="entropic regularisation ε of the Sinkhorn plan")
     ot_iters: int = Field(20, ge=1, description="Sinkhorn iterations L")
@@ -215,7 +191,7 @@ class LibraMIL(MILModel):
             config.fusion == "contrast"
         ):  # how many visual prototypes are diagnostic (set by prepare)
             self.register_buffer(
-                "n_diagnostic", torch.tensor(n_classes * config.diagnostic_per_class)
+                "n_diagnostic", torch.tensor(n_classes * config.contrast.per_class)
             )
         self.text_prototypes = nn.Parameter(entities)
         self.query_embeddings = nn.Parameter(levels)
@@ -288,8 +264,8 @@ class LibraMIL(MILModel):
 
     def _contrast_fusion(self, sv: torch.Tensor, st: torch.Tensor, independent: bool) -> Fusion:
         """One plan per bag from its N instances (mass 1/N each) to the prototypes: the diagnostic
-        ones (visual, and the text entities when there is text and a visual one) share 1 − ``background_mass``,
-        the background ones ``background_mass``, uniformly within each side; cost 1 − cos.
+        ones (visual, and the text entities when there is text and a visual one) share 1 − ``contrast.background_mass``,
+        the background ones ``contrast.background_mass``, uniformly within each side; cost 1 − cos.
         s_j = N · (mass of instance j sent to diagnostic prototypes) ∈ [0, 1]."""
         kd = int(self.n_diagnostic)
         # text entities count as diagnostic only beside visual evidence of class-specific tissue
@@ -298,7 +274,7 @@ class LibraMIL(MILModel):
         n, k_all = sims.shape
         k_background = sv.shape[1] - kd
         k_diagnostic = k_all - k_background
-        share = self.config.background_mass
+        share = self.config.contrast.background_mass
         if k_diagnostic == 0:  # no class-specific tissue found: s = 0, uniform weights
             share = 1.0
         nu = torch.cat(
@@ -378,10 +354,11 @@ class LibraMIL(MILModel):
 
     @property
     def n_visual_prototypes(self) -> int:
-        """K_v: ``kv``, or for the contrast fusion C · ``diagnostic_per_class`` + ``background_prototypes``."""
+        """K_v: ``kv``, or for the contrast fusion C · ``contrast.per_class`` + ``contrast.background``."""
         if self.config.fusion != "contrast":
             return self.config.kv
-        return self.n_classes * self.config.diagnostic_per_class + self.config.background_prototypes
+        contrast = self.config.contrast
+        return self.n_classes * contrast.per_class + contrast.background
 
     @property
     def wants_instance_sample(self) -> bool:
@@ -397,15 +374,7 @@ class LibraMIL(MILModel):
         another norm); ``kmeans``: the k-means centres.
         """
         if self.config.fusion == "contrast":
-            found = contrast_prototypes(
-                sample,
-                self.n_classes,
-                self.config.diagnostic_per_class,
-                self.config.background_prototypes,
-                self.config.diagnostic_quantile,
-                self.config.diagnostic_min_probability,
-                seed,
-            )
+            found = contrast_prototypes(sample, self.n_classes, self.config.contrast, seed)
             self.n_diagnostic.fill_(found.n_diagnostic)
             self._set_visual_prototypes(found.centres)
             return
