@@ -96,13 +96,18 @@ def test_patch_classifier_is_not_worse_than_bag_attention(demo, tmp_path):
 
     stores = demo.pipeline_dir / "stores"
     fitted = fit_patches_from_run(
-        FitPatchesConfig(seed=0),  # default evidence: a Libra-MIL run's fused transport score
+        FitPatchesConfig(seed=0),  # default evidence: what the bag model prefers
         demo.fit_dir,
         [stores],
         tmp_path / "patch-run",
         labels_path=demo.cohort_dir / "labels.csv",
     )
-    assert json.loads((fitted.run_dir / "run.json").read_text())["evidence"] == "instance_score"
+    # the contrast fusion's score when it found class-specific tissue in fold 0's training
+    # slides; on this small cohort (about ten lesion patches) it may find none: then attention
+    fold0 = json.loads((demo.fit_dir / "results.json").read_text())["folds"][0]
+    found = fold0["fusion"]["diagnostic_prototypes"] > 0
+    expected = "instance_score" if found else "attention"
+    assert json.loads((fitted.run_dir / "run.json").read_text())["evidence"] == expected
     predicted = predict_patches(fitted.run_dir, [stores])
     slides = [
         slide_scores_from_store(
@@ -119,7 +124,7 @@ def test_patch_classifier_is_not_worse_than_bag_attention(demo, tmp_path):
         f"patch AUC: bag attention {report.bag_attention:.3f}, patch classifier {report.patch_classifier:.3f}"
     )
     assert report.n_positive > 0
-    # Targets from Libra-MIL's fused transport score (the default), from bag fold 0's training
+    # Targets from the bag model's preferred evidence, from bag fold 0's training
     # slides only. Both AUCs are computed over every slide with ground truth, so both include
     # slides the models trained on (in-sample); on this small CI cohort (about ten lesion patches)
     # allow 0.02 of run-to-run noise.
