@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._numba_kernels import _JIT, _JIT_PARALLEL, CHUNKS_PER_THREAD, _from_lanes, _to_lanes
-from ._simd import WIDTH, vadd, vdiv, vfma, vload, vmul, vsplat, vstore, vsub, vzero
+from ._simd import WIDTH, vadd, vfma, vload, vmul, vrecip, vsplat, vstore, vsub, vzero
 
 #: Problems per block: two vectors, so every loop body has independent chains.
 LANES = 2 * WIDTH
@@ -53,25 +53,60 @@ def chunks_for(batch: int, threads: int) -> int:
     return min(blocks, CHUNKS_PER_THREAD * threads)
 
 
-@njit(**_JIT)
-def _matvec(K, src, dst, accumulate):
-    """``dst_i (+)= sum_j K[i, j] src_j`` per lane; src (C LANES,), dst (R LANES,) flat lane arrays.
+#: Epilogues of :func:`_matvec_then` (what is done with each row's sum ``s``).
+SCALING, ADJOINT, PLAIN = 0, 1, 2
 
-    Four rows at a time (eight independent sums sharing the loads of ``src``, enough to hide the
-    latency of the fused multiply-adds); rows past the last repeat it, which is harmless: every
-    copy loads ``dst`` before any stores.
+
+@njit(**_JIT)
+def _finish(step, o, s, t, p, acc, out):
+    """The epilogue ``step`` for the vector of sums ``s`` at flat offset ``o``.
+
+    SCALING: ``s`` is ``K v``: ``acc = 1 / s`` (kept for the backward), ``out = t acc``, the
+    scaling ``t / s``.  ADJOINT: ``s`` is the adjoint of the scaling ``t = target p``
+    (``p = 1 / denominator``): ``r = s p``, ``acc += r``, ``out = -r t`` (the adjoint of the
+    denominator).  PLAIN: ``out = s``.
+    """
+    if step == SCALING:
+        inverse = vrecip(s)
+        vstore(acc, o, inverse)
+        vstore(out, o, vmul(vload(t, o), inverse))
+    elif step == ADJOINT:
+        r = vmul(s, vload(p, o))
+        vstore(acc, o, vadd(vload(acc, o), r))
+        vstore(out, o, vsub(vzero(out), vmul(r, vload(t, o))))
+    else:
+        vstore(out, o, s)
+
+
+@njit(**_JIT)
+def _finish_row(step, row, rows, s0, s1, t, p, acc, out):
+    """:func:`_finish` for the two vectors of ``row`` when it is a real row (< ``rows``)."""
+    if row < rows:
+        _finish(step, row * LANES, s0, t, p, acc, out)
+        _finish(step, row * LANES + WIDTH, s1, t, p, acc, out)
+
+
+@njit(**_JIT)
+def _matvec_then(K, src, accumulate, init, step, t, p, acc, out):
+    """``s_i = (init_i +) sum_j K[i, j] src_j`` per lane, then the epilogue ``step`` (:func:`_finish`)
+    on each row's sums; src (C LANES,), the other arrays (R LANES,), flat lane arrays.
+
+    Five rows at a time: ten independent sums sharing the loads of ``src``, enough to hide the
+    latency of the fused multiply-adds; the epilogue (divisions included) of a group overlaps the
+    next group's multiply-adds.  Rows past the last repeat it and are not finished.
     """
     R, C = K.shape
     W, L = WIDTH, LANES
-    for r in range(0, R, 4):
-        r1, r2, r3 = min(r + 1, R - 1), min(r + 2, R - 1), min(r + 3, R - 1)
+    for r in range(0, R, 5):
+        r1, r2, r3, r4 = min(r + 1, R - 1), min(r + 2, R - 1), min(r + 3, R - 1), min(r + 4, R - 1)
         if accumulate:
-            s00, s01 = vload(dst, r * L), vload(dst, r * L + W)
-            s10, s11 = vload(dst, r1 * L), vload(dst, r1 * L + W)
-            s20, s21 = vload(dst, r2 * L), vload(dst, r2 * L + W)
-            s30, s31 = vload(dst, r3 * L), vload(dst, r3 * L + W)
+            s00, s01 = vload(init, r * L), vload(init, r * L + W)
+            s10, s11 = vload(init, r1 * L), vload(init, r1 * L + W)
+            s20, s21 = vload(init, r2 * L), vload(init, r2 * L + W)
+            s30, s31 = vload(init, r3 * L), vload(init, r3 * L + W)
+            s40, s41 = vload(init, r4 * L), vload(init, r4 * L + W)
         else:
-            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = vzero(dst)
+            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = s40 = s41 = vzero(out)
         for j in range(C):
             x0, x1 = vload(src, j * L), vload(src, j * L + W)
             k = vsplat(K[r, j])
@@ -82,21 +117,13 @@ def _matvec(K, src, dst, accumulate):
             s20, s21 = vfma(k, x0, s20), vfma(k, x1, s21)
             k = vsplat(K[r3, j])
             s30, s31 = vfma(k, x0, s30), vfma(k, x1, s31)
-        vstore(dst, r3 * L, s30)
-        vstore(dst, r3 * L + W, s31)
-        vstore(dst, r2 * L, s20)
-        vstore(dst, r2 * L + W, s21)
-        vstore(dst, r1 * L, s10)
-        vstore(dst, r1 * L + W, s11)
-        vstore(dst, r * L, s00)
-        vstore(dst, r * L + W, s01)
-
-
-@njit(**_JIT)
-def _ratio(t, s, out):
-    """``out = t / s`` (flat lane arrays of one size)."""
-    for o in range(0, out.size, WIDTH):
-        vstore(out, o, vdiv(vload(t, o), vload(s, o)))
+            k = vsplat(K[r4, j])
+            s40, s41 = vfma(k, x0, s40), vfma(k, x1, s41)
+        _finish_row(step, r, R, s00, s01, t, p, acc, out)
+        _finish_row(step, r + 1, R, s10, s11, t, p, acc, out)
+        _finish_row(step, r + 2, R, s20, s21, t, p, acc, out)
+        _finish_row(step, r + 3, R, s30, s31, t, p, acc, out)
+        _finish_row(step, r + 4, R, s40, s41, t, p, acc, out)
 
 
 @njit(**_JIT)
@@ -112,10 +139,8 @@ def _iterate(K, KT, ta, tb, num_iter, z, u, w, v):
     work vectors ``z``, ``u``, ``w``, ``v``."""
     v[:] = 1.0
     for _ in range(num_iter):
-        _matvec(K, v, z, False)
-        _ratio(ta, z, u)
-        _matvec(KT, u, w, False)
-        _ratio(tb, w, v)
+        _matvec_then(K, v, False, z, SCALING, ta, z, z, u)
+        _matvec_then(KT, u, False, w, SCALING, tb, w, w, v)
 
 
 @njit(**_JIT)
@@ -142,7 +167,7 @@ def _forward_blocks(K, KT, a, b, x, y, num_iter, blocks, out):
         _load_block(first, count, a, x, b, y, ta, tx, tb, ty)
         _iterate(K, KT, ta, tb, num_iter, z, u, w, v)
         _product(v, ty, rm)
-        _matvec(K, rm, rn, False)  # K (v ⊙ y)
+        _matvec_then(K, rm, False, rn, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
         for h in range(0, L, W):
             s = vzero(u)
             for i in range(n):
@@ -163,17 +188,11 @@ def _forward(K, KT, a, b, x, y, num_iter, nchunks, out):
 
 
 @njit(**_JIT)
-def _adjoint_step(bar, scaling, denom, acc, out):
-    """Reverse of ``scaling = target / denom``: ``acc += bar / denom``, ``out = -bar scaling / denom``.
-
-    ``bar`` (the adjoint of ``scaling``) is left at 0.
-    """
-    zero = vzero(out)
+def _adjoint_step(bar, scaling, inverse, acc, out):
+    """Reverse of ``scaling = target inverse``: ``acc += bar inverse``,
+    ``out = -bar scaling inverse`` (:func:`_finish`'s ADJOINT epilogue over whole arrays)."""
     for o in range(0, out.size, WIDTH):
-        r = vdiv(vload(bar, o), vload(denom, o))
-        vstore(acc, o, vadd(vload(acc, o), r))
-        vstore(out, o, vsub(zero, vmul(r, vload(scaling, o))))
-        vstore(bar, o, zero)
+        _finish(ADJOINT, o, vload(bar, o), scaling, inverse, acc, out)
 
 
 @njit(**_JIT)
@@ -228,7 +247,8 @@ def _contract(A, Bs, out):
 
 @njit(**_JIT)
 def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
-    """Gradients for the blocks ``range(*blocks)``; ``K̄`` accumulates into ``Kb`` (n m,) float64.
+    """Gradients for the blocks ``range(*blocks)``; ``K̄`` accumulates into ``Kb`` (n m WIDTH,)
+    float64, still split over the WIDTH lanes of a vector (the caller sums them).
 
     Stacks for the K̄ contraction: ``A[k-1] = u_k``, ``A[T+k-1] = z̄_k``, ``A[2T] = g x ⊙ u_T``;
     ``Bs[k-1] = w̄_k``, ``Bs[T+k-1] = v_{k-1}``, ``Bs[2T] = y ⊙ v_T`` (T = num_iter).
@@ -258,36 +278,37 @@ def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
         tg[count:] = 0.0  # repeated lanes must not add to the shared cost gradient
         Bs[T] = 1.0  # v_0
         for k in range(1, T + 1):
-            _matvec(K, Bs[T + k - 1], Z[k - 1], False)
-            _ratio(ta, Z[k - 1], A[k - 1])
-            _matvec(KT, A[k - 1], Wk[k - 1], False)
-            _ratio(tb, Wk[k - 1], vT if k == T else Bs[T + k])
+            z, w = Z[k - 1], Wk[k - 1]
+            _matvec_then(K, Bs[T + k - 1], False, z, SCALING, ta, z, z, A[k - 1])
+            _matvec_then(KT, A[k - 1], False, w, SCALING, tb, w, w, vT if k == T else Bs[T + k])
         u = A[T - 1]
         # s = (x ⊙ u)^T K (v ⊙ y): seed the adjoints and the plan's term of K̄
         _product(vT, ty, Bs[2 * T])
-        _matvec(K, Bs[2 * T], rn, False)  # K (v ⊙ y)
+        _matvec_then(K, Bs[2 * T], False, rn, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
         _seed(tg, tx, u, rn, xbar, ubar)
         _product(u, tx, rn)
-        _matvec(KT, rn, cm, False)  # K^T (u ⊙ x)
+        _matvec_then(KT, rn, False, cm, PLAIN, cm, cm, cm, cm)  # K^T (u ⊙ x)
         _seed(tg, ty, vT, cm, ybar, vbar)
         seed = A[2 * T]
         for o in range(n * L):
             seed[o] = tg[o % L] * rn[o]  # g x ⊙ u
         abar[:] = 0.0
         bbar[:] = 0.0
+        _adjoint_step(vbar, vT, Wk[T - 1], bbar, Bs[T - 1])  # v_T = b / w_T
         for k in range(T, 0, -1):
-            v_k = vT if k == T else Bs[T + k]
-            _adjoint_step(vbar, v_k, Wk[k - 1], bbar, Bs[k - 1])  # v_k = b / w_k
-            _matvec(K, Bs[k - 1], ubar, True)  # w_k = K^T u_k
-            _adjoint_step(ubar, A[k - 1], Z[k - 1], abar, A[T + k - 1])  # u_k = a / z_k
+            # ū_k = (seed +) K w̄_k, then the reverse of u_k = a / z_k: z̄_k into A[T+k-1]
+            _matvec_then(
+                K, Bs[k - 1], k == T, ubar, ADJOINT, A[k - 1], Z[k - 1], abar, A[T + k - 1]
+            )
             if k > 1:
-                _matvec(KT, A[T + k - 1], vbar, False)  # z_k = K v_{k-1}
+                # v̄_{k-1} = K^T z̄_k, then the reverse of v_{k-1} = b / w_{k-1}: w̄_{k-1} into Bs[k-2]
+                v_prev = Bs[T + k - 1]
+                _matvec_then(
+                    KT, A[T + k - 1], False, vbar, ADJOINT, v_prev, Wk[k - 2], bbar, Bs[k - 2]
+                )
         _contract(A, Bs, Kblk)
-        for e in range(n * m):
-            total = 0.0
-            for h in range(WIDTH):
-                total += Kblk[e * WIDTH + h]
-            Kb[e] += total
+        for e in range(Kb.size):
+            Kb[e] += Kblk[e]
         _from_lanes(abar.reshape(n, L), first, count, ga)
         _from_lanes(bbar.reshape(m, L), first, count, gb)
         _from_lanes(xbar.reshape(n, L), first, count, gx)
@@ -296,13 +317,13 @@ def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
 
 @njit(**_JIT_PARALLEL)
 def _backward(K, KT, a, b, x, y, g, num_iter, nchunks, ga, gb, gx, gy, Kbar):
-    """Parallel over chunks of blocks; ``Kbar`` (nchunks, n, m) receives each chunk's ``K̄``."""
+    """Parallel over chunks of blocks; ``Kbar`` (nchunks, n, m, WIDTH) receives each chunk's ``K̄``
+    (per vector lane)."""
     nblocks = (a.shape[0] + LANES - 1) // LANES
-    n, m = K.shape
     grads = (ga, gb, gx, gy)
     for c in prange(nchunks):
         blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
-        _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kbar[c].reshape(n * m))
+        _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kbar[c].reshape(Kbar[c].size))
 
 
 def _prepare(M: np.ndarray, reg: float, *batch: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -362,8 +383,8 @@ def score_backward(
     nchunks = chunks_for(B, threads)
     ga, gx = np.empty((B, n), a.dtype), np.empty((B, n), a.dtype)
     gb, gy = np.empty((B, m), a.dtype), np.empty((B, m), a.dtype)
-    Kbar = np.zeros((nchunks, n, m))
+    Kbar = np.zeros((nchunks, n, m, WIDTH))
     if B:
         _backward(K, KT, a, b, x, y, g, num_iter, nchunks, ga, gb, gx, gy, Kbar)
-    gM = Kbar.sum(axis=0) * K.astype(np.float64) / -reg
+    gM = Kbar.sum(axis=(0, 3)) * K.astype(np.float64) / -reg
     return ga, gb, gx, gy, gM

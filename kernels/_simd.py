@@ -9,7 +9,7 @@ Arithmetic is plain IEEE-754: no fast-math flags; :func:`vfma` is an exact fused
 
 The element type follows the operands: :func:`vload` of a float32 array gives an ``f32x8``,
 :func:`vsplat` of a float32 scalar too, :func:`vzero` takes the type of its array; the arithmetic
-intrinsics accept two vectors of one type.  :func:`vratio`, :func:`vsqrt` and :func:`vexp` are
+intrinsics accept two vectors of one type (:func:`vrecip` one).  :func:`vratio`, :func:`vsqrt` and :func:`vexp` are
 float64 only.
 
 Memory operands are contiguous float64 or float32 arrays (any number of dimensions) indexed by a
@@ -179,6 +179,18 @@ vmul = _lanewise("fmul", "``x * y`` lane by lane.")
 vadd = _lanewise("fadd", "``x + y`` lane by lane.")
 vsub = _lanewise("fsub", "``x - y`` lane by lane.")
 vdiv = _lanewise("fdiv", "``x / y`` lane by lane.")
+
+
+@intrinsic
+def vrecip(typingctx, x):
+    """``1 / x`` lane by lane (a correctly rounded division)."""
+    if not _is_vector(x):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fdiv(ir.Constant(_IR_OF[x], [1.0] * WIDTH), args[0])
+
+    return x(x), codegen
 
 
 @intrinsic
