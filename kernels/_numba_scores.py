@@ -58,8 +58,9 @@ SCALING, ADJOINT, PLAIN = 0, 1, 2
 
 
 @njit(**_JIT)
-def _finish(step, o, s, t, p, acc, out):
-    """The epilogue ``step`` for the vector of sums ``s`` at flat offset ``o``.
+def _finish(step, o, s, wk, t, p, acc, out):
+    """The epilogue ``step`` for the vector of sums ``s`` at flat offset ``o`` of the operands
+    (vectors of the work array ``wk`` that start at the offsets ``t``, ``p``, ``acc``, ``out``).
 
     SCALING: ``s`` is ``K v``: ``acc = 1 / s`` (kept for the backward), ``out = t acc``, the
     scaling ``t / s``.  ADJOINT: ``s`` is the adjoint of the scaling ``t = target p``
@@ -68,47 +69,50 @@ def _finish(step, o, s, t, p, acc, out):
     """
     if step == SCALING:
         inverse = vrecip(s)
-        vstore(acc, o, inverse)
-        vstore(out, o, vmul(vload(t, o), inverse))
+        vstore(wk, acc + o, inverse)
+        vstore(wk, out + o, vmul(vload(wk, t + o), inverse))
     elif step == ADJOINT:
-        r = vmul(s, vload(p, o))
-        vstore(acc, o, vadd(vload(acc, o), r))
-        vstore(out, o, vsub(vzero(out), vmul(r, vload(t, o))))
+        r = vmul(s, vload(wk, p + o))
+        vstore(wk, acc + o, vadd(vload(wk, acc + o), r))
+        vstore(wk, out + o, vsub(vzero(wk), vmul(r, vload(wk, t + o))))
     else:
-        vstore(out, o, s)
+        vstore(wk, out + o, s)
 
 
 @njit(**_JIT)
-def _finish_row(step, row, rows, s0, s1, t, p, acc, out):
+def _finish_row(step, row, rows, s0, s1, wk, t, p, acc, out):
     """:func:`_finish` for the two vectors of ``row`` when it is a real row (< ``rows``)."""
     if row < rows:
-        _finish(step, row * LANES, s0, t, p, acc, out)
-        _finish(step, row * LANES + WIDTH, s1, t, p, acc, out)
+        _finish(step, row * LANES, s0, wk, t, p, acc, out)
+        _finish(step, row * LANES + WIDTH, s1, wk, t, p, acc, out)
 
 
 @njit(**_JIT)
-def _matvec_then(K, src, accumulate, init, step, t, p, acc, out):
+def _matvec_then(K, wk, src, accumulate, init, step, t, p, acc, out):
     """``s_i = (init_i +) sum_j K[i, j] src_j`` per lane, then the epilogue ``step`` (:func:`_finish`)
-    on each row's sums; src (C LANES,), the other arrays (R LANES,), flat lane arrays.
+    on each row's sums.
 
-    Five rows at a time: ten independent sums sharing the loads of ``src``, enough to hide the
-    latency of the fused multiply-adds; the epilogue (divisions included) of a group overlaps the
-    next group's multiply-adds.  Rows past the last repeat it and are not finished.
+    The operands are lane vectors of the flat work array ``wk`` given by their offsets: ``src``
+    (C LANES elements), the others (R LANES); offsets rather than array views, whose reference
+    counts would cost more than a short product.  Five rows at a time: ten independent sums
+    sharing the loads of ``src``, enough to hide the latency of the fused multiply-adds; the
+    epilogue (divisions included) of a group overlaps the next group's multiply-adds.  Rows past
+    the last repeat it and are not finished.
     """
     R, C = K.shape
     W, L = WIDTH, LANES
     for r in range(0, R, 5):
         r1, r2, r3, r4 = min(r + 1, R - 1), min(r + 2, R - 1), min(r + 3, R - 1), min(r + 4, R - 1)
         if accumulate:
-            s00, s01 = vload(init, r * L), vload(init, r * L + W)
-            s10, s11 = vload(init, r1 * L), vload(init, r1 * L + W)
-            s20, s21 = vload(init, r2 * L), vload(init, r2 * L + W)
-            s30, s31 = vload(init, r3 * L), vload(init, r3 * L + W)
-            s40, s41 = vload(init, r4 * L), vload(init, r4 * L + W)
+            s00, s01 = vload(wk, init + r * L), vload(wk, init + r * L + W)
+            s10, s11 = vload(wk, init + r1 * L), vload(wk, init + r1 * L + W)
+            s20, s21 = vload(wk, init + r2 * L), vload(wk, init + r2 * L + W)
+            s30, s31 = vload(wk, init + r3 * L), vload(wk, init + r3 * L + W)
+            s40, s41 = vload(wk, init + r4 * L), vload(wk, init + r4 * L + W)
         else:
-            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = s40 = s41 = vzero(out)
+            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = s40 = s41 = vzero(wk)
         for j in range(C):
-            x0, x1 = vload(src, j * L), vload(src, j * L + W)
+            x0, x1 = vload(wk, src + j * L), vload(wk, src + j * L + W)
             k = vsplat(K[r, j])
             s00, s01 = vfma(k, x0, s00), vfma(k, x1, s01)
             k = vsplat(K[r1, j])
@@ -119,37 +123,24 @@ def _matvec_then(K, src, accumulate, init, step, t, p, acc, out):
             s30, s31 = vfma(k, x0, s30), vfma(k, x1, s31)
             k = vsplat(K[r4, j])
             s40, s41 = vfma(k, x0, s40), vfma(k, x1, s41)
-        _finish_row(step, r, R, s00, s01, t, p, acc, out)
-        _finish_row(step, r + 1, R, s10, s11, t, p, acc, out)
-        _finish_row(step, r + 2, R, s20, s21, t, p, acc, out)
-        _finish_row(step, r + 3, R, s30, s31, t, p, acc, out)
-        _finish_row(step, r + 4, R, s40, s41, t, p, acc, out)
+        _finish_row(step, r, R, s00, s01, wk, t, p, acc, out)
+        _finish_row(step, r + 1, R, s10, s11, wk, t, p, acc, out)
+        _finish_row(step, r + 2, R, s20, s21, wk, t, p, acc, out)
+        _finish_row(step, r + 3, R, s30, s31, wk, t, p, acc, out)
+        _finish_row(step, r + 4, R, s40, s41, wk, t, p, acc, out)
 
 
 @njit(**_JIT)
-def _product(x, y, out):
-    """``out = x * y`` (flat lane arrays of one size)."""
-    for o in range(0, out.size, WIDTH):
-        vstore(out, o, vmul(vload(x, o), vload(y, o)))
+def _product(wk, x, y, out, size):
+    """``out = x * y`` over ``size`` elements (offsets into the work array ``wk``)."""
+    for o in range(0, size, WIDTH):
+        vstore(wk, out + o, vmul(vload(wk, x + o), vload(wk, y + o)))
 
 
 @njit(**_JIT)
-def _iterate(K, KT, ta, tb, num_iter, z, u, w, v):
-    """``num_iter`` Sinkhorn iterations from ``v = 1`` on one block; the last iterates stay in the
-    work vectors ``z``, ``u``, ``w``, ``v``."""
-    v[:] = 1.0
-    for _ in range(num_iter):
-        _matvec_then(K, v, False, z, SCALING, ta, z, z, u)
-        _matvec_then(KT, u, False, w, SCALING, tb, w, w, v)
-
-
-@njit(**_JIT)
-def _load_block(first, count, a, x, b, y, ta, tx, tb, ty):
-    """The block's rows of the (B, ·) arrays ``a``, ``x``, ``b``, ``y`` into their lane arrays."""
-    _to_lanes(a, first, count, ta.reshape(ta.size // LANES, LANES))
-    _to_lanes(x, first, count, tx.reshape(tx.size // LANES, LANES))
-    _to_lanes(b, first, count, tb.reshape(tb.size // LANES, LANES))
-    _to_lanes(y, first, count, ty.reshape(ty.size // LANES, LANES))
+def _lane_rows(wk, offset, rows):
+    """The (rows, LANES) view of the work array from ``offset`` (for the layout changes)."""
+    return wk[offset : offset + rows * LANES].reshape(rows, LANES)
 
 
 @njit(**_JIT)
@@ -157,22 +148,31 @@ def _forward_blocks(K, KT, a, b, x, y, num_iter, blocks, out):
     """Scores of the blocks ``range(*blocks)`` into ``out`` (B,)."""
     B, n = a.shape
     m = b.shape[1]
-    W, L, dt = WIDTH, LANES, K.dtype
-    rows, cols, lane_scores = np.empty((5, n * L), dt), np.empty((5, m * L), dt), np.empty(L, dt)
-    ta, tx, z, u, rn = rows[0], rows[1], rows[2], rows[3], rows[4]
-    tb, ty, w, v, rm = cols[0], cols[1], cols[2], cols[3], cols[4]
+    W, L = WIDTH, LANES
+    nL, mL = n * L, m * L
+    wk, lane_scores = np.empty(5 * nL + 5 * mL, K.dtype), np.empty(L, K.dtype)
+    ta, tx, z, u, rn = 0, nL, 2 * nL, 3 * nL, 4 * nL  # offsets of the lane vectors in wk
+    tb, ty, w, v, rm = 5 * nL, 5 * nL + mL, 5 * nL + 2 * mL, 5 * nL + 3 * mL, 5 * nL + 4 * mL
+    lanes_a, lanes_x = _lane_rows(wk, ta, n), _lane_rows(wk, tx, n)
+    lanes_b, lanes_y = _lane_rows(wk, tb, m), _lane_rows(wk, ty, m)
     for blk in range(blocks[0], blocks[1]):
         first = blk * L
         count = min(L, B - first)
-        _load_block(first, count, a, x, b, y, ta, tx, tb, ty)
-        _iterate(K, KT, ta, tb, num_iter, z, u, w, v)
-        _product(v, ty, rm)
-        _matvec_then(K, rm, False, rn, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
+        _to_lanes(a, first, count, lanes_a)
+        _to_lanes(x, first, count, lanes_x)
+        _to_lanes(b, first, count, lanes_b)
+        _to_lanes(y, first, count, lanes_y)
+        wk[v : v + mL] = 1.0
+        for _ in range(num_iter):
+            _matvec_then(K, wk, v, False, z, SCALING, ta, z, z, u)
+            _matvec_then(KT, wk, u, False, w, SCALING, tb, w, w, v)
+        _product(wk, v, ty, rm, mL)
+        _matvec_then(K, wk, rm, False, rn, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
         for h in range(0, L, W):
-            s = vzero(u)
+            s = vzero(wk)
             for i in range(n):
                 o = i * L + h
-                s = vfma(vmul(vload(tx, o), vload(u, o)), vload(rn, o), s)
+                s = vfma(vmul(vload(wk, tx + o), vload(wk, u + o)), vload(wk, rn + o), s)
             vstore(lane_scores, h, s)
         for q in range(count):
             out[first + q] = lane_scores[q]
@@ -188,20 +188,20 @@ def _forward(K, KT, a, b, x, y, num_iter, nchunks, out):
 
 
 @njit(**_JIT)
-def _adjoint_step(bar, scaling, inverse, acc, out):
+def _adjoint_step(wk, bar, scaling, inverse, acc, out, size):
     """Reverse of ``scaling = target inverse``: ``acc += bar inverse``,
-    ``out = -bar scaling inverse`` (:func:`_finish`'s ADJOINT epilogue over whole arrays)."""
-    for o in range(0, out.size, WIDTH):
-        _finish(ADJOINT, o, vload(bar, o), scaling, inverse, acc, out)
+    ``out = -bar scaling inverse`` (:func:`_finish`'s ADJOINT epilogue over ``size`` elements)."""
+    for o in range(0, size, WIDTH):
+        _finish(ADJOINT, o, vload(wk, bar + o), wk, scaling, inverse, acc, out)
 
 
 @njit(**_JIT)
-def _seed(g, x, u, r, xbar, ubar):
+def _seed(wk, g, x, u, r, xbar, ubar, size):
     """Adjoints of ``s = x^T diag(u) r`` (r = K (v ⊙ y)): ``xbar = g u r``, ``ubar = g x r``."""
-    for o in range(0, x.size, WIDTH):
-        gr = vmul(vload(g, o % LANES), vload(r, o))
-        vstore(xbar, o, vmul(gr, vload(u, o)))
-        vstore(ubar, o, vmul(gr, vload(x, o)))
+    for o in range(0, size, WIDTH):
+        gr = vmul(vload(wk, g + o % LANES), vload(wk, r + o))
+        vstore(wk, xbar + o, vmul(gr, vload(wk, u + o)))
+        vstore(wk, ubar + o, vmul(gr, vload(wk, x + o)))
 
 
 @njit(**_JIT)
@@ -251,68 +251,75 @@ def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
     float64, still split over the WIDTH lanes of a vector (the caller sums them).
 
     Stacks for the K̄ contraction: ``A[k-1] = u_k``, ``A[T+k-1] = z̄_k``, ``A[2T] = g x ⊙ u_T``;
-    ``Bs[k-1] = w̄_k``, ``Bs[T+k-1] = v_{k-1}``, ``Bs[2T] = y ⊙ v_T`` (T = num_iter).
+    ``Bs[k-1] = w̄_k``, ``Bs[T+k-1] = v_{k-1}``, ``Bs[2T] = y ⊙ v_T`` (T = num_iter); ``Z[k-1]``
+    and ``Wd[k-1]`` hold ``1 / z_k`` and ``1 / w_k``.  All are rows of one flat work array,
+    addressed by offsets.
     """
     ga, gb, gx, gy = grads
     B, n = a.shape
     m = b.shape[1]
     L, T = LANES, num_iter
-    dt = K.dtype
-    ta, tx, tb, ty = (
-        np.empty(n * L, dt),
-        np.empty(n * L, dt),
-        np.empty(m * L, dt),
-        np.empty(m * L, dt),
-    )
-    tg, Kblk = np.empty(L, dt), np.empty(n * m * WIDTH, dt)
-    A, Bs = np.empty((2 * T + 1, n * L), dt), np.empty((2 * T + 1, m * L), dt)
-    Z, Wk = np.empty((T, n * L), dt), np.empty((T, m * L), dt)
-    rows, cols = np.empty((4, n * L), dt), np.empty((5, m * L), dt)
-    ubar, abar, xbar, rn = rows[0], rows[1], rows[2], rows[3]
-    vbar, bbar, ybar, cm, vT = cols[0], cols[1], cols[2], cols[3], cols[4]
+    nL, mL, S = n * L, m * L, 2 * num_iter + 1
+    wk = np.empty((S + T + 6) * nL + (S + T + 7) * mL + L, K.dtype)
+    # offsets in wk: the stacks, then single rows of n and m lane vectors, then g
+    A, Z = 0, S * nL
+    ta, tx, ubar = (S + T) * nL, (S + T + 1) * nL, (S + T + 2) * nL
+    abar, xbar, rn = (S + T + 3) * nL, (S + T + 4) * nL, (S + T + 5) * nL
+    Bs = (S + T + 6) * nL
+    Wd = Bs + S * mL
+    tb, ty, vbar = Bs + (S + T) * mL, Bs + (S + T + 1) * mL, Bs + (S + T + 2) * mL
+    bbar, ybar = Bs + (S + T + 3) * mL, Bs + (S + T + 4) * mL
+    cm, vT = Bs + (S + T + 5) * mL, Bs + (S + T + 6) * mL
+    tg = Bs + (S + T + 7) * mL
+    Kblk = np.empty(n * m * WIDTH, K.dtype)
+    stack_a, stack_b = wk[A : A + S * nL].reshape(S, nL), wk[Bs : Bs + S * mL].reshape(S, mL)
+    lanes_a, lanes_x = _lane_rows(wk, ta, n), _lane_rows(wk, tx, n)
+    lanes_b, lanes_y = _lane_rows(wk, tb, m), _lane_rows(wk, ty, m)
+    lanes_g = _lane_rows(wk, tg, 1)
     for blk in range(blocks[0], blocks[1]):
         first = blk * L
         count = min(L, B - first)
-        _load_block(first, count, a, x, b, y, ta, tx, tb, ty)
-        _to_lanes(g, first, count, tg.reshape(1, L))
-        tg[count:] = 0.0  # repeated lanes must not add to the shared cost gradient
-        Bs[T] = 1.0  # v_0
+        _to_lanes(a, first, count, lanes_a)
+        _to_lanes(x, first, count, lanes_x)
+        _to_lanes(b, first, count, lanes_b)
+        _to_lanes(y, first, count, lanes_y)
+        _to_lanes(g, first, count, lanes_g)
+        wk[tg + count : tg + L] = 0.0  # repeated lanes must not add to the shared cost gradient
+        wk[Bs + T * mL : Bs + (T + 1) * mL] = 1.0  # v_0
         for k in range(1, T + 1):
-            z, w = Z[k - 1], Wk[k - 1]
-            _matvec_then(K, Bs[T + k - 1], False, z, SCALING, ta, z, z, A[k - 1])
-            _matvec_then(KT, A[k - 1], False, w, SCALING, tb, w, w, vT if k == T else Bs[T + k])
-        u = A[T - 1]
+            z, w, u = Z + (k - 1) * nL, Wd + (k - 1) * mL, A + (k - 1) * nL
+            v = vT if k == T else Bs + (T + k) * mL
+            _matvec_then(K, wk, Bs + (T + k - 1) * mL, False, z, SCALING, ta, z, z, u)
+            _matvec_then(KT, wk, u, False, w, SCALING, tb, w, w, v)
+        u = A + (T - 1) * nL
         # s = (x ⊙ u)^T K (v ⊙ y): seed the adjoints and the plan's term of K̄
-        _product(vT, ty, Bs[2 * T])
-        _matvec_then(K, Bs[2 * T], False, rn, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
-        _seed(tg, tx, u, rn, xbar, ubar)
-        _product(u, tx, rn)
-        _matvec_then(KT, rn, False, cm, PLAIN, cm, cm, cm, cm)  # K^T (u ⊙ x)
-        _seed(tg, ty, vT, cm, ybar, vbar)
-        seed = A[2 * T]
-        for o in range(n * L):
-            seed[o] = tg[o % L] * rn[o]  # g x ⊙ u
-        abar[:] = 0.0
-        bbar[:] = 0.0
-        _adjoint_step(vbar, vT, Wk[T - 1], bbar, Bs[T - 1])  # v_T = b / w_T
+        _product(wk, vT, ty, Bs + 2 * T * mL, mL)
+        _matvec_then(K, wk, Bs + 2 * T * mL, False, rn, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
+        _seed(wk, tg, tx, u, rn, xbar, ubar, nL)
+        _product(wk, u, tx, rn, nL)
+        _matvec_then(KT, wk, rn, False, cm, PLAIN, cm, cm, cm, cm)  # K^T (u ⊙ x)
+        _seed(wk, tg, ty, vT, cm, ybar, vbar, mL)
+        seed = A + 2 * T * nL
+        for o in range(nL):
+            wk[seed + o] = wk[tg + o % L] * wk[rn + o]  # g x ⊙ u
+        wk[abar : abar + nL] = 0.0
+        wk[bbar : bbar + mL] = 0.0
+        _adjoint_step(wk, vbar, vT, Wd + (T - 1) * mL, bbar, Bs + (T - 1) * mL, mL)  # v_T = b / w_T
         for k in range(T, 0, -1):
             # ū_k = (seed +) K w̄_k, then the reverse of u_k = a / z_k: z̄_k into A[T+k-1]
-            _matvec_then(
-                K, Bs[k - 1], k == T, ubar, ADJOINT, A[k - 1], Z[k - 1], abar, A[T + k - 1]
-            )
+            u, z, zbar = A + (k - 1) * nL, Z + (k - 1) * nL, A + (T + k - 1) * nL
+            _matvec_then(K, wk, Bs + (k - 1) * mL, k == T, ubar, ADJOINT, u, z, abar, zbar)
             if k > 1:
                 # v̄_{k-1} = K^T z̄_k, then the reverse of v_{k-1} = b / w_{k-1}: w̄_{k-1} into Bs[k-2]
-                v_prev = Bs[T + k - 1]
-                _matvec_then(
-                    KT, A[T + k - 1], False, vbar, ADJOINT, v_prev, Wk[k - 2], bbar, Bs[k - 2]
-                )
-        _contract(A, Bs, Kblk)
+                v, w, wbar = Bs + (T + k - 1) * mL, Wd + (k - 2) * mL, Bs + (k - 2) * mL
+                _matvec_then(KT, wk, zbar, False, vbar, ADJOINT, v, w, bbar, wbar)
+        _contract(stack_a, stack_b, Kblk)
         for e in range(Kb.size):
             Kb[e] += Kblk[e]
-        _from_lanes(abar.reshape(n, L), first, count, ga)
-        _from_lanes(bbar.reshape(m, L), first, count, gb)
-        _from_lanes(xbar.reshape(n, L), first, count, gx)
-        _from_lanes(ybar.reshape(m, L), first, count, gy)
+        _from_lanes(_lane_rows(wk, abar, n), first, count, ga)
+        _from_lanes(_lane_rows(wk, bbar, m), first, count, gb)
+        _from_lanes(_lane_rows(wk, xbar, n), first, count, gx)
+        _from_lanes(_lane_rows(wk, ybar, m), first, count, gy)
 
 
 @njit(**_JIT_PARALLEL)
@@ -323,7 +330,9 @@ def _backward(K, KT, a, b, x, y, g, num_iter, nchunks, ga, gb, gx, gy, Kbar):
     grads = (ga, gb, gx, gy)
     for c in prange(nchunks):
         blocks = (c * nblocks // nchunks, (c + 1) * nblocks // nchunks)
-        _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kbar[c].reshape(Kbar[c].size))
+        _backward_blocks(
+            K, KT, a, b, x, y, g, num_iter, blocks, grads, Kbar[c].reshape(Kbar[c].size)
+        )
 
 
 def _prepare(M: np.ndarray, reg: float, *batch: np.ndarray) -> tuple[np.ndarray, ...]:
