@@ -335,6 +335,26 @@ def _backward(K, KT, a, b, x, y, g, num_iter, nchunks, ga, gb, gx, gy, Kbar):
         )
 
 
+@njit(**_JIT)
+def row_sums_and_range(t):
+    """Float64 sums of the rows of a C-contiguous 2-d array, and its smallest and largest entries
+    (both NaN when an entry is not finite; 0 when it is empty): the input checks in one pass."""
+    rows, cols = t.shape
+    sums = np.empty(rows)
+    low, high, finite = np.inf, -np.inf, True
+    for p in range(rows):
+        total = 0.0
+        for e in range(cols):
+            value = t[p, e]
+            total += value
+            finite &= np.isfinite(value)
+            low, high = min(low, value), max(high, value)
+        sums[p] = total
+    if not finite:
+        return sums, np.nan, np.nan
+    return (sums, low, high) if t.size else (sums, 0.0, 0.0)
+
+
 def _prepare(M: np.ndarray, reg: float, *batch: np.ndarray) -> tuple[np.ndarray, ...]:
     """``K = exp(-M / reg)``, its contiguous transpose and the per-problem arrays, C-contiguous.
 
