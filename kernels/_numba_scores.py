@@ -352,8 +352,8 @@ def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
         _matvec_then(KT, wk, rn, False, cm, PLAIN, cm, cm, cm, cm)  # K^T (u ⊙ x)
         _seed(wk, tg, ty, vT, cm, ybar, vbar, mL)
         seed = A + 2 * T * nL
-        for o in range(nL):
-            wk[seed + o] = wk[tg + o % L] * wk[rn + o]  # g x ⊙ u
+        for o in range(0, nL, WIDTH):  # g x ⊙ u
+            vstore(wk, seed + o, vmul(vload(wk, tg + o % L), vload(wk, rn + o)))
         wk[abar : abar + nL] = 0.0
         wk[bbar : bbar + mL] = 0.0
         _adjoint_step(wk, vbar, vT, Wd + (T - 1) * mL, bbar, Bs + (T - 1) * mL, mL)  # v_T = b / w_T
