@@ -20,13 +20,20 @@ reverse:
 
 The ``2 L + 1`` rank-one terms of K̄ are not added one by one: the block keeps them as two stacks
 of vectors (``A`` (2L+1, n) and ``B`` (2L+1, m) per lane) and contracts them once at the end of
-the block (:func:`_contract`), with the sums held in registers.
+the block (:func:`_contract`), with the sums held in registers.  Each scaling is computed as
+``u = a (1 / z)`` (one division), and the iteration keeps ``1 / z_k`` and ``1 / w_k``, so the
+reverse sweep multiplies instead of dividing.
 
 Layout: :data:`LANES` problems per block with the problem index innermost, so every vector
 operation covers 16 problems whatever ``n`` and ``m`` are; ``K`` is shared, so its entries are
-broadcast scalars (460 of them for 46 x 10: the whole matrix stays in L1).  Blocks are split into
-chunks, one ``prange`` task per chunk with its own work arrays (about (3 L + 1)(n + m) LANES
-doubles: 0.45 MB for 46 x 10 and L = 20).  Memory does not grow with the batch beyond the outputs:
+broadcast scalars (460 of them for 46 x 10: the whole matrix stays in L1).  Products with ``K``
+or ``K^T`` finish their rows as they go (the scaling's division, or the adjoint step:
+:func:`_finish`), whichever of the two is tall is run five columns at a time over whole rows
+(:func:`_columns_then`), the wide one five rows at a time (:func:`_matvec_then`).  Blocks are
+split into chunks, one ``prange`` task per chunk with one flat work array (about
+(3 L + 7)(n + m) LANES values: 0.3 MB in float32 for 46 x 10 and L = 20); the kernels address
+its vectors by offset, never through array views, whose reference counts would cost more than a
+short product.  Memory does not grow with the batch beyond the outputs:
 nothing of size ``B x L`` or ``B x n x m`` exists.  Arithmetic in float32 when the cost and the
 batch are all float32 (as the torch twin computes for such inputs: 8 lanes per AVX2 register
 instead of 4), else in float64; ``K̄`` is summed over the blocks in float64.  Marginals must be
@@ -183,6 +190,16 @@ def _columns_then(K, wk, src, accumulate, init, step, t, p, acc, out):
 
 
 @njit(**_JIT)
+def _product_then(K, wk, src, accumulate, init, step, t, p, acc, out):
+    """``(init +) K src`` and the epilogue ``step`` (:func:`_finish`): a tall ``K`` five columns at
+    a time (:func:`_columns_then`), a wide one five rows at a time (:func:`_matvec_then`)."""
+    if K.shape[0] >= K.shape[1]:
+        _columns_then(K, wk, src, accumulate, init, step, t, p, acc, out)
+    else:
+        _matvec_then(K, wk, src, accumulate, init, step, t, p, acc, out)
+
+
+@njit(**_JIT)
 def _product(wk, x, y, out, size):
     """``out = x * y`` over ``size`` elements (offsets into the work array ``wk``)."""
     for o in range(0, size, WIDTH):
@@ -216,10 +233,10 @@ def _forward_blocks(K, KT, a, b, x, y, num_iter, blocks, out):
         _to_lanes(y, first, count, lanes_y)
         wk[v : v + mL] = 1.0
         for _ in range(num_iter):
-            _columns_then(K, wk, v, False, z, SCALING, ta, z, z, u)
-            _matvec_then(KT, wk, u, False, w, SCALING, tb, w, w, v)
+            _product_then(K, wk, v, False, z, SCALING, ta, z, z, u)
+            _product_then(KT, wk, u, False, w, SCALING, tb, w, w, v)
         _product(wk, v, ty, rm, mL)
-        _columns_then(K, wk, rm, False, rn, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
+        _product_then(K, wk, rm, False, rn, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
         for h in range(0, L, W):
             s = vzero(wk)
             for i in range(n):
@@ -341,15 +358,15 @@ def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
         for k in range(1, T + 1):
             z, w, u = Z + (k - 1) * nL, Wd + (k - 1) * mL, A + (k - 1) * nL
             v = vT if k == T else Bs + (T + k) * mL
-            _columns_then(K, wk, Bs + (T + k - 1) * mL, False, z, SCALING, ta, z, z, u)
-            _matvec_then(KT, wk, u, False, w, SCALING, tb, w, w, v)
+            _product_then(K, wk, Bs + (T + k - 1) * mL, False, z, SCALING, ta, z, z, u)
+            _product_then(KT, wk, u, False, w, SCALING, tb, w, w, v)
         u = A + (T - 1) * nL
         # s = (x ⊙ u)^T K (v ⊙ y): seed the adjoints and the plan's term of K̄
         _product(wk, vT, ty, Bs + 2 * T * mL, mL)
-        _columns_then(K, wk, Bs + 2 * T * mL, False, rn, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
+        _product_then(K, wk, Bs + 2 * T * mL, False, rn, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
         _seed(wk, tg, tx, u, rn, xbar, ubar, nL)
         _product(wk, u, tx, rn, nL)
-        _matvec_then(KT, wk, rn, False, cm, PLAIN, cm, cm, cm, cm)  # K^T (u ⊙ x)
+        _product_then(KT, wk, rn, False, cm, PLAIN, cm, cm, cm, cm)  # K^T (u ⊙ x)
         _seed(wk, tg, ty, vT, cm, ybar, vbar, mL)
         seed = A + 2 * T * nL
         for o in range(0, nL, WIDTH):  # g x ⊙ u
@@ -360,11 +377,11 @@ def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
         for k in range(T, 0, -1):
             # ū_k = (seed +) K w̄_k, then the reverse of u_k = a / z_k: z̄_k into A[T+k-1]
             u, z, zbar = A + (k - 1) * nL, Z + (k - 1) * nL, A + (T + k - 1) * nL
-            _columns_then(K, wk, Bs + (k - 1) * mL, k == T, ubar, ADJOINT, u, z, abar, zbar)
+            _product_then(K, wk, Bs + (k - 1) * mL, k == T, ubar, ADJOINT, u, z, abar, zbar)
             if k > 1:
                 # v̄_{k-1} = K^T z̄_k, then the reverse of v_{k-1} = b / w_{k-1}: w̄_{k-1} into Bs[k-2]
                 v, w, wbar = Bs + (T + k - 1) * mL, Wd + (k - 2) * mL, Bs + (k - 2) * mL
-                _matvec_then(KT, wk, zbar, False, vbar, ADJOINT, v, w, bbar, wbar)
+                _product_then(KT, wk, zbar, False, vbar, ADJOINT, v, w, bbar, wbar)
         _contract(stack_a, stack_b, Kblk)
         for e in range(Kb.size):
             Kb[e] += Kblk[e]
