@@ -28,8 +28,10 @@ Layout: :data:`LANES` problems per block with the problem index innermost, so ev
 operation covers 16 problems whatever ``n`` and ``m`` are; ``K`` is shared, so its entries are
 broadcast scalars (460 of them for 46 x 10: the whole matrix stays in L1).  Products with ``K``
 or ``K^T`` finish their rows as they go (the scaling's division, or the adjoint step:
-:func:`_finish`), whichever of the two is tall is run five columns at a time over whole rows
-(:func:`_columns_then`), the wide one five rows at a time (:func:`_matvec_then`).  Blocks are
+:func:`_finish`); products with ``K`` run five columns at a time over whole rows
+(:func:`_columns_then`), those with ``K^T`` five rows at a time (:func:`_matvec_then`): the fast
+way round for a tall ``K`` (n >= m, as the model's 46 x 10; other shapes are right, only
+slower).  Blocks are
 split into chunks, one ``prange`` task per chunk with one flat work array (about
 (3 L + 7)(n + m) LANES values: 0.3 MB in float32 for 46 x 10 and L = 20); the kernels address
 its vectors by offset, never through array views, whose reference counts would cost more than a
@@ -138,9 +140,9 @@ def _matvec_then(K, wk, src, accumulate, init, step, t, p, acc, out):
 
 
 @njit(**_JIT)
-def _columns_then(K, wk, src, accumulate, init, step, t, p, acc, out):
+def _columns_then(K, wk, src, init, step, t, p, acc, out):
     """:func:`_matvec_then` for a tall ``K`` with few columns (the 46 x 10 cost): the same sums in
-    the same order, five columns at a time.
+    the same order, five columns at a time, always from ``init`` (a row of zeros for none).
 
     The five columns' ``src`` vectors stay in registers while every row's partial sums (kept in
     ``out``) take their five multiply-adds; the last group of columns finishes the rows.  A row
@@ -163,15 +165,10 @@ def _columns_then(K, wk, src, accumulate, init, step, t, p, acc, out):
             x20, x21 = (x20, x21) if c + 2 < C else (zero, zero)
             x30, x31 = (x30, x31) if c + 3 < C else (zero, zero)
             x40, x41 = (x40, x41) if c + 4 < C else (zero, zero)
-        last = c + 5 >= C
+        last, partial = c + 5 >= C, init if c == 0 else out
         for i in range(R):
             o = i * L
-            if c > 0:
-                s0, s1 = vload(wk, out + o), vload(wk, out + o + W)
-            elif accumulate:
-                s0, s1 = vload(wk, init + o), vload(wk, init + o + W)
-            else:
-                s0, s1 = zero, zero
+            s0, s1 = vload(wk, partial + o), vload(wk, partial + o + W)
             k = vsplat(K[i, c])
             s0, s1 = vfma(k, x00, s0), vfma(k, x01, s1)
             k = vsplat(K[i, c1])
@@ -187,16 +184,6 @@ def _columns_then(K, wk, src, accumulate, init, step, t, p, acc, out):
             else:
                 vstore(wk, out + o, s0)
                 vstore(wk, out + o + W, s1)
-
-
-@njit(**_JIT)
-def _product_then(K, wk, src, accumulate, init, step, t, p, acc, out):
-    """``(init +) K src`` and the epilogue ``step`` (:func:`_finish`): a tall ``K`` five columns at
-    a time (:func:`_columns_then`), a wide one five rows at a time (:func:`_matvec_then`)."""
-    if K.shape[0] >= K.shape[1]:
-        _columns_then(K, wk, src, accumulate, init, step, t, p, acc, out)
-    else:
-        _matvec_then(K, wk, src, accumulate, init, step, t, p, acc, out)
 
 
 @njit(**_JIT)
@@ -219,9 +206,11 @@ def _forward_blocks(K, KT, a, b, x, y, num_iter, blocks, out):
     m = b.shape[1]
     W, L = WIDTH, LANES
     nL, mL = n * L, m * L
-    wk, lane_scores = np.empty(5 * nL + 5 * mL, K.dtype), np.empty(L, K.dtype)
+    wk, lane_scores = np.empty(6 * nL + 5 * mL, K.dtype), np.empty(L, K.dtype)
     ta, tx, z, u, rn = 0, nL, 2 * nL, 3 * nL, 4 * nL  # offsets of the lane vectors in wk
     tb, ty, w, v, rm = 5 * nL, 5 * nL + mL, 5 * nL + 2 * mL, 5 * nL + 3 * mL, 5 * nL + 4 * mL
+    zeros = 5 * nL + 5 * mL
+    wk[zeros : zeros + nL] = 0.0
     lanes_a, lanes_x = _lane_rows(wk, ta, n), _lane_rows(wk, tx, n)
     lanes_b, lanes_y = _lane_rows(wk, tb, m), _lane_rows(wk, ty, m)
     for blk in range(blocks[0], blocks[1]):
@@ -233,10 +222,10 @@ def _forward_blocks(K, KT, a, b, x, y, num_iter, blocks, out):
         _to_lanes(y, first, count, lanes_y)
         wk[v : v + mL] = 1.0
         for _ in range(num_iter):
-            _product_then(K, wk, v, False, z, SCALING, ta, z, z, u)
-            _product_then(KT, wk, u, False, w, SCALING, tb, w, w, v)
+            _columns_then(K, wk, v, zeros, SCALING, ta, z, z, u)
+            _matvec_then(KT, wk, u, False, w, SCALING, tb, w, w, v)
         _product(wk, v, ty, rm, mL)
-        _product_then(K, wk, rm, False, rn, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
+        _columns_then(K, wk, rm, zeros, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
         for h in range(0, L, W):
             s = vzero(wk)
             for i in range(n):
@@ -329,7 +318,7 @@ def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
     m = b.shape[1]
     L, T = LANES, num_iter
     nL, mL, S = n * L, m * L, 2 * num_iter + 1
-    wk = np.empty((S + T + 6) * nL + (S + T + 7) * mL + L, K.dtype)
+    wk = np.empty((S + T + 7) * nL + (S + T + 7) * mL + L, K.dtype)
     # offsets in wk: the stacks, then single rows of n and m lane vectors, then g
     A, Z = 0, S * nL
     ta, tx, ubar = (S + T) * nL, (S + T + 1) * nL, (S + T + 2) * nL
@@ -340,6 +329,8 @@ def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
     bbar, ybar = Bs + (S + T + 3) * mL, Bs + (S + T + 4) * mL
     cm, vT = Bs + (S + T + 5) * mL, Bs + (S + T + 6) * mL
     tg = Bs + (S + T + 7) * mL
+    zeros = tg + L
+    wk[zeros : zeros + nL] = 0.0
     Kblk = np.empty(n * m * WIDTH, K.dtype)
     stack_a, stack_b = wk[A : A + S * nL].reshape(S, nL), wk[Bs : Bs + S * mL].reshape(S, mL)
     lanes_a, lanes_x = _lane_rows(wk, ta, n), _lane_rows(wk, tx, n)
@@ -358,15 +349,15 @@ def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
         for k in range(1, T + 1):
             z, w, u = Z + (k - 1) * nL, Wd + (k - 1) * mL, A + (k - 1) * nL
             v = vT if k == T else Bs + (T + k) * mL
-            _product_then(K, wk, Bs + (T + k - 1) * mL, False, z, SCALING, ta, z, z, u)
-            _product_then(KT, wk, u, False, w, SCALING, tb, w, w, v)
+            _columns_then(K, wk, Bs + (T + k - 1) * mL, zeros, SCALING, ta, z, z, u)
+            _matvec_then(KT, wk, u, False, w, SCALING, tb, w, w, v)
         u = A + (T - 1) * nL
         # s = (x ⊙ u)^T K (v ⊙ y): seed the adjoints and the plan's term of K̄
         _product(wk, vT, ty, Bs + 2 * T * mL, mL)
-        _product_then(K, wk, Bs + 2 * T * mL, False, rn, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
+        _columns_then(K, wk, Bs + 2 * T * mL, zeros, PLAIN, rn, rn, rn, rn)  # K (v ⊙ y)
         _seed(wk, tg, tx, u, rn, xbar, ubar, nL)
         _product(wk, u, tx, rn, nL)
-        _product_then(KT, wk, rn, False, cm, PLAIN, cm, cm, cm, cm)  # K^T (u ⊙ x)
+        _matvec_then(KT, wk, rn, False, cm, PLAIN, cm, cm, cm, cm)  # K^T (u ⊙ x)
         _seed(wk, tg, ty, vT, cm, ybar, vbar, mL)
         seed = A + 2 * T * nL
         for o in range(0, nL, WIDTH):  # g x ⊙ u
@@ -377,11 +368,12 @@ def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
         for k in range(T, 0, -1):
             # ū_k = (seed +) K w̄_k, then the reverse of u_k = a / z_k: z̄_k into A[T+k-1]
             u, z, zbar = A + (k - 1) * nL, Z + (k - 1) * nL, A + (T + k - 1) * nL
-            _product_then(K, wk, Bs + (k - 1) * mL, k == T, ubar, ADJOINT, u, z, abar, zbar)
+            ubar_0 = ubar if k == T else zeros
+            _columns_then(K, wk, Bs + (k - 1) * mL, ubar_0, ADJOINT, u, z, abar, zbar)
             if k > 1:
                 # v̄_{k-1} = K^T z̄_k, then the reverse of v_{k-1} = b / w_{k-1}: w̄_{k-1} into Bs[k-2]
                 v, w, wbar = Bs + (T + k - 1) * mL, Wd + (k - 2) * mL, Bs + (k - 2) * mL
-                _product_then(KT, wk, zbar, False, vbar, ADJOINT, v, w, bbar, wbar)
+                _matvec_then(KT, wk, zbar, False, vbar, ADJOINT, v, w, bbar, wbar)
         _contract(stack_a, stack_b, Kblk)
         for e in range(Kb.size):
             Kb[e] += Kblk[e]
