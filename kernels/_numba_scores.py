@@ -140,6 +140,13 @@ def _matvec_then(K, wk, src, accumulate, init, step, t, p, acc, out):
 
 
 @njit(**_JIT)
+def _axpy2(k, x0, x1, s0, s1):
+    """``(s0 + k x0, s1 + k x1)`` for the two vectors of a row, each rounded once."""
+    kk = vsplat(k)
+    return vfma(kk, x0, s0), vfma(kk, x1, s1)
+
+
+@njit(**_JIT)
 def _columns_then(K, wk, src, init, step, t, p, acc, out):
     """:func:`_matvec_then` for a tall ``K`` with few columns (the 46 x 10 cost): the same sums in
     the same order, five columns at a time, always from ``init`` (a row of zeros for none).
@@ -169,16 +176,11 @@ def _columns_then(K, wk, src, init, step, t, p, acc, out):
         for i in range(R):
             o = i * L
             s0, s1 = vload(wk, partial + o), vload(wk, partial + o + W)
-            k = vsplat(K[i, c])
-            s0, s1 = vfma(k, x00, s0), vfma(k, x01, s1)
-            k = vsplat(K[i, c1])
-            s0, s1 = vfma(k, x10, s0), vfma(k, x11, s1)
-            k = vsplat(K[i, c2])
-            s0, s1 = vfma(k, x20, s0), vfma(k, x21, s1)
-            k = vsplat(K[i, c3])
-            s0, s1 = vfma(k, x30, s0), vfma(k, x31, s1)
-            k = vsplat(K[i, c4])
-            s0, s1 = vfma(k, x40, s0), vfma(k, x41, s1)
+            s0, s1 = _axpy2(K[i, c], x00, x01, s0, s1)
+            s0, s1 = _axpy2(K[i, c1], x10, x11, s0, s1)
+            s0, s1 = _axpy2(K[i, c2], x20, x21, s0, s1)
+            s0, s1 = _axpy2(K[i, c3], x30, x31, s0, s1)
+            s0, s1 = _axpy2(K[i, c4], x40, x41, s0, s1)
             if last:
                 _finish_row(step, i, R, s0, s1, wk, t, p, acc, out)
             else:
