@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._simd import WIDTH, vexp, vload, vstore
+from ._simd import WIDTH, vexp, vload, vstore, vtranspose8
 
 #: Most problems per block: long enough lane loops to amortise the vectoriser's runtime checks,
 #: small enough for the work arrays of a 46 x 10 block (3 x n * m * 64 doubles, 0.7 MB) to stay
@@ -87,14 +87,18 @@ def _to_lanes(x, first, count, out):
     ``x`` is (B, ...) or (1, ...) (shared by every lane), C-contiguous; ``out`` is (E, L).
     Lanes past ``count`` repeat the block's last problem.  Eight distinct problems are moved
     together, so each write fills a whole cache line of ``out`` while eight rows of ``x`` are
-    read sequentially (lane by lane, the strided writes would evict each other from L1).
+    read sequentially (lane by lane, the strided writes would evict each other from L1); whole
+    8 x 8 tiles move as vectors (:func:`kernels._simd.vtranspose8`).
     """
     E, L = out.shape
     xf = x.reshape(x.shape[0], E)
+    whole = E - E % _GROUP
     for q0 in range(0, L, _GROUP):
         if x.shape[0] != 1 and q0 + _GROUP <= min(L, count):
             p0 = first + q0
-            for e in range(E):
+            for e0 in range(0, whole, _GROUP):
+                vtranspose8(xf, p0 * E + e0, E, out, e0 * L + q0, L)
+            for e in range(whole, E):
                 for dq in range(_GROUP):
                     out[e, q0 + dq] = xf[p0 + dq, e]
         else:
@@ -107,11 +111,14 @@ def _to_lanes(x, first, count, out):
 @njit(**_JIT)
 def _from_lanes(buf, first, count, x):
     """``x[first + q].flat[e] = buf[e, q]`` for the block's real lanes (inverse of _to_lanes)."""
-    E = buf.shape[0]
+    E, L = buf.shape
     xf = x.reshape(x.shape[0], E)
+    whole = E - E % _GROUP
     for q0 in range(0, count, _GROUP):
         if q0 + _GROUP <= count:
-            for e in range(E):
+            for e0 in range(0, whole, _GROUP):
+                vtranspose8(buf, e0 * L + q0, L, xf, (first + q0) * E + e0, E)
+            for e in range(whole, E):
                 for dq in range(_GROUP):
                     xf[first + q0 + dq, e] = buf[e, q0 + dq]
         else:

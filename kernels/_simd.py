@@ -9,7 +9,7 @@ Arithmetic is plain IEEE-754: no fast-math flags; :func:`vfma` is an exact fused
 
 The element type follows the operands: :func:`vload` of a float32 array gives an ``f32x8``,
 :func:`vsplat` of a float32 scalar too, :func:`vzero` takes the type of its array; the arithmetic
-intrinsics accept two vectors of one type.  :func:`vratio`, :func:`vsqrt` and :func:`vexp` are
+intrinsics accept two vectors of one type (:func:`vrecip` one).  :func:`vratio`, :func:`vsqrt` and :func:`vexp` are
 float64 only.
 
 Memory operands are contiguous float64 or float32 arrays (any number of dimensions) indexed by a
@@ -179,6 +179,80 @@ vmul = _lanewise("fmul", "``x * y`` lane by lane.")
 vadd = _lanewise("fadd", "``x + y`` lane by lane.")
 vsub = _lanewise("fsub", "``x - y`` lane by lane.")
 vdiv = _lanewise("fdiv", "``x / y`` lane by lane.")
+
+
+def _shuffle(builder: ir.IRBuilder, x: ir.Value, y: ir.Value, mask: list[int]) -> ir.Value:
+    return builder.shuffle_vector(x, y, ir.Constant(ir.VectorType(ir.IntType(32), WIDTH), mask))
+
+
+#: Masks of the three stages of an 8 x 8 transpose (pairs of rows, then quads, then halves).
+_PAIR_LO, _PAIR_HI = [0, 8, 1, 9, 4, 12, 5, 13], [2, 10, 3, 11, 6, 14, 7, 15]
+_QUAD_LO, _QUAD_HI = [0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15]
+_HALF_LO, _HALF_HI = [0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15]
+
+
+@intrinsic
+def vtranspose8(typingctx, src, src_offset, src_stride, dst, dst_offset, dst_stride):
+    """Copy the 8 x 8 block of ``src`` (rows of 8 at ``src_offset + r src_stride``) transposed
+    into ``dst`` (rows at ``dst_offset + c dst_stride``): eight vector loads, 24 shuffles and
+    eight vector stores instead of 64 scalar moves.  Both arrays of one element type."""
+    vec = _vector_of_array(src)
+    integers = all(
+        isinstance(t, types.Integer) for t in (src_offset, src_stride, dst_offset, dst_stride)
+    )
+    if vec is None or _vector_of_array(dst) != vec or not integers:
+        return None
+
+    def codegen(context, builder, sig, args):
+        src, dst = args[0], args[3]
+        src_offset, src_stride, dst_offset, dst_stride = (
+            context.cast(builder, args[i], sig.args[i], types.intp) for i in (1, 2, 4, 5)
+        )
+
+        def pointer(array_type, array, offset, stride, r):
+            step = builder.mul(stride, ir.Constant(offset.type, r))
+            return _vector_pointer(context, builder, array_type, array, builder.add(offset, step))
+
+        align = vec.dtype.bitwidth // 8
+        rows = [
+            builder.load(pointer(sig.args[0], src, src_offset, src_stride, r), align=align)
+            for r in range(WIDTH)
+        ]
+        pairs = []
+        for r in range(0, WIDTH, 2):
+            pairs += [_shuffle(builder, rows[r], rows[r + 1], m) for m in (_PAIR_LO, _PAIR_HI)]
+        # pairs: lo01, hi01, lo23, hi23, lo45, hi45, lo67, hi67
+        quads = []
+        for base in (0, 4):
+            lo_a, hi_a, lo_b, hi_b = pairs[base : base + 4]
+            quads += [
+                _shuffle(builder, lo_a, lo_b, _QUAD_LO),
+                _shuffle(builder, lo_a, lo_b, _QUAD_HI),
+                _shuffle(builder, hi_a, hi_b, _QUAD_LO),
+                _shuffle(builder, hi_a, hi_b, _QUAD_HI),
+            ]
+        # quads[c] (c < 4) holds column c of rows 0-3 and column c + 4 of rows 0-3; quads[4 + c]
+        # the same for rows 4-7
+        for c in range(4):
+            for column, mask in ((c, _HALF_LO), (c + 4, _HALF_HI)):
+                value = _shuffle(builder, quads[c], quads[4 + c], mask)
+                ptr = pointer(sig.args[3], dst, dst_offset, dst_stride, column)
+                builder.store(value, ptr, align=align)
+        return context.get_dummy_value()
+
+    return types.none(src, src_offset, src_stride, dst, dst_offset, dst_stride), codegen
+
+
+@intrinsic
+def vrecip(typingctx, x):
+    """``1 / x`` lane by lane (a correctly rounded division)."""
+    if not _is_vector(x):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fdiv(ir.Constant(_IR_OF[x], [1.0] * WIDTH), args[0])
+
+    return x(x), codegen
 
 
 @intrinsic

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ._common import check_entries, check_masses, choose_method
-from ._numba_scores import score_backward, score_forward
+from ._numba_scores import row_sums_and_range, score_backward, score_forward
 from .torch_twin import sinkhorn_torch
 
 BACKENDS = ("auto", "numba", "torch")
@@ -78,10 +78,12 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 def _check_inputs(a: np.ndarray, b: np.ndarray, M: np.ndarray, reg: float) -> None:
     """The rules of :func:`kernels.sinkhorn` for a balanced plain solve (ValueError otherwise)."""
+    sums = []
     for name, t in (("a", a), ("b", b), ("M", M)):
-        low, high = (float(t.min()), float(t.max())) if t.size else (0.0, 0.0)
+        row_sums, low, high = row_sums_and_range(t)
         check_entries(name, np.isfinite(low) and np.isfinite(high), low)
-    check_masses(a.sum(axis=-1, dtype=np.float64), b.sum(axis=-1, dtype=np.float64), True)
+        sums.append(row_sums)
+    check_masses(sums[0], sums[1], True)
     if choose_method("auto", high / reg, _F64.max, _F64.tiny) != "plain":
         raise ValueError(
             f"max(M)/reg = {high / reg:.4g} is beyond the plain Sinkhorn iteration in float64 "
