@@ -63,18 +63,17 @@ def contrast_sample() -> InstanceSample:
 
 
 def test_contrast_gradients_within_two_orders_of_phi_v_at_init_on_real_shapes():
-    """The default fusion on a real-shaped bag: visual prototypes within 1/100-100x of φ_v.
-
-    The text prototypes here are random directions no patch resembles, so the plan sends them
-    little mass and their gradient is smaller (measured 1/207 of φ_v's): bounded at 1/1000."""
+    """The default fusion on a real-shaped bag: both prototype sets within 1/100-100x of φ_v's
+    gradient (measured 1/9 visual, 1/87 text: the random text prototypes here resemble no patch,
+    so the plan sends them little mass)."""
     torch.manual_seed(0)
     model = LibraMIL(LibraConfig(), D, C, text())
     model.prepare(contrast_sample(), seed=0)
     F.cross_entropy(model(real_shaped_bag()).logits[None], torch.tensor([1])).backward()
     norms = model.gradient_norms()
     phi = norms["grad_rms.phi_v"]
-    assert phi / 100 <= norms["grad_rms.visual_prototypes"] <= phi * 100, norms
-    assert phi / 1000 <= norms["grad_rms.text_prototypes"] <= phi * 100, norms
+    for name in ("grad_rms.visual_prototypes", "grad_rms.text_prototypes"):
+        assert phi / 100 <= norms[name] <= phi * 100, norms
 
 
 #: The gated design of issue 15's second round (docs/mil.md; not above ``none`` on the benchmark).
