@@ -102,10 +102,10 @@ def test_patch_classifier_is_not_worse_than_bag_attention(demo, tmp_path):
         tmp_path / "patch-run",
         labels_path=demo.cohort_dir / "labels.csv",
     )
-    # the contrast fusion's score when it found class-specific tissue in fold 0's training
-    # slides; on this small cohort (about ten lesion patches) it may find none: then attention
+    # the demo fits without fusion (wsi_engine/pipeline/demo.py): attention; a contrast fusion
+    # that found class-specific tissue would give its score
     fold0 = json.loads((demo.fit_dir / "results.json").read_text())["folds"][0]
-    found = fold0["fusion"]["diagnostic_prototypes"] > 0
+    found = fold0.get("fusion", {}).get("diagnostic_prototypes", 0) > 0
     expected = "instance_score" if found else "attention"
     assert json.loads((fitted.run_dir / "run.json").read_text())["evidence"] == expected
     predicted = predict_patches(fitted.run_dir, [stores])
