@@ -202,6 +202,15 @@ def _lane_rows(wk, offset, rows):
 
 
 @njit(**_JIT)
+def _problem_to_lanes(a, x, b, y, first, count, lanes_a, lanes_x, lanes_b, lanes_y):
+    """Marginals and similarity vectors of problems ``first .. first + count`` into lane layout."""
+    _to_lanes(a, first, count, lanes_a)
+    _to_lanes(x, first, count, lanes_x)
+    _to_lanes(b, first, count, lanes_b)
+    _to_lanes(y, first, count, lanes_y)
+
+
+@njit(**_JIT)
 def _forward_blocks(K, KT, a, b, x, y, num_iter, blocks, out):
     """Scores of the blocks ``range(*blocks)`` into ``out`` (B,)."""
     B, n = a.shape
@@ -218,10 +227,7 @@ def _forward_blocks(K, KT, a, b, x, y, num_iter, blocks, out):
     for blk in range(blocks[0], blocks[1]):
         first = blk * L
         count = min(L, B - first)
-        _to_lanes(a, first, count, lanes_a)
-        _to_lanes(x, first, count, lanes_x)
-        _to_lanes(b, first, count, lanes_b)
-        _to_lanes(y, first, count, lanes_y)
+        _problem_to_lanes(a, x, b, y, first, count, lanes_a, lanes_x, lanes_b, lanes_y)
         wk[v : v + mL] = 1.0
         for _ in range(num_iter):
             _columns_then(K, wk, v, zeros, SCALING, ta, z, z, u)
@@ -341,10 +347,7 @@ def _backward_blocks(K, KT, a, b, x, y, g, num_iter, blocks, grads, Kb):
     for blk in range(blocks[0], blocks[1]):
         first = blk * L
         count = min(L, B - first)
-        _to_lanes(a, first, count, lanes_a)
-        _to_lanes(x, first, count, lanes_x)
-        _to_lanes(b, first, count, lanes_b)
-        _to_lanes(y, first, count, lanes_y)
+        _problem_to_lanes(a, x, b, y, first, count, lanes_a, lanes_x, lanes_b, lanes_y)
         _to_lanes(g, first, count, lanes_g)
         wk[tg + count : tg + L] = 0.0  # repeated lanes must not add to the shared cost gradient
         wk[Bs + T * mL : Bs + (T + 1) * mL] = 1.0  # v_0
