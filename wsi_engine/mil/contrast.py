@@ -63,12 +63,11 @@ class ContrastConfig(StrictModel):
 @dataclass(frozen=True)
 class ContrastPrototypes:
     """``centres`` (C·per_class + background, D) float32: the first ``n_diagnostic`` are the
-    diagnostic prototypes (class by class, ``per_class`` for each class in ``classes``), the rest
-    background; ``candidates`` (M,) bool, the sample's patches chosen as diagnostic."""
+    diagnostic prototypes (class by class, ``per_class`` for each class that has candidates), the
+    rest background; ``candidates`` (M,) bool, the sample's patches chosen as diagnostic."""
 
     centres: np.ndarray
     n_diagnostic: int
-    classes: tuple[int, ...]
     candidates: np.ndarray
 
 
@@ -146,4 +145,4 @@ def contrast_prototypes(
         centres(np.flatnonzero(candidates & (sample.targets == c)), per_class) for c in classes
     ]
     prototypes = np.concatenate([*diagnostic, centres(rest, n_background)]).astype(np.float32)
-    return ContrastPrototypes(prototypes, per_class * len(classes), tuple(classes), candidates)
+    return ContrastPrototypes(prototypes, per_class * len(classes), candidates)

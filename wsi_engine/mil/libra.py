@@ -187,9 +187,8 @@ class LibraMIL(MILModel):
             self.phi_t.load_state_dict(self.phi_v.state_dict())
         self.n_classes = n_classes
         self.visual_prototypes = nn.Parameter(torch.randn(self.n_visual_prototypes, feature_dim))
-        if (
-            config.fusion == "contrast"
-        ):  # how many visual prototypes are diagnostic (set by prepare)
+        if config.fusion == "contrast":
+            # how many of the visual prototypes are diagnostic (set by prepare, kept in checkpoints)
             self.register_buffer(
                 "n_diagnostic", torch.tensor(n_classes * config.contrast.per_class)
             )
@@ -240,11 +239,11 @@ class LibraMIL(MILModel):
         sv, st = xn @ pv.T, xn @ pt.T  # (N, Kv), (N, Kt)
         if self.concat_score is not None:
             return Fusion(self.concat_score(torch.cat([sv, st], dim=-1)).squeeze(-1))
-        eps, iters = self.config.ot_eps, self.config.ot_iters
         if self.config.fusion == "contrast":
             return self._contrast_fusion(sv, st, independent)
         tau_v, tau_t = self.tau_v.clamp(-7.0, 7.0).exp(), self.tau_t.clamp(-7.0, 7.0).exp()
         cost = (1.0 - pv @ pt.T).clamp_min(0.0)  # (Kv, Kt); rounding can dip below 0
+        eps, iters = self.config.ot_eps, self.config.ot_iters
         if self.config.fusion == "sot":
             mu = torch.softmax(sv.mean(0) / tau_v, dim=0)
             nu = torch.softmax(st.mean(0) / tau_t, dim=0)
@@ -264,9 +263,10 @@ class LibraMIL(MILModel):
 
     def _contrast_fusion(self, sv: torch.Tensor, st: torch.Tensor, independent: bool) -> Fusion:
         """One plan per bag from its N instances (mass 1/N each) to the prototypes: the diagnostic
-        ones (visual, and the text entities when there is text and a visual one) share 1 − ``contrast.background_mass``,
-        the background ones ``contrast.background_mass``, uniformly within each side; cost 1 − cos.
-        s_j = N · (mass of instance j sent to diagnostic prototypes) ∈ [0, 1]."""
+        ones (visual, and the text entities when there is text and a visual one) share
+        1 − ``contrast.background_mass``, the background ones ``contrast.background_mass``,
+        evenly within each side; cost 1 − cos. s_j = N · (mass of instance j sent to diagnostic
+        prototypes) ∈ [0, 1]."""
         kd = int(self.n_diagnostic)
         # text entities count as diagnostic only beside visual evidence of class-specific tissue
         diagnostic = [sv[:, :kd]] if self.text_free or kd == 0 else [sv[:, :kd], st]
