@@ -5,7 +5,7 @@ iteration count (20) of the model's config), in one run and on the same inputs:
 
 * **Training epoch**: ``--bags`` optimiser steps of a Libra-MIL head (``fusion=sot-instance``,
   float32) on bags of N random unit-norm features, with the transport on the Numba backend
-  (:func:`kernels.transport_scores`, Numba forward and backward) and on the torch twin (unrolled
+  (:func:`wsi_kernels.transport_scores`, Numba forward and backward) and on the torch twin (unrolled
   autograd).  Time per epoch, and the share of a step spent in the transport (forward + backward
   of the transport alone on that step's inputs, over the whole step's time).
 * **Transport part**: forward + backward of ``transport_scores`` alone, on the marginals,
@@ -114,7 +114,7 @@ def _transport_inputs(model, x, dtype=None):
 def _transport_step(backend: str, inputs) -> tuple[float, float, float]:
     """Wall seconds of one forward and one backward of the transport alone, and the process's
     CPU seconds for both (all its threads)."""
-    from kernels import transport_scores
+    from wsi_kernels import transport_scores
 
     tensors, reg, num_iter = inputs
     for t in tensors:

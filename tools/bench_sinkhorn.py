@@ -4,13 +4,13 @@ Workload: B problems of 46 x 10 and of 10 x 46, each with its own cost matrix (u
 [0, 1)) and Dirichlet marginals, 20 iterations, reg = 0.05, float64, on the CPU.  Compared in one
 run, on the same inputs:
 
-* ``kernels.sinkhorn`` (Numba, parallel over the batch, ``NUMBA_NUM_THREADS`` threads; a fixed
-  iteration count on a balanced problem runs its dedicated kernel, ``kernels/_numba_fixed.py``);
+* ``wsi_kernels.sinkhorn`` (Numba, parallel over the batch, ``NUMBA_NUM_THREADS`` threads; a fixed
+  iteration count on a balanced problem runs its dedicated kernel, ``kernels/wsi_kernels/_numba_fixed.py``);
 * POT in a loop: ``ot.sinkhorn`` once per problem.  It is called on the transposed problem
   (``ot.sinkhorn(b, a, M.T).T``) so that its 20 iterations are the same sequence as ours and the
   plans agree to rounding.  At large B it is timed on a subset and extrapolated (marked ``*``);
 * POT's batched solver ``ot.batch.solve_batch(method="sinkhorn")`` when the installed POT has it;
-* the torch twin ``kernels.sinkhorn_torch`` on CPU tensors (batched ``bmm`` iterations, no
+* the torch twin ``wsi_kernels.sinkhorn_torch`` on CPU tensors (batched ``bmm`` iterations, no
   autograd), with torch's default intra-op threads.
 
 A second table repeats B = 1000 with Numba and torch limited to one thread each (POT is
@@ -47,8 +47,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kernels import sinkhorn, sinkhorn_torch  # noqa: E402
-from kernels._simd import vfma, vload, vstore  # noqa: E402
+from wsi_kernels import sinkhorn, sinkhorn_torch  # noqa: E402
+from wsi_kernels._simd import vfma, vload, vstore  # noqa: E402
 
 REG = 0.05
 ITERS = 20
@@ -59,7 +59,7 @@ FIRST_CALL = """
 import time
 t0 = time.perf_counter()
 import numpy as np
-from kernels import sinkhorn
+from wsi_kernels import sinkhorn
 t1 = time.perf_counter()
 rng = np.random.default_rng(0)
 sinkhorn(rng.dirichlet(np.ones(46), 8), rng.dirichlet(np.ones(10), 8), rng.random((8, 46, 10)),

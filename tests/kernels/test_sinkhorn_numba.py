@@ -8,10 +8,10 @@ import numpy as np
 import ot
 import pytest
 
-from kernels import SinkhornInfo, sinkhorn
-from kernels import _common as common
-from kernels import _numba_fixed as nf
-from kernels import _numba_kernels as nk
+from wsi_kernels import SinkhornInfo, sinkhorn
+from wsi_kernels import _common as common
+from wsi_kernels import _numba_fixed as nf
+from wsi_kernels import _numba_kernels as nk
 
 SHAPES = [(1, 4), (5, 3), (46, 10), (10, 46)]
 

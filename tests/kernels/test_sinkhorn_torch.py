@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from kernels import _common as common
-from kernels import sinkhorn, sinkhorn_torch
+from wsi_kernels import _common as common
+from wsi_kernels import sinkhorn, sinkhorn_torch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -174,8 +174,8 @@ def test_cuda_matches_cpu(rng):
 
 def test_package_imports_without_torch_or_engine():
     code = (
-        "import sys, numpy as np, kernels; "
-        "kernels.sinkhorn(np.ones(2) / 2, np.ones(3) / 3, np.ones((2, 3)), 0.5, num_iter=2); "
+        "import sys, numpy as np, wsi_kernels; "
+        "wsi_kernels.sinkhorn(np.ones(2) / 2, np.ones(3) / 3, np.ones((2, 3)), 0.5, num_iter=2); "
         "assert 'torch' not in sys.modules and 'wsi_engine' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

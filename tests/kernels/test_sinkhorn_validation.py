@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kernels import sinkhorn, sinkhorn_torch
+from wsi_kernels import sinkhorn, sinkhorn_torch
 
 
 def numpy_call(a, b, M, reg=0.1, **kw):

@@ -167,7 +167,7 @@ def test_prototype_loss_moves_the_visual_prototypes_towards_the_instances():
         optimiser.zero_grad()
         model.prototype_loss(x).backward()
         optimiser.step()
-    assert float(model.prototype_loss(x)) < before - 1e-3
+    assert model.prototype_loss(x).item() < before - 1e-3
 
 
 def test_param_groups_give_temperatures_and_prototypes_their_rates():

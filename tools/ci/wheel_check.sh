@@ -22,6 +22,12 @@ for kind, expected in {"encoders": "tiny-clip", "tiling": "default", "tasks": "s
     assert expected in names, f"{kind} presets missing from the wheel: {names}"
 assert (where / "pipeline.yaml").is_file(), "pipeline.yaml missing from the wheel"
 print(f"presets found in the installed wheel: {where}")
+import importlib.metadata
+top = {f.parts[0] for f in importlib.metadata.files("wsi-engine") if not f.parts[0].endswith(".dist-info")}
+assert top >= {"wsi_engine", "wsi_kernels"}, f"packages missing from the wheel: {sorted(top)}"
+assert "kernels" not in top, "the wheel installs a top-level `kernels` (a name of another distribution)"
+import wsi_kernels
+print(f"top-level packages in the wheel: {sorted(p for p in top if not p.endswith('.py'))}")
 PY
 "$work/venv/bin/wsi-engine" demo --out "$work/demo" --n-slides 8 --size 1024 --shots 1 --folds 2 --epochs 3
 test -f "$work/demo/pipeline/heatmaps/report.html"

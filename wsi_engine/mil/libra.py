@@ -24,7 +24,7 @@ For one bag X (N, D) and C classes:
        one plan per instance (the released code's marginals, method reference §1.6):
        μ_j = softmax(S_t[j] / τ_t) (K_t), ν_j = softmax(S_v[j] / τ_v) (K_v);
        T_j = Sinkhorn(μ_j, ν_j, costᵀ) (K_t, K_v); s_j = S_t[j] T_j S_v[j]ᵀ, through
-       :func:`kernels.transport_scores` (Numba forward and backward on the CPU,
+       :func:`wsi_kernels.transport_scores` (Numba forward and backward on the CPU,
        the torch twin on a GPU; ``ot_backend``).
    ``concat``
        s_j = a · [S_v[j], S_t[j]] + b (both prototype sets, no transport).
@@ -71,13 +71,13 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from kernels import sinkhorn_torch, transport_scores
 from wsi_engine.config.loader import StrictModel
 from wsi_engine.errors import DataError
 from wsi_engine.mil.attention import CrossAttention, SharedScorer
 from wsi_engine.mil.base import InstanceSample, MILModel, MILOutput, mlp_projection
 from wsi_engine.mil.contrast import ContrastConfig, contrast_prototypes
 from wsi_engine.prompts import PROMPT_FIELDS, TaskEmbeddings
+from wsi_kernels import sinkhorn_torch, transport_scores
 
 QueryLevel = Literal["label", "basic", "detailed", "bag_low", "bag_high"]
 

@@ -4,11 +4,11 @@ Libra-MIL's per-instance fusion (``sot-instance``) solves one small problem per 
 between that patch's text and visual prototype marginals, under a cost ``M`` shared by the bag.
 Two implementations with the same results:
 
-* ``backend="numba"`` (CPU): :mod:`kernels._numba_scores`.  The forward pass iterates block by
+* ``backend="numba"`` (CPU): :mod:`wsi_kernels._numba_scores`.  The forward pass iterates block by
   block and contracts the scalings with ``x`` and ``y`` directly (no plan is formed); the backward
   pass is the adjoint of the unrolled iterations, recomputed block by block.  Nothing the size of
   the batch times the iteration count is kept between the passes: only the inputs.
-* ``backend="torch"``: :func:`kernels.sinkhorn_torch` and an ``einsum`` under autograd (any
+* ``backend="torch"``: :func:`wsi_kernels.sinkhorn_torch` and an ``einsum`` under autograd (any
   device; every iteration is recorded).
 
 ``backend="auto"`` picks Numba for CPU tensors and torch otherwise.  The Numba backend uses at most
@@ -77,7 +77,7 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 
 def _check_inputs(a: np.ndarray, b: np.ndarray, M: np.ndarray, reg: float) -> None:
-    """The rules of :func:`kernels.sinkhorn` for a balanced plain solve (ValueError otherwise)."""
+    """The rules of :func:`wsi_kernels.sinkhorn` for a balanced plain solve (ValueError otherwise)."""
     sums = []
     for name, t in (("a", a), ("b", b), ("M", M)):
         row_sums, low, high = row_sums_and_range(t)
@@ -103,7 +103,7 @@ def _torch_thread_count():
 
 
 class _NumbaScores(torch.autograd.Function):
-    """Autograd wrapper: input checks, Numba forward and backward (:mod:`kernels._numba_scores`)."""
+    """Autograd wrapper: input checks, Numba forward and backward (:mod:`wsi_kernels._numba_scores`)."""
 
     @staticmethod
     def forward(ctx, x, y, a, b, M, reg, num_iter):

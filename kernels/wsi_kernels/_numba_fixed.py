@@ -1,7 +1,7 @@
 """Numba kernel for the common case: balanced plain Sinkhorn with a fixed iteration count.
 
 This is what Libra-MIL runs (20 iterations, no tolerance check), so it has its own kernel, written
-with the explicit vectors of :mod:`kernels._simd` instead of relying on the loop vectoriser.
+with the explicit vectors of :mod:`wsi_kernels._simd` instead of relying on the loop vectoriser.
 
 Layout: :data:`LANES` problems are solved together; entry (i, j) of the block's kernel matrix is
 the ``LANES`` values ``K[(i * m + j) * LANES : ... + LANES]``, two vectors; when ``n < m`` the
@@ -12,7 +12,7 @@ zero marginal gives ``u = 0`` and adds nothing).
 One iteration is one pass over ``K`` per block of :data:`ROWS` rows (:func:`_row_pass`): the row
 products ``s = K v`` of the block, its scalings ``u = a / s``, and at once their contribution
 ``K^T u`` to the column products, then ``v = b / (K^T u)``.  That is the sequence of
-:func:`kernels._numba_kernels.sinkhorn_batch` (``u`` first, from ``v = 1``); only the order of the
+:func:`wsi_kernels._numba_kernels.sinkhorn_batch` (``u`` first, from ``v = 1``); only the order of the
 additions differs (fused multiply-adds, row by row), a few ulps.  Each ``K`` vector is loaded twice
 per iteration and each ``v``, ``u`` and column product once per row block, so the loop runs at
 about one vector FMA per load instead of one per three.

@@ -1,8 +1,8 @@
-"""Differentiable torch twin of :func:`kernels.sinkhorn` (CPU and CUDA, gradients through the loop).
+"""Differentiable torch twin of :func:`wsi_kernels.sinkhorn` (CPU and CUDA, gradients through the loop).
 
 Same problem, options, iteration order, stopping rule and :class:`SinkhornInfo` as the Numba
 kernels, so the two agree to rounding; here every iteration is a batched tensor operation that
-autograd records.  This module is the only one in ``kernels`` that imports torch.
+autograd records.  This module is the only one in ``wsi_kernels`` that imports torch.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def sinkhorn_torch(
 ) -> torch.Tensor | tuple[torch.Tensor, SinkhornInfo]:
     r"""Entropic optimal transport plan(s) with gradients, on the device of the inputs.
 
-    Same arguments, problem, rules and results as :func:`kernels.sinkhorn` (read its docstring
+    Same arguments, problem, rules and results as :func:`wsi_kernels.sinkhorn` (read its docstring
     for the maths, ``method``, ``reg_m``/``reg_type`` and the mass rule), on tensors:
     ``a`` (n,) or (B, n), ``b`` (m,) or (B, m), ``M`` (n, m) or (B, n, m), all on one device
     (non-tensors are converted with ``torch.as_tensor``).  Libra-MIL calls it as

@@ -2,7 +2,7 @@
 
 * :func:`sinkhorn` — batched entropic Sinkhorn (plain, log-domain, unbalanced) in Numba, CPU.
 * :func:`sinkhorn_torch` — its differentiable torch twin (CPU/CUDA, float32/float64, autocast-safe).
-  Imported lazily: ``import kernels`` does not import torch.
+  Imported lazily: ``import wsi_kernels`` does not import torch.
 * :func:`transport_scores` — batched scores ``x^T T y`` of per-problem Sinkhorn plans with a shared
   cost, differentiable; on the CPU a Numba forward and a Numba backward (adjoint of the unrolled
   iterations), elsewhere the torch twin.  Imported lazily as well.

@@ -44,8 +44,8 @@ class SinkhornInfo:
 
 
 class SolverOptions(TypedDict, total=False):
-    """Keyword options of :func:`kernels.sinkhorn` and its torch twin (defaults and rules in
-    :func:`parse_options`; meaning in the docstring of :func:`kernels.sinkhorn`)."""
+    """Keyword options of :func:`wsi_kernels.sinkhorn` and its torch twin (defaults and rules in
+    :func:`parse_options`; meaning in the docstring of :func:`wsi_kernels.sinkhorn`)."""
 
     num_iter: int | None
     tol: float
@@ -158,7 +158,7 @@ def parse_options(
 ) -> Options:
     """Check the scalar options shared by both backends and return them normalised.
 
-    The defaults are those of :func:`kernels.sinkhorn` and :func:`kernels.sinkhorn_torch`.
+    The defaults are those of :func:`wsi_kernels.sinkhorn` and :func:`wsi_kernels.sinkhorn_torch`.
     """
     reg = _positive_float("reg", reg)
     if method not in METHODS:

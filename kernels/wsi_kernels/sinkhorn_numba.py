@@ -54,7 +54,7 @@ def sinkhorn(
         M: cost matrix, (n, m) shared by the whole batch or (B, n, m); non-negative, finite.
             Unbatched ``a``/``b``/``M`` are shared by every problem of a batch.
         reg: entropic regularisation, > 0, in the units of ``M``.
-        options (keywords; :class:`kernels._common.SolverOptions`, defaults below):
+        options (keywords; :class:`wsi_kernels._common.SolverOptions`, defaults below):
         num_iter: (None) exactly this many iterations, no tolerance check (Libra-MIL uses 20).
         tol: (1e-9) when ``num_iter`` is None, each problem stops at the first iteration whose
             marginal error (see :class:`SinkhornInfo`; balanced: ``||P 1 - a||_2``) is < tol.
@@ -96,9 +96,9 @@ def sinkhorn(
     check_masses(a.sum(axis=-1), b.sum(axis=-1), opts.balanced)
 
     size = 1 if B is None else B
-    a2 = np.ascontiguousarray(np.broadcast_to(a, (size, n)), dtype=np.float64)
-    b2 = np.ascontiguousarray(np.broadcast_to(b, (size, m)), dtype=np.float64)
-    M3 = np.ascontiguousarray(M.reshape(-1, n, m), dtype=np.float64)
+    a2 = _nk.kernel_input(a, (size, n), np.float64)
+    b2 = _nk.kernel_input(b, (size, m), np.float64)
+    M3 = _nk.kernel_input(M.reshape(-1, n, m), (M.size // (n * m), n, m), np.float64)
     chosen = choose_method(opts.method, max_cost / opts.reg, _F64.max, _F64.tiny)
     plan, cost, n_iter, err = _solve(chosen, M3, a2, b2, opts)
     if chosen == "plain":
@@ -122,7 +122,7 @@ def _solve(method: str, M3: np.ndarray, a2: np.ndarray, b2: np.ndarray, opts: Op
     """Run one kernel on a prepared batch; returns ``(plan, cost, n_iter, err)``.
 
     Balanced plain solves with a fixed iteration count (Libra-MIL's case) go to the dedicated
-    kernel of :mod:`kernels._numba_fixed`; everything else to :mod:`kernels._numba_kernels`.
+    kernel of :mod:`wsi_kernels._numba_fixed`; everything else to :mod:`wsi_kernels._numba_kernels`.
     """
     size, n, m = a2.shape[0], a2.shape[1], b2.shape[1]
     plan = np.empty((size, n, m))

@@ -1,7 +1,7 @@
 """Numba CPU kernels for batched entropic Sinkhorn (plain scaling and log-domain, balanced or not).
 
 These serve tolerance-controlled, log-domain and unbalanced solves; balanced plain solves with a
-fixed iteration count have a faster kernel of their own in :mod:`kernels._numba_fixed`.
+fixed iteration count have a faster kernel of their own in :mod:`wsi_kernels._numba_fixed`.
 
 Layout: problems are solved in blocks of ``L`` lanes with the problem index as the innermost axis,
 e.g. the kernel block ``K[i, j, q]`` holds entry (i, j) of problem ``q`` of the block.  Every inner
@@ -57,6 +57,13 @@ def schedule(batch: int, threads: int) -> tuple[int, int]:
     return lanes, min(blocks, CHUNKS_PER_THREAD * threads) if threads > 1 else 1
 
 
+def kernel_input(x: np.ndarray, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """``x`` broadcast to ``shape`` as a C-contiguous, writeable ``dtype`` array (copied only when
+    needed). Numba types read-only arrays apart: a read-only view (``np.broadcast_to``, a frozen
+    input) would compile every kernel it reaches a second time."""
+    return np.require(np.broadcast_to(x, shape), dtype, ("C", "W"))
+
+
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _JIT_PARALLEL = dict(_JIT, parallel=True)
 
@@ -65,7 +72,7 @@ _JIT_PARALLEL = dict(_JIT, parallel=True)
 def _exp_inplace(x):
     """``x <- exp(x)`` for a contiguous 1-d float64 array whose size is a multiple of WIDTH.
 
-    :func:`kernels._simd.vexp`: about 1 ulp; values below ``exp(-708)`` flush to 0.
+    :func:`wsi_kernels._simd.vexp`: about 1 ulp; values below ``exp(-708)`` flush to 0.
     """
     for o in range(0, x.size, WIDTH):
         vstore(x, o, vexp(vload(x, o)))
@@ -88,7 +95,7 @@ def _to_lanes(x, first, count, out):
     Lanes past ``count`` repeat the block's last problem.  Eight distinct problems are moved
     together, so each write fills a whole cache line of ``out`` while eight rows of ``x`` are
     read sequentially (lane by lane, the strided writes would evict each other from L1); whole
-    8 x 8 tiles move as vectors (:func:`kernels._simd.vtranspose8`).
+    8 x 8 tiles move as vectors (:func:`wsi_kernels._simd.vtranspose8`).
     """
     E, L = out.shape
     xf = x.reshape(x.shape[0], E)
