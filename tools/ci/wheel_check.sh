@@ -23,7 +23,7 @@ for kind, expected in {"encoders": "tiny-clip", "tiling": "default", "tasks": "s
 assert (where / "pipeline.yaml").is_file(), "pipeline.yaml missing from the wheel"
 print(f"presets found in the installed wheel: {where}")
 import importlib.metadata
-top = {f.parts[0] for f in importlib.metadata.files("wsi-engine") if not f.parts[0].endswith(".dist-info")}
+top = {f.parts[0] for f in importlib.metadata.files("wsi-engine") if f.parts[0] != ".." and not f.parts[0].endswith(".dist-info")}
 assert top >= {"wsi_engine", "wsi_kernels"}, f"packages missing from the wheel: {sorted(top)}"
 assert "kernels" not in top, "the wheel installs a top-level `kernels` (a name of another distribution)"
 import wsi_kernels
