@@ -12,9 +12,9 @@ zero marginal gives ``u = 0`` and adds nothing).
 One iteration is one pass over ``K`` per block of :data:`ROWS` rows (:func:`_row_pass`): the row
 products ``s = K v`` of the block, its scalings ``u = a / s``, and at once their contribution
 ``K^T u`` to the column products, then ``v = b / (K^T u)``.  That is the sequence of
-:func:`wsi_kernels._numba_kernels.sinkhorn_batch` (``u`` first, from ``v = 1``); only the order of the
-additions differs (fused multiply-adds, row by row), a few ulps.  Each ``K`` vector is loaded twice
-per iteration and each ``v``, ``u`` and column product once per row block, so the loop runs at
+:func:`wsi_kernels._numba_kernels.sinkhorn_batch` (``u`` first, from ``v = 1``); only the order of
+the additions differs (fused multiply-adds, row by row), a few ulps.  Each ``K`` vector is loaded
+twice per iteration and each ``v``, ``u`` and column product once per row block, so the loop runs at
 about one vector FMA per load instead of one per three.
 
 After the last iteration the plan ``P = diag(u) K diag(v)`` is formed with its cost ``<P, M>`` and

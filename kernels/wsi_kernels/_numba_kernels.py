@@ -57,11 +57,11 @@ def schedule(batch: int, threads: int) -> tuple[int, int]:
     return lanes, min(blocks, CHUNKS_PER_THREAD * threads) if threads > 1 else 1
 
 
-def kernel_input(x: np.ndarray, shape: tuple[int, ...], dtype: type) -> np.ndarray:
-    """``x`` broadcast to ``shape`` as a C-contiguous, writeable ``dtype`` array (copied only when
-    needed). Numba types read-only arrays apart: a read-only view (``np.broadcast_to``, a frozen
-    input) would compile every kernel it reaches a second time."""
-    return np.require(np.broadcast_to(x, shape), dtype, ("C", "W"))
+def kernel_input(x: np.ndarray, dtype: type, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """``x`` (broadcast to ``shape`` when given) as a C-contiguous, writeable ``dtype`` array,
+    copied only when needed. Numba types read-only arrays apart: a read-only view
+    (``np.broadcast_to``, a frozen input) would compile every kernel it reaches a second time."""
+    return np.require(x if shape is None else np.broadcast_to(x, shape), dtype, ("C", "W"))
 
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)

@@ -5,8 +5,8 @@ For problem ``p`` of a batch, with the cost ``M`` (n, m) shared by the batch and
     v_0 = 1;  for k = 1..L:  z_k = K v_{k-1},  u_k = a / z_k,  w_k = K^T u_k,  v_k = b / w_k
     P = diag(u_L) K diag(v_L),    s = x^T P y = (x ⊙ u_L)^T K (v_L ⊙ y)
 
-(the iteration of :func:`wsi_kernels.sinkhorn` and of the torch twin with ``num_iter=L``; the plan is
-never formed).  :func:`score_forward` returns ``s`` per problem.  Given ``g = dLoss/ds`` per
+(the iteration of :func:`wsi_kernels.sinkhorn` and of the torch twin with ``num_iter=L``; the
+plan is never formed).  :func:`score_forward` returns ``s`` per problem.  Given ``g = dLoss/ds`` per
 problem, :func:`score_backward` returns the gradients with respect to ``x``, ``y``, ``a``, ``b``
 (per problem) and ``M`` (summed over the batch): the adjoint of the unrolled iterations.  It runs
 the iteration again for a block of problems, keeping that block's iterates, then sweeps them in
@@ -436,8 +436,7 @@ def _prepare(M: np.ndarray, reg: float, *batch: np.ndarray) -> tuple[np.ndarray,
     """
     dtype = np.result_type(M, *batch, np.float32)
     K = np.exp(np.asarray(M, dtype=dtype) / dtype.type(-reg))
-    prepared = (kernel_input(t, t.shape, dtype) for t in batch)
-    return (K, np.ascontiguousarray(K.T), *prepared)
+    return (K, np.ascontiguousarray(K.T), *(kernel_input(t, dtype) for t in batch))
 
 
 def score_forward(

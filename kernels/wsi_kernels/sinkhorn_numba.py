@@ -96,9 +96,9 @@ def sinkhorn(
     check_masses(a.sum(axis=-1), b.sum(axis=-1), opts.balanced)
 
     size = 1 if B is None else B
-    a2 = _nk.kernel_input(a, (size, n), np.float64)
-    b2 = _nk.kernel_input(b, (size, m), np.float64)
-    M3 = _nk.kernel_input(M.reshape(-1, n, m), (M.size // (n * m), n, m), np.float64)
+    a2 = _nk.kernel_input(a, np.float64, (size, n))
+    b2 = _nk.kernel_input(b, np.float64, (size, m))
+    M3 = _nk.kernel_input(M.reshape(-1, n, m), np.float64)
     chosen = choose_method(opts.method, max_cost / opts.reg, _F64.max, _F64.tiny)
     plan, cost, n_iter, err = _solve(chosen, M3, a2, b2, opts)
     if chosen == "plain":

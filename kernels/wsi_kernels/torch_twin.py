@@ -1,4 +1,5 @@
-"""Differentiable torch twin of :func:`wsi_kernels.sinkhorn` (CPU and CUDA, gradients through the loop).
+"""Differentiable torch twin of :func:`wsi_kernels.sinkhorn` (CPU and CUDA, gradients through the
+loop).
 
 Same problem, options, iteration order, stopping rule and :class:`SinkhornInfo` as the Numba
 kernels, so the two agree to rounding; here every iteration is a batched tensor operation that

@@ -77,7 +77,8 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 
 def _check_inputs(a: np.ndarray, b: np.ndarray, M: np.ndarray, reg: float) -> None:
-    """The rules of :func:`wsi_kernels.sinkhorn` for a balanced plain solve (ValueError otherwise)."""
+    """The rules of :func:`wsi_kernels.sinkhorn` for a balanced plain solve (ValueError
+    otherwise)."""
     sums = []
     for name, t in (("a", a), ("b", b), ("M", M)):
         row_sums, low, high = row_sums_and_range(t)
@@ -103,7 +104,8 @@ def _torch_thread_count():
 
 
 class _NumbaScores(torch.autograd.Function):
-    """Autograd wrapper: input checks, Numba forward and backward (:mod:`wsi_kernels._numba_scores`)."""
+    """Autograd wrapper: input checks, Numba forward and backward
+    (:mod:`wsi_kernels._numba_scores`)."""
 
     @staticmethod
     def forward(ctx, x, y, a, b, M, reg, num_iter):

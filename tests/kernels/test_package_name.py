@@ -22,12 +22,13 @@ def test_wsi_engine_installs_wsi_kernels_and_no_kernels_package():
 
 
 def test_the_name_kernels_does_not_resolve_into_the_checkout():
-    """From the repository root (first on ``sys.path``), ``kernels`` is not our ``kernels/`` folder."""
+    """From the repository root (first on ``sys.path``), ``kernels`` is not our ``kernels/``."""
     code = (
         "import importlib.util, pathlib, sys; "
         "spec = importlib.util.find_spec('kernels'); "
         "origin = spec.origin if spec is not None else None; "
-        "inside = origin is not None and pathlib.Path(origin).resolve().is_relative_to(pathlib.Path.cwd() / 'kernels'); "
+        "ours = pathlib.Path.cwd() / 'kernels'; "
+        "inside = origin is not None and pathlib.Path(origin).resolve().is_relative_to(ours); "
         "sys.exit(f'kernels resolves to {origin}' if inside else 0)"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

@@ -50,7 +50,7 @@ def test_gradcheck_numba_function():
 
 
 def test_forward_is_the_sinkhorn_plan_contracted():
-    """The forward pass equals x^T P y with P from wsi_kernels.sinkhorn (partial last block, chunks)."""
+    """The forward pass equals x^T P y, P from wsi_kernels.sinkhorn (partial last block, chunks)."""
     rng = np.random.default_rng(3)
     B, n, m = 4100, 4, 3  # 256 blocks of 16 and a partial one, in parallel chunks
     a, b = rng.dirichlet(np.ones(n), B), rng.dirichlet(np.ones(m), B)
